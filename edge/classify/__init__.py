@@ -1,0 +1,1 @@
+"""Model runtimes: the LiteRT interpreter wrapper and the emotion classifier built on it."""

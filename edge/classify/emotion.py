@@ -1,0 +1,124 @@
+"""The emotion classifier the daemon, ``yuzug-edge classify`` and the trainer's evaluation share.
+
+It runs a verified bundle's model on crops made by :mod:`edge.preprocess`, quantizing and
+dequantizing with the model's own parameters, and returns probabilities in label order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.bundle import ModelBundle
+from edge.classify.interpreter import TFLiteModel
+from edge.errors import BundleError
+from edge.preprocess import PreprocessSpec, to_model_input
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    confidence: float
+    scores: dict[str, float]
+
+
+class EmotionClassifier:
+    """Classifies face crops with a TFLite model.
+
+    Build it with :meth:`from_bundle` (the daemon's path: the model is checked against its
+    manifest) or :meth:`from_model_file` (the trainer scoring a bare float ``.tflite``).
+    """
+
+    def __init__(
+        self,
+        model: TFLiteModel,
+        labels: list[str],
+        spec: PreprocessSpec,
+        bundle: ModelBundle | None = None,
+    ) -> None:
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise BundleError(
+                f"{model.path}: expected one input and one output tensor, got "
+                f"{len(model.inputs)} and {len(model.outputs)}"
+            )
+        self.model = model
+        self.labels = list(labels)
+        self.spec = spec
+        self.bundle = bundle
+        self._input = model.inputs[0]
+        self._output = model.outputs[0]
+        if self._output.contract.shape[-1] != len(self.labels):
+            raise BundleError(
+                f"{model.path}: {self._output.contract.shape[-1]} outputs for "
+                f"{len(self.labels)} labels"
+            )
+
+    @classmethod
+    def from_bundle(cls, bundle: ModelBundle, num_threads: int = 1) -> EmotionClassifier:
+        """Loads a verified bundle's model and checks its tensors against the manifest.
+
+        Raises:
+            BundleError: when the model's tensors do not match the manifest's contract.
+        """
+        model = TFLiteModel(bundle.model_path, num_threads=num_threads)
+        classifier = cls(model, bundle.labels, bundle.preprocess, bundle)
+        bundle.check_tensors(classifier._input.contract, classifier._output.contract)
+        return classifier
+
+    @classmethod
+    def from_model_file(
+        cls,
+        path: str | os.PathLike[str],
+        labels: list[str],
+        spec: PreprocessSpec,
+        num_threads: int = 1,
+    ) -> EmotionClassifier:
+        return cls(TFLiteModel(path, num_threads=num_threads), labels, spec)
+
+    @property
+    def runtime(self) -> str:
+        return self.model.runtime
+
+    def probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """``(n, size, size, 1)`` uint8 crops -> ``(n, classes)`` float32 probabilities."""
+        if crops.ndim == 3:
+            crops = crops[np.newaxis]
+        expected = (self.spec.size, self.spec.size, 1)
+        if crops.shape[1:] != expected:
+            raise ValueError(f"crops must be {expected}, got {crops.shape[1:]}")
+        contract = self._input.contract
+        tensor = to_model_input(
+            crops, self.spec, self._input.dtype, contract.scale, contract.zero_point
+        )
+        out = np.empty((len(crops), len(self.labels)), np.float32)
+        # The exported models have a fixed batch of 1: on a Pi there is rarely more than one
+        # face, and a fixed shape lets XNNPACK plan once.
+        for i in range(len(crops)):
+            (raw,) = self.model.run(tensor[i : i + 1])
+            out[i] = self._dequantize(raw[0])
+        return out
+
+    def _dequantize(self, raw: np.ndarray) -> np.ndarray:
+        contract = self._output.contract
+        if contract.scale:
+            return (raw.astype(np.float32) - contract.zero_point) * np.float32(contract.scale)
+        return raw.astype(np.float32)
+
+    def predict(self, crops: np.ndarray) -> list[Prediction]:
+        """Labels, confidences and per-label scores for a batch of crops."""
+        results = []
+        for row in self.probabilities(crops):
+            best = int(np.argmax(row))
+            results.append(
+                Prediction(
+                    label=self.labels[best],
+                    confidence=float(row[best]),
+                    scores={
+                        label: round(float(p), 4)
+                        for label, p in zip(self.labels, row, strict=False)
+                    },
+                )
+            )
+        return results

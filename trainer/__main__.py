@@ -1,0 +1,285 @@
+"""``yuzug-train``: prepare | fit | export | evaluate | run (the whole chain).
+
+Each step reads and writes one run directory, so a step can be repeated alone. The Keras
+backend is chosen here, before Keras is first imported: JAX for fit and evaluate (switchable
+with ``--backend``), TensorFlow for export, whose LiteRT converter needs it. ``run`` executes
+every step in its own process for that reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge.errors import YuzugError
+from edge.log import setup_logging
+
+logger = logging.getLogger("trainer")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run",
+        "--out",
+        dest="run",
+        type=Path,
+        required=True,
+        help="run directory (created if missing)",
+    )
+    parser.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    parser.add_argument("--log-level", default="INFO")
+
+
+def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "data",
+        type=Path,
+        help="class-folder tree (optionally with train/ test/), .zip of one, or fer2013.csv",
+    )
+    parser.add_argument(
+        "--preset", default="default", help="sets the input size (default: default)"
+    )
+    parser.add_argument("--size", type=int, help="input size, overriding the preset's")
+    parser.add_argument(
+        "--classes",
+        default=None,
+        help="comma-separated classes in label order (default angry,happy,sad)",
+    )
+    parser.add_argument(
+        "--other-label",
+        default=None,
+        help="map every other class of the data set to this label (e.g. none)",
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--duplicate-rms",
+        type=float,
+        default=8.0,
+        help="near-duplicate threshold, RMS difference on 0-255 (0: exact only)",
+    )
+
+
+def _add_fit_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument(
+        "--backend",
+        choices=("jax", "tensorflow", "torch"),
+        help="Keras backend for fit/evaluate (default jax)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yuzug-train", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    prepare = commands.add_parser("prepare", help="ingest, clean and split a data set")
+    _add_prepare_args(prepare)
+    _add_common(prepare)
+    fit = commands.add_parser("fit", help="train a preset on prepared data")
+    _add_fit_args(fit)
+    _add_common(fit)
+    export = commands.add_parser("export", help="write .keras/.h5/.json/.tflite and the bundle")
+    _add_common(export)
+    evaluate = commands.add_parser("evaluate", help="score Keras and TFLite models on test data")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
+    _add_common(evaluate)
+    run = commands.add_parser("run", help="prepare -> fit -> export -> evaluate")
+    _add_prepare_args(run)
+    run.add_argument("--epochs", type=int, help="override the preset's epoch count")
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
+    _add_common(run)
+    presets = commands.add_parser("presets", help="list the model presets")
+    presets.set_defaults(run=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(getattr(args, "log_level", "INFO"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command == "export":
+        os.environ["KERAS_BACKEND"] = "tensorflow"
+    elif getattr(args, "backend", None):
+        os.environ["KERAS_BACKEND"] = args.backend
+    else:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+    try:
+        return COMMANDS[args.command](args)
+    except (YuzugError, ValueError, FileNotFoundError) as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from trainer.presets import PRESETS
+
+    for preset in PRESETS.values():
+        print(
+            f"{preset.name:8} {preset.input_size:>3}px {preset.epochs:>3} epochs  "
+            f"{preset.description}"
+        )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from edge.preprocess import PreprocessSpec
+    from trainer.data import format_summary, prepare
+    from trainer.presets import get_preset
+
+    preset = get_preset(args.preset)
+    spec = PreprocessSpec(size=args.size or preset.input_size, margin=preset.margin)
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    data, report = prepare(
+        args.data,
+        spec,
+        classes,
+        other_label=args.other_label,
+        val_fraction=args.val_fraction,
+        duplicate_rms=args.duplicate_rms,
+        seed=args.seed,
+    )
+    args.run.mkdir(parents=True, exist_ok=True)
+    data.save(args.run / "data.npz")
+    report_dict = report.to_dict()
+    report_dict["other_label"] = args.other_label
+    (args.run / "prepare_report.json").write_text(json.dumps(report_dict, indent=2) + "\n")
+    print(format_summary(report))
+    if report.corrupt:
+        print(f"unreadable files are listed in {args.run / 'prepare_report.json'}")
+    return 0
+
+
+def _load_prepared(run: Path):  # noqa: ANN202 - PreparedData, imported lazily
+    from trainer.data import PreparedData
+
+    path = run / "data.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no prepared data; run `yuzug-train prepare` first")
+    return PreparedData.load(path)
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from trainer.presets import get_preset
+    from trainer.train import fit
+
+    preset = get_preset(args.preset).with_overrides(epochs=args.epochs, batch_size=args.batch_size)
+    data = _load_prepared(args.run)
+    report = _read_json(args.run / "prepare_report.json")
+    summary = fit(data, preset, args.run, seed=args.seed)
+    if report.get("other_label"):
+        summary["abstain_label"] = report["other_label"]
+        (args.run / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(
+        f"fit: {summary['epochs_run']} epochs in {summary['fit_seconds']} s, "
+        f"{summary['images_per_second']} images/s, best val accuracy "
+        f"{summary['best_val_accuracy']} at epoch {summary['best_epoch']}"
+    )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trainer.export import export
+
+    bundle = export(args.run, _load_prepared(args.run), seed=args.seed)
+    print(f"export: bundle {bundle.manifest.full_name} in {bundle.path}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import evaluate
+
+    results = evaluate(args.run, _load_prepared(args.run), split=args.split)
+    print(format_results(results))
+    return 0
+
+
+def format_results(results: dict) -> str:
+    rows = [f"{'model':<14}{'accuracy':>10}{'macro-F1':>10}{'ECE':>8}  recall per class"]
+    for key in ("keras_float", "tflite_float", "tflite_int8"):
+        if key in results:
+            r = results[key]
+            recall = ", ".join(f"{k} {v['recall']:.1%}" for k, v in r["per_class"].items())
+            rows.append(
+                f"{key:<14}{r['accuracy']:>10.2%}{r['macro_f1']:>10.3f}{r['ece']:>8.3f}  {recall}"
+            )
+    latency = results["latency_int8"]
+    rows.append(
+        f"int8 vs keras: agreement {results['int8_vs_keras_agreement']:.1%}, gap "
+        f"{results['int8_accuracy_gap_points']:+.2f} points; int8 per face "
+        f"{latency['median_ms']} ms median, {latency['p90_ms']} ms p90 (1 thread)"
+    )
+    return "\n".join(rows)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Runs each step in a fresh interpreter: export needs a different Keras backend."""
+    common = ["--run", str(args.run), "--seed", str(args.seed), "--log-level", args.log_level]
+    prepare = [
+        "prepare",
+        str(args.data),
+        "--preset",
+        args.preset,
+        "--val-fraction",
+        str(args.val_fraction),
+        "--duplicate-rms",
+        str(args.duplicate_rms),
+    ]
+    for flag, value in (
+        ("--size", args.size),
+        ("--classes", args.classes),
+        ("--other-label", args.other_label),
+    ):
+        if value is not None:
+            prepare += [flag, str(value)]
+    fit = ["fit", "--preset", args.preset]
+    for flag, value in (
+        ("--epochs", args.epochs),
+        ("--batch-size", args.batch_size),
+        ("--backend", args.backend),
+    ):
+        if value is not None:
+            fit += [flag, str(value)]
+    evaluate = ["evaluate"] + (["--backend", args.backend] if args.backend else [])
+    started = time.perf_counter()
+    for step in (prepare, fit, ["export"], evaluate):
+        logger.info("step %s", step[0])
+        code = subprocess.call([sys.executable, "-m", "trainer", *step, *common])
+        if code != 0:
+            logger.error(
+                "step %s failed with exit code %d; the run directory keeps what the "
+                "earlier steps produced",
+                step[0],
+                code,
+            )
+            return code
+    print(f"run: done in {time.perf_counter() - started:.0f} s; bundle in {args.run / 'bundle'}")
+    return 0
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+COMMANDS = {
+    "prepare": cmd_prepare,
+    "fit": cmd_fit,
+    "export": cmd_export,
+    "evaluate": cmd_evaluate,
+    "run": cmd_run,
+    "presets": cmd_presets,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,491 @@
+"""Data ingestion (``yuzug-train prepare``): folder, zip or fer2013.csv -> clean, split arrays.
+
+The original system's preprocessing, done properly:
+
+* every image is decoded, made grayscale and resized by :mod:`edge.preprocess`, the code the
+  daemon runs;
+* exact and near duplicates are found across *all* splits; train copies of validation or test
+  images are dropped (no leakage), repeated train images are kept once, and groups whose copies
+  disagree on the label are dropped from train as ambiguous;
+* unreadable files are skipped, counted and listed in the report, never fatal;
+* a validation split is carved from train, stratified and deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from edge.imagefiles import iter_decoded, list_images
+from edge.preprocess import PreprocessSpec, preprocess_face, resize, to_gray
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CLASSES = ("angry", "happy", "sad")
+# fer2013.csv's integer labels, in the order of the Kaggle challenge.
+FER_CSV_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+FER_CSV_USAGE = {"Training": "train", "PublicTest": "test", "PrivateTest": "private_test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "publictest": "test",
+    "test": "test",
+    "testing": "test",
+    "privatetest": "private_test",
+}
+SPLITS = ("train", "val", "test", "private_test")
+
+# Duplicates are judged on a fixed 48x48 canonical copy whatever the model's input size, so
+# the result does not change with the preset. RMS difference below 8/255 is the threshold the
+# shared FER2013 copy was cleaned with.
+CANONICAL_SIZE = 48
+DEFAULT_DUPLICATE_RMS = 8.0
+
+
+@dataclass
+class Sample:
+    source: str
+    split: str
+    label: str
+    pixels: np.ndarray  # (size, size, 1) uint8 model input
+    canonical: np.ndarray  # (48, 48) uint8, for duplicate search
+
+
+@dataclass
+class PrepareReport:
+    source: str
+    classes: list[str]
+    corrupt: list[dict[str, str]] = field(default_factory=list)
+    ignored_classes: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, Any] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    fingerprint: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "classes": self.classes,
+            "corrupt_count": len(self.corrupt),
+            "corrupt": self.corrupt,
+            "ignored_classes": self.ignored_classes,
+            "duplicates": self.duplicates,
+            "counts": self.counts,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass
+class PreparedData:
+    """Arrays per split (uint8 pixels, int labels), the label order and the preprocessing spec."""
+
+    classes: list[str]
+    spec: PreprocessSpec
+    x: dict[str, np.ndarray]
+    y: dict[str, np.ndarray]
+    fingerprint: str
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, Any] = {}
+        for split in self.x:
+            arrays[f"x_{split}"] = self.x[split]
+            arrays[f"y_{split}"] = self.y[split]
+        meta = {
+            "classes": self.classes,
+            "spec": self.spec.to_dict(),
+            "fingerprint": self.fingerprint,
+        }
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> PreparedData:
+        with np.load(path) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            splits = [key[2:] for key in data.files if key.startswith("x_")]
+            return cls(
+                classes=meta["classes"],
+                spec=PreprocessSpec.from_dict(meta["spec"]),
+                x={s: data[f"x_{s}"] for s in splits},
+                y={s: data[f"y_{s}"] for s in splits},
+                fingerprint=meta["fingerprint"],
+            )
+
+
+def _normalise_split(name: str) -> str | None:
+    return SPLIT_ALIASES.get(name.lower().replace("_", "").replace("-", ""))
+
+
+def _layout(relatives: Sequence[str]) -> tuple[int, bool]:
+    """Finds where split and class folders sit in the relative paths.
+
+    Returns ``(depth, has_splits)``: the index of the first meaningful path part (skipping a
+    single wrapping folder such as ``fer2013/``) and whether that part names splits.
+    """
+    if not relatives:
+        return 0, False
+    depth = 0
+    while True:
+        parts = [r.split("/") for r in relatives]
+        if any(len(p) <= depth + 1 for p in parts):
+            return depth, False
+        firsts = {p[depth] for p in parts}
+        if all(_normalise_split(f) for f in firsts):
+            if all(len(p) >= depth + 3 for p in parts):
+                return depth, True
+            return depth, False
+        if len(firsts) == 1:
+            depth += 1
+            continue
+        return depth, False
+
+
+def _class_selection(
+    found: Iterable[str], classes: Sequence[str] | None, other_label: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """Maps source class names to output labels; returns (label order, mapping)."""
+    found = sorted(set(found))
+    wanted = list(classes) if classes else [c for c in DEFAULT_CLASSES if c in found] or found
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise ValueError(f"classes {missing} are not in the data set (it has {found})")
+    mapping = {c: c for c in wanted}
+    labels = list(wanted)
+    if other_label:
+        if other_label in wanted:
+            raise ValueError(f"the 'other' label {other_label!r} is also a selected class")
+        for c in found:
+            mapping.setdefault(c, other_label)
+        labels.append(other_label)
+    return labels, mapping
+
+
+def read_images(
+    source: Path,
+    spec: PreprocessSpec,
+    classes: Sequence[str] | None,
+    other_label: str | None,
+    report_classes: dict[str, int],
+    corrupt: list[dict[str, str]],
+) -> tuple[list[Sample], list[str]]:
+    """Reads a class-folder tree or zip. Splits come from ``train/``/``test/``/``val/`` folders."""
+    entries = list_images(source)
+    depth, has_splits = _layout([e.relative for e in entries])
+    located = []
+    for entry in entries:
+        parts = entry.relative.split("/")[depth:]
+        if has_splits:
+            split, class_name = _normalise_split(parts[0]) or "train", parts[1]
+        elif len(parts) >= 2:
+            split, class_name = "train", parts[0]
+        else:
+            corrupt.append({"path": entry.path, "reason": "image outside any class folder"})
+            continue
+        located.append((entry, split, class_name.lower()))
+    if not located:
+        raise ValueError(f"{source}: no images in class folders (expected <class>/<image>)")
+    labels, mapping = _class_selection((c for _, _, c in located), classes, other_label)
+    wanted = [(e, s, c) for e, s, c in located if c in mapping]
+    for _, _, c in located:
+        if c not in mapping:
+            report_classes[c] = report_classes.get(c, 0) + 1
+    by_entry = {id(e): (s, c) for e, s, c in wanted}
+    samples = []
+    decoded = iter_decoded([e for e, _, _ in wanted])
+    for entry, image, error in tqdm(decoded, total=len(wanted), desc="decode", unit="img"):
+        if image is None:
+            corrupt.append({"path": entry.path, "reason": error or "unreadable"})
+            continue
+        split, class_name = by_entry[id(entry)]
+        samples.append(_sample(entry.path, split, mapping[class_name], image, spec))
+    return samples, labels
+
+
+def read_fer_csv(
+    source: Path,
+    spec: PreprocessSpec,
+    classes: Sequence[str] | None,
+    other_label: str | None,
+    report_classes: dict[str, int],
+    corrupt: list[dict[str, str]],
+) -> tuple[list[Sample], list[str]]:
+    """Reads the original ``fer2013.csv`` (emotion, pixels, Usage)."""
+    labels, mapping = _class_selection(FER_CSV_LABELS, classes, other_label)
+    samples = []
+    with open(source, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not {"emotion", "pixels"} <= set(reader.fieldnames):
+            raise ValueError(f"{source}: expected columns emotion, pixels[, Usage]")
+        for row_number, row in enumerate(tqdm(reader, desc="decode", unit="row"), start=2):
+            where = f"{source}:{row_number}"
+            try:
+                class_name = FER_CSV_LABELS[int(row["emotion"])]
+                values = np.array(row["pixels"].split(), dtype=np.float32)
+                side = int(round(np.sqrt(values.size)))
+                if side * side != values.size or side < 8 or values.min() < 0 or values.max() > 255:
+                    raise ValueError(f"{values.size} pixel values do not form a square image")
+            except (ValueError, IndexError, TypeError, AttributeError) as exc:
+                corrupt.append({"path": where, "reason": f"bad row: {exc}"})
+                continue
+            if class_name not in mapping:
+                report_classes[class_name] = report_classes.get(class_name, 0) + 1
+                continue
+            split = FER_CSV_USAGE.get((row.get("Usage") or "Training").strip(), "train")
+            image = values.reshape(side, side).astype(np.uint8)
+            samples.append(_sample(where, split, mapping[class_name], image, spec))
+    return samples, labels
+
+
+def _sample(source: str, split: str, label: str, image: np.ndarray, spec: PreprocessSpec) -> Sample:
+    gray = to_gray(image)
+    return Sample(
+        source=source,
+        split=split,
+        label=label,
+        pixels=preprocess_face(gray, spec),
+        canonical=resize(gray, CANONICAL_SIZE),
+    )
+
+
+def find_duplicate_groups(canonical: np.ndarray, max_rms: float) -> list[list[int]]:
+    """Groups images whose RMS pixel difference is below ``max_rms`` (0-255 scale).
+
+    Exact: a 2,304-dimensional RMS test on every candidate pair. Candidates come from a k-d tree
+    over a 16-component PCA of 16x16 area-averaged thumbnails. Averaging and orthonormal
+    projection never increase distances, so the tree's radius query misses no true pair.
+    """
+    n = len(canonical)
+    if n < 2:
+        return []
+    from scipy.spatial import cKDTree
+
+    flat = canonical.reshape(n, -1).astype(np.float32)
+    exact: dict[bytes, list[int]] = defaultdict(list)
+    for index in range(n):
+        exact[hashlib.blake2b(canonical[index].tobytes(), digest_size=16).digest()].append(index)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+
+    for members in exact.values():
+        for other in members[1:]:
+            union(members[0], other)
+
+    if max_rms > 0:
+        # Only one representative of each exact group needs the near-duplicate search.
+        reps = np.array([members[0] for members in exact.values()])
+        thumbs = canonical[reps].reshape(len(reps), 16, 3, 16, 3).astype(np.float32).mean((2, 4))
+        thumbs = thumbs.reshape(len(reps), -1)
+        centred = thumbs - thumbs.mean(0)
+        _, _, components = np.linalg.svd(centred[:: max(1, len(reps) // 4000)], full_matrices=False)
+        projected = centred @ components[:16].T
+        radius = max_rms * 16.0  # L2 over 256 thumbnail pixels <= 16 * RMS
+        pairs = cKDTree(projected).query_pairs(radius, output_type="ndarray")
+        if len(pairs):
+            a, b = reps[pairs[:, 0]], reps[pairs[:, 1]]
+            for start in range(0, len(a), 20000):
+                sa, sb = a[start : start + 20000], b[start : start + 20000]
+                rms = np.sqrt(((flat[sa] - flat[sb]) ** 2).mean(1))
+                for i, j in zip(sa[rms < max_rms], sb[rms < max_rms], strict=False):
+                    union(int(i), int(j))
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index in range(n):
+        groups[find(index)].append(index)
+    return [members for members in groups.values() if len(members) > 1]
+
+
+def deduplicate(samples: list[Sample], max_rms: float) -> tuple[list[Sample], dict[str, Any]]:
+    """Drops train copies that leak evaluation images, repeats and label-conflicting groups."""
+    canonical = np.stack([s.canonical for s in samples]) if samples else np.zeros((0, 48, 48))
+    groups = find_duplicate_groups(canonical, max_rms)
+    drop: set[int] = set()
+    stats = Counter()
+    examples: list[dict[str, Any]] = []
+    for members in groups:
+        splits = {samples[i].split for i in members}
+        train = sorted(
+            (i for i in members if samples[i].split == "train"), key=lambda i: samples[i].source
+        )
+        labels = {samples[i].label for i in members}
+        if not train:
+            # Repeats inside a held-out split are reported but kept: the benchmark stays intact.
+            stats["eval_groups_with_repeats"] += 1
+            reason = "repeated in a held-out split (kept)"
+        elif splits - {"train"}:
+            # A train copy of a validation/test image would leak it: drop every train copy.
+            drop.update(train)
+            stats["train_dropped_leaking_eval"] += len(train)
+            reason = "leaks a held-out image"
+        elif len(labels) > 1:
+            drop.update(train)
+            stats["train_dropped_label_conflict"] += len(train)
+            reason = "same image, different labels"
+        else:
+            drop.update(train[1:])
+            stats["train_dropped_repeat"] += len(train) - 1
+            reason = "repeated in train"
+        stats["groups"] += 1
+        if len(examples) < 50:
+            examples.append(
+                {
+                    "reason": reason,
+                    "members": [
+                        f"{samples[i].split}:{samples[i].label}:{samples[i].source}"
+                        for i in members
+                    ],
+                }
+            )
+    kept = [s for i, s in enumerate(samples) if i not in drop]
+    report = {"max_rms": max_rms, **dict(stats), "dropped_total": len(drop), "examples": examples}
+    return kept, report
+
+
+def stratified_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic stratified split of indices into (keep, held_out)."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        indices = indices[rng.permutation(len(indices))]
+        count = int(round(len(indices) * fraction))
+        if len(indices) > 1:
+            count = min(max(count, 1), len(indices) - 1)
+        else:
+            count = 0
+        held.append(indices[:count])
+        keep.append(indices[count:])
+    return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+
+
+def prepare(
+    source: str | os.PathLike[str],
+    spec: PreprocessSpec,
+    classes: Sequence[str] | None = None,
+    *,
+    other_label: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    duplicate_rms: float = DEFAULT_DUPLICATE_RMS,
+    seed: int = 1337,
+) -> tuple[PreparedData, PrepareReport]:
+    """Reads a data set, cleans it and splits it.
+
+    Args:
+        source: a folder of class subfolders (optionally under ``train/``/``test/``), the same
+            as a .zip, or ``fer2013.csv``.
+        spec: the preprocessing the model will use (input size).
+        classes: class names to keep, in label order; default angry, happy, sad.
+        other_label: if set, every other class of the data set becomes this one label, a
+            "none of these" class for the daemon.
+        val_fraction: share of train held out for validation when the source has no val split.
+        test_fraction: share held out for test when the source has no test split.
+        duplicate_rms: near-duplicate threshold, RMS pixel difference on 0-255; 0 = exact only.
+        seed: for the splits.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: data set not found")
+    report = PrepareReport(source=str(path), classes=[])
+    if path.is_file() and path.suffix.lower() == ".csv":
+        samples, labels = read_fer_csv(
+            path, spec, classes, other_label, report.ignored_classes, report.corrupt
+        )
+    else:
+        try:
+            samples, labels = read_images(
+                path, spec, classes, other_label, report.ignored_classes, report.corrupt
+            )
+        except zipfile.BadZipFile as exc:
+            raise ValueError(f"{path}: not a readable zip archive ({exc})") from exc
+    report.classes = labels
+    if not samples:
+        raise ValueError(f"{path}: no readable images of classes {labels}")
+
+    samples, report.duplicates = deduplicate(samples, duplicate_rms)
+    label_index = {label: i for i, label in enumerate(labels)}
+    by_split: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_split[sample.split].append(sample)
+    x = {s: np.stack([v.pixels for v in items]) for s, items in by_split.items()}
+    y = {
+        s: np.array([label_index[v.label] for v in items], np.int32)
+        for s, items in by_split.items()
+    }
+    if "train" not in x:
+        raise ValueError(f"{path}: no training images found")
+    if "test" not in x:
+        keep, held = stratified_split(y["train"], test_fraction, seed + 1)
+        x["test"], y["test"] = x["train"][held], y["train"][held]
+        x["train"], y["train"] = x["train"][keep], y["train"][keep]
+    if "val" not in x:
+        keep, held = stratified_split(y["train"], val_fraction, seed)
+        x["val"], y["val"] = x["train"][held], y["train"][held]
+        x["train"], y["train"] = x["train"][keep], y["train"][keep]
+
+    digest = hashlib.sha256(json.dumps({"classes": labels, "spec": spec.to_dict()}).encode())
+    for split in sorted(x):
+        digest.update(split.encode())
+        digest.update(x[split].tobytes())
+        digest.update(y[split].tobytes())
+    report.fingerprint = digest.hexdigest()
+    report.counts = {
+        split: {label: int((y[split] == i).sum()) for i, label in enumerate(labels)}
+        for split in SPLITS
+        if split in y
+    }
+    data = PreparedData(classes=labels, spec=spec, x=x, y=y, fingerprint=report.fingerprint)
+    return data, report
+
+
+def format_summary(report: PrepareReport) -> str:
+    """A counts-per-class-and-split table plus what was dropped, for the terminal."""
+    splits = list(report.counts)
+    width = max([len(c) for c in report.classes] + [5])
+    lines = ["class".ljust(width) + "".join(f"{s:>14}" for s in splits)]
+    for label in report.classes:
+        lines.append(
+            label.ljust(width) + "".join(f"{report.counts[s][label]:>14,}" for s in splits)
+        )
+    lines.append(
+        "total".ljust(width) + "".join(f"{sum(report.counts[s].values()):>14,}" for s in splits)
+    )
+    dup = report.duplicates
+    lines.append(
+        f"duplicates: {dup.get('groups', 0)} groups; dropped from train: "
+        f"{dup.get('train_dropped_leaking_eval', 0)} leaking val/test, "
+        f"{dup.get('train_dropped_repeat', 0)} repeats, "
+        f"{dup.get('train_dropped_label_conflict', 0)} label conflicts"
+    )
+    lines.append(f"unreadable files skipped: {len(report.corrupt)}")
+    if report.ignored_classes:
+        ignored = ", ".join(f"{k} ({v:,})" for k, v in sorted(report.ignored_classes.items()))
+        lines.append(f"classes not selected: {ignored}")
+    lines.append(f"fingerprint: {report.fingerprint[:16]}")
+    return "\n".join(lines)

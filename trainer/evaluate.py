@@ -1,0 +1,181 @@
+"""``yuzug-train evaluate``: scores Keras float, float TFLite and the int8 bundle on held-out data.
+
+The TFLite models run through :class:`edge.classify.emotion.EmotionClassifier`, the code the
+daemon runs, so the numbers are what a Pi would get. Results go to ``metrics.json``, into the
+bundle's manifest, and into the bundle's ``MODEL_CARD.md`` with its curves and confusion matrix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import load_bundle, update_metrics
+from edge.classify.emotion import EmotionClassifier
+from edge.preprocess import to_float
+from trainer.data import PreparedData
+from trainer.metrics import classification_report, top1_agreement
+from trainer.plots import plot_confusion
+
+
+def measure_latency(classifier: EmotionClassifier, crop: np.ndarray, runs: int = 300) -> dict:
+    """Per-face milliseconds (preprocessed crop in, probabilities out), median and p90."""
+    for _ in range(20):
+        classifier.probabilities(crop)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        classifier.probabilities(crop)
+        times.append((time.perf_counter() - start) * 1000)
+    return {
+        "median_ms": round(float(np.median(times)), 3),
+        "p90_ms": round(float(np.percentile(times, 90)), 3),
+        "threads": 1,
+        "runtime": classifier.model.runtime,
+    }
+
+
+def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str, Any]:
+    """Evaluates the run's models on ``split``; returns and writes ``metrics.json``."""
+    import keras
+
+    if split not in data.x:
+        raise ValueError(f"the prepared data has no {split!r} split (it has {sorted(data.x)})")
+    x, y, labels = data.x[split], data.y[split], data.classes
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    keras_probs = np.asarray(model.predict(to_float(x, data.spec), batch_size=256, verbose=0))
+
+    bundle = load_bundle(run_dir / "bundle")
+    int8 = EmotionClassifier.from_bundle(bundle, num_threads=1)
+    int8_probs = int8.probabilities(x)
+    results: dict[str, Any] = {
+        "split": split,
+        "keras_float": classification_report(y, keras_probs, labels),
+        "tflite_int8": classification_report(y, int8_probs, labels),
+        "int8_vs_keras_agreement": top1_agreement(int8_probs, keras_probs),
+    }
+    float_path = run_dir / "model_float.tflite"
+    if float_path.exists():
+        float_model = EmotionClassifier.from_model_file(float_path, labels, data.spec)
+        results["tflite_float"] = classification_report(y, float_model.probabilities(x), labels)
+    results["int8_accuracy_gap_points"] = round(
+        100 * (results["keras_float"]["accuracy"] - results["tflite_int8"]["accuracy"]), 2
+    )
+    results["latency_int8"] = measure_latency(int8, x[:1])
+    results["file_sizes"] = {
+        name: os.path.getsize(run_dir / name)
+        for name in (
+            "model.keras",
+            "model.weights.h5",
+            "model.json",
+            "model_float.tflite",
+            "model_int8.tflite",
+        )
+        if (run_dir / name).exists()
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    plot_confusion(
+        np.array(results["tflite_int8"]["confusion"]),
+        labels,
+        run_dir / "confusion.png",
+        f"{bundle.manifest.name}: {split} split, int8 TFLite",
+    )
+    for picture in ("curves.png", "confusion.png"):
+        if (run_dir / picture).exists():
+            shutil.copy2(run_dir / picture, bundle.path / picture)
+    summary = {
+        "split": split,
+        "accuracy": results["tflite_int8"]["accuracy"],
+        "macro_f1": results["tflite_int8"]["macro_f1"],
+        "ece": results["tflite_int8"]["ece"],
+        "recall": {k: v["recall"] for k, v in results["tflite_int8"]["per_class"].items()},
+        "keras_float_accuracy": results["keras_float"]["accuracy"],
+        "int8_vs_keras_agreement": results["int8_vs_keras_agreement"],
+        "latency_ms_median": results["latency_int8"]["median_ms"],
+    }
+    bundle = update_metrics(bundle, summary)
+    write_model_card(bundle.path, bundle.manifest.model_dump(), results, _read_fit(run_dir))
+    return results
+
+
+def _read_fit(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "fit.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def write_model_card(
+    bundle_dir: Path, manifest: dict[str, Any], results: dict[str, Any], fit: dict[str, Any]
+) -> None:
+    """Writes ``MODEL_CARD.md``: data, classes, metrics, confusion matrix, size and latency."""
+    training = manifest.get("training", {})
+    labels = manifest["labels"]
+    lines = [
+        f"# Model card: {manifest['name']} {manifest['version']}",
+        "",
+        f"- Preset: `{training.get('preset')}`, {training.get('params') or 0:,} parameters, "
+        f"{manifest['quantization']} TFLite, {manifest['model']['size_bytes'] / 1024:.0f} KiB",
+        f"- Input: {manifest['input']['dtype']} {manifest['input']['shape']}, grayscale, "
+        f"face margin {manifest['preprocess']['margin']}",
+        f"- Labels (output order): {', '.join(labels)}"
+        + (
+            f"; `{manifest['abstain_label']}` means none of the target emotions"
+            if manifest.get("abstain_label")
+            else ""
+        ),
+        f"- Data: `{training.get('data_source')}`, fingerprint "
+        f"`{str(training.get('data_fingerprint'))[:16]}`",
+        f"- Trained: {training.get('epochs_run')} epochs in {training.get('fit_seconds')} s on "
+        f"{training.get('devices')}, seed {training.get('seed')}",
+        "",
+        "## Data",
+        "",
+        "| split | " + " | ".join(labels) + " |",
+        "|---|" + "---:|" * len(labels),
+    ]
+    for split, counts in (training.get("counts") or {}).items():
+        lines.append(f"| {split} | " + " | ".join(f"{counts.get(k, 0):,}" for k in labels) + " |")
+    lines += [
+        "",
+        f"## Results on the {results['split']} split",
+        "",
+        "| model | accuracy | macro-F1 | ECE | " + " | ".join(f"recall {k}" for k in labels) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(labels),
+    ]
+    for key, title in (
+        ("keras_float", "Keras float"),
+        ("tflite_float", "TFLite float"),
+        ("tflite_int8", "TFLite int8 (this bundle)"),
+    ):
+        if key in results:
+            report = results[key]
+            recalls = " | ".join(f"{report['per_class'][k]['recall']:.1%}" for k in labels)
+            lines.append(
+                f"| {title} | {report['accuracy']:.2%} | {report['macro_f1']:.3f} | "
+                f"{report['ece']:.3f} | {recalls} |"
+            )
+    latency = results.get("latency_int8", {})
+    lines += [
+        "",
+        f"- int8 vs Keras top-1 agreement: {results['int8_vs_keras_agreement']:.1%}; "
+        f"accuracy gap {results['int8_accuracy_gap_points']:+.2f} points",
+        f"- Per-face inference (int8, 1 thread, {latency.get('runtime')}): median "
+        f"{latency.get('median_ms')} ms, p90 {latency.get('p90_ms')} ms on the machine that "
+        "evaluated it",
+        f"- Best validation accuracy during training: {fit.get('best_val_accuracy')} "
+        f"(epoch {fit.get('best_epoch')})",
+        "",
+        "![training curves](curves.png)",
+        "",
+        "![confusion matrix](confusion.png)",
+        "",
+    ]
+    (bundle_dir / "MODEL_CARD.md").write_text("\n".join(lines))

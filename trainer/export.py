@@ -1,0 +1,175 @@
+"""``yuzug-train export``: the trained ``.keras`` model -> every format, and the int8 bundle.
+
+Runs in its own process under ``KERAS_BACKEND=tensorflow``: Keras's LiteRT exporter refuses the
+JAX backend, and a model saved under JAX reloads under TensorFlow with outputs matching to 1e-6.
+Writes the formats the original system saved (``.keras``, ``.weights.h5``, ``.json``, float
+``.tflite``) plus a full-integer ``.tflite``: uint8 input and output, builtin int8 ops only (no
+Flex ops, which a Pi's runtime lacks), calibrated on training images that went through
+:mod:`edge.preprocess`. The int8 model becomes ``bundle/`` via :func:`edge.bundle.write_bundle`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import ModelBundle, write_bundle
+from edge.classify.interpreter import TFLiteModel
+from edge.preprocess import to_float
+from trainer.data import PreparedData
+
+logger = logging.getLogger(__name__)
+
+REPRESENTATIVE_IMAGES = 500
+
+
+def representative_images(data: PreparedData, count: int, seed: int) -> np.ndarray:
+    """A class-balanced, deterministic sample of training crops for int8 calibration."""
+    rng = np.random.default_rng(seed)
+    labels = data.y["train"]
+    per_class = max(1, count // len(data.classes))
+    chosen = []
+    for label in range(len(data.classes)):
+        indices = np.flatnonzero(labels == label)
+        chosen.append(rng.choice(indices, min(per_class, len(indices)), replace=False))
+    return data.x["train"][np.sort(np.concatenate(chosen))]
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for package in (
+        "yuzug",
+        "keras",
+        "jax",
+        "tensorflow-cpu",
+        "tensorflow",
+        "numpy",
+        "opencv-python-headless",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
+    """Exports ``run_dir/model.keras`` and writes ``run_dir/bundle``.
+
+    Raises:
+        RuntimeError: if Keras is not on the TensorFlow backend (the caller must set
+            ``KERAS_BACKEND=tensorflow`` before Keras is first imported).
+    """
+    import keras
+    import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError("export must run with KERAS_BACKEND=tensorflow (use yuzug-train export)")
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    size = data.spec.size
+    signature = [tf.TensorSpec((1, size, size, 1), tf.float32, name="pixels")]
+
+    model.save_weights(run_dir / "model.weights.h5")
+    (run_dir / "model.json").write_text(model.to_json(indent=2) + "\n")
+
+    float_path = run_dir / "model_float.tflite"
+    model.export(
+        str(float_path),
+        format="litert",
+        input_signature=signature,
+        verbose=False,
+        # Builtins only: Keras's default also allows SELECT_TF_OPS (Flex), missing on a Pi.
+        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS]},
+    )
+
+    calibration = to_float(representative_images(data, REPRESENTATIVE_IMAGES, seed), data.spec)
+
+    def representative_dataset() -> Iterator[list[np.ndarray]]:
+        for image in calibration:
+            yield [image[np.newaxis]]
+
+    int8_path = run_dir / "model_int8.tflite"
+    model.export(
+        str(int8_path),
+        format="litert",
+        input_signature=signature,
+        verbose=False,
+        optimizations=[tf.lite.Optimize.DEFAULT],
+        representative_dataset=representative_dataset,
+        target_spec={"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
+        inference_input_type=tf.uint8,
+        inference_output_type=tf.uint8,
+    )
+
+    int8_model = TFLiteModel(int8_path)
+    model_bytes = int8_path.read_bytes()
+    fit_summary = _read_json(run_dir / "fit.json")
+    prepare_report = _read_json(run_dir / "prepare_report.json")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    version = f"{stamp}-{hashlib.sha256(model_bytes).hexdigest()[:8]}"
+    preset = fit_summary.get("preset", "custom")
+    bundle_dir = run_dir / "bundle"
+    if bundle_dir.exists():
+        shutil.rmtree(bundle_dir)
+    bundle = write_bundle(
+        bundle_dir,
+        model_bytes,
+        name=f"yuzug-{preset}",
+        version=version,
+        labels=data.classes,
+        abstain_label=fit_summary.get("abstain_label"),
+        quantization="int8",
+        input_contract=int8_model.inputs[0].contract,
+        output_contract=int8_model.outputs[0].contract,
+        preprocess=data.spec,
+        training={
+            "preset": preset,
+            "data_fingerprint": data.fingerprint,
+            "data_source": prepare_report.get("source"),
+            "counts": prepare_report.get("counts"),
+            "seed": seed,
+            "params": fit_summary.get("params"),
+            "epochs_run": fit_summary.get("epochs_run"),
+            "fit_seconds": fit_summary.get("fit_seconds"),
+            "devices": fit_summary.get("devices"),
+            "representative_images": int(len(calibration)),
+        },
+        versions=_package_versions(),
+    )
+    sizes = {
+        name: os.path.getsize(run_dir / name)
+        for name in (
+            "model.keras",
+            "model.weights.h5",
+            "model.json",
+            "model_float.tflite",
+            "model_int8.tflite",
+        )
+    }
+    (run_dir / "export.json").write_text(
+        json.dumps({"file_sizes": sizes, "bundle": str(bundle_dir)}, indent=2) + "\n"
+    )
+    logger.info(
+        "exported %s: %s",
+        bundle.manifest.full_name,
+        ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items()),
+    )
+    return bundle
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}

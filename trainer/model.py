@@ -1,0 +1,59 @@
+"""Model architectures. Each builder takes ``(input_size, num_classes)`` and returns a Keras model.
+
+Models take float input made by :func:`edge.preprocess.to_float` (pixels scaled to [0, 1]) and
+end in a softmax, so the exported int8 model's uint8 output is a probability directly.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def build_seed(input_size: int, num_classes: int) -> keras.Model:
+    """The original system's CNN, layer for layer (22.2M parameters at 224x224)."""
+    inputs = keras.Input((input_size, input_size, 1), name="pixels")
+    x = inputs
+    for filters in (32, 64, 128):
+        x = layers.Conv2D(filters, 3, activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(256, activation="relu")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="seed")
+
+
+def _conv_bn(x: keras.KerasTensor, filters: int, name: str) -> keras.KerasTensor:
+    # No conv bias: BatchNorm's beta does that job, and the converter folds BN into the conv.
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_compact(
+    input_size: int,
+    num_classes: int,
+    widths: tuple[int, ...] = (32, 64, 128, 256),
+    dropout: float = 0.3,
+) -> keras.Model:
+    """YUZUG's Pi model: VGG-style conv-BN-ReLU pairs, global pooling, ~0.6M parameters.
+
+    Global average pooling instead of the seed's Flatten+Dense keeps the parameter count (and
+    the int8 file) small and removes most of the seed's overfitting capacity.
+    """
+    inputs = keras.Input((input_size, input_size, 1), name="pixels")
+    x = inputs
+    for stage, filters in enumerate(widths):
+        x = _conv_bn(x, filters, f"s{stage}a")
+        if stage < len(widths) - 1:
+            x = _conv_bn(x, filters, f"s{stage}b")
+            x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="compact")
+
+
+def build_tiny(input_size: int, num_classes: int) -> keras.Model:
+    """A few-thousand-parameter CNN for smoke tests of the whole chain on a CPU."""
+    return build_compact(input_size, num_classes, widths=(8, 16), dropout=0.0)

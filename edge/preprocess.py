@@ -113,7 +113,7 @@ def crop(gray: np.ndarray, box: Box) -> np.ndarray:
 
 
 def resize(gray: np.ndarray, size: int) -> np.ndarray:
-    """Resizes to ``size`` x ``size``: area averaging when shrinking (no aliasing), bilinear else."""
+    """Resizes to a ``size`` square: area averaging when shrinking (no aliasing), else bilinear."""
     if gray.shape[0] == size and gray.shape[1] == size:
         return gray
     shrinking = gray.shape[0] > size or gray.shape[1] > size

@@ -116,8 +116,7 @@ class EmotionClassifier:
                     label=self.labels[best],
                     confidence=float(row[best]),
                     scores={
-                        label: round(float(p), 4)
-                        for label, p in zip(self.labels, row, strict=False)
+                        label: round(float(p), 4) for label, p in zip(self.labels, row, strict=True)
                     },
                 )
             )

@@ -1,0 +1,152 @@
+"""``yuzug-edge``: the device-side commands.
+
+* ``run``: the daemon (camera -> faces -> emotions -> MQTT).
+* ``validate-config``: check a config file and print it with secrets hidden.
+* ``classify``: the original system's static-image test, one JSON line per image.
+* ``watch``: subscribe and print a device's events and state readably.
+* ``demo``: the whole loop on a fresh machine, no camera or broker needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge.errors import YuzugError
+from edge.log import setup_logging
+
+logger = logging.getLogger("edge")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yuzug-edge", description="YUZUG edge daemon and tools")
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    classify = commands.add_parser("classify", help="classify faces in images (JSON lines)")
+    classify.add_argument(
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="PATH",
+        help="image, folder of images (recursive) or .zip of images",
+    )
+    classify.add_argument("--model", type=Path, help="bundle directory (default: models/default)")
+    classify.add_argument(
+        "--no-detect", action="store_true", help="treat each whole image as one face crop"
+    )
+    classify.add_argument("--threads", type=int, default=1)
+
+    for name, text in (("run", "run the daemon"), ("validate-config", "check a config file")):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
+        sub.add_argument("--source", help="override camera: index, video file, URL or folder")
+        sub.add_argument("--model", type=Path, help="override classifier.model")
+        sub.add_argument("--broker", help="override mqtt host[:port]")
+        if name == "run":
+            sub.add_argument(
+                "--max-frames",
+                type=int,
+                default=0,
+                help="stop after this many analysed frames (0: run until stopped)",
+            )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level or "INFO")
+    try:
+        return COMMANDS[args.command](args)
+    except YuzugError as exc:
+        logger.error("%s", exc)
+        return 2
+
+
+def _iter_images(paths: list[Path]) -> Iterator[tuple[str, Any, str | None]]:
+    from edge.imagefiles import iter_decoded, list_images
+
+    for path in paths:
+        try:
+            entries = list_images(path)
+        except (OSError, ValueError) as exc:  # missing path, bad zip
+            yield str(path), None, str(exc)
+            continue
+        if not entries:
+            yield str(path), None, "no images found"
+        for entry, image, error in iter_decoded(entries):
+            yield entry.path, image, error
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edge.bundle import load_bundle
+    from edge.classify.emotion import EmotionClassifier
+    from edge.config import BlazeFaceDetectorConfig
+    from edge.detect import make_detector
+    from edge.models import default_bundle_path
+    from edge.preprocess import preprocess_face, preprocess_faces
+
+    bundle = load_bundle(args.model or default_bundle_path())
+    classifier = EmotionClassifier.from_bundle(bundle, num_threads=args.threads)
+    detector = None if args.no_detect else make_detector(BlazeFaceDetectorConfig())
+    for path, image, error in _iter_images(args.paths):
+        record: dict[str, Any] = {"path": path}
+        if image is None:
+            record["error"] = error
+            print(json.dumps(record), flush=True)
+            continue
+        height, width = image.shape[:2]
+        if detector is None:
+            boxes = [(0, 0, width, height)]
+            crops = preprocess_face(image, classifier.spec)[np.newaxis]
+        else:
+            boxes = [face.box for face in detector.detect(image)]
+            crops = preprocess_faces(image, classifier.spec, boxes)
+        predictions = classifier.predict(crops) if len(boxes) else []
+        record["faces"] = [
+            {
+                "box": list(box),
+                "label": p.label,
+                "confidence": round(p.confidence, 4),
+                "scores": p.scores,
+            }
+            for box, p in zip(boxes, predictions, strict=True)
+        ]
+        print(json.dumps(record), flush=True)
+    return 0
+
+
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    from edge.app import resolve_config
+    from edge.config import redacted
+
+    config = resolve_config(args)
+    print(json.dumps(redacted(config), indent=2))
+    print("configuration is valid", file=sys.stderr)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from edge.app import EdgeApp, resolve_config
+
+    config = resolve_config(args)
+    if args.log_level is None:
+        setup_logging(config.log_level)
+    return EdgeApp(config).run(max_frames=args.max_frames)
+
+
+COMMANDS = {
+    "classify": cmd_classify,
+    "validate-config": cmd_validate_config,
+    "run": cmd_run,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The daemon's typed configuration: one TOML file, validated once at start-up.
+
+Every setting has a description and a default, unknown keys are errors (a typo fails at boot
+with its key path, not at 3 a.m.), and secrets never live in the file: the MQTT password comes
+from ``$YUZUG_MQTT_PASSWORD`` or the systemd credential ``mqtt_password``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from edge.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = Path("/etc/yuzug/edge.toml")
+PASSWORD_ENV = "YUZUG_MQTT_PASSWORD"
+PASSWORD_CREDENTIAL = "mqtt_password"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class OpenCVCameraConfig(Strict):
+    type: Literal["opencv"] = "opencv"
+    source: int | str = Field(
+        0, description="USB camera index, /dev/videoN, a video file, or an rtsp/http URL"
+    )
+    width: int = Field(640, gt=0, description="requested capture width (cameras only)")
+    height: int = Field(480, gt=0, description="requested capture height (cameras only)")
+    fps: float = Field(15.0, gt=0, description="requested camera frame rate")
+    realtime: bool = Field(
+        True, description="play a video file at its own frame rate; false = as fast as possible"
+    )
+    loop: bool = Field(False, description="restart a video file when it ends")
+
+
+class Picamera2CameraConfig(Strict):
+    type: Literal["picamera2"] = "picamera2"
+    width: int = Field(640, gt=0, description="main stream width (face crops)")
+    height: int = Field(480, gt=0, description="main stream height")
+    lores_width: int = Field(320, gt=0, description="lores YUV420 stream width (detection)")
+    lores_height: int = Field(240, gt=0, description="lores stream height")
+    fps: float = Field(15.0, gt=0, description="sensor frame rate")
+    camera_index: int = Field(0, ge=0, description="which camera on a multi-camera Pi")
+
+
+class FolderCameraConfig(Strict):
+    type: Literal["folder"] = "folder"
+    path: Path = Field(description="folder (recursive) or .zip of images, played in name order")
+    fps: float = Field(5.0, gt=0, description="frames per second when realtime")
+    realtime: bool = Field(True, description="pace at fps; false = as fast as possible")
+    loop: bool = Field(False, description="start again after the last image")
+
+
+CameraConfig = Annotated[
+    OpenCVCameraConfig | Picamera2CameraConfig | FolderCameraConfig, Field(discriminator="type")
+]
+
+
+class BlazeFaceDetectorConfig(Strict):
+    type: Literal["blazeface"] = "blazeface"
+    min_score: float = Field(0.4, gt=0, lt=1, description="detection confidence threshold")
+    min_size: int = Field(20, ge=1, description="smallest face side in pixels")
+    num_threads: int = Field(1, ge=1, le=8, description="interpreter threads")
+
+
+class HaarDetectorConfig(Strict):
+    type: Literal["haar"] = "haar"
+    scale_factor: float = Field(1.2, gt=1, description="cascade pyramid step")
+    min_neighbors: int = Field(5, ge=0, description="overlapping hits needed for a face")
+    min_size: int = Field(48, ge=1, description="smallest face side in pixels")
+
+
+class YuNetDetectorConfig(Strict):
+    type: Literal["yunet"] = "yunet"
+    model_path: Path = Field(description="face_detection_yunet_2023mar.onnx from the OpenCV zoo")
+    min_score: float = Field(0.7, gt=0, lt=1, description="detection confidence threshold")
+
+
+DetectorConfig = Annotated[
+    BlazeFaceDetectorConfig | HaarDetectorConfig | YuNetDetectorConfig,
+    Field(discriminator="type"),
+]
+
+
+class ClassifierConfig(Strict):
+    model: Path | None = Field(
+        None,
+        description="model bundle directory (a 'current' symlink is followed); "
+        "default: the bundle shipped in models/default",
+    )
+    num_threads: int = Field(1, ge=1, le=8, description="LiteRT interpreter threads")
+    max_faces: int = Field(3, ge=1, le=20, description="faces classified per frame, largest first")
+    max_fps: float = Field(
+        0.0, ge=0, description="upper bound on analysed frames per second; 0 = as fast as possible"
+    )
+
+
+class EmotionConfig(Strict):
+    smoothing: float = Field(
+        0.35, gt=0, le=1, description="EMA weight of the newest frame's scores"
+    )
+    min_confidence: float = Field(
+        0.5, gt=0, lt=1, description="smoothed confidence needed before an emotion is reported"
+    )
+    stable_seconds: float = Field(
+        1.5, ge=0, description="how long a new emotion must hold before it becomes an event"
+    )
+    no_face_seconds: float = Field(
+        3.0, ge=0, description="how long without a face before the state becomes no_face"
+    )
+    track_iou: float = Field(0.3, gt=0, lt=1, description="box overlap that continues a track")
+    track_timeout_seconds: float = Field(
+        1.0, gt=0, description="a track unseen this long is forgotten"
+    )
+
+
+class SuggestionsConfig(Strict):
+    language: Literal["en", "tr"] = Field("en", description="catalogue language")
+    catalogue: Path | None = Field(
+        None, description="user catalogue (TOML or JSON) replacing the built-in one"
+    )
+    cooldown_seconds: float = Field(300.0, ge=0, description="minimum time between two suggestions")
+
+
+class MQTTConfig(Strict):
+    enabled: bool = Field(True, description="publish over MQTT")
+    host: str = Field("localhost", min_length=1, description="broker host name or address")
+    port: int = Field(1883, gt=0, lt=65536, description="broker port (8883 is usual for TLS)")
+    username: str | None = Field(None, description="broker user; password from the environment")
+    password: SecretStr | None = Field(
+        None,
+        description="do not set here: use $YUZUG_MQTT_PASSWORD or the mqtt_password "
+        "systemd credential; accepted for tests only and warned about",
+    )
+    client_id: str | None = Field(None, description="MQTT client id; default yuzug-<device_id>")
+    topic_prefix: str = Field("yuzug", pattern=r"^[^#+]+$", description="root of YUZUG topics")
+    discovery: bool = Field(True, description="publish Home Assistant MQTT discovery")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+    keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive in seconds")
+    tls: bool = Field(False, description="connect with TLS")
+    ca_file: Path | None = Field(None, description="CA bundle for the broker's certificate")
+    cert_file: Path | None = Field(None, description="client certificate (mutual TLS)")
+    key_file: Path | None = Field(None, description="client key (mutual TLS)")
+    tls_insecure: bool = Field(False, description="skip host-name check (self-signed labs)")
+    queue_limit: int = Field(
+        1000, ge=10, description="events held while the broker is away; older ones are dropped"
+    )
+    stats_interval_seconds: float = Field(30.0, gt=0, description="period of the stats topic")
+    reconnect_min_seconds: float = Field(1.0, gt=0, description="first reconnect delay")
+    reconnect_max_seconds: float = Field(60.0, gt=0, description="longest reconnect delay")
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> MQTTConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        if not self.tls and (self.ca_file or self.cert_file):
+            raise ValueError("ca_file/cert_file given but tls is false")
+        if self.reconnect_max_seconds < self.reconnect_min_seconds:
+            raise ValueError("reconnect_max_seconds is below reconnect_min_seconds")
+        return self
+
+
+class HTTPConfig(Strict):
+    enabled: bool = Field(False, description="serve the live view, /healthz and /metrics")
+    host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes it on the LAN")
+    port: int = Field(8080, ge=0, lt=65536, description="port (0 picks a free one)")
+
+
+class EdgeConfig(Strict):
+    device_id: str = Field(
+        "yuzug",
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        description="this device's name in topics and Home Assistant (lowercase, digits, _ -)",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    camera: CameraConfig = Field(default_factory=OpenCVCameraConfig)
+    detector: DetectorConfig = Field(default_factory=BlazeFaceDetectorConfig)
+    classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
+    emotion: EmotionConfig = Field(default_factory=EmotionConfig)
+    suggestions: SuggestionsConfig = Field(default_factory=SuggestionsConfig)
+    mqtt: MQTTConfig = Field(default_factory=MQTTConfig)
+    http: HTTPConfig = Field(default_factory=HTTPConfig)
+
+
+def _format_error(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for error in exc.errors():
+        # Drop pydantic's union-member tags ("opencv", "function-after[...]") from the path.
+        parts = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        key = ".".join(parts) or "(top level)"
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) or "password" in key else f" (got {value!r})"
+        lines.append(f"  {key}: {error['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def read_secret_password(environ: dict[str, str] | None = None) -> str | None:
+    """The MQTT password from ``$YUZUG_MQTT_PASSWORD`` or ``$CREDENTIALS_DIRECTORY``."""
+    env = os.environ if environ is None else environ
+    if env.get(PASSWORD_ENV):
+        return env[PASSWORD_ENV]
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    if credentials:
+        path = Path(credentials) / PASSWORD_CREDENTIAL
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError(f"cannot read systemd credential {path}: {exc}") from exc
+    return None
+
+
+def parse_config(
+    data: dict[str, Any], source: str = "config", environ: dict[str, str] | None = None
+) -> EdgeConfig:
+    """Validates a config mapping and fills the secret from the environment.
+
+    Raises:
+        ConfigError: naming every invalid key and why.
+    """
+    try:
+        config = EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, source)) from None
+    if config.mqtt.password is not None:
+        logger.warning(
+            "%s: mqtt.password is set in the file; prefer $%s or the %s systemd credential",
+            source,
+            PASSWORD_ENV,
+            PASSWORD_CREDENTIAL,
+        )
+    secret = read_secret_password(environ)
+    if secret is not None:
+        config.mqtt.password = SecretStr(secret)
+    if config.mqtt.password is not None and not config.mqtt.username:
+        raise ConfigError(f"{source}: mqtt.username is required when a password is given")
+    return config
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, environ: dict[str, str] | None = None
+) -> EdgeConfig:
+    """Reads and validates a TOML file; ``None`` gives the defaults (plus the environment).
+
+    Raises:
+        ConfigError: for a missing or unreadable file, bad TOML, or invalid values.
+    """
+    if path is None:
+        return parse_config({}, "defaults", environ)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read config: {exc}") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    config = parse_config(data, str(file), environ)
+    if config.mqtt.password is not None and "password" in data.get("mqtt", {}):
+        mode = file.stat().st_mode
+        if mode & (stat.S_IRGRP | stat.S_IROTH):
+            logger.warning(
+                "%s holds mqtt.password and is readable by other users (mode %o); chmod 600 it",
+                file,
+                stat.S_IMODE(mode),
+            )
+    return config
+
+
+def redacted(config: EdgeConfig) -> dict[str, Any]:
+    """The config as a dict for logs and ``validate-config``, with the password hidden."""
+    data = config.model_dump(mode="json")
+    if data["mqtt"].get("password") is not None:
+        data["mqtt"]["password"] = "********"
+    return data

@@ -1,0 +1,163 @@
+"""The whole trainer chain on a small real subset: formats, export contract, parity, bundle checks.
+
+One tiny-preset run (about a minute on 2 cores) is shared by every test here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle
+from edge.classify.emotion import EmotionClassifier
+from edge.errors import BundleError
+from edge.preprocess import to_float
+from trainer.data import PreparedData
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "run",
+            str(small_fer_dir),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "3",
+            "--out",
+            str(run),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return run
+
+
+def test_every_format_of_the_original_and_the_bundle_is_written(tiny_run: Path):
+    for name in (
+        "model.keras",
+        "model.weights.h5",
+        "model.json",
+        "model_float.tflite",
+        "model_int8.tflite",
+        "history.csv",
+        "metrics.json",
+        "fit.json",
+        "bundle/model.tflite",
+        "bundle/labels.txt",
+        "bundle/manifest.json",
+        "bundle/MODEL_CARD.md",
+    ):
+        assert (tiny_run / name).stat().st_size > 0, name
+    for picture in ("curves.png", "confusion_val.png", "bundle/confusion.png"):
+        assert (tiny_run / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    history = (tiny_run / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[:1] == ["epoch"] and len(history) == 4
+    for column in ("accuracy", "loss", "val_accuracy", "val_loss"):
+        assert column in history[0]
+    json.loads((tiny_run / "model.json").read_text())
+
+
+def test_int8_export_contract(tiny_run: Path):
+    bundle = load_bundle(tiny_run / "bundle")
+    manifest = bundle.manifest
+    assert manifest.quantization == "int8"
+    assert manifest.input.dtype == "uint8" and manifest.input.shape == [1, 32, 32, 1]
+    assert manifest.output.dtype == "uint8" and manifest.output.shape == [1, 3]
+    assert manifest.labels == ["angry", "happy", "sad"]
+    assert manifest.training["data_fingerprint"]
+    assert manifest.metrics["accuracy"] > 0 and manifest.versions["keras"]
+    model_bytes = bundle.model_path.read_bytes()
+    assert b"Flex" not in model_bytes  # no SELECT_TF_OPS: a Pi's LiteRT has no Flex delegate
+    classifier = EmotionClassifier.from_bundle(bundle)
+    assert classifier.runtime == "ai_edge_litert"
+
+
+def test_float_tflite_matches_keras_and_int8_agrees(tiny_run: Path):
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    data = PreparedData.load(tiny_run / "data.npz")
+    batch = data.x["test"]
+    keras_model = keras.saving.load_model(tiny_run / "model.keras", compile=False)
+    keras_probs = np.asarray(keras_model.predict(to_float(batch, data.spec), verbose=0))
+    float_probs = EmotionClassifier.from_model_file(
+        tiny_run / "model_float.tflite", data.classes, data.spec
+    ).probabilities(batch)
+    np.testing.assert_allclose(float_probs, keras_probs, atol=1e-4)
+    int8_probs = EmotionClassifier.from_bundle(load_bundle(tiny_run / "bundle")).probabilities(
+        batch
+    )
+    assert np.abs(int8_probs - keras_probs).mean() < 0.03
+    agreement = (int8_probs.argmax(1) == keras_probs.argmax(1)).mean()
+    assert agreement >= 0.9
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    expected = (int8_probs.argmax(1) == data.y["test"]).mean()
+    assert metrics["tflite_int8"]["accuracy"] == pytest.approx(expected, abs=1e-4)
+
+
+def _copy_bundle(tiny_run: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "bundle"
+    shutil.copytree(tiny_run / "bundle", target)
+    return target
+
+
+def test_tampered_model_is_refused(tiny_run: Path, tmp_path: Path):
+    bundle = _copy_bundle(tiny_run, tmp_path)
+    model = bytearray((bundle / "model.tflite").read_bytes())
+    model[len(model) // 2] ^= 0xFF
+    (bundle / "model.tflite").write_bytes(bytes(model))
+    with pytest.raises(BundleError, match="sha256"):
+        load_bundle(bundle)
+
+
+def test_wrong_label_count_is_refused(tiny_run: Path, tmp_path: Path):
+    bundle = _copy_bundle(tiny_run, tmp_path)
+    (bundle / "labels.txt").write_text("angry\nhappy\nsad\nsurprise\n")
+    with pytest.raises(BundleError, match="labels"):
+        load_bundle(bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["labels"].append("surprise")
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="3 outputs but 4 labels"):
+        load_bundle(bundle)
+
+
+def test_manifest_contract_mismatch_is_refused(tiny_run: Path, tmp_path: Path):
+    bundle = _copy_bundle(tiny_run, tmp_path)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["input"]["dtype"] = "float32"
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="input is uint8"):
+        EmotionClassifier.from_bundle(load_bundle(bundle))
+
+
+def test_missing_or_broken_bundle_errors_are_clear(tmp_path: Path):
+    with pytest.raises(BundleError, match="not a directory"):
+        load_bundle(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BundleError, match="no manifest.json"):
+        load_bundle(tmp_path / "empty")
+    (tmp_path / "empty" / "manifest.json").write_text("{not json")
+    with pytest.raises(BundleError, match="unreadable manifest"):
+        load_bundle(tmp_path / "empty")
+    (tmp_path / "empty" / "manifest.json").write_text('{"name": "x"}')
+    with pytest.raises(BundleError, match="invalid manifest key"):
+        load_bundle(tmp_path / "empty")

@@ -1,0 +1,131 @@
+"""Ingestion: folder, zip and fer2013.csv inputs, corrupt files, duplicates and splits."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.imagefiles import decode_image
+from edge.preprocess import PreprocessSpec, preprocess_face
+from trainer.data import PreparedData, find_duplicate_groups, prepare, stratified_split
+
+SPEC = PreprocessSpec(size=48)
+
+
+@pytest.fixture()
+def dirty_dir(small_fer_dir: Path, tmp_path: Path) -> Path:
+    """The small FER folder plus corrupt files, an exact copy, a near copy and a leak."""
+    root = tmp_path / "dirty"
+    shutil.copytree(small_fer_dir, root)
+    (root / "train" / "angry" / "truncated.jpg").write_bytes(b"\xff\xd8\xff\xe0garbage")
+    (root / "train" / "happy" / "empty.png").write_bytes(b"")
+    happy = sorted((root / "train" / "happy").glob("Training_*.jpg"))
+    shutil.copy(happy[0], root / "train" / "happy" / "copy_exact.jpg")
+    image = cv2.imread(str(happy[1]), cv2.IMREAD_GRAYSCALE).astype(np.int16)
+    noisy = np.clip(image + np.random.default_rng(0).integers(-3, 4, image.shape), 0, 255)
+    cv2.imwrite(str(root / "train" / "happy" / "copy_near.png"), noisy.astype(np.uint8))
+    test_sad = sorted((root / "test" / "sad").glob("*.jpg"))[0]
+    # A colour, larger copy of a test image in train: a leak that must be dropped.
+    big = cv2.resize(cv2.imread(str(test_sad)), (96, 96), interpolation=cv2.INTER_CUBIC)
+    cv2.imwrite(str(root / "train" / "sad" / "leak.png"), big)
+    return root
+
+
+def test_folder_ingestion_skips_corrupt_and_drops_duplicates(dirty_dir: Path):
+    data, report = prepare(dirty_dir, SPEC, val_fraction=0.1, seed=3)
+    assert report.classes == ["angry", "happy", "sad"]
+    reasons = {Path(c["path"]).name for c in report.corrupt}
+    assert reasons == {"truncated.jpg", "empty.png"}
+    dup = report.duplicates
+    assert dup["train_dropped_leaking_eval"] >= 1
+    assert dup["train_dropped_repeat"] >= 2
+    assert report.ignored_classes == {"neutral": 100}
+    # 80 per class before cleaning, 10% of what is left moved to val.
+    total_train = sum(report.counts["train"].values()) + sum(report.counts["val"].values())
+    assert total_train == 240 + 3 - dup["dropped_total"]  # 3 copies added, duplicates dropped
+    assert report.counts["test"] == {"angry": 20, "happy": 20, "sad": 20}
+    # No train image is a near copy of a test image any more.
+    pool = np.concatenate([data.x["train"], data.x["test"]])[:, :, :, 0]
+    groups = find_duplicate_groups(pool, 8.0)
+    n_train = len(data.x["train"])
+    assert not [g for g in groups if min(g) < n_train <= max(g)]
+
+
+def test_zip_and_folder_give_identical_data(small_fer_dir: Path, tmp_path: Path):
+    archive = tmp_path / "fer.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(small_fer_dir.rglob("*.jpg")):
+            # A wrapping folder, as many downloads have, must not matter.
+            out.write(path, "fer2013/" + path.relative_to(small_fer_dir).as_posix())
+    from_dir, _ = prepare(small_fer_dir, SPEC, seed=1)
+    from_zip, _ = prepare(archive, SPEC, seed=1)
+    assert from_dir.fingerprint == from_zip.fingerprint
+    assert np.array_equal(from_dir.x["val"], from_zip.x["val"])
+
+
+def test_fer_csv_ingestion(small_fer_dir: Path, tmp_path: Path):
+    csv_path = tmp_path / "fer2013.csv"
+    order = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["emotion", "pixels", "Usage"])
+        for path in sorted(small_fer_dir.rglob("*.jpg")):
+            split, label = path.parts[-3], path.parts[-2]
+            pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            usage = "Training" if split == "train" else "PublicTest"
+            writer.writerow([order.index(label), " ".join(map(str, pixels.ravel())), usage])
+        writer.writerow([3, "1 2 3", "Training"])  # not a square image
+        writer.writerow(["x", "1 2 3 4", "Training"])  # bad label
+    data, report = prepare(csv_path, SPEC, classes=["happy", "sad"], seed=1)
+    assert data.classes == ["happy", "sad"]
+    assert len(report.corrupt) == 2
+    assert report.counts["test"] == {"happy": 20, "sad": 20}
+    assert sum(report.counts["train"].values()) + sum(report.counts["val"].values()) <= 160
+
+
+def test_other_label_collects_remaining_classes(small_fer_dir: Path):
+    data, report = prepare(small_fer_dir, SPEC, other_label="none", seed=1)
+    assert data.classes == ["angry", "happy", "sad", "none"]
+    assert report.counts["test"]["none"] == 20
+
+
+def test_unknown_class_is_a_clear_error(small_fer_dir: Path):
+    with pytest.raises(ValueError, match="contempt"):
+        prepare(small_fer_dir, SPEC, classes=["happy", "contempt"])
+
+
+def test_flat_class_folders_get_deterministic_splits(small_fer_dir: Path):
+    flat = small_fer_dir / "train"
+    first, _ = prepare(flat, SPEC, seed=5)
+    second, _ = prepare(flat, SPEC, seed=5)
+    assert set(first.x) == {"train", "val", "test"}
+    assert np.array_equal(first.y["val"], second.y["val"])
+    assert first.fingerprint == second.fingerprint
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = np.array([0] * 100 + [1] * 50 + [2] * 10)
+    keep, held = stratified_split(labels, 0.2, seed=0)
+    assert np.bincount(labels[held]).tolist() == [20, 10, 2]
+    assert len(set(keep) & set(held)) == 0 and len(keep) + len(held) == 160
+
+
+def test_prepared_pixels_match_edge_preprocessing(small_fer_dir: Path, tmp_path: Path):
+    """Train/serve parity: the trainer's arrays are exactly what edge.preprocess makes."""
+    data, _ = prepare(
+        small_fer_dir, PreprocessSpec(size=40), classes=["angry"], duplicate_rms=0, seed=1
+    )
+    tests = sorted((small_fer_dir / "test" / "angry").glob("*.jpg"))
+    expected = np.stack(
+        [preprocess_face(decode_image(p.read_bytes()), PreprocessSpec(size=40)) for p in tests]
+    )
+    assert np.array_equal(data.x["test"], expected)
+    data.save(tmp_path / "data.npz")
+    loaded = PreparedData.load(tmp_path / "data.npz")
+    assert loaded.fingerprint == data.fingerprint and loaded.spec == data.spec

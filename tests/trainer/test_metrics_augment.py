@@ -1,0 +1,75 @@
+"""Metrics on hand-checked cases, and the numpy/OpenCV augmentation's contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainer.augment import AugmentConfig, augment_batch
+from trainer.metrics import classification_report, expected_calibration_error, top1_agreement
+from trainer.train import balanced_class_weights
+
+
+def test_classification_report_by_hand():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.eye(3)[[0, 1, 1, 1, 2, 0]] * 0.9 + 0.1 / 3
+    report = classification_report(y, probs, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(4 / 6, abs=1e-4)
+    assert report["per_class"]["a"]["recall"] == 0.5
+    assert report["per_class"]["b"]["precision"] == pytest.approx(2 / 3, abs=1e-4)
+    assert report["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    f1 = [0.5, 0.8, 2 / 3]
+    assert report["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-4)
+
+
+def test_ece_zero_when_confidence_matches_accuracy():
+    y = np.array([0, 1, 0, 1])
+    probs = np.array([[0.5, 0.5]] * 4)  # argmax 0: half right at confidence 0.5
+    assert expected_calibration_error(y, probs) == pytest.approx(0.0)
+    overconfident = np.array([[1.0, 0.0]] * 4)
+    assert expected_calibration_error(y, overconfident) == pytest.approx(0.5)
+    assert top1_agreement(probs, overconfident) == 1.0
+
+
+def test_balanced_class_weights_equalise_classes():
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    weights = balanced_class_weights(labels, 3)
+    totals = np.bincount(labels) * weights
+    assert np.allclose(totals, totals[0])
+
+
+def test_augment_is_deterministic_and_keeps_contract():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (16, 48, 48, 1), dtype=np.uint8)
+    config = AugmentConfig()
+    a = augment_batch(images, config, np.random.default_rng(7))
+    b = augment_batch(images, config, np.random.default_rng(7))
+    assert a.shape == images.shape and a.dtype == np.uint8
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, images)
+    off = AugmentConfig(
+        flip=False,
+        max_rotation_deg=0,
+        max_shift=0,
+        max_zoom=0,
+        max_brightness=0,
+        max_contrast=0,
+        erase_probability=0,
+    )
+    assert np.array_equal(augment_batch(images, off, np.random.default_rng(1)), images)
+
+
+def test_flip_only_mirrors():
+    image = np.zeros((1, 8, 8, 1), np.uint8)
+    image[0, :, 0, 0] = 255
+    flip = AugmentConfig(
+        max_rotation_deg=0,
+        max_shift=0,
+        max_zoom=0,
+        max_brightness=0,
+        max_contrast=0,
+        erase_probability=0,
+    )
+    outs = [augment_batch(image, flip, np.random.default_rng(s)) for s in range(10)]
+    assert any(np.array_equal(o, image[:, :, ::-1]) for o in outs)
+    assert all(np.array_equal(o, image) or np.array_equal(o, image[:, :, ::-1]) for o in outs)

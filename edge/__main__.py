@@ -42,6 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("--threads", type=int, default=1)
 
+    watch = commands.add_parser("watch", help="print a device's MQTT events and state")
+    watch.add_argument("--broker", default="localhost:1883", help="host[:port]")
+    watch.add_argument("--device", default="+", help="device id (default: all)")
+    watch.add_argument("--prefix", default="yuzug", help="topic prefix")
+    watch.add_argument("--json", action="store_true", help="print raw JSON lines")
+    watch.add_argument("--seconds", type=float, default=0, help="stop after this long")
+
+    demo = commands.add_parser("demo", help="the whole loop with sample faces and a broker")
+    demo.add_argument("--data", type=Path, help="FER2013-layout zip for the sample faces")
+    demo.add_argument("--camera", help="use this camera (index or URL) instead of samples")
+    demo.add_argument("--broker", help="host[:port] (default: localhost:1883, else embedded)")
+    demo.add_argument("--model", type=Path, help="bundle directory (default: models/default)")
+    demo.add_argument("--language", choices=("en", "tr"), default="en")
+    demo.add_argument("--fps", type=float, default=15.0)
+
     for name, text in (("run", "run the daemon"), ("validate-config", "check a config file")):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
@@ -142,7 +157,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EdgeApp(config).run(max_frames=args.max_frames)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from edge.watch import run_watch
+
+    host, _, port = args.broker.partition(":")
+    return run_watch(host, int(port or 1883), args.prefix, args.device, args.json, args.seconds)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.demo import run_demo
+
+    return run_demo(args.data, args.camera, args.broker, args.model, args.language, args.fps)
+
+
 COMMANDS = {
+    "watch": cmd_watch,
+    "demo": cmd_demo,
     "classify": cmd_classify,
     "validate-config": cmd_validate_config,
     "run": cmd_run,

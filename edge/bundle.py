@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -250,7 +250,7 @@ def write_bundle(
     manifest = Manifest(
         name=name,
         version=version,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         model=ModelFileInfo(
             sha256=hashlib.sha256(model_bytes).hexdigest(), size_bytes=len(model_bytes)
         ),

@@ -42,3 +42,14 @@ def small_fer_dir(fer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("fer-small")
     extract_subset(fer_zip, out, {"train": 80, "test": 20}, ("angry", "happy", "sad", "neutral"))
     return out
+
+
+@pytest.fixture()
+def mosquitto(tmp_path: Path):
+    from tests.support import MOSQUITTO, Mosquitto
+
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (make system-deps installs it)")
+    broker = Mosquitto(tmp_path / "broker").start()
+    yield broker
+    broker.stop()

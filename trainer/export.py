@@ -17,7 +17,7 @@ import os
 import platform
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -116,7 +116,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
     model_bytes = int8_path.read_bytes()
     fit_summary = _read_json(run_dir / "fit.json")
     prepare_report = _read_json(run_dir / "prepare_report.json")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     version = f"{stamp}-{hashlib.sha256(model_bytes).hexdigest()[:8]}"
     preset = fit_summary.get("preset", "custom")
     bundle_dir = run_dir / "bundle"

@@ -1,0 +1,451 @@
+"""The daemon: one ``EdgeApp`` builds every component from the config, runs the analysis loop,
+and unwinds in reverse on SIGTERM/SIGINT.
+
+Start-up order: model (verified bundle) -> detector -> suggestions -> MQTT (connects in the
+background) -> first retained state -> camera thread. A broken model or config exits with
+status 78 (EX_CONFIG), which the systemd unit lists in ``RestartPreventExitStatus=`` so a bad
+deployment is reported once instead of restarting in a loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import ModelBundle, load_bundle
+from edge.camera import make_source
+from edge.camera.base import Frame
+from edge.classify.emotion import EmotionClassifier
+from edge.config import (
+    EdgeConfig,
+    FolderCameraConfig,
+    OpenCVCameraConfig,
+    load_config,
+)
+from edge.detect import FaceDetector, make_detector
+from edge.errors import ConfigError, YuzugError
+from edge.models import default_bundle_path
+from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
+from edge.preprocess import Box, preprocess_faces
+from edge.publish.mqtt import MQTTPublisher
+from edge.publish.payloads import discovery_messages, event_payload, state_payload, utc_now
+from edge.suggestions import SuggestionPicker, load_catalogue
+from edge.systemd import Notifier
+from edge.tracking import NO_FACE, EmotionState, FaceTracker, Track
+
+logger = logging.getLogger(__name__)
+
+EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: systemd's RestartPreventExitStatus skips restarts
+STATE_REFRESH_SECONDS = 1.0
+
+
+def resolve_config(args: argparse.Namespace) -> EdgeConfig:
+    """Loads the config file and applies ``--source``, ``--model`` and ``--broker``."""
+    config = load_config(getattr(args, "config", None))
+    data = config.model_dump()
+    if data["mqtt"].get("password") is not None:
+        data["mqtt"]["password"] = config.mqtt.password.get_secret_value()  # type: ignore[union-attr]
+    source = getattr(args, "source", None)
+    if source:
+        path = Path(source)
+        if path.is_dir() or path.suffix.lower() == ".zip":
+            data["camera"] = FolderCameraConfig(path=path).model_dump()
+        else:
+            camera = data["camera"] if data["camera"]["type"] == "opencv" else {}
+            data["camera"] = OpenCVCameraConfig(**{**camera, "source": source}).model_dump()
+    if getattr(args, "model", None):
+        data["classifier"]["model"] = args.model
+    broker = getattr(args, "broker", None)
+    if broker:
+        host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "")
+        data["mqtt"]["host"] = host or broker
+        if port:
+            if not port.isdigit():
+                raise ConfigError(f"--broker: port {port!r} is not a number")
+            data["mqtt"]["port"] = int(port)
+        data["mqtt"]["enabled"] = True
+    from edge.config import parse_config
+
+    return parse_config(data, "config with command-line overrides")
+
+
+@dataclass
+class FrameResult:
+    """What the last analysed frame showed: for the live view and tests."""
+
+    frame: Frame
+    boxes: list[Box]
+    tracks: list[Track]
+    emotion: str
+    confidence: float
+    suggestion: dict[str, str] | None = None
+    labels: list[str] = field(default_factory=list)
+
+
+class EdgeApp:
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self.stop_event = threading.Event()
+        self.paused = threading.Event()
+        self.notifier = Notifier()
+        self.timer = StageTimer()
+        self.slot = LatestFrameSlot()
+        self.started_at = time.monotonic()
+        self.bundle: ModelBundle | None = None
+        self.classifier: EmotionClassifier | None = None
+        self.detector: FaceDetector | None = None
+        self.publisher: MQTTPublisher | None = None
+        self.capture: CaptureThread | None = None
+        self.tracker: FaceTracker | None = None
+        self.state: EmotionState | None = None
+        self.picker: SuggestionPicker | None = None
+        self.last_result: FrameResult | None = None
+        self.last_suggestion: dict[str, str] | None = None
+        self.frames_analysed = 0
+        self.events = 0
+        self._since = utc_now()
+        self._last_state_key: tuple[Any, ...] | None = None
+        self._last_state_time = 0.0
+        self._last_stats_time = time.monotonic()
+        self._last_stats_frames = 0
+        self._last_stats_captured = 0
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.init_model()
+        self.init_detector()
+        self.init_suggestions()
+        self.init_publisher()
+        self.publish_state(force=True)
+        self.init_capture()
+
+    def init_model(self) -> None:
+        path = self.config.classifier.model or default_bundle_path()
+        self.bundle = load_bundle(path.resolve() if path.is_symlink() else path)
+        self.classifier = EmotionClassifier.from_bundle(
+            self.bundle, num_threads=self.config.classifier.num_threads
+        )
+        e = self.config.emotion
+        self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
+        self.state = EmotionState(
+            labels=self.bundle.labels,
+            min_confidence=e.min_confidence,
+            stable_seconds=e.stable_seconds,
+            no_face_seconds=e.no_face_seconds,
+            abstain_label=self.bundle.manifest.abstain_label,
+        )
+        logger.info(
+            "model %s (%s, labels %s) on %s",
+            self.bundle.manifest.full_name,
+            self.bundle.manifest.quantization,
+            ", ".join(self.bundle.labels),
+            self.classifier.runtime,
+        )
+
+    def init_detector(self) -> None:
+        self.detector = make_detector(self.config.detector)
+        logger.info("face detector: %s", self.detector.name)
+
+    def init_suggestions(self) -> None:
+        s = self.config.suggestions
+        self.picker = SuggestionPicker(load_catalogue(s.language, s.catalogue), s.cooldown_seconds)
+
+    def init_publisher(self) -> None:
+        if not self.config.mqtt.enabled:
+            logger.info("MQTT disabled: events go to the log only")
+            return
+        self.publisher = MQTTPublisher(
+            self.config.mqtt,
+            self.config.device_id,
+            on_pause=self._on_pause,
+            discovery=self._discovery,
+        )
+        self.publisher.start()
+
+    def init_capture(self) -> None:
+        self.capture = CaptureThread(
+            make_source(self.config.camera),
+            self.slot,
+            self.stop_event,
+            self.paused,
+            self.timer,
+            on_status=lambda status: self.publish_state(force=True),
+        )
+        self.capture.start()
+
+    def _discovery(self) -> list[tuple[str, dict[str, Any]]]:
+        assert self.bundle is not None and self.publisher is not None
+        emotions = [
+            label for label in self.bundle.labels if label != self.bundle.manifest.abstain_label
+        ]
+        return discovery_messages(
+            topics=self.publisher.topics,
+            discovery_prefix=self.config.mqtt.discovery_prefix,
+            emotions=emotions,
+            model_version=self.model_version,
+            software_version=_version(),
+        )
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.manifest.full_name if self.bundle else "none"
+
+    def _on_pause(self, paused: bool) -> None:
+        if paused:
+            self.paused.set()
+        else:
+            self.paused.clear()
+        logger.info("analysis %s by MQTT command", "paused" if paused else "resumed")
+        self.publish_state(force=True)
+
+    # -- main loop --------------------------------------------------------------------------
+
+    def run(self, max_frames: int = 0) -> int:
+        """Runs until SIGTERM/SIGINT, the end of a finite source, or ``max_frames``."""
+        previous = {}
+        # Signal handlers can only be installed from the main thread (tests run apps in others).
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                previous[sig] = signal.signal(sig, self._on_signal)
+        try:
+            try:
+                self.start()
+            except YuzugError as exc:
+                logger.error("%s", exc)
+                return EXIT_CONFIG
+            return self.loop(max_frames)
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        self.stop_event.set()
+
+    def loop(self, max_frames: int = 0) -> int:
+        assert self.capture is not None
+        min_period = 1.0 / self.config.classifier.max_fps if self.config.classifier.max_fps else 0
+        next_time = 0.0
+        while not self.stop_event.is_set():
+            frame = self.slot.get(timeout=0.5)
+            now = time.monotonic()
+            if frame is None:
+                if self.capture.ended.is_set():
+                    break
+                if self.paused.is_set():
+                    self.notifier.watchdog()  # paused is healthy, not hung
+                self._maybe_stats(now)
+                continue
+            if min_period and now < next_time:
+                continue
+            next_time = now + min_period
+            self.analyse(frame)
+            if self.frames_analysed == 1:
+                self.notifier.ready(f"analysing with {self.model_version}")
+            # Only the frame loop pets the watchdog: a hung camera or a stuck loop restarts us.
+            self.notifier.watchdog()
+            self._maybe_stats(now)
+            if max_frames and self.frames_analysed >= max_frames:
+                break
+        return 0
+
+    def analyse(self, frame: Frame) -> FrameResult:
+        assert self.detector and self.classifier and self.tracker and self.state
+        t0 = time.perf_counter()
+        detect_image = frame.gray if frame.gray is not None else frame.image
+        faces = self.detector.detect(detect_image)
+        scale = frame.gray_scale if frame.gray is not None else 1.0
+        boxes: list[Box] = [
+            tuple(int(round(v * scale)) for v in face.box)  # type: ignore[misc]
+            for face in faces
+        ]
+        boxes = sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+        boxes = boxes[: self.config.classifier.max_faces]
+        t1 = time.perf_counter()
+        crops = preprocess_faces(frame.image, self.classifier.spec, boxes)
+        t2 = time.perf_counter()
+        probabilities = (
+            self.classifier.probabilities(crops)
+            if boxes
+            else np.zeros((0, len(self.classifier.labels)), np.float32)
+        )
+        t3 = time.perf_counter()
+        now = time.monotonic()
+        tracks = self.tracker.update(boxes, probabilities, now)
+        primary = tracks[0] if tracks else None
+        change = self.state.observe(primary, now)
+        if change is not None:
+            self._emit_event(change.emotion, change.previous, change.confidence)
+        self.publish_state()
+        t4 = time.perf_counter()
+        for stage, start, end in (
+            ("detect", t0, t1),
+            ("preprocess", t1, t2),
+            ("classify", t2, t3),
+            ("publish", t3, t4),
+        ):
+            self.timer.add(stage, (end - start) * 1000)
+        self.timer.add_latency((time.monotonic() - frame.timestamp) * 1000)
+        self.frames_analysed += 1
+        result = FrameResult(
+            frame,
+            boxes,
+            tracks,
+            self.state.current,
+            self.state.confidence,
+            self.last_suggestion,
+            self.classifier.labels,
+        )
+        self.last_result = result
+        return result
+
+    def _emit_event(self, emotion: str, previous: str, confidence: float) -> None:
+        assert self.picker is not None
+        self._since = utc_now()
+        suggestion = self.picker.pick(emotion, time.monotonic())
+        suggestion_dict = {"id": suggestion.id, "text": suggestion.text} if suggestion else None
+        if suggestion_dict:
+            self.last_suggestion = suggestion_dict
+        self.events += 1
+        payload = event_payload(
+            device_id=self.config.device_id,
+            emotion=emotion,
+            previous=previous,
+            confidence=confidence,
+            model_version=self.model_version,
+            suggestion=suggestion_dict,
+            sequence=self.events,
+        )
+        logger.info(
+            "emotion %s -> %s (%.0f%%)%s",
+            previous,
+            emotion,
+            confidence * 100,
+            f"; suggestion: {suggestion.text}" if suggestion else "",
+        )
+        if self.publisher is not None:
+            self.publisher.publish_event(payload)
+
+    def publish_state(self, force: bool = False) -> None:
+        if self.publisher is None or self.state is None:
+            return
+        faces = len(self.last_result.tracks) if self.last_result else 0
+        camera = self.capture.status if self.capture else "starting"
+        emotion = "paused" if self.paused.is_set() else self.state.current
+        key = (emotion, faces, camera)
+        now = time.monotonic()
+        if (
+            not force
+            and key == self._last_state_key
+            and (now - self._last_state_time < STATE_REFRESH_SECONDS or emotion == NO_FACE)
+        ):
+            return
+        primary = (
+            self.last_result.tracks[0] if self.last_result and self.last_result.tracks else None
+        )
+        scores = (
+            {
+                label: round(float(p), 4)
+                for label, p in zip(self.state.labels, primary.scores, strict=True)
+            }
+            if primary
+            else {}
+        )
+        self.publisher.publish_state(
+            state_payload(
+                device_id=self.config.device_id,
+                emotion=emotion,
+                confidence=self.state.confidence,
+                faces=faces,
+                paused=self.paused.is_set(),
+                model_version=self.model_version,
+                camera=camera,
+                since=self._since,
+                scores=scores,
+            )
+        )
+        self._last_state_key = key
+        self._last_state_time = now
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and timings, as published on the stats topic."""
+        now = time.monotonic()
+        elapsed = max(now - self._last_stats_time, 1e-6)
+        captured = self.capture.frames if self.capture else 0
+        stats: dict[str, Any] = {
+            "device": self.config.device_id,
+            "uptime_s": round(now - self.started_at, 1),
+            "fps": round((self.frames_analysed - self._last_stats_frames) / elapsed, 2),
+            "capture_fps": round((captured - self._last_stats_captured) / elapsed, 2),
+            "frames_analysed": self.frames_analysed,
+            "frames_captured": captured,
+            "frames_dropped": self.slot.dropped,
+            "camera": self.capture.status if self.capture else "starting",
+            "camera_errors": self.capture.errors if self.capture else 0,
+            "events": self.events,
+            "latency": self.timer.summary(),
+            "model_version": self.model_version,
+            "timestamp": utc_now(),
+        }
+        if self.publisher is not None:
+            stats["mqtt"] = dict(self.publisher.counters)
+        temperature = cpu_temperature()
+        if temperature is not None:
+            stats["cpu_temperature_c"] = temperature
+        return stats
+
+    def _maybe_stats(self, now: float) -> None:
+        if now - self._last_stats_time < self.config.mqtt.stats_interval_seconds:
+            return
+        payload = self.stats()
+        if self.publisher is not None:
+            self.publisher.publish_stats(payload)
+        self._last_stats_time = now
+        self._last_stats_frames = self.frames_analysed
+        self._last_stats_captured = self.capture.frames if self.capture else 0
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stops every component in reverse start order; each gets its own try."""
+        self.stop_event.set()
+        self.notifier.stopping()
+        if self.capture is not None and self.capture.is_alive():
+            self.capture.join(timeout=5)
+        if self.publisher is not None:
+            try:
+                self.publisher.close()
+            except Exception:  # noqa: BLE001 - shutdown must go on
+                logger.exception("closing MQTT failed")
+        if self.detector is not None:
+            try:
+                self.detector.close()
+            except Exception:  # noqa: BLE001
+                logger.exception("closing the detector failed")
+
+
+def cpu_temperature() -> float | None:
+    """The SoC temperature on a Pi (and most Linux boards); ``None`` where unreadable."""
+    try:
+        return round(int(Path("/sys/class/thermal/thermal_zone0/temp").read_text()) / 1000, 1)
+    except (OSError, ValueError):
+        return None
+
+
+def _version() -> str:
+    try:
+        return metadata.version("yuzug")
+    except metadata.PackageNotFoundError:
+        return os.environ.get("YUZUG_VERSION", "dev")

@@ -1,0 +1,84 @@
+"""OpenCV ``VideoCapture``: USB cameras (index or /dev/videoN), video files and RTSP/HTTP URLs."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import cv2
+
+from edge.camera.base import CameraError, EndOfStream, Frame, FrameSource, Pacer
+from edge.config import OpenCVCameraConfig
+
+logger = logging.getLogger(__name__)
+
+# A live device or stream that delivers nothing for this long counts as lost.
+STALL_SECONDS = 5.0
+
+
+class OpenCVSource(FrameSource):
+    name = "opencv"
+
+    def __init__(self, config: OpenCVCameraConfig) -> None:
+        self.config = config
+        source = config.source
+        if isinstance(source, str) and re.fullmatch(r"\d+", source):
+            source = int(source)
+        self.source: int | str = source
+        self.is_file = (
+            isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
+        )
+        self._capture: cv2.VideoCapture | None = None
+        self._index = 0
+        self._pacer = Pacer(config.fps, False)
+
+    @property
+    def description(self) -> str:
+        return f"camera {self.source}" if isinstance(self.source, int) else str(self.source)
+
+    def open(self) -> None:
+        if self.is_file and not Path(str(self.source)).is_file():
+            raise CameraError(f"video file {self.source} not found")
+        capture = cv2.VideoCapture(self.source)
+        if not capture.isOpened():
+            capture.release()
+            raise CameraError(f"cannot open {self.description}")
+        if self.is_file:
+            fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
+            self._pacer = Pacer(fps if 0 < fps < 1000 else self.config.fps, self.config.realtime)
+        else:
+            capture.set(cv2.CAP_PROP_FRAME_WIDTH, self.config.width)
+            capture.set(cv2.CAP_PROP_FRAME_HEIGHT, self.config.height)
+            capture.set(cv2.CAP_PROP_FPS, self.config.fps)
+            # Keep the driver's queue short: stale frames only add latency.
+            capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        self._capture = capture
+        logger.info("opened %s", self.description)
+
+    def read(self) -> Frame:
+        if self._capture is None:
+            raise CameraError(f"{self.description} is not open")
+        started = time.monotonic()
+        ok, image = self._capture.read()
+        if not ok or image is None:
+            if self.is_file:
+                if not Path(str(self.source)).exists():
+                    raise CameraError(f"video file {self.source} disappeared")
+                if self.config.loop and self._index > 0:
+                    self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    ok, image = self._capture.read()
+                if not ok or image is None:
+                    raise EndOfStream(str(self.source))
+            else:
+                waited = time.monotonic() - started
+                raise CameraError(f"{self.description} delivered no frame ({waited:.1f} s)")
+        self._pacer.wait()
+        self._index += 1
+        return Frame(image=image, index=self._index)
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None

@@ -1,0 +1,195 @@
+"""``yuzug-edge demo``: the whole loop on a fresh machine, with no camera and no broker.
+
+It finds face photos (the user's FER2013 download when present, else scikit-image's astronaut
+photo), films a short scripted scene from them (neutral room, then happy, sad and angry faces),
+starts an embedded MQTT broker unless one answers on localhost:1883, runs the daemon on the
+footage and prints what a subscriber receives. It ends by itself; ``--camera`` uses a real
+camera instead and runs until Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from edge.errors import YuzugError
+from edge.samples import Segment, fer_faces, scripted_frames, write_folder
+
+logger = logging.getLogger(__name__)
+
+DEMO_SCRIPT = [
+    Segment("none", 2),
+    Segment("happy", 5),
+    Segment("sad", 5),
+    Segment("angry", 5),
+    Segment("none", 4),
+]
+FER_CANDIDATES = ("../shared/datasets/fer2013.zip", "fer2013.zip", "data/fer2013.zip")
+
+
+def find_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def reachable(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedBroker:
+    """amqtt running in its own thread and event loop, bound to loopback."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="broker", daemon=True)
+        self._broker: Any = None
+
+    def start(self) -> None:
+        try:
+            from amqtt.broker import Broker
+        except ImportError as exc:
+            raise YuzugError(
+                "no MQTT broker on localhost:1883 and amqtt is not installed: "
+                "pip install 'yuzug[demo]', or pass --broker HOST:PORT"
+            ) from exc
+        for name in ("amqtt", "transitions"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self._thread.start()
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
+        }
+
+        async def start() -> Any:
+            broker = Broker(config)
+            await broker.start()
+            return broker
+
+        self._broker = asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=15)
+
+    def stop(self) -> None:
+        if self._broker is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(10)
+            except Exception:  # noqa: BLE001 - best effort at exit
+                logger.debug("broker shutdown", exc_info=True)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
+def find_faces(data: Path | None) -> tuple[dict[str, Any], str]:
+    """Face photos per label, and where they came from."""
+    candidates = [data] if data else [Path(p) for p in FER_CANDIDATES]
+    if os.environ.get("YUZUG_DEMO_DATA"):
+        candidates.insert(0, Path(os.environ["YUZUG_DEMO_DATA"]))
+    for path in candidates:
+        if path and path.is_file() and path.suffix == ".zip":
+            return fer_faces(path, ["happy", "sad", "angry"], 4, seed=7), str(path)
+    if data:
+        raise YuzugError(f"--data {data}: expected a FER2013-layout .zip")
+    try:
+        from skimage import data as skimage_data
+    except ImportError as exc:
+        raise YuzugError(
+            "no face photos found: pass --data fer2013.zip (the Kaggle download) "
+            "or pip install scikit-image for its sample photo"
+        ) from exc
+    import cv2
+
+    astronaut = cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR)
+    face = astronaut[40:260, 140:320]  # Eileen Collins, smiling
+    return {"happy": [face]}, "scikit-image astronaut.png"
+
+
+def run_demo(
+    data: Path | None,
+    camera: str | None,
+    broker: str | None,
+    model: Path | None,
+    language: str,
+    fps: float,
+) -> int:
+    from edge.app import EdgeApp
+    from edge.config import parse_config
+    from edge.watch import Watcher
+
+    embedded = None
+    if broker:
+        host, _, port_text = broker.partition(":")
+        port = int(port_text or 1883)
+    elif reachable("127.0.0.1", 1883):
+        host, port = "127.0.0.1", 1883
+        print("demo: using the MQTT broker on localhost:1883")
+    else:
+        host, port = "127.0.0.1", find_port()
+        embedded = EmbeddedBroker(port)
+        embedded.start()
+        print(f"demo: started an embedded MQTT broker on {host}:{port}")
+
+    with tempfile.TemporaryDirectory(prefix="yuzug-demo-") as workdir:
+        if camera is None:
+            faces, origin = find_faces(data)
+            script = (
+                DEMO_SCRIPT
+                if len(faces) > 1
+                else [Segment("none", 2), Segment("happy", 8), Segment("none", 4)]
+            )
+            labels = write_folder(scripted_frames(faces, script, fps, seed=3), Path(workdir))
+            print(
+                f"demo: {len(labels)} frames ({len(labels) / fps:.0f} s at {fps:g} fps) of "
+                f"faces from {origin}: " + ", ".join(f"{s.label} {s.seconds:g}s" for s in script)
+            )
+            camera_config: dict[str, Any] = {"type": "folder", "path": workdir, "fps": fps}
+        else:
+            camera_config = {"type": "opencv", "source": camera}
+        config = parse_config(
+            {
+                "device_id": "demo",
+                "camera": camera_config,
+                "classifier": {"model": str(model)} if model else {},
+                "emotion": {"stable_seconds": 1.0, "no_face_seconds": 1.5},
+                "suggestions": {"language": language, "cooldown_seconds": 0},
+                "mqtt": {
+                    "host": host,
+                    "port": port,
+                    "discovery": True,
+                    "stats_interval_seconds": 10,
+                },
+            },
+            "demo",
+        )
+        watcher = Watcher(host, port, device="demo", show_state=False)
+        watcher.start()
+        watcher.subscribed.wait(5)
+        app = EdgeApp(config)
+        started = time.monotonic()
+        try:
+            code = app.run()
+        finally:
+            time.sleep(0.5)  # let the last messages arrive
+            watcher.stop()
+            if embedded is not None:
+                embedded.stop()
+        elapsed = time.monotonic() - started
+        events = watcher.events()
+        print(
+            f"demo: analysed {app.frames_analysed} frames in {elapsed:.1f} s; "
+            f"{len(events)} emotion events received over MQTT: "
+            + ", ".join(f"{e['previous']} -> {e['emotion']}" for e in events)
+        )
+        return code

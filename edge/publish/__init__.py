@@ -1,0 +1,1 @@
+"""Publishing results: the MQTT contract (payloads) and its paho-mqtt implementation."""

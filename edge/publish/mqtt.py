@@ -1,0 +1,269 @@
+"""paho-mqtt 2.x behind a small publisher: availability with Last Will, retained state, queued
+events, stats, Home Assistant discovery and the pause command.
+
+The broker being away must never stall or crash the camera loop: every call here returns at
+once. Events produced while disconnected wait in a bounded queue (oldest dropped first, and
+counted) and are sent, in order, when the connection returns. Reconnection backs off from
+``reconnect_min_seconds`` to ``reconnect_max_seconds`` with random jitter, so a fleet does not
+reconnect in lock-step after a broker restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+
+from edge.config import MQTTConfig
+from edge.publish.payloads import Topics, dumps
+
+logger = logging.getLogger(__name__)
+
+HA_STATUS_SUFFIX = "status"
+
+
+class MQTTPublisher:
+    """Publishes a device's topics; see docs/mqtt.md for the contract.
+
+    Args:
+        config: the validated ``[mqtt]`` section (password already read from the environment).
+        device_id: the device's id in topics.
+        on_pause: called with True/False when the pause command arrives.
+        discovery: returns the Home Assistant discovery messages to (re)publish.
+    """
+
+    def __init__(
+        self,
+        config: MQTTConfig,
+        device_id: str,
+        on_pause: Callable[[bool], None] | None = None,
+        discovery: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
+    ) -> None:
+        self.config = config
+        self.topics = Topics(config.topic_prefix, device_id)
+        self.on_pause = on_pause
+        self.discovery = discovery
+        self.connected = threading.Event()
+        self._lock = threading.Lock()
+        self._pending: deque[str] = deque()
+        self._state: str | None = None
+        self._paused = False
+        self._started = False
+        self.counters = {
+            "events_published": 0,
+            "events_queued": 0,
+            "events_dropped": 0,
+            "events_pending": 0,
+            "connects": 0,
+            "disconnects": 0,
+            "connect_failures": 0,
+        }
+        self.last_error: str | None = None
+        self._client = self._build_client(device_id)
+
+    def _build_client(self, device_id: str) -> mqtt.Client:
+        c = self.config
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=c.client_id or f"yuzug-{device_id}",
+            protocol=mqtt.MQTTv311,
+        )
+        client.enable_logger(logging.getLogger("paho"))
+        client.will_set(self.topics.availability, "offline", qos=1, retain=True)
+        if c.username:
+            password = c.password.get_secret_value() if c.password is not None else None
+            client.username_pw_set(c.username, password)
+        if c.tls:
+            client.tls_set(
+                ca_certs=str(c.ca_file) if c.ca_file else None,
+                certfile=str(c.cert_file) if c.cert_file else None,
+                keyfile=str(c.key_file) if c.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            if c.tls_insecure:
+                client.tls_insecure_set(True)
+        client.reconnect_delay_set(self._jittered(c.reconnect_min_seconds), c.reconnect_max_seconds)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_message = self._on_message
+        return client
+
+    @staticmethod
+    def _jittered(delay: float) -> int:
+        # paho takes whole seconds; +-50% jitter spreads a fleet's reconnects.
+        return max(1, round(delay * random.uniform(0.5, 1.5)))
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.config.host}:{self.config.port}"
+
+    def start(self) -> None:
+        """Connects in the background; returns at once even when the broker is down."""
+        try:
+            self._client.connect_async(self.config.host, self.config.port, self.config.keepalive)
+        except (OSError, ValueError) as exc:
+            # connect_async only records the target; a bad host name fails later, in the loop.
+            self.last_error = str(exc)
+        self._client.loop_start()
+        self._started = True
+        logger.info(
+            "MQTT: connecting to %s%s as %s",
+            self.endpoint,
+            " (TLS)" if self.config.tls else "",
+            self.config.username or "anonymous",
+        )
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    # -- callbacks (paho's network thread) --------------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            self.counters["connect_failures"] += 1
+            self.last_error = f"broker refused the connection: {reason_code}"
+            logger.error(
+                "MQTT: %s refused the connection: %s (check mqtt.username and the "
+                "password credential); retrying with backoff",
+                self.endpoint,
+                reason_code,
+            )
+            return
+        self.counters["connects"] += 1
+        self.last_error = None
+        logger.info("MQTT: connected to %s", self.endpoint)
+        client.publish(self.topics.availability, "online", qos=1, retain=True)
+        client.subscribe(
+            [(self.topics.pause_set, 1), (f"{self.config.discovery_prefix}/{HA_STATUS_SUFFIX}", 1)]
+        )
+        self._publish_discovery()
+        with self._lock:
+            client.publish(self.topics.pause, "ON" if self._paused else "OFF", qos=1, retain=True)
+            if self._state is not None:
+                client.publish(self.topics.state, self._state, qos=1, retain=True)
+            self.connected.set()
+            flushed = 0
+            while self._pending:
+                info = client.publish(self.topics.event, self._pending[0], qos=1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    break
+                self._pending.popleft()
+                flushed += 1
+                self.counters["events_published"] += 1
+            self.counters["events_pending"] = len(self._pending)
+        if flushed:
+            logger.info("MQTT: delivered %d events queued while disconnected", flushed)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        client.reconnect_delay_set(
+            self._jittered(self.config.reconnect_min_seconds), self.config.reconnect_max_seconds
+        )
+        if was_connected and self._started:
+            self.counters["disconnects"] += 1
+            logger.warning(
+                "MQTT: disconnected from %s (%s); reconnecting with backoff",
+                self.endpoint,
+                reason_code,
+            )
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.counters["connect_failures"] += 1
+        failures = self.counters["connect_failures"]
+        if failures in (1, 10) or failures % 100 == 0:
+            logger.warning(
+                "MQTT: cannot reach %s (%d attempts so far); retrying with backoff",
+                self.endpoint,
+                failures,
+            )
+        self.last_error = f"cannot reach {self.endpoint}"
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        payload = message.payload.decode("utf-8", "replace").strip()
+        if message.topic == self.topics.pause_set:
+            value = payload.upper()
+            if value in ("ON", "TRUE", "1", "PAUSE"):
+                self.set_paused(True)
+            elif value in ("OFF", "FALSE", "0", "RESUME"):
+                self.set_paused(False)
+            else:
+                logger.warning("MQTT: ignoring pause command %r (use ON or OFF)", payload[:20])
+                return
+            if self.on_pause is not None:
+                self.on_pause(self._paused)
+        elif message.topic.endswith(f"/{HA_STATUS_SUFFIX}") and payload == "online":
+            # Home Assistant restarted and lost non-retained state: announce ourselves again.
+            self._publish_discovery()
+
+    # -- publishing (any thread) ------------------------------------------------------------
+
+    def _publish_discovery(self) -> None:
+        if not self.config.discovery or self.discovery is None:
+            return
+        for topic, payload in self.discovery():
+            self._client.publish(topic, dumps(payload), qos=1, retain=True)
+
+    def set_paused(self, paused: bool) -> None:
+        with self._lock:
+            self._paused = paused
+            if self.connected.is_set():
+                self._client.publish(
+                    self.topics.pause, "ON" if paused else "OFF", qos=1, retain=True
+                )
+
+    def publish_state(self, payload: dict[str, Any]) -> None:
+        """Retained state; the newest one is re-sent on every reconnect."""
+        text = dumps(payload)
+        with self._lock:
+            self._state = text
+            if self.connected.is_set():
+                self._client.publish(self.topics.state, text, qos=1, retain=True)
+
+    def publish_event(self, payload: dict[str, Any]) -> None:
+        """QoS 1 event; queued (bounded, oldest dropped and counted) while disconnected."""
+        text = dumps(payload)
+        with self._lock:
+            if self.connected.is_set() and not self._pending:
+                info = self._client.publish(self.topics.event, text, qos=1)
+                if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self.counters["events_published"] += 1
+                    return
+            if len(self._pending) >= self.config.queue_limit:
+                self._pending.popleft()
+                self.counters["events_dropped"] += 1
+            self._pending.append(text)
+            self.counters["events_queued"] += 1
+            self.counters["events_pending"] = len(self._pending)
+
+    def publish_stats(self, payload: dict[str, Any]) -> None:
+        """Best effort: stats are periodic, a missed one is replaced by the next."""
+        if self.connected.is_set():
+            self._client.publish(self.topics.stats, dumps(payload), qos=0)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Announces ``offline`` (retained), disconnects and stops the network thread."""
+        if not self._started:
+            return
+        self._started = False
+        if self.connected.is_set():
+            info = self._client.publish(self.topics.availability, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass  # the connection dropped while closing; the Last Will says offline
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()

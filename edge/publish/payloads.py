@@ -1,0 +1,189 @@
+"""Topic names and JSON payloads: the daemon's public MQTT contract (see docs/mqtt.md).
+
+Everything published is built here, so the documentation, the JSON Schemas in
+``docs/schemas/`` and the tests check one place. No image or face crop is ever part of a payload.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str
+    device_id: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}/{self.device_id}"
+
+    @property
+    def availability(self) -> str:
+        return f"{self.base}/availability"
+
+    @property
+    def state(self) -> str:
+        return f"{self.base}/state"
+
+    @property
+    def event(self) -> str:
+        return f"{self.base}/event"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.base}/stats"
+
+    @property
+    def pause(self) -> str:
+        """Retained ``ON``/``OFF``: whether analysis is paused (the privacy switch)."""
+        return f"{self.base}/pause"
+
+    @property
+    def pause_set(self) -> str:
+        """Command topic: ``ON`` pauses analysis, ``OFF`` resumes it."""
+        return f"{self.base}/pause/set"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def dumps(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def state_payload(
+    *,
+    device_id: str,
+    emotion: str,
+    confidence: float,
+    faces: int,
+    paused: bool,
+    model_version: str,
+    camera: str,
+    since: str,
+    scores: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "device": device_id,
+        "emotion": emotion,
+        "confidence": round(float(confidence), 4),
+        "scores": scores or {},
+        "faces": int(faces),
+        "paused": paused,
+        "camera": camera,
+        "since": since,
+        "model_version": model_version,
+        "timestamp": utc_now(),
+    }
+
+
+def event_payload(
+    *,
+    device_id: str,
+    emotion: str,
+    previous: str,
+    confidence: float,
+    model_version: str,
+    suggestion: dict[str, str] | None,
+    sequence: int,
+) -> dict[str, Any]:
+    # "event_type" makes the payload usable as-is by a Home Assistant MQTT event entity.
+    return {
+        "schema": SCHEMA_VERSION,
+        "event_type": emotion,
+        "device": device_id,
+        "emotion": emotion,
+        "previous": previous,
+        "confidence": round(float(confidence), 4),
+        "suggestion": suggestion,
+        "sequence": sequence,
+        "model_version": model_version,
+        "timestamp": utc_now(),
+    }
+
+
+def discovery_messages(
+    *,
+    topics: Topics,
+    discovery_prefix: str,
+    emotions: list[str],
+    model_version: str,
+    software_version: str,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Home Assistant MQTT discovery: one device with emotion, confidence, suggestion, pause."""
+    node = f"yuzug_{topics.device_id}".replace("-", "_")
+    device = {
+        "identifiers": [node],
+        "name": f"YUZUG {topics.device_id}",
+        "manufacturer": "YUZUG",
+        "model": f"emotion camera ({model_version})",
+        "sw_version": software_version,
+    }
+    common = {
+        "availability_topic": topics.availability,
+        "payload_available": "online",
+        "payload_not_available": "offline",
+        "device": device,
+    }
+    states = [*emotions, "none", "no_face", "paused"]
+    return [
+        (
+            f"{discovery_prefix}/sensor/{node}/emotion/config",
+            {
+                **common,
+                "name": "Emotion",
+                "unique_id": f"{node}_emotion",
+                "device_class": "enum",
+                "options": states,
+                "icon": "mdi:emoticon-outline",
+                "state_topic": topics.state,
+                "value_template": "{{ value_json.emotion }}",
+                "json_attributes_topic": topics.state,
+            },
+        ),
+        (
+            f"{discovery_prefix}/sensor/{node}/confidence/config",
+            {
+                **common,
+                "name": "Emotion confidence",
+                "unique_id": f"{node}_confidence",
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+                "icon": "mdi:percent",
+                "state_topic": topics.state,
+                "value_template": "{{ (value_json.confidence * 100) | round(0) }}",
+            },
+        ),
+        (
+            f"{discovery_prefix}/event/{node}/suggestion/config",
+            {
+                **common,
+                "name": "Suggestion",
+                "unique_id": f"{node}_suggestion",
+                "icon": "mdi:lightbulb-on-outline",
+                "state_topic": topics.event,
+                "event_types": states,
+            },
+        ),
+        (
+            f"{discovery_prefix}/switch/{node}/pause/config",
+            {
+                **common,
+                "name": "Pause analysis",
+                "unique_id": f"{node}_pause",
+                "icon": "mdi:eye-off-outline",
+                "state_topic": topics.pause,
+                "command_topic": topics.pause_set,
+                "payload_on": "ON",
+                "payload_off": "OFF",
+            },
+        ),
+    ]

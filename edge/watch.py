@@ -1,0 +1,133 @@
+"""``yuzug-edge watch``: subscribe to YUZUG devices and print what they say, readably."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from datetime import datetime
+from typing import Any, TextIO
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+logger = logging.getLogger(__name__)
+
+
+def describe(topic: str, payload: str, prefix: str) -> str | None:
+    """One human line for a YUZUG message, or ``None`` for messages not worth a line."""
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != prefix:
+        return None
+    device, kind = parts[1], "/".join(parts[2:])
+    stamp = datetime.now().strftime("%H:%M:%S")
+    try:
+        data: Any = json.loads(payload) if payload.startswith("{") else payload
+    except json.JSONDecodeError:
+        data = payload
+    if kind == "availability":
+        return f"{stamp} {device:<12} {'is ' + str(data)}"
+    if kind == "event" and isinstance(data, dict):
+        line = (
+            f"{stamp} {device:<12} EVENT {data.get('previous')} -> {data.get('emotion')} "
+            f"({float(data.get('confidence', 0)):.0%})"
+        )
+        suggestion = data.get("suggestion")
+        if suggestion:
+            line += f"\n{'':22}suggestion: {suggestion.get('text')}"
+        return line
+    if kind == "state" and isinstance(data, dict):
+        faces = data.get("faces", 0)
+        return (
+            f"{stamp} {device:<12} state {data.get('emotion')} "
+            f"{float(data.get('confidence', 0)):.0%}, {faces} face{'s' * (faces != 1)}, "
+            f"camera {data.get('camera')}"
+        )
+    if kind == "pause":
+        return f"{stamp} {device:<12} paused: {data}"
+    if kind == "stats" and isinstance(data, dict):
+        return (
+            f"{stamp} {device:<12} stats {data.get('fps')} fps, "
+            f"{data.get('frames_dropped')} frames dropped, camera {data.get('camera')}"
+        )
+    return None
+
+
+class Watcher:
+    """A background subscriber that prints (or collects) a device's messages."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        prefix: str = "yuzug",
+        device: str = "+",
+        out: TextIO | None = None,
+        raw: bool = False,
+        show_state: bool = True,
+    ) -> None:
+        self.prefix = prefix
+        self.topic = f"{prefix}/{device}/#"
+        self.out = out or sys.stdout
+        self.raw = raw
+        self.show_state = show_state
+        self.messages: list[tuple[str, str]] = []
+        self.subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="")
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.host, self.port = host, port
+
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, 30)
+        self.client.loop_start()
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if not reason_code.is_failure:
+            client.subscribe(self.topic, qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        payload = message.payload.decode("utf-8", "replace")
+        with self._lock:
+            self.messages.append((message.topic, payload))
+        if self.raw:
+            print(
+                json.dumps({"topic": message.topic, "payload": payload}, ensure_ascii=False),
+                file=self.out,
+                flush=True,
+            )
+            return
+        if message.topic.endswith("/state") and not self.show_state:
+            return
+        line = describe(message.topic, payload, self.prefix)
+        if line:
+            print(line, file=self.out, flush=True)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [json.loads(p) for t, p in self.messages if t.endswith("/event")]
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def run_watch(host: str, port: int, prefix: str, device: str, raw: bool, seconds: float) -> int:
+    watcher = Watcher(host, port, prefix, device, raw=raw)
+    watcher.start()
+    print(f"watching {watcher.topic} on {host}:{port} (Ctrl-C to stop)", file=sys.stderr)
+    deadline = time.monotonic() + seconds if seconds else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+    return 0

@@ -1,0 +1,242 @@
+"""The daemon against a real Mosquitto: availability, retained state, Last Will, discovery, pause,
+queued events across a broker restart, and an unreachable broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from edge.app import EdgeApp
+from edge.config import parse_config
+from edge.publish.mqtt import MQTTPublisher
+from edge.samples import Segment, fer_faces, scripted_frames, write_folder
+from tests.support import Subscriber, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = {
+    name: json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text())
+    for name in ("state", "event", "stats", "discovery")
+}
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture(scope="module")
+def face_frames(fer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    faces = fer_faces(fer_zip, ["happy"], 2)
+    folder = tmp_path_factory.mktemp("frames")
+    write_folder(scripted_frames(faces, [Segment("happy", 2), Segment("none", 1)], 10), folder)
+    return folder
+
+
+def make_config(port: int, frames: Path, **overrides) -> dict:
+    config = {
+        "device_id": "test-cam",
+        "camera": {"type": "folder", "path": str(frames), "fps": 20, "loop": True},
+        "emotion": {"stable_seconds": 0.2, "no_face_seconds": 0.5},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": port,
+            "stats_interval_seconds": 0.5,
+            "reconnect_min_seconds": 1,
+            "reconnect_max_seconds": 2,
+        },
+    }
+    for section, values in overrides.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+class RunningApp:
+    def __init__(self, config: dict) -> None:
+        self.app = EdgeApp(parse_config(config))
+        self.code: int | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.code = self.app.run()
+
+    def __enter__(self) -> EdgeApp:
+        self.thread.start()
+        return self.app
+
+    def __exit__(self, *exc: object) -> None:
+        self.app.stop_event.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+
+def test_availability_state_stats_and_discovery(mosquitto, face_frames):
+    with RunningApp(make_config(mosquitto.port, face_frames)) as app:
+        wait_for(lambda: app.frames_analysed > 20, 30, what="frames analysed")
+        # A subscriber arriving later gets the retained messages at once.
+        sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#", "homeassistant/#"])
+        try:
+            sub.wait_payload("/availability", lambda p: p == "online", 5)
+            assert any(t.endswith("/availability") and r for t, _, r in sub.messages)
+            state = json.loads(sub.wait_payload("/state", lambda p: True, 5))
+            jsonschema.validate(state, SCHEMAS["state"])
+            assert state["device"] == "test-cam" and state["camera"] == "ok"
+            assert state["model_version"] == app.model_version
+            stats = json.loads(sub.wait_payload("/stats", lambda p: True, 5))
+            jsonschema.validate(stats, SCHEMAS["stats"])
+            assert stats["frames_analysed"] > 0 and "detect" in stats["latency"]
+
+            configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
+            components = sorted(t.split("/")[1] for t, _ in configs)
+            assert components == ["event", "sensor", "sensor", "switch"]
+            for _, payload in configs:
+                jsonschema.validate(payload, SCHEMAS["discovery"])
+            emotion = next(p for t, p in configs if t.endswith("/emotion/config"))
+            assert {"happy", "sad", "angry", "none", "no_face"} <= set(emotion["options"])
+            assert emotion["device_class"] == "enum"
+            # Home Assistant restarting asks for discovery again.
+            before = len(configs)
+            sub.client.publish("homeassistant/status", "online", qos=1)
+            wait_for(
+                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= before + 4,
+                10,
+                what="discovery republished",
+            )
+        finally:
+            sub.close()
+
+
+def test_pause_command_releases_the_camera_and_resumes(mosquitto, face_frames):
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#"])
+    try:
+        with RunningApp(make_config(mosquitto.port, face_frames)) as app:
+            wait_for(lambda: app.frames_analysed > 5, 30, what="frames analysed")
+            sub.client.publish("yuzug/test-cam/pause/set", "ON", qos=1)
+            sub.wait_payload("/pause", lambda p: p == "ON")
+            sub.wait_payload("/state", lambda p: json.loads(p)["emotion"] == "paused")
+            wait_for(lambda: app.capture.status == "paused", 5, what="camera released")
+            frozen = app.frames_analysed
+            threading.Event().wait(0.6)
+            assert app.frames_analysed <= frozen + 1  # nothing analysed while paused
+            sub.client.publish("yuzug/test-cam/pause/set", "OFF", qos=1)
+            sub.wait_payload("/pause", lambda p: p == "OFF")
+            wait_for(lambda: app.frames_analysed > frozen + 5, 15, what="analysis resumed")
+    finally:
+        sub.close()
+
+
+def test_last_will_reports_a_killed_daemon_offline(mosquitto, face_frames, tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        'device_id = "killed"\n'
+        f'[camera]\ntype = "folder"\npath = "{face_frames}"\nloop = true\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nkeepalive = 5\n'
+    )
+    sub = Subscriber(mosquitto.port, ["yuzug/killed/availability"])
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        sub.wait_payload("/availability", lambda p: p == "online", 30)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(10)
+        sub.wait_payload("/availability", lambda p: p == "offline", 15)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        sub.close()
+
+
+def test_events_queued_while_broker_is_down_arrive_after_restart(mosquitto):
+    from edge.config import MQTTConfig
+
+    config = MQTTConfig(
+        host="127.0.0.1",
+        port=mosquitto.port,
+        queue_limit=10,
+        reconnect_min_seconds=1,
+        reconnect_max_seconds=2,
+        discovery=False,
+    )
+    # A persistent subscriber keeps its subscription in the broker across the restart.
+    sub = Subscriber(
+        mosquitto.port, ["yuzug/queue/event"], client_id="persistent-sub", persistent=True
+    )
+    publisher = MQTTPublisher(config, "queue")
+    publisher.start()
+    try:
+        assert publisher.wait_connected(10)
+        publisher.publish_event({"sequence": 0})
+        sub.wait_payload("/event", lambda p: json.loads(p)["sequence"] == 0)
+        mosquitto.stop()  # graceful: Mosquitto saves the subscriber's session
+        wait_for(lambda: not publisher.connected.is_set(), 10, what="publisher to notice")
+        for sequence in range(1, 16):  # 15 events into a queue of 10: 5 oldest dropped
+            publisher.publish_event({"sequence": sequence})
+        assert publisher.counters["events_dropped"] == 5
+        assert publisher.counters["events_pending"] == 10
+        mosquitto.start()
+        wait_for(lambda: len(sub.payloads("/event")) >= 11, 30, what="queued events delivered")
+        received = [json.loads(p)["sequence"] for p in sub.payloads("/event")]
+        assert received[0] == 0 and sorted(set(received[1:])) == list(range(6, 16))
+        assert publisher.counters["events_pending"] == 0
+    finally:
+        publisher.close()
+        sub.close()
+
+
+def test_unreachable_broker_at_start_keeps_analysing(face_frames):
+    port = free_port()  # nothing listens here
+    with RunningApp(make_config(port, face_frames)) as app:
+        wait_for(lambda: app.frames_analysed > 20, 30, what="analysis without a broker")
+        wait_for(
+            lambda: app.publisher.counters["connect_failures"] >= 1,
+            10,
+            what="connection failure counted",
+        )
+        assert not app.publisher.connected.is_set()
+        assert app.publisher.last_error
+
+
+def test_password_is_never_logged(mosquitto, face_frames, tmp_path):
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'[camera]\ntype = "folder"\npath = "{face_frames}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nusername = "cam"\n'
+    )
+    secret = "hunter2-very-secret"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "--log-level",
+            "DEBUG",
+            "run",
+            "--config",
+            str(config),
+            "--max-frames",
+            "15",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "YUZUG_MQTT_PASSWORD": secret},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert secret not in result.stderr + result.stdout
+    validated = subprocess.run(
+        [sys.executable, "-m", "edge", "validate-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "YUZUG_MQTT_PASSWORD": secret},
+    )
+    assert validated.returncode == 0
+    assert secret not in validated.stdout + validated.stderr
+    assert json.loads(validated.stdout)["mqtt"]["password"] == "********"

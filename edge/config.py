@@ -192,11 +192,20 @@ class EdgeConfig(Strict):
     http: HTTPConfig = Field(default_factory=HTTPConfig)
 
 
+UNION_SECTIONS = ("camera", "detector")
+UNION_TAGS = ("opencv", "picamera2", "folder", "blazeface", "haar", "yunet")
+
+
 def _format_error(exc: ValidationError, source: str) -> str:
     lines = [f"{source}: invalid configuration"]
     for error in exc.errors():
-        # Drop pydantic's union-member tags ("opencv", "function-after[...]") from the path.
-        parts = [str(p) for p in error["loc"] if not str(p).startswith("function-")]
+        # Drop pydantic's union-member tags ("camera.opencv.fps" -> "camera.fps").
+        parts: list[str] = []
+        for part in map(str, error["loc"]):
+            if part.startswith("function-") or (parts and parts[-1] in UNION_SECTIONS):
+                if part.startswith("function-") or part in UNION_TAGS:
+                    continue
+            parts.append(part)
         key = ".".join(parts) or "(top level)"
         value = error.get("input")
         shown = "" if isinstance(value, dict) or "password" in key else f" (got {value!r})"

@@ -1,0 +1,198 @@
+"""``yuzug-deploy``: push | rollback | status | install, over the user's own SSH.
+
+Many hosts are handled in parallel (``--concurrency``); a per-host table is printed at the end,
+and the exit status is 1 if any host failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deploy.inventory import Device, from_hosts, load_inventory
+from deploy.push import Confirmer, Outcome, Target, push, rollback, status
+from deploy.remote import Remote
+from edge.bundle import load_bundle
+from edge.errors import YuzugError
+from edge.log import setup_logging
+
+logger = logging.getLogger("deploy")
+
+
+def _add_targets(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("hosts", nargs="*", metavar="HOST", help="ssh destinations")
+    parser.add_argument("--inventory", type=Path, help="devices TOML (see devices.example.toml)")
+    parser.add_argument("--broker", help="MQTT host[:port] to confirm versions and read status")
+    parser.add_argument("--topic-prefix", default=None)
+    parser.add_argument("--device-id", help="device_id of a single HOST (default: host name)")
+    parser.add_argument("--root", help="device root (default /; tests use a directory)")
+    parser.add_argument("--restart-command", help="run on the device after switching")
+    parser.add_argument("--ssh-config", type=Path, help="ssh config file instead of ~/.ssh/config")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for a device to confirm (default 60)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yuzug-deploy", description=__doc__.split("\n")[0])
+    parser.add_argument("--log-level", default="WARNING")
+    commands = parser.add_subparsers(dest="command", required=True)
+    push_parser = commands.add_parser("push", help="put a model bundle on devices")
+    push_parser.add_argument("--model", type=Path, required=True, help="bundle directory")
+    push_parser.add_argument("--keep", type=int, help="versions kept per device (default 3)")
+    push_parser.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="do not wait for the device to report the new version",
+    )
+    _add_targets(push_parser)
+    _add_targets(commands.add_parser("rollback", help="switch devices back to their previous"))
+    _add_targets(commands.add_parser("status", help="version, online state, last emotion"))
+    confirm = commands.add_parser("confirm", help="wait until a device reports a version")
+    confirm.add_argument("--broker", required=True, help="MQTT host[:port]")
+    confirm.add_argument("--device-id", required=True)
+    confirm.add_argument("--version", required=True, help="<name>-<version> of the bundle")
+    confirm.add_argument("--topic-prefix", default="yuzug")
+    confirm.add_argument("--timeout", type=float, default=60)
+    install = commands.add_parser("install", help="first-time set-up of a Pi")
+    install.add_argument("--wheel", type=Path, help="yuzug wheel to install (default: build one)")
+    _add_targets(install)
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> tuple[list[Device], dict[str, Any]]:
+    overrides = {
+        "root": args.root,
+        "restart_command": args.restart_command,
+        "keep": getattr(args, "keep", None),
+        "device_id": args.device_id,
+    }
+    if args.inventory:
+        devices, defaults = load_inventory(args.inventory, overrides)
+        devices += from_hosts(args.hosts, {**defaults, **overrides}) if args.hosts else []
+    else:
+        if not args.hosts:
+            raise YuzugError("name at least one HOST or an --inventory file")
+        if args.device_id and len(args.hosts) > 1:
+            raise YuzugError("--device-id applies to a single HOST; use an inventory for many")
+        defaults = {}
+        devices = from_hosts(args.hosts, overrides)
+    settings = {
+        "broker": args.broker or defaults.get("broker"),
+        "topic_prefix": args.topic_prefix or defaults.get("topic_prefix", "yuzug"),
+        "timeout": args.timeout or float(defaults.get("confirm_timeout", 60)),
+    }
+    return devices, settings
+
+
+def make_confirmer(settings: dict[str, Any]) -> Confirmer | None:
+    if not settings["broker"]:
+        return None
+    host, _, port = str(settings["broker"]).partition(":")
+    return Confirmer(host, int(port or 1883), settings["topic_prefix"])
+
+
+def target_for(device: Device, args: argparse.Namespace) -> Target:
+    return Target(
+        Remote(device.host, ssh_config=args.ssh_config),
+        device.device_id,
+        device.root,
+        device.restart_command,
+        device.keep,
+    )
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    for row in rows:
+        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def run_parallel(devices: list[Device], concurrency: int, work: Any) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        return list(pool.map(work, devices))
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    bundle = load_bundle(args.model)  # refuses a broken bundle before touching any device
+    devices, settings = resolve(args)
+    confirmer = None if args.no_confirm else make_confirmer(settings)
+    if confirmer is None and not args.no_confirm:
+        print(
+            "note: no --broker given, so new versions are not confirmed (and not rolled "
+            "back automatically)",
+            file=sys.stderr,
+        )
+    outcomes: list[Outcome] = run_parallel(
+        devices,
+        args.concurrency,
+        lambda d: push(target_for(d, args), bundle, confirmer, settings["timeout"]),
+    )
+    print(f"model {bundle.manifest.full_name} -> {len(devices)} device(s)")
+    print_table([vars(o) for o in outcomes], ["host", "status", "version", "seconds", "detail"])
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    devices, settings = resolve(args)
+    confirmer = make_confirmer(settings)
+    outcomes = run_parallel(
+        devices,
+        args.concurrency,
+        lambda d: rollback(target_for(d, args), confirmer, settings["timeout"]),
+    )
+    print_table([vars(o) for o in outcomes], ["host", "status", "version", "seconds", "detail"])
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    devices, settings = resolve(args)
+    confirmer = make_confirmer(settings)
+    rows = run_parallel(devices, args.concurrency, lambda d: status(target_for(d, args), confirmer))
+    columns = ["host", "device", "version", "versions"]
+    if confirmer is not None:
+        columns += ["online", "running", "emotion", "since"]
+    print_table(rows, columns + ["error"])
+    return 0 if all("error" not in r for r in rows) else 1
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    from deploy.install import install
+
+    devices, _ = resolve(args)
+    outcomes = run_parallel(
+        devices, args.concurrency, lambda d: install(target_for(d, args), args.wheel)
+    )
+    print_table([vars(o) for o in outcomes], ["host", "status", "seconds", "detail"])
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+COMMANDS = {
+    "push": cmd_push,
+    "rollback": cmd_rollback,
+    "status": cmd_status,
+    "install": cmd_install,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except YuzugError as exc:
+        print(f"yuzug-deploy: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# First-time set-up of a Raspberry Pi (Raspberry Pi OS Bookworm/Trixie, 64-bit) for YUZUG.
+# Run as root on the Pi, from a folder holding this script, a yuzug wheel, edge.example.toml and
+# yuzug-edge.service (yuzug-deploy install HOST copies them there and runs it):
+#   sudo ./install.sh --wheel yuzug-*.whl [--password-file FILE]
+# Idempotent: running it again upgrades the package and keeps an existing config.
+set -euo pipefail
+
+WHEEL=""
+PASSWORD_FILE=""
+PREFIX=/opt/yuzug
+here="$(cd "$(dirname "$0")" && pwd)"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --wheel) WHEEL="$2"; shift 2 ;;
+        --password-file) PASSWORD_FILE="$2"; shift 2 ;;
+        *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
+[ -n "$WHEEL" ] || WHEEL="$(ls "$here"/yuzug-*.whl | head -n1)"
+
+echo "== packages: python3-venv, python3-picamera2 (camera stack from apt)"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq python3-venv python3-pip
+# picamera2 exists only in Raspberry Pi OS's repository; elsewhere USB cameras still work.
+apt-get install -y -qq python3-picamera2 || echo "python3-picamera2 not available: USB cameras only"
+
+echo "== system user yuzug (groups video, render)"
+id yuzug >/dev/null 2>&1 || useradd --system --home-dir /var/lib/yuzug --shell /usr/sbin/nologin yuzug
+for group in video render; do
+    getent group "$group" >/dev/null && usermod -a -G "$group" yuzug
+done
+
+echo "== venv $PREFIX/venv (--system-site-packages, so apt's picamera2 is visible)"
+python3 -m venv --system-site-packages "$PREFIX/venv"
+"$PREFIX/venv/bin/pip" install --quiet --upgrade pip
+"$PREFIX/venv/bin/pip" install --quiet "${WHEEL}[edge]"
+
+echo "== model store /var/lib/yuzug/models"
+install -d -o root -g yuzug -m 0750 /var/lib/yuzug /var/lib/yuzug/models
+if [ ! -e /var/lib/yuzug/models/current ]; then
+    bundled="$("$PREFIX/venv/bin/python" -c 'from edge.models import default_bundle_path as p; print(p())')"
+    version="$("$PREFIX/venv/bin/python" -c "from edge.bundle import load_bundle; print(load_bundle('$bundled').manifest.full_name)")"
+    cp -r "$bundled" "/var/lib/yuzug/models/$version"
+    ln -sfn "$version" /var/lib/yuzug/models/current
+fi
+chgrp -R yuzug /var/lib/yuzug/models && chmod -R g+rX /var/lib/yuzug/models
+
+echo "== config /etc/yuzug/edge.toml"
+install -d -m 0755 /etc/yuzug
+if [ ! -e /etc/yuzug/edge.toml ]; then
+    sed -e 's|^# model = "/var/lib/yuzug/models/current".*|model = "/var/lib/yuzug/models/current"|' \
+        -e "s|^device_id = \"yuzug\"|device_id = \"$(hostname -s | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-')\"|" \
+        "$here/edge.example.toml" > /etc/yuzug/edge.toml
+    grep -q '^\[classifier\]' /etc/yuzug/edge.toml
+fi
+chmod 0644 /etc/yuzug/edge.toml
+
+echo "== MQTT password as a systemd credential"
+if [ -n "$PASSWORD_FILE" ]; then
+    install -m 0600 -o root -g root "$PASSWORD_FILE" /etc/yuzug/mqtt_password
+elif [ ! -e /etc/yuzug/mqtt_password ]; then
+    install -m 0600 -o root -g root /dev/null /etc/yuzug/mqtt_password
+fi
+
+echo "== service"
+install -m 0644 "$here/yuzug-edge.service" /etc/systemd/system/yuzug-edge.service
+"$PREFIX/venv/bin/yuzug-edge" validate-config --config /etc/yuzug/edge.toml >/dev/null
+systemctl daemon-reload
+systemctl enable --now yuzug-edge
+systemctl --no-pager --lines=0 status yuzug-edge || true
+echo "installed: edit /etc/yuzug/edge.toml (mqtt.host, camera) and: systemctl restart yuzug-edge"

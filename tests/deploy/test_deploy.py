@@ -1,0 +1,302 @@
+"""yuzug-deploy over a real OpenSSH server: push, re-push, fleets, killed transfers, corrupted
+uploads, devices that never confirm, unreachable hosts, rollback and status; the Ansible playbook;
+the systemd unit."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy import push as push_module
+from deploy.push import Confirmer, Target, push
+from deploy.remote import Remote
+from edge.bundle import load_bundle, write_manifest
+from edge.models import default_bundle_path
+from edge.samples import Segment, scripted_frames, write_folder
+from tests.deploy.conftest import restart_script
+from tests.support import wait_for
+
+pytestmark = pytest.mark.ssh
+ROOT = Path(__file__).resolve().parents[2]
+MODELS = "var/lib/yuzug/models"
+
+
+def deploy_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deploy", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+def make_version(tmp_path: Path, tag: str) -> Path:
+    """A copy of the shipped bundle under a new version name (same model, new identity)."""
+    target = tmp_path / f"bundle-{tag}"
+    shutil.copytree(default_bundle_path(), target)
+    bundle = load_bundle(target)
+    manifest = bundle.manifest.model_copy(update={"version": f"test{tag}"})
+    write_manifest(target, manifest)
+    return target
+
+
+def current(root: Path) -> str:
+    return os.readlink(root / MODELS / "current")
+
+
+@pytest.fixture()
+def frames(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    write_folder(scripted_frames({}, [Segment("none", 1)], 5), folder)
+    return folder
+
+
+@pytest.fixture()
+def roots(tmp_path: Path) -> list[Path]:
+    paths = [tmp_path / f"device{i}" for i in range(1, 11)]
+    for path in paths:
+        path.mkdir()
+    return paths
+
+
+def stop_daemons(roots: list[Path]) -> None:
+    for root in roots:
+        pid_file = root / "daemon.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
+def test_push_confirms_repush_is_a_no_op_and_rollback_works(
+    sshd, mosquitto, frames, roots, tmp_path
+):
+    script = restart_script(tmp_path, mosquitto.port, frames)
+    root = roots[0]
+    common = [
+        "--ssh-config",
+        str(sshd.config),
+        "--root",
+        str(root),
+        "--device-id",
+        "dev1",
+        "--restart-command",
+        f"{script} {root} dev1",
+        "--broker",
+        f"127.0.0.1:{mosquitto.port}",
+        "--timeout",
+        "60",
+    ]
+    first, second = make_version(tmp_path, "1"), make_version(tmp_path, "2")
+    try:
+        result = deploy_cli("push", "--model", str(first), "dev1", *common)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "updated" in result.stdout and "first model" in result.stdout
+        name1 = load_bundle(first).manifest.full_name
+        assert current(root) == name1
+        assert not list((root / MODELS).glob(".incoming-*"))
+
+        again = deploy_cli("push", "--model", str(first), "dev1", *common)
+        assert again.returncode == 0 and "unchanged" in again.stdout
+        pid = (root / "daemon.pid").read_text()  # not restarted by a no-op push
+        assert (root / "daemon.pid").read_text() == pid
+
+        result = deploy_cli("push", "--model", str(second), "dev1", *common)
+        assert result.returncode == 0, result.stdout + result.stderr
+        name2 = load_bundle(second).manifest.full_name
+        assert current(root) == name2 and os.readlink(root / MODELS / "previous") == name1
+
+        status = deploy_cli("status", "dev1", *common)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert name2 in status.stdout and "online" in status.stdout
+
+        back = deploy_cli("rollback", "dev1", *common)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert current(root) == name1
+    finally:
+        stop_daemons(roots)
+
+
+def test_parallel_push_to_three_devices_and_an_unreachable_one(sshd, roots, tmp_path):
+    bundle = make_version(tmp_path, "3")
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text(
+        '[defaults]\nrestart_command = "true"\n'
+        + "".join(f'[[devices]]\nhost = "dev{i}"\nroot = "{roots[i - 1]}"\n' for i in (1, 2, 3))
+        + f'[[devices]]\nhost = "unreachable"\nroot = "{roots[3]}"\n'
+    )
+    result = deploy_cli(
+        "push",
+        "--model",
+        str(bundle),
+        "--inventory",
+        str(inventory),
+        "--ssh-config",
+        str(sshd.config),
+        "--no-confirm",
+        "--concurrency",
+        "4",
+    )
+    assert result.returncode == 1  # one host failed
+    lines = result.stdout.splitlines()
+    for host in ("dev1", "dev2", "dev3"):
+        assert any(line.startswith(host) and "updated" in line for line in lines), result.stdout
+    assert any(
+        line.startswith("unreachable") and "failed" in line and "ssh" in line for line in lines
+    ), result.stdout
+    name = load_bundle(bundle).manifest.full_name
+    assert [current(r) for r in roots[:3]] == [name] * 3
+
+
+def test_killed_transfer_leaves_the_old_version_running(sshd, roots, tmp_path):
+    root = roots[0]
+    old, big = make_version(tmp_path, "4"), make_version(tmp_path, "5")
+    (big / "padding.bin").write_bytes(os.urandom(150 * 1024 * 1024))
+    args = [
+        "--ssh-config",
+        str(sshd.config),
+        "--root",
+        str(root),
+        "--no-confirm",
+        "--restart-command",
+        "true",
+    ]
+    assert deploy_cli("push", "--model", str(old), "dev1", *args).returncode == 0
+    old_name = current(root)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deploy", "push", "--model", str(big), "dev1", *args],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: list((root / MODELS).glob(".incoming-*")),
+            60,
+            interval=0.01,
+            what="the upload to start",
+        )
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    assert current(root) == old_name
+    assert (root / MODELS / old_name / "model.tflite").exists()
+    assert not (root / MODELS / load_bundle(big).manifest.full_name).exists()
+    # The next push clears the half-written upload.
+    assert deploy_cli("push", "--model", str(old), "dev1", *args).returncode == 0
+    assert not list((root / MODELS).glob(".incoming-*"))
+
+
+def test_corrupted_upload_is_refused(sshd, roots, tmp_path, monkeypatch):
+    root = roots[1]
+    bundle = load_bundle(make_version(tmp_path, "6"))
+    original_tar = push_module._tar
+
+    def corrupting_tar(bundle, files):  # flips one byte of the model in transit
+        data = bytearray(original_tar(bundle, files))
+        with tarfile.open(fileobj=io.BytesIO(bytes(data))) as archive:
+            member = archive.getmember("model.tflite")
+        data[member.offset_data + member.size // 2] ^= 0xFF
+        return bytes(data)
+
+    monkeypatch.setattr(push_module, "_tar", corrupting_tar)
+    target = Target(Remote("dev2", ssh_config=sshd.config), "dev2", str(root), "true")
+    outcome = push(target, bundle, confirmer=None)
+    assert outcome.status == "failed" and "checksum mismatch" in outcome.detail
+    assert not (root / MODELS / "current").exists()
+    assert not list((root / MODELS).glob(".incoming-*"))
+
+
+def test_device_that_never_confirms_is_rolled_back(sshd, mosquitto, roots, tmp_path):
+    root = roots[2]
+    first, second = make_version(tmp_path, "7"), make_version(tmp_path, "8")
+    target = Target(Remote("dev3", ssh_config=sshd.config), "dev3", str(root), "true")
+    assert push(target, load_bundle(first), confirmer=None).status == "updated"
+    confirmer = Confirmer("127.0.0.1", mosquitto.port)
+    outcome = push(target, load_bundle(second), confirmer, confirm_timeout=2)
+    assert outcome.status == "rolled back", outcome
+    assert "did not report" in outcome.detail
+    assert current(root) == load_bundle(first).manifest.full_name
+
+
+def test_keeps_only_the_newest_versions(sshd, roots, tmp_path):
+    root = roots[4]
+    target = Target(Remote("dev5", ssh_config=sshd.config), "dev5", str(root), "true", keep=2)
+    for tag in ("a", "b", "c", "d"):
+        assert push(target, load_bundle(make_version(tmp_path, tag)), None).status == "updated"
+        time.sleep(1.1)  # distinct mtimes for ls -t
+    versions = sorted(p.name for p in (root / MODELS).iterdir() if not p.is_symlink())
+    assert len(versions) == 2 and versions[-1].endswith("testd")
+
+
+def test_ansible_playbook_pushes_and_switches(sshd, roots, tmp_path):
+    if shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("ansible-core not installed")
+    root = roots[5]
+    bundle = make_version(tmp_path, "9")
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(f"[yuzug]\ndev6 device_root={root} yuzug_restart_command=true\n")
+    env = {
+        **os.environ,
+        "ANSIBLE_SSH_ARGS": f"-F {sshd.config}",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(ROOT / "deploy" / "ansible" / "push.yml"),
+            "-e",
+            f"bundle_dir={bundle}",
+            "-e",
+            "yuzug_confirm=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert (root / MODELS / "current").exists(), result.stdout[-3000:]
+    assert current(root) == load_bundle(bundle).manifest.full_name
+    manifest = json.loads((root / MODELS / "current" / "manifest.json").read_text())
+    assert manifest["version"] == "test9"
+
+
+def test_systemd_unit_verifies(tmp_path):
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not available here")
+    # verify insists that ExecStart exists; point it at a stand-in, change nothing else.
+    stand_in = tmp_path / "yuzug-edge"
+    stand_in.write_text("#!/bin/sh\n")
+    stand_in.chmod(0o755)
+    unit = (ROOT / "systemd" / "yuzug-edge.service").read_text()
+    assert (
+        "Type=notify" in unit and "WatchdogSec=" in unit and "RestartPreventExitStatus=78" in unit
+    )
+    copy = tmp_path / "yuzug-edge.service"
+    copy.write_text(unit.replace("/opt/yuzug/venv/bin/yuzug-edge", str(stand_in)))
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    security = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", str(copy)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    score = float(security.stdout.rsplit("exposure level for", 1)[1].split(":")[1].split()[0])
+    assert score <= 2.5, security.stdout[-500:]

@@ -1,0 +1,175 @@
+"""Pure logic of the daemon: tracking, hysteresis, suggestions, config validation, frame slot."""
+
+from __future__ import annotations
+
+import random
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.camera.base import Frame
+from edge.config import load_config, parse_config, redacted
+from edge.errors import ConfigError
+from edge.pipeline import LatestFrameSlot
+from edge.suggestions import Suggestion, SuggestionPicker, load_catalogue
+from edge.tracking import NO_FACE, NONE, EmotionState, FaceTracker
+
+LABELS = ["angry", "happy", "sad"]
+HAPPY = np.array([[0.1, 0.8, 0.1]], np.float32)
+SAD = np.array([[0.1, 0.1, 0.8]], np.float32)
+
+
+def test_tracker_keeps_identity_and_smooths():
+    tracker = FaceTracker(smoothing=0.5, iou_threshold=0.3, timeout_seconds=1.0)
+    (first,) = tracker.update([(100, 100, 50, 50)], HAPPY, now=0.0)
+    (second,) = tracker.update([(104, 102, 50, 50)], SAD, now=0.1)
+    assert second.id == first.id and second.hits == 2
+    np.testing.assert_allclose(second.scores, [0.1, 0.45, 0.45])
+    far = tracker.update([(400, 300, 50, 50)], HAPPY, now=0.2)
+    assert far[0].id != first.id
+    tracker.update([], np.zeros((0, 3)), now=5.0)
+    assert tracker.tracks == []
+
+
+def test_tracker_orders_largest_face_first():
+    tracker = FaceTracker(0.5, 0.3, 1.0)
+    tracks = tracker.update([(0, 0, 20, 20), (100, 100, 80, 80)], np.vstack([HAPPY, SAD]), 0.0)
+    assert tracks[0].box == (100, 100, 80, 80)
+
+
+def _state(**kw) -> EmotionState:
+    defaults = {
+        "labels": LABELS,
+        "min_confidence": 0.5,
+        "stable_seconds": 1.0,
+        "no_face_seconds": 2.0,
+    }
+    return EmotionState(**{**defaults, **kw})
+
+
+def _track(scores: np.ndarray):
+    tracker = FaceTracker(1.0, 0.3, 10)
+    return tracker.update([(0, 0, 10, 10)], scores, 0.0)[0]
+
+
+def test_one_frame_flicker_is_never_an_event():
+    state = _state()
+    happy, sad = _track(HAPPY), _track(SAD)
+    assert state.observe(happy, 0.0) is None
+    change = state.observe(happy, 1.0)
+    assert change is not None and change.emotion == "happy" and change.previous == NO_FACE
+    assert state.observe(sad, 1.1) is None  # one sad frame
+    assert state.observe(happy, 1.2) is None
+    assert state.observe(happy, 3.0) is None
+    assert state.current == "happy"
+    assert state.observe(sad, 3.1) is None
+    change = state.observe(sad, 4.2)
+    assert change.emotion == "sad" and change.previous == "happy"
+
+
+def test_low_confidence_and_abstain_are_none_and_no_face_waits():
+    state = _state(abstain_label="sad")
+    unsure = _track(np.array([[0.4, 0.35, 0.25]], np.float32))
+    state.observe(unsure, 0.0)
+    assert state.observe(unsure, 1.5).emotion == NONE
+    abstain = _track(SAD)
+    state.observe(abstain, 2.0)
+    assert state.current == NONE
+    assert state.observe(None, 3.0) is None  # a face missed for a moment is not gone
+    assert state.observe(None, 4.1).emotion == NO_FACE
+
+
+def test_suggestions_do_not_repeat_until_all_used_and_respect_cooldown():
+    items = [Suggestion(str(i), f"s{i}") for i in range(4)]
+    picker = SuggestionPicker({"happy": items}, cooldown_seconds=10, rng=random.Random(1))
+    first_round = [picker.pick("happy", now=i * 10.0).id for i in range(4)]
+    assert sorted(first_round) == ["0", "1", "2", "3"]
+    assert picker.pick("happy", now=35.0) is None  # 5 s after the last one: cooling down
+    fifth = picker.pick("happy", now=50.0)
+    assert fifth is not None and fifth.id != first_round[-1]
+    assert picker.pick("unknown", now=100.0) is None
+
+
+def test_builtin_catalogues_cover_the_three_emotions_in_both_languages():
+    english, turkish = load_catalogue("en"), load_catalogue("tr")
+    for catalogue in (english, turkish):
+        assert {"happy", "sad", "angry"} <= set(catalogue)
+        assert all(len(v) >= 3 for v in catalogue.values())
+    assert [s.id for s in english["sad"]] == [s.id for s in turkish["sad"]]
+    assert english["sad"][0].text != turkish["sad"][0].text
+
+
+def test_user_catalogue_errors_name_the_key(tmp_path: Path):
+    bad = tmp_path / "mine.json"
+    bad.write_text('{"happy": []}')
+    with pytest.raises(ConfigError, match="suggestions.catalogue"):
+        load_catalogue("en", bad)
+    good = tmp_path / "mine.toml"
+    good.write_text('happy = ["Sing", "Jump"]\n')
+    assert [s.text for s in load_catalogue("en", good)["happy"]] == ["Sing", "Jump"]
+
+
+def test_config_errors_name_the_key(tmp_path: Path):
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        textwrap.dedent("""
+        device_id = "Kitchen Cam"
+        [camera]
+        type = "opencv"
+        fps = -5
+        [mqtt]
+        port = 70000
+        colour = "blue"
+    """)
+    )
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    for key in ("device_id", "camera.fps", "mqtt.port", "mqtt.colour"):
+        assert key in message
+    path.write_text("[camera\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_secret_comes_from_environment_or_credentials(tmp_path: Path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt_password").write_text("from-systemd\n")
+    config = parse_config(
+        {"mqtt": {"username": "cam"}}, environ={"CREDENTIALS_DIRECTORY": str(creds)}
+    )
+    assert config.mqtt.password.get_secret_value() == "from-systemd"
+    assert "from-systemd" not in repr(config) and "from-systemd" not in str(redacted(config))
+    env = parse_config({"mqtt": {"username": "cam"}}, environ={"YUZUG_MQTT_PASSWORD": "x"})
+    assert env.mqtt.password.get_secret_value() == "x"
+    with pytest.raises(ConfigError, match="username"):
+        parse_config({}, environ={"YUZUG_MQTT_PASSWORD": "x"})
+
+
+def test_world_readable_password_file_is_warned_about(tmp_path: Path, caplog):
+    path = tmp_path / "edge.toml"
+    path.write_text('[mqtt]\nusername = "cam"\npassword = "inline"\n')
+    path.chmod(0o644)
+    load_config(path, environ={})
+    assert "readable by other users" in caplog.text
+    assert "inline" not in caplog.text
+
+
+def test_example_config_is_valid():
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "edge.example.toml", environ={})
+    assert config.camera.type == "opencv"
+
+
+def test_latest_frame_slot_drops_and_counts():
+    slot = LatestFrameSlot()
+    for index in range(5):
+        slot.put(Frame(image=np.zeros((2, 2), np.uint8), index=index))
+    frame = slot.get(timeout=0.1)
+    assert frame.index == 4 and slot.dropped == 4
+    assert slot.get(timeout=0.05) is None

@@ -1,0 +1,208 @@
+"""Frame sources (OpenCV file, folder, picamera2 at its hardware boundary), the classify command's
+JSON contract, and the daemon's handling of bad inputs, run as real processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.camera import make_source
+from edge.camera.base import CameraError, EndOfStream
+from edge.config import FolderCameraConfig, OpenCVCameraConfig, Picamera2CameraConfig
+from edge.models import default_bundle_path
+from edge.samples import Segment, fer_faces, scripted_frames, write_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_edge(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def clip(fer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    faces = fer_faces(fer_zip, ["happy", "sad"], 1)
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    write_video(scripted_frames(faces, [Segment("happy", 1), Segment("sad", 1)], 10), path, 10)
+    return path
+
+
+def test_opencv_file_source_plays_and_ends(clip: Path):
+    source = make_source(OpenCVCameraConfig(source=str(clip), realtime=False))
+    with source:
+        frames = []
+        with pytest.raises(EndOfStream):
+            while True:
+                frames.append(source.read())
+    assert len(frames) == 20 and frames[0].image.shape == (480, 640, 3)
+
+
+def test_opencv_missing_or_vanishing_file_is_a_camera_error(clip: Path, tmp_path: Path):
+    with pytest.raises(CameraError, match="not found"):
+        make_source(OpenCVCameraConfig(source=str(tmp_path / "nope.avi"))).open()
+    moving = tmp_path / "moving.avi"
+    shutil.copy(clip, moving)
+    source = make_source(OpenCVCameraConfig(source=str(moving), realtime=False))
+    source.open()
+    source.read()
+    moving.unlink()
+    with pytest.raises((CameraError, EndOfStream)):
+        for _ in range(100):
+            source.read()
+    source.close()
+    garbage = tmp_path / "garbage.avi"
+    garbage.write_bytes(b"not a video")
+    with pytest.raises(CameraError, match="cannot open"):
+        make_source(OpenCVCameraConfig(source=str(garbage))).open()
+
+
+def test_folder_source_skips_broken_images_and_loops(tmp_path: Path):
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((10, 10, 3), 50, np.uint8))
+    (tmp_path / "b.png").write_bytes(b"broken")
+    cv2.imwrite(str(tmp_path / "c.png"), np.full((10, 10, 3), 90, np.uint8))
+    source = make_source(FolderCameraConfig(path=tmp_path, realtime=False, loop=True))
+    with source:
+        values = [int(source.read().image[0, 0, 0]) for _ in range(4)]
+    assert values == [50, 90, 50, 90]
+
+
+class FakeRequest:
+    """Stands in for a libcamera request: the only fake, at the hardware boundary."""
+
+    def __init__(self, camera: FakePicamera2) -> None:
+        self.camera = camera
+
+    def make_array(self, stream: str) -> np.ndarray:
+        config = self.camera.configuration[stream]
+        width, height = config["size"]
+        if stream == "main":
+            return np.full((height, width, 3), 120, np.uint8)
+        return np.full((height * 3 // 2, width), 60, np.uint8)  # YUV420: Y then U/V planes
+
+    def __enter__(self) -> FakeRequest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.camera.released += 1
+
+
+class FakePicamera2:
+    instances: list[FakePicamera2] = []
+
+    def __init__(self, index: int = 0) -> None:
+        self.index, self.started, self.closed, self.released = index, False, False, 0
+        FakePicamera2.instances.append(self)
+
+    def create_preview_configuration(self, main, lores, buffer_count, controls):
+        return {"main": main, "lores": lores, "buffer_count": buffer_count, "controls": controls}
+
+    def configure(self, configuration) -> None:
+        self.configuration = configuration
+
+    def start(self) -> None:
+        self.started = True
+
+    def captured_request(self) -> FakeRequest:
+        return FakeRequest(self)
+
+    def stop(self) -> None:
+        self.started = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_picamera2_adapter_uses_two_streams_and_releases_requests(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    config = Picamera2CameraConfig(width=640, height=480, lores_width=320, lores_height=240)
+    source = make_source(config)
+    with source:
+        frame = source.read()
+        camera = FakePicamera2.instances[-1]
+        assert camera.configuration["main"]["format"] == "RGB888"
+        assert camera.configuration["lores"]["format"] == "YUV420"
+        assert frame.image.shape == (480, 640, 3)
+        assert frame.gray.shape == (240, 320) and frame.gray_scale == 2.0
+        source.read()
+    assert camera.released == 2 and camera.closed
+
+
+def test_picamera2_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "picamera2", None)
+    with pytest.raises(CameraError, match="python3-picamera2"):
+        make_source(Picamera2CameraConfig()).open()
+
+
+def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
+    faces = fer_faces(fer_zip, ["happy"], 1)["happy"]
+    crop = tmp_path / "crop.png"
+    cv2.imwrite(str(crop), faces[0])
+    frame = next(scripted_frames({"happy": faces}, [Segment("happy", 0.1)], 10))[0]
+    cv2.imwrite(str(tmp_path / "scene.jpg"), frame)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 broken")
+    result = run_edge("classify", "--no-detect", str(crop), str(tmp_path / "broken.jpg"))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0]["path"] == str(crop)
+    (face,) = lines[0]["faces"]
+    assert face["box"] == [0, 0, 48, 48]
+    labels = default_bundle_path().joinpath("labels.txt").read_text().split()
+    assert set(face["scores"]) == set(labels) and face["label"] in labels
+    assert abs(sum(face["scores"].values()) - 1) < 0.05
+    assert lines[1] == {"path": str(tmp_path / "broken.jpg"), "error": "not a decodable image"}
+
+    detected = run_edge("classify", str(tmp_path / "scene.jpg"))
+    (record,) = [json.loads(line) for line in detected.stdout.splitlines()]
+    (face,) = record["faces"]
+    x, y, w, h = face["box"]
+    assert 150 < w < 330 and 0 <= x < 640 and 0 <= y < 480  # the pasted 240 px face
+
+
+def test_daemon_refuses_bad_config_and_bad_models(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[classifier]\nnum_threads = 0\n")
+    result = run_edge("run", "--config", str(bad))
+    assert result.returncode == 2 and "classifier.num_threads" in result.stderr
+
+    missing = run_edge("run", "--model", str(tmp_path / "no-model"), "--source", str(tmp_path))
+    assert missing.returncode == 78 and "not a directory" in missing.stderr
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(default_bundle_path(), tampered)
+    data = bytearray((tampered / "model.tflite").read_bytes())
+    data[-100] ^= 0x55
+    (tampered / "model.tflite").write_bytes(bytes(data))
+    refused = run_edge("run", "--model", str(tampered), "--source", str(tmp_path))
+    assert refused.returncode == 78 and "sha256" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_unreadable_video_is_retried_not_fatal(tmp_path: Path):
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'[camera]\ntype = "opencv"\nsource = "{tmp_path / "gone.avi"}"\n[mqtt]\nenabled = false\n'
+    )
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(config)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        daemon.wait(6)
+        pytest.fail("the daemon exited instead of retrying the camera")
+    except subprocess.TimeoutExpired:
+        pass
+    daemon.terminate()
+    _, stderr = daemon.communicate(timeout=15)
+    assert daemon.returncode == 0  # SIGTERM is a clean stop
+    assert stderr.count("retrying in") >= 2 and "Traceback" not in stderr

@@ -16,6 +16,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,13 @@ class EdgeApp:
         self.tracker: FaceTracker | None = None
         self.state: EmotionState | None = None
         self.picker: SuggestionPicker | None = None
+        self.http: Any = None
         self.last_result: FrameResult | None = None
+        self.reload_requested = threading.Event()
+        self.reload_failures = 0
+        self.last_reload_error: str | None = None
+        self._model_target: str | None = None
+        self._last_reload_check = 0.0
         self.last_suggestion: dict[str, str] | None = None
         self.frames_analysed = 0
         self.events = 0
@@ -128,11 +135,16 @@ class EdgeApp:
         self.init_suggestions()
         self.init_publisher()
         self.publish_state(force=True)
+        self.init_http()
         self.init_capture()
 
+    def _model_path(self) -> Path:
+        return self.config.classifier.model or default_bundle_path()
+
     def init_model(self) -> None:
-        path = self.config.classifier.model or default_bundle_path()
-        self.bundle = load_bundle(path.resolve() if path.is_symlink() else path)
+        # A `current` symlink is resolved once, so a deploy that switches it is noticed.
+        self._model_target = os.path.realpath(self._model_path())
+        self.bundle = load_bundle(self._model_target)
         self.classifier = EmotionClassifier.from_bundle(
             self.bundle, num_threads=self.config.classifier.num_threads
         )
@@ -172,6 +184,68 @@ class EdgeApp:
             discovery=self._discovery,
         )
         self.publisher.start()
+
+    def init_http(self) -> None:
+        if not self.config.http.enabled:
+            return
+        from edge.http import HTTPService
+
+        try:
+            self.http = HTTPService(self, self.config.http)
+        except OSError as exc:
+            raise ConfigError(
+                f"http: cannot listen on {self.config.http.host}:{self.config.http.port}: {exc}"
+            ) from exc
+        self.http.start()
+
+    def reload_model(self) -> bool:
+        """Loads the bundle the config points to now and swaps it in, keeping MQTT connected.
+
+        A bundle that fails verification is refused: the running model stays, and the refusal
+        is logged and counted (``/metrics``, ``/healthz``).
+        """
+        path = self._model_path()
+        target = os.path.realpath(path)
+        try:
+            bundle = load_bundle(target)
+            classifier = EmotionClassifier.from_bundle(
+                bundle, num_threads=self.config.classifier.num_threads
+            )
+        except YuzugError as exc:
+            self.reload_failures += 1
+            self.last_reload_error = str(exc)
+            self._model_target = target  # do not retry the same broken bundle every poll
+            logger.error("model reload refused, keeping %s: %s", self.model_version, exc)
+            return False
+        old = self.model_version
+        self.bundle, self.classifier, self._model_target = bundle, classifier, target
+        e = self.config.emotion
+        self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
+        self.state = EmotionState(
+            labels=bundle.labels,
+            min_confidence=e.min_confidence,
+            stable_seconds=e.stable_seconds,
+            no_face_seconds=e.no_face_seconds,
+            abstain_label=bundle.manifest.abstain_label,
+            current=self.state.current if self.state else NO_FACE,
+        )
+        self.last_reload_error = None
+        logger.info("model reloaded: %s -> %s", old, self.model_version)
+        if self.publisher is not None:
+            self.publisher.republish_discovery()
+        self.publish_state(force=True)
+        return True
+
+    def _maybe_reload(self, now: float) -> None:
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            self.reload_model()
+            return
+        if now - self._last_reload_check < 2.0:
+            return
+        self._last_reload_check = now
+        if os.path.realpath(self._model_path()) != self._model_target:
+            self.reload_model()
 
     def init_capture(self) -> None:
         self.capture = CaptureThread(
@@ -216,7 +290,7 @@ class EdgeApp:
         previous = {}
         # Signal handlers can only be installed from the main thread (tests run apps in others).
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             try:
@@ -231,6 +305,10 @@ class EdgeApp:
                 signal.signal(sig, handler)
 
     def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            logger.info("received SIGHUP: reloading the model")
+            self.reload_requested.set()
+            return
         logger.info("received %s, stopping", signal.Signals(signum).name)
         self.stop_event.set()
 
@@ -241,11 +319,13 @@ class EdgeApp:
         while not self.stop_event.is_set():
             frame = self.slot.get(timeout=0.5)
             now = time.monotonic()
+            self._maybe_reload(now)
             if frame is None:
                 if self.capture.ended.is_set():
                     break
                 if self.paused.is_set():
                     self.notifier.watchdog()  # paused is healthy, not hung
+                self.publish_state()  # camera status changes reach the state while no frames
                 self._maybe_stats(now)
                 continue
             if min_period and now < next_time:
@@ -406,6 +486,59 @@ class EdgeApp:
             stats["cpu_temperature_c"] = temperature
         return stats
 
+    def health(self) -> dict[str, Any]:
+        """``/healthz``: camera, model, broker and the last frame; status ok or degraded."""
+        camera = self.capture.status if self.capture else "starting"
+        last = self.capture.last_frame_time if self.capture else None
+        age = round(time.time() - last, 2) if last else None
+        broker: dict[str, Any] = {"enabled": self.publisher is not None}
+        if self.publisher is not None:
+            broker.update(
+                connected=self.publisher.connected.is_set(),
+                endpoint=self.publisher.endpoint,
+                last_error=self.publisher.last_error,
+                **self.publisher.counters,
+            )
+        problems = []
+        if camera not in ("ok", "paused"):
+            problems.append(f"camera {camera}")
+        elif camera == "ok" and (age is None or age > 10):
+            problems.append("no recent frame")
+        if self.publisher is not None and not self.publisher.connected.is_set():
+            problems.append("broker disconnected")
+        return {
+            "status": "degraded" if problems else "ok",
+            "problems": problems,
+            "camera": {
+                "status": camera,
+                "errors": self.capture.errors if self.capture else 0,
+                "last_error": self.capture.last_error if self.capture else None,
+            },
+            "model": {
+                "version": self.model_version,
+                "reload_failures": self.reload_failures,
+                "last_reload_error": self.last_reload_error,
+            },
+            "broker": broker,
+            "last_frame_time": utc_from_epoch(last) if last else None,
+            "last_frame_age_s": age,
+            "frames_analysed": self.frames_analysed,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+        }
+
+    def view_state(self) -> dict[str, Any]:
+        """What the live page shows next to the video."""
+        assert self.state is not None
+        return {
+            "emotion": "paused" if self.paused.is_set() else self.state.current,
+            "confidence": round(self.state.confidence, 4),
+            "faces": len(self.last_result.tracks) if self.last_result else 0,
+            "suggestion": self.last_suggestion,
+            "fps": self.timer.recent_fps(),
+            "camera": self.capture.status if self.capture else "starting",
+            "model_version": self.model_version,
+        }
+
     def _maybe_stats(self, now: float) -> None:
         if now - self._last_stats_time < self.config.mqtt.stats_interval_seconds:
             return
@@ -424,6 +557,11 @@ class EdgeApp:
         self.notifier.stopping()
         if self.capture is not None and self.capture.is_alive():
             self.capture.join(timeout=5)
+        if self.http is not None:
+            try:
+                self.http.stop()
+            except Exception:  # noqa: BLE001 - shutdown must go on
+                logger.exception("stopping the HTTP server failed")
         if self.publisher is not None:
             try:
                 self.publisher.close()
@@ -434,6 +572,12 @@ class EdgeApp:
                 self.detector.close()
             except Exception:  # noqa: BLE001
                 logger.exception("closing the detector failed")
+
+
+def utc_from_epoch(seconds: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def cpu_temperature() -> float | None:

@@ -174,6 +174,29 @@ class HTTPConfig(Strict):
     enabled: bool = Field(False, description="serve the live view, /healthz and /metrics")
     host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes it on the LAN")
     port: int = Field(8080, ge=0, lt=65536, description="port (0 picks a free one)")
+    username: str | None = Field(
+        None,
+        description="require HTTP basic auth with this user; password from "
+        "$YUZUG_HTTP_PASSWORD or the http_password credential",
+    )
+    token: SecretStr | None = Field(
+        None,
+        description="do not set here: $YUZUG_HTTP_TOKEN or the http_token credential; "
+        "when set, requests need 'Authorization: Bearer <token>' or ?token=<token>",
+    )
+    password: SecretStr | None = Field(None, description="see username")
+    stream_fps: float = Field(10.0, gt=0, le=30, description="live view frame rate")
+    stream_quality: int = Field(70, ge=10, le=95, description="live view JPEG quality")
+
+    @model_validator(mode="after")
+    def _check_exposure(self) -> HTTPConfig:
+        if self.host not in ("127.0.0.1", "localhost", "::1") and not (self.token or self.username):
+            logger.warning(
+                "http.host %s exposes the live view without authentication; set "
+                "http.username or $YUZUG_HTTP_TOKEN",
+                self.host,
+            )
+        return self
 
 
 class EdgeConfig(Strict):
@@ -215,12 +238,19 @@ def _format_error(exc: ValidationError, source: str) -> str:
 
 def read_secret_password(environ: dict[str, str] | None = None) -> str | None:
     """The MQTT password from ``$YUZUG_MQTT_PASSWORD`` or ``$CREDENTIALS_DIRECTORY``."""
+    return read_secret(PASSWORD_ENV, PASSWORD_CREDENTIAL, environ)
+
+
+def read_secret(
+    variable: str, credential: str, environ: dict[str, str] | None = None
+) -> str | None:
+    """A secret from an environment variable, else from a systemd credential file."""
     env = os.environ if environ is None else environ
-    if env.get(PASSWORD_ENV):
-        return env[PASSWORD_ENV]
+    if env.get(variable):
+        return env[variable]
     credentials = env.get("CREDENTIALS_DIRECTORY")
     if credentials:
-        path = Path(credentials) / PASSWORD_CREDENTIAL
+        path = Path(credentials) / credential
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except FileNotFoundError:
@@ -254,6 +284,17 @@ def parse_config(
         config.mqtt.password = SecretStr(secret)
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
+    for field_name, variable, credential in (
+        ("token", "YUZUG_HTTP_TOKEN", "http_token"),
+        ("password", "YUZUG_HTTP_PASSWORD", "http_password"),
+    ):
+        value = read_secret(variable, credential, environ)
+        if value is not None:
+            setattr(config.http, field_name, SecretStr(value))
+    if config.http.username and config.http.password is None:
+        raise ConfigError(
+            f"{source}: http.username needs $YUZUG_HTTP_PASSWORD or the http_password credential"
+        )
     return config
 
 
@@ -293,6 +334,7 @@ def load_config(
 def redacted(config: EdgeConfig) -> dict[str, Any]:
     """The config as a dict for logs and ``validate-config``, with the password hidden."""
     data = config.model_dump(mode="json")
-    if data["mqtt"].get("password") is not None:
-        data["mqtt"]["password"] = "********"
+    for section, key in (("mqtt", "password"), ("http", "token"), ("http", "password")):
+        if data[section].get(key) is not None:
+            data[section][key] = "********"
     return data

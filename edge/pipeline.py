@@ -46,21 +46,50 @@ class LatestFrameSlot:
             return frame
 
 
+# Histogram bucket bounds in milliseconds, for /metrics (Prometheus wants seconds).
+BUCKETS_MS = (0.5, 1, 2, 5, 10, 20, 50, 100, 250, 500, 1000)
+
+
 class StageTimer:
-    """Recent per-stage durations (ms) for percentiles, plus lifetime totals."""
+    """Recent per-stage durations (ms) for percentiles, plus lifetime histograms."""
 
     def __init__(self, window: int = 2000) -> None:
         self.samples: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
         self.frame_latency: deque[float] = deque(maxlen=window)
+        self.frame_ends: deque[float] = deque(maxlen=window)
+        names = (*STAGES, "frame")
+        self.histograms = {s: [0] * (len(BUCKETS_MS) + 1) for s in names}
+        self.sums = dict.fromkeys(names, 0.0)
         self._lock = threading.Lock()
+
+    def _observe(self, name: str, milliseconds: float) -> None:
+        index = next(
+            (i for i, bound in enumerate(BUCKETS_MS) if milliseconds <= bound), len(BUCKETS_MS)
+        )
+        self.histograms[name][index] += 1
+        self.sums[name] += milliseconds
 
     def add(self, stage: str, milliseconds: float) -> None:
         with self._lock:
             self.samples[stage].append(milliseconds)
+            self._observe(stage, milliseconds)
 
     def add_latency(self, milliseconds: float) -> None:
         with self._lock:
             self.frame_latency.append(milliseconds)
+            self.frame_ends.append(time.monotonic())
+            self._observe("frame", milliseconds)
+
+    def recent_fps(self, seconds: float = 5.0) -> float:
+        """Analysed frames per second over the last ``seconds``."""
+        now = time.monotonic()
+        with self._lock:
+            count = sum(1 for t in self.frame_ends if now - t <= seconds)
+        return round(count / seconds, 2)
+
+    def histogram_snapshot(self) -> dict[str, tuple[list[int], float]]:
+        with self._lock:
+            return {k: (list(v), self.sums[k]) for k, v in self.histograms.items()}
 
     def summary(self) -> dict[str, dict[str, float]]:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -39,10 +40,17 @@ def wait_for(
 class Mosquitto:
     """A real Mosquitto on a free loopback port, with persistence so sessions survive restarts."""
 
-    def __init__(self, workdir: Path, extra_config: str = "", port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        extra_config: str = "",
+        port: int | None = None,
+        per_listener: bool = False,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.extra_config = extra_config
+        self.per_listener = per_listener
         self.process: subprocess.Popen[bytes] | None = None
         self.log = workdir / "mosquitto.log"
 
@@ -50,7 +58,11 @@ class Mosquitto:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "mosquitto.conf"
         config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            ("per_listener_settings true\n" if self.per_listener else "")
+            # As root, Mosquitto would switch to the `mosquitto` user, which cannot read the
+            # test's private temporary directory.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"

@@ -29,6 +29,34 @@ logger = logging.getLogger(__name__)
 HA_STATUS_SUFFIX = "status"
 
 
+def diagnose(config: MQTTConfig, timeout: float = 3.0) -> str:
+    """Why a connection fails: unreachable, refused, or the TLS handshake and its reason."""
+    import socket
+
+    try:
+        raw = socket.create_connection((config.host, config.port), timeout=timeout)
+    except OSError as exc:
+        return f"broker unreachable ({exc.strerror or exc})"
+    with raw:
+        if not config.tls:
+            return "TCP connects but the MQTT session failed"
+        context = ssl.create_default_context(cafile=str(config.ca_file) if config.ca_file else None)
+        if config.cert_file and config.key_file:
+            context.load_cert_chain(str(config.cert_file), str(config.key_file))
+        if config.tls_insecure:
+            context.check_hostname = False
+        try:
+            with context.wrap_socket(raw, server_hostname=config.host):
+                return "TLS works but the MQTT session failed"
+        except ssl.SSLCertVerificationError as exc:
+            return (
+                f"TLS certificate rejected: {exc.verify_message}; check mqtt.ca_file "
+                "and the broker's host name"
+            )
+        except (ssl.SSLError, OSError) as exc:
+            return f"TLS handshake failed: {exc}"
+
+
 class MQTTPublisher:
     """Publishes a device's topics; see docs/mqtt.md for the contract.
 
@@ -184,12 +212,14 @@ class MQTTPublisher:
         self.counters["connect_failures"] += 1
         failures = self.counters["connect_failures"]
         if failures in (1, 10) or failures % 100 == 0:
+            # paho does not say why; ask the network once so the log names the real cause.
+            self.last_error = diagnose(self.config)
             logger.warning(
-                "MQTT: cannot reach %s (%d attempts so far); retrying with backoff",
+                "MQTT: cannot connect to %s: %s (%d attempts so far); retrying with backoff",
                 self.endpoint,
+                self.last_error,
                 failures,
             )
-        self.last_error = f"cannot reach {self.endpoint}"
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload.decode("utf-8", "replace").strip()
@@ -215,6 +245,11 @@ class MQTTPublisher:
             return
         for topic, payload in self.discovery():
             self._client.publish(topic, dumps(payload), qos=1, retain=True)
+
+    def republish_discovery(self) -> None:
+        """After a model reload: the emotion options or the model version may have changed."""
+        if self.connected.is_set():
+            self._publish_discovery()
 
     def set_paused(self, paused: bool) -> None:
         with self._lock:

@@ -1,0 +1,155 @@
+"""Accuracy benchmark: evaluates model bundles on a data set's test split, side by side.
+
+    python bench/accuracy.py --data ../shared/datasets/fer2013.zip \
+        --model models/default --model runs/seed/bundle [--json out.json]
+
+For each bundle: accuracy, macro-F1, per-class recall, expected calibration error, file size and
+per-face latency (median and p90, one thread) of the int8 model run through the daemon's own
+classifier code. When the data set has a neutral class, it also reports how often neutral faces
+still get an emotion label: by argmax, and as the daemon would report them (below
+``--min-confidence``, or the bundle's abstain label, counts as "none").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.bundle import load_bundle  # noqa: E402
+from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from trainer.data import prepare  # noqa: E402
+from trainer.evaluate import measure_latency  # noqa: E402
+from trainer.metrics import classification_report  # noqa: E402
+
+
+def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict[str, Any]:
+    bundle = load_bundle(bundle_dir)
+    classifier = EmotionClassifier.from_bundle(bundle, num_threads=1)
+    labels = bundle.labels
+    abstain = bundle.manifest.abstain_label
+    targets = [label for label in labels if label != abstain]
+    prepared, _ = prepare(
+        data, bundle.preprocess, targets, other_label=abstain, duplicate_rms=0, seed=0
+    )
+    x, y = prepared.x["test"], prepared.y["test"]
+    probs = classifier.probabilities(x)
+    # Accuracy over the target emotions, as argmax among them (an abstain output is ignored).
+    target_index = [labels.index(t) for t in targets]
+    on_targets = np.isin(y, target_index)
+    restricted = probs[on_targets][:, target_index]
+    y_restricted = np.searchsorted(target_index, y[on_targets])
+    report = classification_report(
+        y_restricted, restricted / restricted.sum(1, keepdims=True), targets
+    )
+    result: dict[str, Any] = {
+        "model": bundle.manifest.full_name,
+        "preset": bundle.manifest.training.get("preset"),
+        "size_kib": round(bundle.model_path.stat().st_size / 1024, 1),
+        "params": bundle.manifest.training.get("params"),
+        "input": bundle.manifest.input.shape,
+        "test_images": int(on_targets.sum()),
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "ece": report["ece"],
+        "recall": {k: v["recall"] for k, v in report["per_class"].items()},
+        "confusion": report["confusion"],
+        "latency": measure_latency(classifier, x[:1]),
+    }
+    neutral = neutral_test_faces(data, bundle, targets)
+    if neutral is not None:
+        neutral_probs = classifier.probabilities(neutral)
+        best = neutral_probs.argmax(1)
+        emotion_label = np.isin(best, target_index)
+        confident = neutral_probs.max(1) >= min_confidence
+        result["neutral"] = {
+            "images": int(len(neutral)),
+            "labelled_emotion_argmax": round(float(emotion_label.mean()), 4),
+            "labelled_emotion_daemon": round(float((emotion_label & confident).mean()), 4),
+            "min_confidence": min_confidence,
+        }
+    return result
+
+
+def neutral_test_faces(data: Path, bundle: Any, targets: list[str]) -> np.ndarray | None:
+    try:
+        prepared, _ = prepare(data, bundle.preprocess, ["neutral"], duplicate_rms=0, seed=0)
+    except ValueError:
+        return None
+    if "neutral" in targets:
+        return None
+    return prepared.x["test"]
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    labels = list(results[0]["recall"])
+    header = [
+        "model",
+        "acc",
+        "macro-F1",
+        "ECE",
+        *(f"recall {k}" for k in labels),
+        "size KiB",
+        "ms/face p50",
+        "p90",
+        "neutral->emotion",
+    ]
+    rows = []
+    for r in results:
+        neutral = r.get("neutral", {})
+        rows.append(
+            [
+                f"{r['preset']} ({r['model'][-17:]})",
+                f"{r['accuracy']:.1%}",
+                f"{r['macro_f1']:.3f}",
+                f"{r['ece']:.3f}",
+                *(f"{r['recall'][k]:.1%}" for k in labels),
+                f"{r['size_kib']:.0f}",
+                f"{r['latency']['median_ms']:.3f}",
+                f"{r['latency']['p90_ms']:.3f}",
+                f"{neutral['labelled_emotion_daemon']:.1%}" if neutral else "-",
+            ]
+        )
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        action="append",
+        help="bundle directory (repeat to compare; default models/default)",
+    )
+    parser.add_argument("--min-confidence", type=float, default=0.5)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    results = [
+        evaluate_bundle(m, args.data, args.min_confidence)
+        for m in (args.model or [ROOT / "models" / "default"])
+    ]
+    print(format_table(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

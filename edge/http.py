@@ -1,0 +1,325 @@
+"""Live view, ``/healthz`` and ``/metrics`` over HTTP (off by default; binds 127.0.0.1).
+
+The live stream is MJPEG. It takes the frames the pipeline already analysed (never the camera a
+second time), and a frame is drawn and JPEG-encoded only in a viewer's own thread, at
+``http.stream_fps``: with nobody watching it costs nothing, and a viewer never blocks analysis.
+Access can require a bearer token (``?token=`` for the browser) or HTTP basic auth.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlparse
+
+import cv2
+import numpy as np
+
+from edge.config import HTTPConfig
+from edge.pipeline import BUCKETS_MS
+
+if TYPE_CHECKING:
+    from edge.app import EdgeApp
+
+logger = logging.getLogger(__name__)
+
+COLOURS = {"happy": (80, 200, 60), "sad": (220, 140, 40), "angry": (50, 50, 230)}
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body {{ font-family: system-ui, sans-serif; background: #14161a; color: #e8e8e8; margin: 0; }}
+ main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }}
+ img {{ max-width: 100%; width: 640px; border-radius: 8px; background: #000; }}
+ main > img {{ flex: 0 1 640px; }}
+ aside {{ flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }}
+ .emotion {{ font-size: 2.4em; font-weight: 700; text-transform: capitalize; }}
+ .muted {{ color: #9aa0a6; }} .box {{ background: #1f2329; padding: 12px; border-radius: 8px;
+ margin-bottom: 12px; }}
+</style></head>
+<body><main>
+<img id="live" src="stream.mjpg{query}" alt="live camera view with face boxes">
+<aside>
+ <div class="box"><div class="muted">emotion</div><div id="emotion" class="emotion">…</div>
+  <div id="confidence" class="muted"></div></div>
+ <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div></div>
+ <div class="box muted" id="health"></div>
+</aside></main>
+<script>
+async function refresh() {{
+  try {{
+    const r = await fetch("api/state{query}");
+    const s = await r.json();
+    document.getElementById("emotion").textContent = s.emotion.replace("_", " ");
+    document.getElementById("confidence").textContent =
+      Math.round(s.confidence * 100) + "% · " + s.faces + " face(s)";
+    document.getElementById("suggestion").textContent =
+      s.suggestion ? s.suggestion.text : "–";
+    document.getElementById("health").textContent =
+      s.fps + " fps · camera " + s.camera + " · model " + s.model_version;
+  }} catch (e) {{ document.getElementById("health").textContent = "daemon unreachable"; }}
+}}
+refresh(); setInterval(refresh, 1000);
+</script></body></html>
+"""
+
+
+def draw_overlay(app: EdgeApp) -> np.ndarray | None:
+    """The last analysed frame with face boxes, labels and confidences drawn on a copy."""
+    result = app.last_result
+    if result is None:
+        return None
+    image = result.frame.image
+    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    for track in result.tracks:
+        x, y, w, h = track.box
+        best = int(np.argmax(track.scores))
+        label = result.labels[best] if best < len(result.labels) else "?"
+        colour = COLOURS.get(label, (200, 200, 200))
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
+        text = f"{label} {float(track.scores[best]):.0%}"
+        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
+        top = max(0, y - th - 8)
+        cv2.rectangle(canvas, (x, top), (x + tw + 8, top + th + 8), colour, -1)
+        cv2.putText(
+            canvas,
+            text,
+            (x + 4, top + th + 3),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
+    banner = f"{result.emotion} {result.confidence:.0%}"
+    cv2.putText(
+        canvas, banner, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA
+    )
+    return canvas
+
+
+def prometheus_metrics(app: EdgeApp) -> str:
+    stats = app.stats()
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, value: Any, labels: str = "") -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.append(f"{name}{labels} {value}")
+
+    metric("yuzug_up", "gauge", "1 while the daemon runs", 1)
+    metric(
+        "yuzug_fps", "gauge", "Frames analysed per second over the last 5 s", app.timer.recent_fps()
+    )
+    metric("yuzug_frames_analysed_total", "counter", "Frames analysed", stats["frames_analysed"])
+    metric("yuzug_frames_captured_total", "counter", "Frames captured", stats["frames_captured"])
+    metric(
+        "yuzug_frames_dropped_total",
+        "counter",
+        "Frames overwritten before analysis",
+        stats["frames_dropped"],
+    )
+    metric(
+        "yuzug_camera_errors_total",
+        "counter",
+        "Camera failures (each retried)",
+        stats["camera_errors"],
+    )
+    metric(
+        "yuzug_camera_ok",
+        "gauge",
+        "1 while the camera delivers frames",
+        int(stats["camera"] == "ok"),
+    )
+    metric("yuzug_events_total", "counter", "Emotion change events", stats["events"])
+    metric(
+        "yuzug_model_reload_failures_total", "counter", "Refused model reloads", app.reload_failures
+    )
+    metric(
+        "yuzug_model_info",
+        "gauge",
+        "The model bundle in use",
+        1,
+        f'{{version="{app.model_version}"}}',
+    )
+    mqtt = stats.get("mqtt")
+    if mqtt is not None:
+        metric(
+            "yuzug_mqtt_connected",
+            "gauge",
+            "1 while connected to the broker",
+            int(app.publisher is not None and app.publisher.connected.is_set()),
+        )
+        for key, kind in (
+            ("events_published", "counter"),
+            ("events_queued", "counter"),
+            ("events_dropped", "counter"),
+            ("events_pending", "gauge"),
+            ("connects", "counter"),
+            ("disconnects", "counter"),
+            ("connect_failures", "counter"),
+        ):
+            name = f"yuzug_mqtt_{key}" + ("_total" if kind == "counter" else "")
+            metric(name, kind, f"MQTT {key.replace('_', ' ')}", mqtt[key])
+    lines.append("# HELP yuzug_stage_latency_seconds Time per pipeline stage and per frame")
+    lines.append("# TYPE yuzug_stage_latency_seconds histogram")
+    for stage, (counts, total_ms) in app.timer.histogram_snapshot().items():
+        cumulative = 0
+        for bound, count in zip((*BUCKETS_MS, float("inf")), counts, strict=True):
+            cumulative += count
+            le = "+Inf" if bound == float("inf") else f"{bound / 1000:g}"
+            lines.append(
+                f'yuzug_stage_latency_seconds_bucket{{stage="{stage}",le="{le}"}} {cumulative}'
+            )
+        lines.append(f'yuzug_stage_latency_seconds_sum{{stage="{stage}"}} {total_ms / 1000:.6f}')
+        lines.append(f'yuzug_stage_latency_seconds_count{{stage="{stage}"}} {cumulative}')
+    return "\n".join(lines) + "\n"
+
+
+class HTTPService:
+    """Serves the live page, MJPEG stream, state, health and metrics for one app."""
+
+    def __init__(self, app: EdgeApp, config: HTTPConfig) -> None:
+        self.app = app
+        self.config = config
+        self.viewers = 0
+        self.frames_streamed = 0
+        self._lock = threading.Lock()
+        handler = type("Handler", (_Handler,), {"service": self})
+        self.server = ThreadingHTTPServer((config.host, config.port), handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name="http", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        logger.info(
+            "live view on http://%s:%d/%s",
+            self.config.host,
+            self.port,
+            " (authentication required)" if self.auth_required else "",
+        )
+
+    @property
+    def auth_required(self) -> bool:
+        return bool(self.config.token or self.config.username)
+
+    def authorised(self, headers: Any, query: dict[str, list[str]]) -> bool:
+        if not self.auth_required:
+            return True
+        header = headers.get("Authorization", "")
+        if self.config.token is not None:
+            token = self.config.token.get_secret_value()
+            offered = query.get("token", [""])[0]
+            if header.startswith("Bearer "):
+                offered = header[7:]
+            if offered and hmac.compare_digest(offered, token):
+                return True
+        if self.config.username and self.config.password and header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            return hmac.compare_digest(user, self.config.username) and hmac.compare_digest(
+                password, self.config.password.get_secret_value()
+            )
+        return False
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    service: HTTPService
+    server_version = "yuzug"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("http %s - %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        service = self.service
+        if url.path == "/healthz":  # health stays open: systemd/monitoring probes carry no token
+            health = service.app.health()
+            self._send_json(
+                health,
+                HTTPStatus.OK if health["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE,
+            )
+            return
+        if not service.authorised(self.headers, query):
+            self.send_response(HTTPStatus.UNAUTHORIZED)
+            if service.config.username:
+                self.send_header("WWW-Authenticate", 'Basic realm="yuzug"')
+            self.end_headers()
+            return
+        if url.path in ("/", "/index.html"):
+            token = query.get("token", [""])[0]
+            body = PAGE.format(
+                device=service.app.config.device_id, query=f"?token={token}" if token else ""
+            ).encode()
+            self._send(body, "text/html; charset=utf-8")
+        elif url.path == "/stream.mjpg":
+            self._stream()
+        elif url.path == "/api/state":
+            self._send_json(service.app.view_state())
+        elif url.path == "/metrics":
+            self._send(
+                prometheus_metrics(service.app).encode(), "text/plain; version=0.0.4; charset=utf-8"
+            )
+        else:
+            self.send_error(HTTPStatus.NOT_FOUND)
+
+    def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_json(self, data: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
+        self._send(json.dumps(data).encode(), "application/json", status)
+
+    def _stream(self) -> None:
+        service = self.service
+        period = 1.0 / service.config.stream_fps
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        with service._lock:
+            service.viewers += 1
+        try:
+            last_id = None
+            while not service.app.stop_event.is_set():
+                result = service.app.last_result
+                if result is not None and id(result) != last_id:
+                    last_id = id(result)
+                    canvas = draw_overlay(service.app)
+                    ok, jpeg = cv2.imencode(
+                        ".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, service.config.stream_quality]
+                    )
+                    if ok:
+                        data = jpeg.tobytes()
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\n"
+                            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                            + data
+                            + b"\r\n"
+                        )
+                        service.frames_streamed += 1
+                time.sleep(period)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the viewer went away
+        finally:
+            with service._lock:
+                service.viewers -= 1

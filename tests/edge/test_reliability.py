@@ -1,0 +1,468 @@
+"""Live view in headless Chromium, health and metrics, and fault injection with real processes:
+a broker killed with SIGKILL, a video that disappears, a corrupt bundle pushed while running,
+SIGTERM during start-up, TLS and password misconfiguration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.bundle import load_bundle, write_manifest
+from edge.models import default_bundle_path
+from edge.samples import Segment, fer_faces, scripted_frames, write_video
+from tests.support import MOSQUITTO, Mosquitto, Subscriber, free_port, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def video(fer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    faces = fer_faces(fer_zip, ["happy", "sad", "angry"], 2, seed=4)
+    path = tmp_path_factory.mktemp("video") / "loop.avi"
+    script = [Segment(label, 1.5) for label in ("happy", "sad", "angry", "none")]
+    write_video(scripted_frames(faces, script, 10, seed=4), path, 10)
+    return path
+
+
+class Daemon:
+    """``yuzug-edge run`` as a real process, with its log kept for assertions."""
+
+    def __init__(self, tmp_path: Path, config: str, env: dict[str, str] | None = None) -> None:
+        self.config = tmp_path / "edge.toml"
+        self.config.write_text(config)
+        self.log = tmp_path / "daemon.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(self.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),
+            env={**os.environ, **(env or {})},
+        )
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def http_json(port: int, path: str) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def get_text(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+
+
+def metric_value(text: str, name: str) -> float:
+    """The value of an unlabelled Prometheus sample line."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def served(port: int) -> bool:
+    try:
+        return http_json(port, "/healthz")[0] in (200, 503)
+    except OSError:
+        return False
+
+
+@pytest.mark.browser
+def test_live_page_shows_face_boxes_in_chromium(video, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs it)")
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+        "[emotion]\nmin_confidence = 0.3\n",
+        env={"YUZUG_HTTP_TOKEN": "s3cret"},
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        wait_for(
+            lambda: http_json(port, "/healthz")[1].get("frames_analysed", 0) > 5,
+            30,
+            what="analysed frames",
+        )
+        assert get_text(port, "/")[0] == 401  # the token is required
+        assert get_text(port, "/metrics", {"Authorization": "Bearer s3cret"})[0] == 200
+        ARTIFACTS.mkdir(exist_ok=True)
+        screenshot = ARTIFACTS / "live-view.png"
+        screenshot.unlink(missing_ok=True)
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            "--window-size=1100,560",
+            "--virtual-time-budget=4000",
+        ]
+        url = f"http://127.0.0.1:{port}/?token=s3cret"
+        dom = subprocess.run(
+            [CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60
+        ).stdout
+        assert 'id="live"' in dom and 'src="stream.mjpg?token=s3cret"' in dom
+        # The page's script filled in the state it fetched from /api/state.
+        emotion = dom.split('id="emotion" class="emotion">')[1].split("<")[0]
+        assert emotion in ("happy", "sad", "angry", "none", "no face"), emotion
+        subprocess.run(
+            [CHROMIUM, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=60
+        )
+        image = cv2.imread(str(screenshot))
+        assert image is not None and image.shape[1] == 1100
+        # A face box is drawn in its emotion's colour (BGR) somewhere on the video.
+        colours = [(80, 200, 60), (220, 140, 40), (50, 50, 230)]
+        hits = sum(int(np.all(np.abs(image.astype(int) - c) < 30, axis=2).sum()) for c in colours)
+        assert hits > 200, "no face box visible in the screenshot"
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_health_reports_a_vanished_video_and_recovery(video, tmp_path):
+    moving = tmp_path / "camera.avi"
+    shutil.copy(video, moving)
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{moving}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n",
+    )
+    try:
+        wait_for(
+            lambda: served(port) and http_json(port, "/healthz")[0] == 200,
+            30,
+            what="healthy daemon",
+        )
+        moving.rename(tmp_path / "away.avi")
+        status, health = wait_for(
+            lambda: (lambda r: r if r[0] == 503 else None)(http_json(port, "/healthz")),
+            30,
+            what="camera loss reported",
+        )
+        assert health["camera"]["status"] == "lost" and "camera lost" in health["problems"]
+        metrics = get_text(port, "/metrics")[1]
+        assert metric_value(metrics, "yuzug_camera_ok") == 0
+        (tmp_path / "away.avi").rename(moving)
+        wait_for(lambda: http_json(port, "/healthz")[0] == 200, 60, what="camera back")
+        analysed = http_json(port, "/healthz")[1]["frames_analysed"]
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["frames_analysed"] > analysed + 5,
+            30,
+            what="analysis resumed",
+        )
+        assert metric_value(get_text(port, "/metrics")[1], "yuzug_camera_errors_total") >= 1
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
+
+
+def test_corrupt_bundle_is_refused_and_a_good_one_hot_reloaded(video, mosquitto, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    good = models / "v1"
+    shutil.copytree(default_bundle_path(), good)
+    (models / "current").symlink_to("v1")
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'device_id = "reload"\n[camera]\ntype = "opencv"\n'
+        f'source = "{video}"\nloop = true\n'
+        f'[classifier]\nmodel = "{models / "current"}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        f"[http]\nenabled = true\nport = {port}\n",
+    )
+    sub = Subscriber(mosquitto.port, ["yuzug/reload/#"])
+    try:
+        wait_for(
+            lambda: served(port) and http_json(port, "/healthz")[0] == 200,
+            30,
+            what="healthy daemon",
+        )
+        first_version = http_json(port, "/healthz")[1]["model"]["version"]
+        broken = models / "broken"
+        shutil.copytree(good, broken)
+        data = bytearray((broken / "model.tflite").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (broken / "model.tflite").write_bytes(bytes(data))
+        os.symlink("broken", models / "current.new")
+        os.replace(models / "current.new", models / "current")
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["model"]["reload_failures"] == 1,
+            20,
+            what="reload refused",
+        )
+        health = http_json(port, "/healthz")[1]
+        assert health["model"]["version"] == first_version
+        assert "sha256" in health["model"]["last_reload_error"]
+        frames = health["frames_analysed"]
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["frames_analysed"] > frames + 5,
+            20,
+            what="the old model to keep running",
+        )
+
+        newer = models / "v2"
+        shutil.copytree(good, newer)
+        manifest = load_bundle(newer).manifest.model_copy(update={"version": "reloaded"})
+        write_manifest(newer, manifest)
+        os.symlink("v2", models / "current.new")
+        os.replace(models / "current.new", models / "current")
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["model"]["version"].endswith("reloaded"),
+            20,
+            what="hot reload",
+        )
+        sub.wait_payload("/state", lambda p: json.loads(p)["model_version"].endswith("reloaded"))
+        broker = http_json(port, "/healthz")[1]["broker"]
+        assert broker["connects"] == 1 and broker["disconnects"] == 0  # MQTT never dropped
+        metrics = get_text(port, "/metrics")[1]
+        assert metric_value(metrics, "yuzug_model_reload_failures_total") == 1
+    finally:
+        sub.close()
+        assert daemon.stop() == 0
+    assert "model reload refused" in daemon.text()
+
+
+def test_sigterm_during_startup_exits_cleanly(tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), np.zeros((48, 48, 3), np.uint8))
+    for delay in (0.2, 1.0, 2.5):
+        daemon = Daemon(
+            tmp_path,
+            f'[camera]\ntype = "folder"\npath = "{frames}"\nloop = true\n[mqtt]\nenabled = false\n',
+        )
+        time.sleep(delay)
+        daemon.process.send_signal(signal.SIGTERM)
+        code = daemon.process.wait(15)
+        assert code in (0, -signal.SIGTERM), (delay, code, daemon.text()[-2000:])
+        assert "Traceback" not in daemon.text()
+
+
+def test_broker_killed_mid_stream_loses_nothing_beyond_the_counted_bound(video, tmp_path):
+    broker = Mosquitto(tmp_path / "broker").start()
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'device_id = "kill"\n[camera]\ntype = "opencv"\n'
+        f'source = "{video}"\nloop = true\n'
+        "[emotion]\nstable_seconds = 0.3\nno_face_seconds = 0.5\n"
+        "[suggestions]\ncooldown_seconds = 0\n"
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+        "reconnect_min_seconds = 1\nreconnect_max_seconds = 2\n"
+        f"[http]\nenabled = true\nport = {port}\n",
+    )
+    sub = Subscriber(broker.port, ["yuzug/kill/event"], client_id="kill-sub", persistent=True)
+    try:
+        wait_for(lambda: len(sub.payloads("/event")) >= 3, 60, what="events before the kill")
+        time.sleep(1.5)  # let Mosquitto's autosave record the subscriber's session
+        broker.stop(kill=True)
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["broker"].get("connected") is False,
+            15,
+            what="disconnect noticed",
+        )
+        time.sleep(4)  # events keep coming while the broker is dead
+        broker.start()
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["broker"].get("connected"), 30, what="reconnect"
+        )
+        wait_for(
+            lambda: http_json(port, "/healthz")[1]["broker"]["events_pending"] == 0,
+            30,
+            what="queue flushed",
+        )
+        time.sleep(2)
+        health = http_json(port, "/healthz")[1]
+    finally:
+        daemon.stop()
+        sub.close()
+        broker.stop()
+    received = sorted({json.loads(p)["sequence"] for p in sub.payloads("/event")})
+    produced = max(received)
+    missing = set(range(1, produced + 1)) - set(received)
+    # QoS 1 in flight at the kill is resent; anything else lost must be counted as dropped.
+    assert len(missing) <= health["broker"]["events_dropped"] + 1, (missing, health["broker"])
+    assert health["broker"]["events_queued"] >= 1  # events did arrive while it was dead
+
+
+def _subdir(parent: Path, name: str) -> Path:
+    (parent / name).mkdir()
+    return parent / name
+
+
+def _make_ca(directory: Path) -> dict[str, Path]:
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    )
+    (directory / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+        "-out",
+        "server.crt",
+    )
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=other",
+        "-keyout",
+        "other.key",
+        "-out",
+        "other.crt",
+    )
+    return {
+        name: directory / f"{name}" for name in ("ca.crt", "server.crt", "server.key", "other.crt")
+    }
+
+
+def test_tls_with_password_and_misconfigurations(video, tmp_path):
+    if shutil.which("openssl") is None or not Path(MOSQUITTO).exists():
+        pytest.skip("openssl and mosquitto are needed")
+    certs_dir = tmp_path / "certs"
+    certs_dir.mkdir()
+    certs = _make_ca(certs_dir)
+    passwords = tmp_path / "passwd"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwords), "cam", "right-pass"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    # The plain listener stays anonymous for the test's subscriber; the TLS one needs a password.
+    extra = (
+        f"listener {port} 127.0.0.1\ncafile {certs['ca.crt']}\n"
+        f"certfile {certs['server.crt']}\nkeyfile {certs['server.key']}\n"
+        f"password_file {passwords}\nallow_anonymous false\n"
+    )
+    broker = Mosquitto(tmp_path / "tls-broker", extra_config=extra, per_listener=True).start()
+    base = (
+        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        f'[mqtt]\nhost = "localhost"\nport = {port}\ntls = true\nusername = "cam"\n'
+        "reconnect_min_seconds = 1\nreconnect_max_seconds = 2\n"
+    )
+    try:
+        sub = Subscriber(broker.port, ["yuzug/#"])
+        good = Daemon(
+            _subdir(tmp_path, "good"),
+            base.replace("tls = true\n", f'tls = true\nca_file = "{certs["ca.crt"]}"\n'),
+            env={"YUZUG_MQTT_PASSWORD": "right-pass"},
+        )
+        try:
+            sub.wait_payload("/availability", lambda p: p == "online", 30)
+        finally:
+            assert good.stop() == 0
+            sub.close()
+        assert "right-pass" not in good.text()
+
+        wrong_password = Daemon(
+            _subdir(tmp_path, "wrong-password"),
+            base.replace("tls = true\n", f'tls = true\nca_file = "{certs["ca.crt"]}"\n'),
+            env={"YUZUG_MQTT_PASSWORD": "wrong-pass"},
+        )
+        wait_for(
+            lambda: wrong_password.text().count("refused the connection") >= 2,
+            30,
+            what="refusals retried with backoff",
+        )
+        assert wrong_password.process.poll() is None  # still running, analysing
+        assert wrong_password.stop() == 0
+        assert "wrong-pass" not in wrong_password.text()
+        assert "Traceback" not in wrong_password.text()
+
+        wrong_ca = Daemon(
+            _subdir(tmp_path, "wrong-ca"),
+            base.replace("tls = true\n", f'tls = true\nca_file = "{certs["other.crt"]}"\n'),
+            env={"YUZUG_MQTT_PASSWORD": "right-pass"},
+        )
+        wait_for(
+            lambda: "TLS certificate rejected" in wrong_ca.text(),
+            30,
+            what="certificate error named",
+        )
+        assert wrong_ca.process.poll() is None
+        assert wrong_ca.stop() == 0
+    finally:
+        broker.stop()

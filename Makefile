@@ -10,7 +10,7 @@ CAMERA ?=
 PYTEST_ARGS ?=
 EDGE_VENV ?= .venv-edge
 
-.PHONY: setup demo train test lint bench system-deps clean
+.PHONY: setup demo train test lint bench soak system-deps clean
 
 # The dev extra pulls in train + deploy + edge, so one venv serves every command and test.
 $(BIN)/.installed: pyproject.toml
@@ -33,6 +33,19 @@ demo: $(EDGE_VENV)/bin/.installed
 
 train: setup
 	$(BIN)/yuzug-train run $(DATA) --preset $(PRESET) --out $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS))
+
+# Benchmarks (not tests): figures for the README and issue notes. BENCH_OUT keeps the JSON.
+BENCH_OUT ?= runs/bench
+bench: setup $(EDGE_VENV)/bin/.installed system-deps
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/accuracy.py --data $(DATA) --model models/default $(if $(wildcard runs/seed/bundle),--model runs/seed/bundle) --json $(BENCH_OUT)/accuracy.json
+	$(BIN)/python bench/pipeline.py --data $(DATA) --json $(BENCH_OUT)/pipeline.json
+	$(BIN)/python bench/daemon.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/daemon.json
+	$(BIN)/python bench/deploy_push.py --json $(BENCH_OUT)/deploy.json
+
+soak: setup $(EDGE_VENV)/bin/.installed system-deps
+	mkdir -p $(BENCH_OUT)
+	$(BIN)/python bench/soak.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/soak.json
 
 system-deps:
 	scripts/install-system-deps.sh

@@ -523,6 +523,7 @@ class EdgeApp:
             "last_frame_time": utc_from_epoch(last) if last else None,
             "last_frame_age_s": age,
             "frames_analysed": self.frames_analysed,
+            "events": self.events,
             "uptime_s": round(time.monotonic() - self.started_at, 1),
         }
 

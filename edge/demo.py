@@ -173,6 +173,9 @@ def run_demo(
             },
             "demo",
         )
+        # The subscriber's view is the point of the demo; the daemon only speaks up on problems.
+        for name in ("edge.app", "edge.publish", "edge.camera", "edge.pipeline"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         watcher = Watcher(host, port, device="demo", show_state=False)
         watcher.start()
         watcher.subscribed.wait(5)

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the real services the tests run against, when they are missing: Mosquitto (MQTT
-# broker), OpenSSH server (deploy targets).
+# broker), OpenSSH server (deploy targets), Chromium (live view),
+# openssl (a test CA for MQTT over TLS).
 # Needs root and apt; elsewhere it says what is missing and the tests that need it skip.
 set -euo pipefail
 
 want=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || want+=(mosquitto)
 [ -x /usr/sbin/sshd ] || want+=(openssh-server openssh-client)
+command -v chromium >/dev/null 2>&1 || want+=(chromium)
+command -v openssl >/dev/null 2>&1 || want+=(openssl)
 
 
 if [ ${#want[@]} -eq 0 ]; then

@@ -1,0 +1,150 @@
+"""Daemon benchmarks with real processes: start-up time, peak memory, live-view cost.
+
+    python bench/daemon.py [--python .venv-edge/bin/python] [--json out.json]
+
+- Start-up: from process spawn to the first retained state on a real Mosquitto.
+- Peak RSS (VmHWM) of ``yuzug-edge run`` after 20 s at full speed on a 640x480 video. Run it
+  with the edge-only venv (``make demo`` creates .venv-edge) to measure what a Pi installs.
+- Live view: analysed fps at full speed with no viewer and with one MJPEG viewer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from paho.mqtt import publish  # noqa: E402
+
+from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
+from tests.support import Mosquitto, Subscriber, free_port, wait_for  # noqa: E402
+
+
+def spawn(python: str, config: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [python, "-m", "edge", "run", "--config", str(config)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def healthz(port: int) -> dict[str, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        return json.loads(response.read())
+
+
+def _analysed(port: int) -> int:
+    try:
+        return int(healthz(port)["frames_analysed"])
+    except OSError:  # the HTTP server starts just after the first state is published
+        return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the daemon")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"python": args.python}
+    with tempfile.TemporaryDirectory() as workdir_name:
+        workdir = Path(workdir_name)
+        faces = fer_faces(args.data, ["happy", "sad", "angry"], 2)
+        video = workdir / "loop.avi"
+        write_video(scripted_frames(faces, [Segment(k, 2) for k in faces], 25), video, 25)
+        broker = Mosquitto(workdir / "broker").start()
+        http_port = free_port()
+        config = workdir / "edge.toml"
+        config.write_text(
+            f'device_id = "bench"\n[camera]\ntype = "opencv"\nsource = "{video}"\n'
+            "loop = true\nrealtime = false\n"
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
+            f"[http]\nenabled = true\nport = {http_port}\n"
+        )
+        try:
+            startups = []
+            for _ in range(3):
+                subscriber = Subscriber(broker.port, ["yuzug/bench/state"])
+                started = time.monotonic()
+                daemon = spawn(args.python, config)
+                wait_for(
+                    lambda s=subscriber: s.payloads("/state"), 30, interval=0.01, what="first state"
+                )
+                startups.append(time.monotonic() - started)
+                subscriber.close()
+                if _ < 2:
+                    daemon.terminate()
+                    daemon.wait(20)
+                # The retained state of the previous run must not count: clear it.
+                publish.single(
+                    "yuzug/bench/state",
+                    None,
+                    qos=1,
+                    retain=True,
+                    hostname="127.0.0.1",
+                    port=broker.port,
+                )
+            results["startup_to_first_state_s"] = {
+                "runs": [round(s, 2) for s in startups],
+                "median": round(sorted(startups)[1], 2),
+            }
+            wait_for(lambda: _analysed(http_port) > 50, 30, what="frames")
+            time.sleep(args.seconds / 2)
+            first = healthz(http_port)["frames_analysed"]
+            time.sleep(args.seconds / 2)
+            no_viewer_fps = (healthz(http_port)["frames_analysed"] - first) / (args.seconds / 2)
+            stop = threading.Event()
+            received = [0]
+
+            def watch() -> None:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{http_port}/stream.mjpg", timeout=10
+                ) as stream:
+                    while not stop.is_set():
+                        received[0] += len(stream.read(65536))
+
+            viewer = threading.Thread(target=watch, daemon=True)
+            viewer.start()
+            time.sleep(2)
+            first = healthz(http_port)["frames_analysed"]
+            time.sleep(args.seconds / 2)
+            viewer_fps = (healthz(http_port)["frames_analysed"] - first) / (args.seconds / 2)
+            stop.set()
+            results["live_view"] = {
+                "fps_no_viewer": round(no_viewer_fps, 1),
+                "fps_one_viewer": round(viewer_fps, 1),
+                "stream_kib": round(received[0] / 1024),
+            }
+            results["peak_rss_mb"] = round(rss_mb(daemon.pid), 1)
+            results["rss_now_mb"] = round(rss_mb(daemon.pid, "VmRSS"), 1)
+            daemon.terminate()
+            daemon.wait(20)
+        finally:
+            broker.stop()
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

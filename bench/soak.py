@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.daemon import healthz, rss_mb  # noqa: E402
+from bench.daemon import _analysed, healthz, rss_mb  # noqa: E402
 from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
 from tests.support import Mosquitto, Subscriber, free_port, wait_for  # noqa: E402
 
@@ -68,7 +68,7 @@ def main() -> int:
         next_restart = started + args.restart_every * 60
         crashed = None
         try:
-            wait_for(lambda: healthz(port)["frames_analysed"] > 0, 60, what="daemon up")
+            wait_for(lambda: _analysed(port) > 0, 60, what="daemon up")
             while time.monotonic() - started < args.minutes * 60:
                 if daemon.poll() is not None:
                     crashed = daemon.returncode

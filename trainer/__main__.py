@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -74,6 +76,29 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
         choices=("jax", "tensorflow", "torch"),
         help="Keras backend for fit/evaluate (default jax)",
     )
+    scale = parser.add_argument_group("scale (JAX backend)")
+    scale.add_argument(
+        "--shards", type=Path, help="stream training data from tar shards (yuzug-train shard)"
+    )
+    scale.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="write a resumable checkpoint every STEPS steps",
+    )
+    scale.add_argument(
+        "--resume", action="store_true", help="continue a killed run from its last checkpoint"
+    )
+    scale.add_argument(
+        "--batch-scaling",
+        choices=("fixed", "linear"),
+        default="fixed",
+        help="fixed: the batch is global (results independent of device "
+        "count); linear: per device, learning rate scaled too",
+    )
+    scale.add_argument("--coordinator", help="host:port of process 0 in a multi-host job")
+    scale.add_argument("--num-processes", type=int)
+    scale.add_argument("--process-id", type=int)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(fit)
     export = commands.add_parser("export", help="write .keras/.h5/.json/.tflite and the bundle")
     _add_common(export)
+    shard = commands.add_parser("shard", help="write prepared data as tar shards")
+    shard.add_argument("--shards", type=Path, required=True, help="output directory")
+    shard.add_argument("--shard-size", type=int, default=10000, help="records per shard")
+    _add_common(shard)
     evaluate = commands.add_parser("evaluate", help="score Keras and TFLite models on test data")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
@@ -168,21 +197,71 @@ def _load_prepared(run: Path):  # noqa: ANN202 - PreparedData, imported lazily
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from trainer.distributed import enable_data_parallel, initialize, scaled_batch_and_lr
     from trainer.presets import get_preset
-    from trainer.train import fit
+    from trainer.train import TrainBatches, balanced_class_weights, fit
 
+    topology = (
+        initialize(args.coordinator, args.num_processes, args.process_id)
+        if (os.environ["KERAS_BACKEND"] == "jax")
+        else None
+    )
+    devices = topology.global_devices if topology else 1
     preset = get_preset(args.preset).with_overrides(epochs=args.epochs, batch_size=args.batch_size)
-    data = _load_prepared(args.run)
+    batch, learning_rate = scaled_batch_and_lr(
+        preset.batch_size, preset.learning_rate, devices, args.batch_scaling
+    )
+    preset = preset.with_overrides(batch_size=batch, learning_rate=learning_rate)
+    if topology is not None:
+        enable_data_parallel(topology)
+    process = (topology.process_id, topology.process_count) if topology else (0, 1)
+    if args.shards:
+        from trainer.shards import ShardBatches, label_counts, prepared_from_shards
+
+        data = prepared_from_shards(args.shards)
+        counts = label_counts(args.shards)
+        weights = (
+            balanced_class_weights(np.repeat(np.arange(len(counts)), counts), len(counts))
+            if preset.class_weighting
+            else None
+        )
+        batches = ShardBatches(args.shards, preset, args.seed, weights, *process)
+    else:
+        data = _load_prepared(args.run)
+        weights = (
+            balanced_class_weights(data.y["train"], len(data.classes))
+            if preset.class_weighting
+            else None
+        )
+        batches = TrainBatches(data, preset, args.seed, weights, *process)
     report = _read_json(args.run / "prepare_report.json")
-    summary = fit(data, preset, args.run, seed=args.seed)
+    summary = fit(
+        data,
+        preset,
+        args.run,
+        seed=args.seed,
+        train_batches=batches,
+        devices=devices,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+    )
     if report.get("other_label"):
         summary["abstain_label"] = report["other_label"]
         (args.run / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"fit: {summary['epochs_run']} epochs in {summary['fit_seconds']} s, "
-        f"{summary['images_per_second']} images/s, best val accuracy "
+        f"{summary['images_per_second']} images/s on {devices} device(s), best val accuracy "
         f"{summary['best_val_accuracy']} at epoch {summary['best_epoch']}"
     )
+    return 0
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from trainer.shards import write_shards
+
+    index = write_shards(_load_prepared(args.run), args.shards, args.shard_size)
+    for split, shards in index["splits"].items():
+        print(f"{split}: {sum(s['count'] for s in shards):,} records in {len(shards)} shard(s)")
     return 0
 
 
@@ -278,6 +357,7 @@ COMMANDS = {
     "export": cmd_export,
     "evaluate": cmd_evaluate,
     "run": cmd_run,
+    "shard": cmd_shard,
     "presets": cmd_presets,
 }
 

@@ -66,7 +66,12 @@ def enable_data_parallel(topology: Topology) -> bool:
     import jax
     import keras
 
-    keras.distribution.set_distribution(keras.distribution.DataParallel(devices=jax.devices()))
+    # Our sources already give each process its own slice (TrainBatches offsets, ShardBatches
+    # per-host shards), so Keras must not try to shard them again.
+    distribution = keras.distribution.DataParallel(
+        devices=jax.devices(), auto_shard_dataset=topology.process_count == 1
+    )
+    keras.distribution.set_distribution(distribution)
     logger.info(
         "data parallel over %d %s devices in %d process(es)",
         topology.global_devices,

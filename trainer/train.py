@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,45 @@ from trainer.presets import Preset
 logger = logging.getLogger(__name__)
 
 
-class TrainBatches(keras.utils.PyDataset):
-    """Shuffled, augmented, class-weighted batches of float pixels, one new order per epoch."""
+class AugmentedBatches(keras.utils.PyDataset):
+    """Turns uint8 crops into augmented, class-weighted float batches (shared by every source).
+
+    Full batches only: a partial last batch would not split evenly over several devices, and
+    dropping it on one device too keeps 1-device and n-device runs identical.
+    """
+
+    def __init__(
+        self,
+        spec: Any,
+        num_classes: int,
+        preset: Preset,
+        seed: int,
+        class_weights: np.ndarray | None,
+    ) -> None:
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.spec = spec
+        self.num_classes = num_classes
+        self.batch_size = preset.batch_size
+        self.augment = preset.augment
+        self.class_weights = class_weights
+        self.seed = seed
+        self.epoch = 0
+
+    def make_batch(
+        self, pixels: np.ndarray, labels: np.ndarray, index: int
+    ) -> tuple[np.ndarray, ...]:
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            pixels = augment_batch(pixels, self.augment, rng)
+        targets = np.eye(self.num_classes, dtype=np.float32)[labels]
+        inputs = to_float(pixels, self.spec)
+        if self.class_weights is None:
+            return inputs, targets
+        return inputs, targets, self.class_weights[labels]
+
+
+class TrainBatches(AugmentedBatches):
+    """In-memory training data, reshuffled every epoch from (seed, epoch)."""
 
     def __init__(
         self,
@@ -37,41 +74,35 @@ class TrainBatches(keras.utils.PyDataset):
         preset: Preset,
         seed: int,
         class_weights: np.ndarray | None,
+        process_id: int = 0,
+        process_count: int = 1,
     ) -> None:
-        super().__init__(workers=1, use_multiprocessing=False)
+        super().__init__(data.spec, len(data.classes), preset, seed, class_weights)
         self.x = data.x["train"]
         self.y = data.y["train"]
-        self.spec = data.spec
-        self.num_classes = len(data.classes)
-        self.batch_size = preset.batch_size
-        self.augment = preset.augment
-        self.class_weights = class_weights
-        self.seed = seed
-        self.epoch = 0
+        # In a multi-host job every process holds the arrays and feeds its slice of each
+        # global batch (Keras and JAX assemble the global batch from the processes' slices).
+        self.local_batch = preset.batch_size // process_count
+        self.offset = process_id * self.local_batch
         self._order = self._shuffle()
 
     def _shuffle(self) -> np.ndarray:
         return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x))
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self._order = self._shuffle()
+
     def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
+        return max(1, len(self.x) // self.batch_size)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
-        batch = self._order[index * self.batch_size : (index + 1) * self.batch_size]
-        pixels = self.x[batch]
-        if self.augment is not None:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
-            pixels = augment_batch(pixels, self.augment, rng)
-        labels = self.y[batch]
-        targets = np.eye(self.num_classes, dtype=np.float32)[labels]
-        inputs = to_float(pixels, self.spec)
-        if self.class_weights is None:
-            return inputs, targets
-        return inputs, targets, self.class_weights[labels]
+        start = index * self.batch_size + self.offset
+        batch = self._order[start : start + self.local_batch]
+        return self.make_batch(self.x[batch], self.y[batch], index)
 
     def on_epoch_end(self) -> None:
-        self.epoch += 1
-        self._order = self._shuffle()
+        self.set_epoch(self.epoch + 1)
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -111,8 +142,29 @@ def make_optimizer(preset: Preset, steps_per_epoch: int, epochs: int) -> keras.o
     return keras.optimizers.Adam(learning_rate)
 
 
-def fit(data: PreparedData, preset: Preset, out: Path, seed: int = 1337) -> dict[str, Any]:
-    """Trains ``preset`` on ``data``; returns the ``fit.json`` summary."""
+def fit(
+    data: PreparedData,
+    preset: Preset,
+    out: Path,
+    seed: int = 1337,
+    *,
+    train_batches: AugmentedBatches | None = None,
+    devices: int = 1,
+    checkpoint_every: int | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Trains ``preset`` on ``data``; returns the ``fit.json`` summary.
+
+    Args:
+        data: prepared data; its train split is used unless ``train_batches`` is given.
+        preset: architecture and recipe (batch size and learning rate already scaled).
+        out: the run directory.
+        seed: for weights, shuffling and augmentation.
+        train_batches: another training source, such as sharded files (trainer.shards).
+        devices: how many devices batches are split over (validation is cut to a multiple).
+        checkpoint_every: save a resumable checkpoint every this many steps.
+        resume: continue from the run's last checkpoint instead of starting over.
+    """
     if data.spec.size != preset.input_size:
         raise ValueError(
             f"prepared data is {data.spec.size}x{data.spec.size} but preset {preset.name!r} "
@@ -123,10 +175,20 @@ def fit(data: PreparedData, preset: Preset, out: Path, seed: int = 1337) -> dict
     keras.utils.set_random_seed(seed)
     num_classes = len(data.classes)
     model = preset.build()(preset.input_size, num_classes)
-    weights = (
-        balanced_class_weights(data.y["train"], num_classes) if preset.class_weighting else None
-    )
-    batches = TrainBatches(data, preset, seed, weights)
+    if train_batches is None:
+        weights = (
+            balanced_class_weights(data.y["train"], num_classes) if preset.class_weighting else None
+        )
+        train_batches = TrainBatches(data, preset, seed, weights)
+    batches = train_batches
+    backup_dir = out / "backup"
+    start_epoch = 0
+    if resume and (backup_dir / "training_metadata.json").exists():
+        start_epoch = json.loads((backup_dir / "training_metadata.json").read_text())["epoch"]
+        logger.info("resuming from the checkpoint of epoch %d", start_epoch + 1)
+    elif backup_dir.exists():
+        shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
+    batches.set_epoch(start_epoch)
     model.compile(
         optimizer=make_optimizer(preset, len(batches), preset.epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=preset.label_smoothing),
@@ -134,18 +196,30 @@ def fit(data: PreparedData, preset: Preset, out: Path, seed: int = 1337) -> dict
     )
     x_val = to_float(data.x["val"], data.spec)
     y_val = np.eye(num_classes, dtype=np.float32)[data.y["val"]]
+    # Each validation batch must split evenly over the devices.
+    usable = len(x_val) - len(x_val) % devices
     timer = EpochTimer()
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.CSVLogger(str(out / "history.csv")),
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
         timer,
     ]
-    best_path = out / "best.keras"
-    if preset.checkpoint_best:
+    if checkpoint_every:
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                str(best_path), monitor="val_accuracy", mode="max", save_best_only=True
+            keras.callbacks.BackupAndRestore(
+                str(backup_dir),
+                save_freq=checkpoint_every,
+                double_checkpoint=True,
+                delete_checkpoint=False,
             )
         )
+    best_path = out / "best.keras"
+    if preset.checkpoint_best:
+        best_so_far = keras.callbacks.ModelCheckpoint(
+            str(best_path), monitor="val_accuracy", mode="max", save_best_only=True
+        )
+        if start_epoch:
+            best_so_far.best = max(_history(out, "val_accuracy") or [-np.inf])
+        callbacks.append(best_so_far)
     if preset.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
@@ -156,20 +230,23 @@ def fit(data: PreparedData, preset: Preset, out: Path, seed: int = 1337) -> dict
         "training %s (%s params) on %d images, %d classes, backend %s, devices %s",
         preset.name,
         f"{model.count_params():,}",
-        len(data.x["train"]),
+        len(batches) * preset.batch_size,
         num_classes,
         keras.backend.backend(),
         _devices(),
     )
     started = time.perf_counter()
-    history = model.fit(
+    model.fit(
         batches,
-        validation_data=(x_val, y_val),
+        validation_data=(x_val[:usable], y_val[:usable]),
         epochs=preset.epochs,
         callbacks=callbacks,
         verbose=2 if not _interactive() else 1,
     )
     fit_seconds = time.perf_counter() - started
+    # Evaluation below runs on one device: partial batches need no even split.
+    if devices > 1:
+        keras.distribution.set_distribution(None)
     if not preset.checkpoint_best or not best_path.exists():
         model.save(best_path)
     # Reloading without compile drops the optimizer state: the file shrinks about 3x.
@@ -185,19 +262,26 @@ def fit(data: PreparedData, preset: Preset, out: Path, seed: int = 1337) -> dict
         out / "confusion_val.png",
         f"{preset.name}: validation (best checkpoint)",
     )
-    val_acc = history.history.get("val_accuracy", [])
+    val_acc = _history(out, "val_accuracy")  # the whole run, resumed parts included
     steady = timer.durations[1:] or timer.durations
     summary = {
         "preset": preset.name,
         "params": int(model.count_params()),
         "epochs_requested": preset.epochs,
-        "epochs_run": len(timer.durations),
+        "epochs_run": len(val_acc),
+        "resumed_from_epoch": start_epoch + 1 if start_epoch else None,
         "best_epoch": int(np.argmax(val_acc)) + 1 if val_acc else None,
         "best_val_accuracy": round(float(max(val_acc)), 4) if val_acc else None,
         "fit_seconds": round(fit_seconds, 1),
-        "images_per_second": round(len(data.x["train"]) / (sum(steady) / len(steady)), 1),
-        "train_images": int(len(data.x["train"])),
+        "images_per_second": round(
+            len(batches) * preset.batch_size / (sum(steady) / len(steady)), 1
+        )
+        if steady
+        else None,
+        "train_images": int(len(batches) * preset.batch_size),
         "batch_size": preset.batch_size,
+        "learning_rate": preset.learning_rate,
+        "device_count": devices,
         "seed": seed,
         "backend": keras.backend.backend(),
         "devices": _devices(),
@@ -206,6 +290,16 @@ def fit(data: PreparedData, preset: Preset, out: Path, seed: int = 1337) -> dict
     }
     (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _history(out: Path, column: str) -> list[float]:
+    import csv
+
+    try:
+        with open(out / "history.csv", newline="") as handle:
+            return [float(row[column]) for row in csv.DictReader(handle) if row.get(column)]
+    except OSError:
+        return []
 
 
 def _devices() -> str:

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from paho.mqtt import publish  # noqa: E402
 
-from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
+from bench.common import emit, face_video  # noqa: E402
+from edge.samples import Segment  # noqa: E402
 from tests.support import Mosquitto, Subscriber, free_port, wait_for  # noqa: E402
 
 
@@ -68,9 +69,9 @@ def main() -> int:
     results: dict[str, Any] = {"python": args.python}
     with tempfile.TemporaryDirectory() as workdir_name:
         workdir = Path(workdir_name)
-        faces = fer_faces(args.data, ["happy", "sad", "angry"], 2)
-        video = workdir / "loop.avi"
-        write_video(scripted_frames(faces, [Segment(k, 2) for k in faces], 25), video, 25)
+        video = face_video(
+            args.data, workdir / "loop.avi", [Segment(k, 2) for k in ("happy", "sad", "angry")]
+        )
         broker = Mosquitto(workdir / "broker").start()
         http_port = free_port()
         config = workdir / "edge.toml"
@@ -140,9 +141,7 @@ def main() -> int:
             daemon.wait(20)
         finally:
             broker.stop()
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.json)
     return 0
 
 

@@ -10,8 +10,6 @@ so the figure is the transfer, verification and atomic switch.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,8 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from edge.bundle import load_bundle, write_manifest  # noqa: E402
+from bench.common import emit  # noqa: E402
 from tests.deploy.conftest import SSHServer  # noqa: E402
+from tests.support import bundle_as_version  # noqa: E402
 
 
 def main() -> int:
@@ -37,12 +36,7 @@ def main() -> int:
         server.start([f"dev{i}" for i in range(1, 11)])
         try:
             for count in (1, 10):
-                bundle = workdir / f"bundle-{count}"
-                shutil.copytree(args.model, bundle)
-                manifest = load_bundle(bundle).manifest.model_copy(
-                    update={"version": f"bench{count}"}
-                )
-                write_manifest(bundle, manifest)
+                bundle = bundle_as_version(args.model, workdir / f"bundle-{count}", f"bench{count}")
                 inventory = workdir / f"devices-{count}.toml"
                 inventory.write_text(
                     '[defaults]\nrestart_command = "true"\n'
@@ -80,9 +74,7 @@ def main() -> int:
         finally:
             server.stop()
     results["bundle_kib"] = round(sum(p.stat().st_size for p in args.model.iterdir()) / 1024)
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.json)
     return 0
 
 

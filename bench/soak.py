@@ -21,8 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import face_video  # noqa: E402
 from bench.daemon import _analysed, healthz, rss_mb  # noqa: E402
-from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
+from edge.samples import Segment  # noqa: E402
 from tests.support import Mosquitto, Subscriber, free_port, wait_for  # noqa: E402
 
 
@@ -39,10 +40,8 @@ def main() -> int:
     restarts = 0
     with tempfile.TemporaryDirectory() as workdir_name:
         workdir = Path(workdir_name)
-        faces = fer_faces(args.data, ["happy", "sad", "angry"], 3)
-        video = workdir / "loop.avi"
         script = [Segment(k, 1.0) for k in ("happy", "sad", "angry")] + [Segment("none", 1.0)]
-        write_video(scripted_frames(faces, script, 25), video, 25)
+        video = face_video(args.data, workdir / "loop.avi", script, per_label=3)
         broker = Mosquitto(workdir / "broker").start()
         port = free_port()
         config = workdir / "edge.toml"

@@ -12,7 +12,6 @@ Run it on the machine you train on; on a GPU the step is the part that shrinks.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from bench.common import emit  # noqa: E402
 from trainer.data import PreparedData  # noqa: E402
 from trainer.presets import get_preset  # noqa: E402
 from trainer.shards import ShardBatches, write_shards  # noqa: E402
@@ -92,9 +92,7 @@ def main() -> int:
     results["step_ms_synthetic"] = round(synthetic_step * 1000, 1)
     results["step_ms_real_data"] = round(real_step * 1000, 1)
     results["images_per_s_real_data"] = round(preset.batch_size / real_step, 1)
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    emit(results, args.json)
     return 0
 
 

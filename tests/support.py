@@ -145,3 +145,12 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def bundle_as_version(source: Path, target: Path, version: str) -> Path:
+    """A copy of a bundle under a new version name: the same model, a new identity to deploy."""
+    from edge.bundle import load_bundle, write_manifest
+
+    shutil.copytree(source, target)
+    write_manifest(target, load_bundle(target).manifest.model_copy(update={"version": version}))
+    return target

@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from tqdm import tqdm
@@ -64,6 +64,13 @@ class Sample:
     label: str
     pixels: np.ndarray  # (size, size, 1) uint8 model input
     canonical: np.ndarray  # (48, 48) uint8, for duplicate search
+
+
+class ClassSelection(NamedTuple):
+    """Which classes to keep, in label order, and the label for all the others (if any)."""
+
+    classes: list[str] | None
+    other_label: str | None
 
 
 @dataclass
@@ -177,14 +184,10 @@ def _class_selection(
 
 
 def read_images(
-    source: Path,
-    spec: PreprocessSpec,
-    classes: Sequence[str] | None,
-    other_label: str | None,
-    report_classes: dict[str, int],
-    corrupt: list[dict[str, str]],
+    source: Path, spec: PreprocessSpec, selection: ClassSelection, report: PrepareReport
 ) -> tuple[list[Sample], list[str]]:
     """Reads a class-folder tree or zip. Splits come from ``train/``/``test/``/``val/`` folders."""
+    report_classes, corrupt = report.ignored_classes, report.corrupt
     entries = list_images(source)
     depth, has_splits = _layout([e.relative for e in entries])
     located = []
@@ -200,7 +203,7 @@ def read_images(
         located.append((entry, split, class_name.lower()))
     if not located:
         raise ValueError(f"{source}: no images in class folders (expected <class>/<image>)")
-    labels, mapping = _class_selection((c for _, _, c in located), classes, other_label)
+    labels, mapping = _class_selection((c for _, _, c in located), *selection)
     wanted = [(e, s, c) for e, s, c in located if c in mapping]
     for _, _, c in located:
         if c not in mapping:
@@ -218,15 +221,11 @@ def read_images(
 
 
 def read_fer_csv(
-    source: Path,
-    spec: PreprocessSpec,
-    classes: Sequence[str] | None,
-    other_label: str | None,
-    report_classes: dict[str, int],
-    corrupt: list[dict[str, str]],
+    source: Path, spec: PreprocessSpec, selection: ClassSelection, report: PrepareReport
 ) -> tuple[list[Sample], list[str]]:
     """Reads the original ``fer2013.csv`` (emotion, pixels, Usage)."""
-    labels, mapping = _class_selection(FER_CSV_LABELS, classes, other_label)
+    labels, mapping = _class_selection(FER_CSV_LABELS, *selection)
+    report_classes, corrupt = report.ignored_classes, report.corrupt
     samples = []
     with open(source, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.DictReader(handle)
@@ -413,15 +412,12 @@ def prepare(
     if not path.exists():
         raise FileNotFoundError(f"{path}: data set not found")
     report = PrepareReport(source=str(path), classes=[])
+    selection = ClassSelection(list(classes) if classes else None, other_label)
     if path.is_file() and path.suffix.lower() == ".csv":
-        samples, labels = read_fer_csv(
-            path, spec, classes, other_label, report.ignored_classes, report.corrupt
-        )
+        samples, labels = read_fer_csv(path, spec, selection, report)
     else:
         try:
-            samples, labels = read_images(
-                path, spec, classes, other_label, report.ignored_classes, report.corrupt
-            )
+            samples, labels = read_images(path, spec, selection, report)
         except zipfile.BadZipFile as exc:
             raise ValueError(f"{path}: not a readable zip archive ({exc})") from exc
     report.classes = labels

@@ -8,7 +8,6 @@ bundle's manifest, and into the bundle's ``MODEL_CARD.md`` with its curves and c
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from edge.bundle import load_bundle, update_metrics
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import to_float
 from trainer.data import PreparedData
+from trainer.export import export_file_sizes
 from trainer.metrics import classification_report, top1_agreement
 from trainer.plots import plot_confusion
 
@@ -68,17 +68,7 @@ def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str
         100 * (results["keras_float"]["accuracy"] - results["tflite_int8"]["accuracy"]), 2
     )
     results["latency_int8"] = measure_latency(int8, x[:1])
-    results["file_sizes"] = {
-        name: os.path.getsize(run_dir / name)
-        for name in (
-            "model.keras",
-            "model.weights.h5",
-            "model.json",
-            "model_float.tflite",
-            "model_int8.tflite",
-        )
-        if (run_dir / name).exists()
-    }
+    results["file_sizes"] = export_file_sizes(run_dir)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
 
     plot_confusion(

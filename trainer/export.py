@@ -32,6 +32,20 @@ from trainer.data import PreparedData
 logger = logging.getLogger(__name__)
 
 REPRESENTATIVE_IMAGES = 500
+# Every format the original system saved, plus the full-integer model the bundle carries.
+EXPORT_FILES = (
+    "model.keras",
+    "model.weights.h5",
+    "model.json",
+    "model_float.tflite",
+    "model_int8.tflite",
+)
+
+
+def export_file_sizes(run_dir: Path) -> dict[str, int]:
+    return {
+        name: os.path.getsize(run_dir / name) for name in EXPORT_FILES if (run_dir / name).exists()
+    }
 
 
 def representative_images(data: PreparedData, count: int, seed: int) -> np.ndarray:
@@ -147,16 +161,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
         },
         versions=_package_versions(),
     )
-    sizes = {
-        name: os.path.getsize(run_dir / name)
-        for name in (
-            "model.keras",
-            "model.weights.h5",
-            "model.json",
-            "model_float.tflite",
-            "model_int8.tflite",
-        )
-    }
+    sizes = export_file_sizes(run_dir)
     (run_dir / "export.json").write_text(
         json.dumps({"file_sizes": sizes, "bundle": str(bundle_dir)}, indent=2) + "\n"
     )

@@ -20,11 +20,11 @@ import pytest
 from deploy import push as push_module
 from deploy.push import Confirmer, Target, push
 from deploy.remote import Remote
-from edge.bundle import load_bundle, write_manifest
+from edge.bundle import load_bundle
 from edge.models import default_bundle_path
 from edge.samples import Segment, scripted_frames, write_folder
 from tests.deploy.conftest import restart_script
-from tests.support import wait_for
+from tests.support import bundle_as_version, wait_for
 
 pytestmark = pytest.mark.ssh
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,12 +39,7 @@ def deploy_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[
 
 def make_version(tmp_path: Path, tag: str) -> Path:
     """A copy of the shipped bundle under a new version name (same model, new identity)."""
-    target = tmp_path / f"bundle-{tag}"
-    shutil.copytree(default_bundle_path(), target)
-    bundle = load_bundle(target)
-    manifest = bundle.manifest.model_copy(update={"version": f"test{tag}"})
-    write_manifest(target, manifest)
-    return target
+    return bundle_as_version(default_bundle_path(), tmp_path / f"bundle-{tag}", f"test{tag}")
 
 
 def current(root: Path) -> str:

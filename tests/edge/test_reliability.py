@@ -330,35 +330,28 @@ def _subdir(parent: Path, name: str) -> Path:
 
 
 def _make_ca(directory: Path) -> dict[str, Path]:
+    """A test CA, a server certificate it signed for localhost, and an unrelated CA."""
+
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
 
+    new_key = ["-newkey", "rsa:2048", "-nodes"]
+    for name in ("ca", "other"):
+        openssl(
+            "req",
+            "-x509",
+            *new_key,
+            "-days",
+            "2",
+            "-subj",
+            f"/CN=test-{name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.crt",
+        )
     openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=test-ca",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    )
-    openssl(
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-keyout",
-        "server.key",
-        "-out",
-        "server.csr",
+        "req", *new_key, "-subj", "/CN=localhost", "-keyout", "server.key", "-out", "server.csr"
     )
     (directory / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     openssl(
@@ -378,24 +371,7 @@ def _make_ca(directory: Path) -> dict[str, Path]:
         "-out",
         "server.crt",
     )
-    openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=other",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.crt",
-    )
-    return {
-        name: directory / f"{name}" for name in ("ca.crt", "server.crt", "server.key", "other.crt")
-    }
+    return {name: directory / name for name in ("ca.crt", "server.crt", "server.key", "other.crt")}
 
 
 def test_tls_with_password_and_misconfigurations(video, tmp_path):

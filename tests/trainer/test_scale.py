@@ -98,23 +98,20 @@ def test_killed_run_resumes_to_the_same_result(prepared_run: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-2000:]
 
     killed = copy_run(prepared_run, tmp_path / "killed")
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    fit_args = [
+        "fit",
+        "--preset",
+        "tiny",
+        "--epochs",
+        "6",
+        "--run",
+        str(killed),
+        "--checkpoint-every",
+        "2",
+    ]
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trainer",
-            "fit",
-            "--preset",
-            "tiny",
-            "--epochs",
-            "6",
-            "--run",
-            str(killed),
-            "--checkpoint-every",
-            "2",
-        ],
-        env=env,
+        [sys.executable, "-m", "trainer", *fit_args],
+        env={**os.environ, "KERAS_BACKEND": "jax"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -130,18 +127,7 @@ def test_killed_run_resumes_to_the_same_result(prepared_run: Path, tmp_path: Pat
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     assert not (killed / "model.keras").exists()
-    resumed = train(
-        "fit",
-        "--preset",
-        "tiny",
-        "--epochs",
-        "6",
-        "--run",
-        str(killed),
-        "--checkpoint-every",
-        "2",
-        "--resume",
-    )
+    resumed = train(*fit_args, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     summary = json.loads((killed / "fit.json").read_text())
     assert summary["resumed_from_epoch"] >= 3 and summary["epochs_run"] == 6

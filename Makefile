@@ -53,6 +53,7 @@ system-deps:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy edge deploy
 
 test: setup system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

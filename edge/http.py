@@ -26,7 +26,7 @@ from edge.config import HTTPConfig
 from edge.pipeline import BUCKETS_MS
 
 if TYPE_CHECKING:
-    from edge.app import EdgeApp
+    from edge.app import EdgeApp, FrameResult
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +71,8 @@ refresh(); setInterval(refresh, 1000);
 """
 
 
-def draw_overlay(app: EdgeApp) -> np.ndarray | None:
-    """The last analysed frame with face boxes, labels and confidences drawn on a copy."""
-    result = app.last_result
-    if result is None:
-        return None
+def draw_overlay(result: FrameResult) -> np.ndarray:
+    """An analysed frame with face boxes, labels and confidences drawn on a copy."""
     image = result.frame.image
     canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
     for track in result.tracks:
@@ -304,7 +301,7 @@ class _Handler(BaseHTTPRequestHandler):
                 result = service.app.last_result
                 if result is not None and id(result) != last_id:
                     last_id = id(result)
-                    canvas = draw_overlay(service.app)
+                    canvas = draw_overlay(result)
                     ok, jpeg = cv2.imencode(
                         ".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, service.config.stream_quality]
                     )

@@ -43,7 +43,12 @@ def fer_faces(
             if not members:
                 raise ValueError(f"{zip_path}: no {split}/{label}/ images")
             chosen = rng.choice(len(members), min(per_label, len(members)), replace=False)
-            faces[label] = [decode_image(archive.read(members[i])) for i in sorted(chosen)]
+            faces[label] = []
+            for i in sorted(chosen):
+                image = decode_image(archive.read(members[i]))
+                if image is None:
+                    raise ValueError(f"{zip_path}: {members[i]} is not a decodable image")
+                faces[label].append(image)
     return faces
 
 
@@ -104,7 +109,8 @@ def scripted_frames(
 
 def write_video(frames: Iterator[tuple[np.ndarray, str]], path: Path, fps: float) -> list[str]:
     """Writes frames to an MJPG AVI (decodable by every OpenCV build); returns the labels."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, FRAME_SIZE)
+    fourcc = cv2.VideoWriter_fourcc(*"MJPG")  # type: ignore[attr-defined]
+    writer = cv2.VideoWriter(str(path), fourcc, fps, FRAME_SIZE)
     if not writer.isOpened():
         raise OSError(f"OpenCV cannot write {path}")
     labels = []

@@ -35,7 +35,8 @@ class HaarDetector(FaceDetector):
         path = (
             Path(cascade_path)
             if cascade_path
-            else (Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")
+            # cv2.data exists in the opencv-python wheels, not in their type stubs.
+            else (Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
         )
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():

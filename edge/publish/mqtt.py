@@ -117,12 +117,16 @@ class MQTTPublisher:
             )
             if c.tls_insecure:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(self._jittered(c.reconnect_min_seconds), c.reconnect_max_seconds)
+        client.reconnect_delay_set(self._jittered(c.reconnect_min_seconds), self._max_delay)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         return client
+
+    @property
+    def _max_delay(self) -> int:
+        return max(1, round(self.config.reconnect_max_seconds))
 
     @staticmethod
     def _jittered(delay: float) -> int:
@@ -198,7 +202,7 @@ class MQTTPublisher:
         was_connected = self.connected.is_set()
         self.connected.clear()
         client.reconnect_delay_set(
-            self._jittered(self.config.reconnect_min_seconds), self.config.reconnect_max_seconds
+            self._jittered(self.config.reconnect_min_seconds), self._max_delay
         )
         if was_connected and self._started:
             self.counters["disconnects"] += 1

@@ -71,6 +71,9 @@ class BlazeFaceDetectorConfig(Strict):
     min_score: float = Field(0.4, gt=0, lt=1, description="detection confidence threshold")
     min_size: int = Field(20, ge=1, description="smallest face side in pixels")
     num_threads: int = Field(1, ge=1, le=8, description="interpreter threads")
+    tiles: bool = Field(
+        True, description="when a frame shows no face, look again in 4 tiles for distant faces"
+    )
 
 
 class HaarDetectorConfig(Strict):

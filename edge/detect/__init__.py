@@ -13,7 +13,10 @@ def make_detector(config: object) -> FaceDetector:
         from edge.detect.blazeface import BlazeFaceDetector
 
         return BlazeFaceDetector(
-            min_score=config.min_score, min_size=config.min_size, num_threads=config.num_threads
+            min_score=config.min_score,
+            min_size=config.min_size,
+            num_threads=config.num_threads,
+            tiles=config.tiles,
         )
     if isinstance(config, HaarDetectorConfig):
         from edge.detect.haar import HaarDetector

@@ -48,7 +48,9 @@ class BlazeFaceDetector(FaceDetector):
         iou_threshold: NMS overlap above which the weaker box is dropped.
         min_size: smallest face side, in frame pixels, that is reported.
         num_threads: interpreter threads.
-        model_path: another ``.tflite`` with the variant's tensors.
+        model_path: another ``.tflite`` with the same tensors.
+        tiles: when the whole frame shows no face, look again in four overlapping tiles
+            (about 4x the cost, on empty frames only) to find faces too far for one pass.
     """
 
     name = "blazeface"
@@ -60,6 +62,7 @@ class BlazeFaceDetector(FaceDetector):
         min_size: int = 20,
         num_threads: int = 1,
         model_path: str | Path | None = None,
+        tiles: bool = True,
     ) -> None:
         path = Path(model_path) if model_path else MODEL_PATH
         if not path.is_file():
@@ -79,9 +82,25 @@ class BlazeFaceDetector(FaceDetector):
         self.min_score = min_score
         self.iou_threshold = iou_threshold
         self.min_size = min_size
+        self.tiles = tiles
         self._logit_threshold = float(np.log(min_score / (1 - min_score)))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        faces = self._detect_region(frame)
+        if faces or not self.tiles:
+            return faces
+        # Nothing at full-frame scale: faces far from the camera are too small for a 128 px
+        # input. Look again in overlapping tiles, each seen at a larger scale.
+        height, width = frame.shape[:2]
+        tile_w, tile_h = int(width * 0.6), int(height * 0.6)
+        for top in (0, height - tile_h):
+            for left in (0, width - tile_w):
+                for face in self._detect_region(frame[top : top + tile_h, left : left + tile_w]):
+                    x, y, w, h = face.box
+                    faces.append(Face((x + left, y + top, w, h), face.score))
+        return non_max_suppression(faces, self.iou_threshold)
+
+    def _detect_region(self, frame: np.ndarray) -> list[Face]:
         height, width = frame.shape[:2]
         side = max(height, width)
         size = INPUT_SIZE

@@ -206,3 +206,26 @@ def test_unreadable_video_is_retried_not_fatal(tmp_path: Path):
     _, stderr = daemon.communicate(timeout=15)
     assert daemon.returncode == 0  # SIGTERM is a clean stop
     assert stderr.count("retrying in") >= 2 and "Traceback" not in stderr
+
+
+def test_blazeface_finds_small_and_large_faces_where_haar_misses(fer_zip: Path):
+    from edge.detect.blazeface import BlazeFaceDetector
+    from edge.samples import FRAME_SIZE, background, paste_face
+
+    faces = fer_faces(fer_zip, ["happy", "sad"], 10, seed=2)
+    detector, single_pass = BlazeFaceDetector(), BlazeFaceDetector(tiles=False)
+    rng = np.random.default_rng(0)
+    found = {"tiles": 0, "single": 0}
+    for side in (100, 240):
+        for image in faces["happy"] + faces["sad"]:
+            frame = background(rng)
+            x, y, w, h = paste_face(frame, image, (FRAME_SIZE[0] // 3, FRAME_SIZE[1] // 2), side)
+            for name, det in (("tiles", detector), ("single", single_pass)):
+                boxes = [f.box for f in det.detect(frame)]
+                found[name] += any(
+                    x <= bx + bw / 2 <= x + w and y <= by + bh / 2 <= y + h
+                    for bx, by, bw, bh in boxes
+                )
+    assert found["tiles"] >= 36  # of 40: small (100 px) and large (240 px) faces
+    assert found["tiles"] > found["single"]
+    assert detector.detect(background(rng)) == []  # an empty room is empty

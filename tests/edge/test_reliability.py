@@ -442,3 +442,28 @@ def test_tls_with_password_and_misconfigurations(video, tmp_path):
         assert wrong_ca.stop() == 0
     finally:
         broker.stop()
+
+
+def test_systemd_readiness_and_watchdog_notifications(video, tmp_path):
+    import socket as socket_module
+
+    address = str(tmp_path / "notify.sock")
+    listener = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(30)
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n[mqtt]\nenabled = false\n',
+        env={"NOTIFY_SOCKET": address},
+    )
+    messages: list[str] = []
+    try:
+        while not any(m.startswith("WATCHDOG=1") for m in messages):
+            messages.append(listener.recv(4096).decode())
+    finally:
+        assert daemon.stop() == 0
+        listener.close()
+    ready = next(i for i, m in enumerate(messages) if m.startswith("READY=1"))
+    watchdog = next(i for i, m in enumerate(messages) if m.startswith("WATCHDOG=1"))
+    assert ready <= watchdog  # ready after the first analysed frame, then the frame loop pets
+    assert "STATUS=analysing with yuzug-" in messages[ready]

@@ -40,7 +40,9 @@ def main() -> int:
     restarts = 0
     with tempfile.TemporaryDirectory() as workdir_name:
         workdir = Path(workdir_name)
-        script = [Segment(k, 1.0) for k in ("happy", "sad", "angry")] + [Segment("none", 1.0)]
+        # At full speed the daemon plays ~10x faster than real time: 8 s segments still last
+        # long enough in wall-clock time for the hysteresis to turn each one into an event.
+        script = [Segment(k, 8.0) for k in ("happy", "sad", "angry", "none")]
         video = face_video(args.data, workdir / "loop.avi", script, per_label=3)
         broker = Mosquitto(workdir / "broker").start()
         port = free_port()
@@ -48,7 +50,7 @@ def main() -> int:
         config.write_text(
             f'device_id = "soak"\n[camera]\ntype = "opencv"\nsource = "{video}"\n'
             "loop = true\nrealtime = false\n"
-            "[emotion]\nstable_seconds = 0.3\nno_face_seconds = 0.3\n"
+            "[emotion]\nstable_seconds = 0.2\nno_face_seconds = 0.2\n"
             "[suggestions]\ncooldown_seconds = 0\n"
             f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\nstats_interval_seconds = 10\n'
             "reconnect_min_seconds = 1\nreconnect_max_seconds = 4\n"

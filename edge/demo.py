@@ -128,6 +128,8 @@ def run_demo(
     from edge.config import parse_config
     from edge.watch import Watcher
 
+    # Find the footage first: a missing data set is reported before anything is started.
+    faces, origin = find_faces(data) if camera is None else ({}, "")
     embedded = None
     if broker:
         host, _, port_text = broker.partition(":")
@@ -143,7 +145,6 @@ def run_demo(
 
     with tempfile.TemporaryDirectory(prefix="yuzug-demo-") as workdir:
         if camera is None:
-            faces, origin = find_faces(data)
             script = (
                 DEMO_SCRIPT
                 if len(faces) > 1

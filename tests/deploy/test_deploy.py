@@ -300,7 +300,13 @@ def test_systemd_unit_verifies(tmp_path):
 def test_install_script_parses_and_installs_what_it_promises():
     script = (ROOT / "deploy" / "install.sh").read_text()
     assert subprocess.run(["bash", "-n", str(ROOT / "deploy" / "install.sh")]).returncode == 0
-    for promise in ("--system-site-packages", "python3-picamera2", "[edge]", "usermod -a -G",
-                    "/etc/yuzug/mqtt_password", "systemctl enable --now yuzug-edge",
-                    "validate-config"):
+    for promise in (
+        "--system-site-packages",
+        "python3-picamera2",
+        "[edge]",
+        "usermod -a -G",
+        "/etc/yuzug/mqtt_password",
+        "systemctl enable --now yuzug-edge",
+        "validate-config",
+    ):
         assert promise in script, promise

@@ -32,6 +32,7 @@ from edge.config import (
     FolderCameraConfig,
     OpenCVCameraConfig,
     load_config,
+    parse_config,
 )
 from edge.detect import FaceDetector, make_detector
 from edge.errors import ConfigError, YuzugError
@@ -75,8 +76,6 @@ def resolve_config(args: argparse.Namespace) -> EdgeConfig:
                 raise ConfigError(f"--broker: port {port!r} is not a number")
             data["mqtt"]["port"] = int(port)
         data["mqtt"]["enabled"] = True
-    from edge.config import parse_config
-
     return parse_config(data, "config with command-line overrides")
 
 

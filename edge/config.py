@@ -275,13 +275,6 @@ def parse_config(
         config = EdgeConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_error(exc, source)) from None
-    if config.mqtt.password is not None:
-        logger.warning(
-            "%s: mqtt.password is set in the file; prefer $%s or the %s systemd credential",
-            source,
-            PASSWORD_ENV,
-            PASSWORD_CREDENTIAL,
-        )
     secret = read_secret_password(environ)
     if secret is not None:
         config.mqtt.password = SecretStr(secret)
@@ -323,7 +316,13 @@ def load_config(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     config = parse_config(data, str(file), environ)
-    if config.mqtt.password is not None and "password" in data.get("mqtt", {}):
+    if "password" in data.get("mqtt", {}):
+        logger.warning(
+            "%s: mqtt.password is set in the file; prefer $%s or the %s systemd credential",
+            file,
+            PASSWORD_ENV,
+            PASSWORD_CREDENTIAL,
+        )
         mode = file.stat().st_mode
         if mode & (stat.S_IRGRP | stat.S_IROTH):
             logger.warning(

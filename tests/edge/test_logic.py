@@ -173,3 +173,21 @@ def test_latest_frame_slot_drops_and_counts():
     frame = slot.get(timeout=0.1)
     assert frame.index == 4 and slot.dropped == 4
     assert slot.get(timeout=0.05) is None
+
+
+def test_password_from_environment_draws_no_inline_password_warning(
+    tmp_path: Path, caplog, monkeypatch
+):
+    from argparse import Namespace
+
+    from edge.app import resolve_config
+
+    path = tmp_path / "edge.toml"
+    path.write_text('[mqtt]\nusername = "cam"\n')
+    path.chmod(0o644)
+    monkeypatch.setenv("YUZUG_MQTT_PASSWORD", "from-env")
+    arguments = Namespace(config=path, source=None, model=None, broker="10.0.0.2:1884")
+    config = resolve_config(arguments)
+    assert config.mqtt.password.get_secret_value() == "from-env"
+    assert (config.mqtt.host, config.mqtt.port) == ("10.0.0.2", 1884)
+    assert "set in the file" not in caplog.text and "readable" not in caplog.text

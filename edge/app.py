@@ -16,7 +16,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,13 @@ from edge.models import default_bundle_path
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
 from edge.preprocess import Box, preprocess_faces
 from edge.publish.mqtt import MQTTPublisher
-from edge.publish.payloads import discovery_messages, event_payload, state_payload, utc_now
+from edge.publish.payloads import (
+    discovery_messages,
+    event_payload,
+    state_payload,
+    utc_now,
+    utc_timestamp,
+)
 from edge.suggestions import SuggestionPicker, load_catalogue
 from edge.systemd import Notifier
 from edge.tracking import NO_FACE, EmotionState, FaceTracker, Track
@@ -140,22 +145,34 @@ class EdgeApp:
     def _model_path(self) -> Path:
         return self.config.classifier.model or default_bundle_path()
 
-    def init_model(self) -> None:
-        # A `current` symlink is resolved once, so a deploy that switches it is noticed.
-        self._model_target = os.path.realpath(self._model_path())
-        self.bundle = load_bundle(self._model_target)
-        self.classifier = EmotionClassifier.from_bundle(
-            self.bundle, num_threads=self.config.classifier.num_threads
+    def _load_model(self, target: str) -> tuple[ModelBundle, EmotionClassifier]:
+        bundle = load_bundle(target)
+        classifier = EmotionClassifier.from_bundle(
+            bundle, num_threads=self.config.classifier.num_threads
         )
+        return bundle, classifier
+
+    def _install_model(
+        self, bundle: ModelBundle, classifier: EmotionClassifier, target: str
+    ) -> None:
+        """Makes a loaded model current, with fresh tracks; the reported emotion carries over."""
+        self.bundle, self.classifier, self._model_target = bundle, classifier, target
         e = self.config.emotion
         self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
         self.state = EmotionState(
-            labels=self.bundle.labels,
+            labels=bundle.labels,
             min_confidence=e.min_confidence,
             stable_seconds=e.stable_seconds,
             no_face_seconds=e.no_face_seconds,
-            abstain_label=self.bundle.manifest.abstain_label,
+            abstain_label=bundle.manifest.abstain_label,
+            current=self.state.current if self.state else NO_FACE,
         )
+
+    def init_model(self) -> None:
+        # A `current` symlink is resolved once, so a deploy that switches it is noticed.
+        target = os.path.realpath(self._model_path())
+        self._install_model(*self._load_model(target), target)
+        assert self.bundle is not None and self.classifier is not None
         logger.info(
             "model %s (%s, labels %s) on %s",
             self.bundle.manifest.full_name,
@@ -203,13 +220,9 @@ class EdgeApp:
         A bundle that fails verification is refused: the running model stays, and the refusal
         is logged and counted (``/metrics``, ``/healthz``).
         """
-        path = self._model_path()
-        target = os.path.realpath(path)
+        target = os.path.realpath(self._model_path())
         try:
-            bundle = load_bundle(target)
-            classifier = EmotionClassifier.from_bundle(
-                bundle, num_threads=self.config.classifier.num_threads
-            )
+            bundle, classifier = self._load_model(target)
         except YuzugError as exc:
             self.reload_failures += 1
             self.last_reload_error = str(exc)
@@ -217,17 +230,7 @@ class EdgeApp:
             logger.error("model reload refused, keeping %s: %s", self.model_version, exc)
             return False
         old = self.model_version
-        self.bundle, self.classifier, self._model_target = bundle, classifier, target
-        e = self.config.emotion
-        self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
-        self.state = EmotionState(
-            labels=bundle.labels,
-            min_confidence=e.min_confidence,
-            stable_seconds=e.stable_seconds,
-            no_face_seconds=e.no_face_seconds,
-            abstain_label=bundle.manifest.abstain_label,
-            current=self.state.current if self.state else NO_FACE,
-        )
+        self._install_model(bundle, classifier, target)
         self.last_reload_error = None
         logger.info("model reloaded: %s -> %s", old, self.model_version)
         if self.publisher is not None:
@@ -273,6 +276,20 @@ class EdgeApp:
     @property
     def model_version(self) -> str:
         return self.bundle.manifest.full_name if self.bundle else "none"
+
+    @property
+    def camera_status(self) -> str:
+        return self.capture.status if self.capture else "starting"
+
+    @property
+    def reported_emotion(self) -> str:
+        """The emotion as published: ``paused`` while the privacy switch is on."""
+        assert self.state is not None
+        return "paused" if self.paused.is_set() else self.state.current
+
+    @property
+    def face_count(self) -> int:
+        return len(self.last_result.tracks) if self.last_result else 0
 
     def _on_pause(self, paused: bool) -> None:
         if paused:
@@ -420,9 +437,7 @@ class EdgeApp:
     def publish_state(self, force: bool = False) -> None:
         if self.publisher is None or self.state is None:
             return
-        faces = len(self.last_result.tracks) if self.last_result else 0
-        camera = self.capture.status if self.capture else "starting"
-        emotion = "paused" if self.paused.is_set() else self.state.current
+        faces, camera, emotion = self.face_count, self.camera_status, self.reported_emotion
         key = (emotion, faces, camera)
         now = time.monotonic()
         if (
@@ -471,7 +486,7 @@ class EdgeApp:
             "frames_analysed": self.frames_analysed,
             "frames_captured": captured,
             "frames_dropped": self.slot.dropped,
-            "camera": self.capture.status if self.capture else "starting",
+            "camera": self.camera_status,
             "camera_errors": self.capture.errors if self.capture else 0,
             "events": self.events,
             "latency": self.timer.summary(),
@@ -487,7 +502,7 @@ class EdgeApp:
 
     def health(self) -> dict[str, Any]:
         """``/healthz``: camera, model, broker and the last frame; status ok or degraded."""
-        camera = self.capture.status if self.capture else "starting"
+        camera = self.camera_status
         last = self.capture.last_frame_time if self.capture else None
         age = round(time.time() - last, 2) if last else None
         broker: dict[str, Any] = {"enabled": self.publisher is not None}
@@ -519,7 +534,7 @@ class EdgeApp:
                 "last_reload_error": self.last_reload_error,
             },
             "broker": broker,
-            "last_frame_time": utc_from_epoch(last) if last else None,
+            "last_frame_time": utc_timestamp(last) if last else None,
             "last_frame_age_s": age,
             "frames_analysed": self.frames_analysed,
             "events": self.events,
@@ -530,12 +545,12 @@ class EdgeApp:
         """What the live page shows next to the video."""
         assert self.state is not None
         return {
-            "emotion": "paused" if self.paused.is_set() else self.state.current,
+            "emotion": self.reported_emotion,
             "confidence": round(self.state.confidence, 4),
-            "faces": len(self.last_result.tracks) if self.last_result else 0,
+            "faces": self.face_count,
             "suggestion": self.last_suggestion,
             "fps": self.timer.recent_fps(),
-            "camera": self.capture.status if self.capture else "starting",
+            "camera": self.camera_status,
             "model_version": self.model_version,
         }
 
@@ -572,12 +587,6 @@ class EdgeApp:
                 self.detector.close()
             except Exception:  # noqa: BLE001
                 logger.exception("closing the detector failed")
-
-
-def utc_from_epoch(seconds: float) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def cpu_temperature() -> float | None:

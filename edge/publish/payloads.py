@@ -7,6 +7,7 @@ Everything published is built here, so the documentation, the JSON Schemas in
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +51,13 @@ class Topics:
         return f"{self.base}/pause/set"
 
 
+def utc_timestamp(seconds: float) -> str:
+    """An epoch time as ISO 8601 UTC with milliseconds, the form every payload uses."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return utc_timestamp(time.time())
 
 
 def dumps(payload: dict[str, Any]) -> str:

@@ -84,11 +84,10 @@ class MQTTPublisher:
         self._state: str | None = None
         self._paused = False
         self._started = False
-        self.counters = {
+        self._counts = {
             "events_published": 0,
             "events_queued": 0,
             "events_dropped": 0,
-            "events_pending": 0,
             "connects": 0,
             "disconnects": 0,
             "connect_failures": 0,
@@ -117,7 +116,7 @@ class MQTTPublisher:
             )
             if c.tls_insecure:
                 client.tls_insecure_set(True)
-        client.reconnect_delay_set(self._jittered(c.reconnect_min_seconds), self._max_delay)
+        self._set_reconnect_delay(client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
@@ -125,13 +124,20 @@ class MQTTPublisher:
         return client
 
     @property
-    def _max_delay(self) -> int:
-        return max(1, round(self.config.reconnect_max_seconds))
+    def counters(self) -> dict[str, int]:
+        """Connection and event counters, with the queue's current length."""
+        return {**self._counts, "events_pending": len(self._pending)}
 
-    @staticmethod
-    def _jittered(delay: float) -> int:
-        # paho takes whole seconds; +-50% jitter spreads a fleet's reconnects.
-        return max(1, round(delay * random.uniform(0.5, 1.5)))
+    def _set_reconnect_delay(self, client: mqtt.Client) -> None:
+        # paho takes whole seconds; +-50% jitter on the first delay spreads a fleet's reconnects,
+        # so a new draw is made after every disconnect.
+        first = self.config.reconnect_min_seconds * random.uniform(0.5, 1.5)
+        client.reconnect_delay_set(
+            max(1, round(first)), max(1, round(self.config.reconnect_max_seconds))
+        )
+
+    def _publish_pause(self, client: mqtt.Client) -> None:
+        client.publish(self.topics.pause, "ON" if self._paused else "OFF", qos=1, retain=True)
 
     @property
     def endpoint(self) -> str:
@@ -162,7 +168,7 @@ class MQTTPublisher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         if reason_code.is_failure:
-            self.counters["connect_failures"] += 1
+            self._counts["connect_failures"] += 1
             self.last_error = f"broker refused the connection: {reason_code}"
             logger.error(
                 "MQTT: %s refused the connection: %s (check mqtt.username and the "
@@ -171,7 +177,7 @@ class MQTTPublisher:
                 reason_code,
             )
             return
-        self.counters["connects"] += 1
+        self._counts["connects"] += 1
         self.last_error = None
         logger.info("MQTT: connected to %s", self.endpoint)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
@@ -180,7 +186,7 @@ class MQTTPublisher:
         )
         self._publish_discovery()
         with self._lock:
-            client.publish(self.topics.pause, "ON" if self._paused else "OFF", qos=1, retain=True)
+            self._publish_pause(client)
             if self._state is not None:
                 client.publish(self.topics.state, self._state, qos=1, retain=True)
             self.connected.set()
@@ -191,8 +197,7 @@ class MQTTPublisher:
                     break
                 self._pending.popleft()
                 flushed += 1
-                self.counters["events_published"] += 1
-            self.counters["events_pending"] = len(self._pending)
+                self._counts["events_published"] += 1
         if flushed:
             logger.info("MQTT: delivered %d events queued while disconnected", flushed)
 
@@ -201,11 +206,9 @@ class MQTTPublisher:
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
-        client.reconnect_delay_set(
-            self._jittered(self.config.reconnect_min_seconds), self._max_delay
-        )
+        self._set_reconnect_delay(client)
         if was_connected and self._started:
-            self.counters["disconnects"] += 1
+            self._counts["disconnects"] += 1
             logger.warning(
                 "MQTT: disconnected from %s (%s); reconnecting with backoff",
                 self.endpoint,
@@ -213,8 +216,8 @@ class MQTTPublisher:
             )
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self.counters["connect_failures"] += 1
-        failures = self.counters["connect_failures"]
+        self._counts["connect_failures"] += 1
+        failures = self._counts["connect_failures"]
         if failures in (1, 10) or failures % 100 == 0:
             # paho does not say why; ask the network once so the log names the real cause.
             self.last_error = diagnose(self.config)
@@ -259,9 +262,7 @@ class MQTTPublisher:
         with self._lock:
             self._paused = paused
             if self.connected.is_set():
-                self._client.publish(
-                    self.topics.pause, "ON" if paused else "OFF", qos=1, retain=True
-                )
+                self._publish_pause(self._client)
 
     def publish_state(self, payload: dict[str, Any]) -> None:
         """Retained state; the newest one is re-sent on every reconnect."""
@@ -278,14 +279,13 @@ class MQTTPublisher:
             if self.connected.is_set() and not self._pending:
                 info = self._client.publish(self.topics.event, text, qos=1)
                 if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    self.counters["events_published"] += 1
+                    self._counts["events_published"] += 1
                     return
             if len(self._pending) >= self.config.queue_limit:
                 self._pending.popleft()
-                self.counters["events_dropped"] += 1
+                self._counts["events_dropped"] += 1
             self._pending.append(text)
-            self.counters["events_queued"] += 1
-            self.counters["events_pending"] = len(self._pending)
+            self._counts["events_queued"] += 1
 
     def publish_stats(self, payload: dict[str, Any]) -> None:
         """Best effort: stats are periodic, a missed one is replaced by the next."""

@@ -220,19 +220,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         data = prepared_from_shards(args.shards)
         counts = label_counts(args.shards)
-        weights = (
-            balanced_class_weights(np.repeat(np.arange(len(counts)), counts), len(counts))
-            if preset.class_weighting
-            else None
-        )
+        weights = balanced_class_weights(counts) if preset.class_weighting else None
         batches = ShardBatches(args.shards, preset, args.seed, weights, *process)
     else:
         data = _load_prepared(args.run)
-        weights = (
-            balanced_class_weights(data.y["train"], len(data.classes))
-            if preset.class_weighting
-            else None
-        )
+        counts = np.bincount(data.y["train"], minlength=len(data.classes))
+        weights = balanced_class_weights(counts) if preset.class_weighting else None
         batches = TrainBatches(data, preset, args.seed, weights, *process)
     report = _read_json(args.run / "prepare_report.json")
     summary = fit(

@@ -105,10 +105,11 @@ class TrainBatches(AugmentedBatches):
         self.set_epoch(self.epoch + 1)
 
 
-def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """n / (k * count): each class contributes equally to the loss (sklearn's 'balanced')."""
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float32)
-    return (len(labels) / (num_classes * np.maximum(counts, 1))).astype(np.float32)
+def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
+    """n / (k * count) from per-class counts: each class contributes equally to the loss
+    (sklearn's 'balanced')."""
+    counts = np.asarray(counts, np.float32)
+    return (counts.sum() / (len(counts) * np.maximum(counts, 1))).astype(np.float32)
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -148,7 +149,7 @@ def fit(
     out: Path,
     seed: int = 1337,
     *,
-    train_batches: AugmentedBatches | None = None,
+    train_batches: AugmentedBatches,
     devices: int = 1,
     checkpoint_every: int | None = None,
     resume: bool = False,
@@ -156,11 +157,12 @@ def fit(
     """Trains ``preset`` on ``data``; returns the ``fit.json`` summary.
 
     Args:
-        data: prepared data; its train split is used unless ``train_batches`` is given.
+        data: prepared data for validation (and the label order and preprocessing).
         preset: architecture and recipe (batch size and learning rate already scaled).
         out: the run directory.
         seed: for weights, shuffling and augmentation.
-        train_batches: another training source, such as sharded files (trainer.shards).
+        train_batches: the training source: :class:`TrainBatches` (in memory) or
+            :class:`trainer.shards.ShardBatches` (streamed).
         devices: how many devices batches are split over (validation is cut to a multiple).
         checkpoint_every: save a resumable checkpoint every this many steps.
         resume: continue from the run's last checkpoint instead of starting over.
@@ -175,11 +177,6 @@ def fit(
     keras.utils.set_random_seed(seed)
     num_classes = len(data.classes)
     model = preset.build()(preset.input_size, num_classes)
-    if train_batches is None:
-        weights = (
-            balanced_class_weights(data.y["train"], num_classes) if preset.class_weighting else None
-        )
-        train_batches = TrainBatches(data, preset, seed, weights)
     batches = train_batches
     backup_dir = out / "backup"
     start_epoch = 0

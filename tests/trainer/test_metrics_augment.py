@@ -33,7 +33,7 @@ def test_ece_zero_when_confidence_matches_accuracy():
 
 def test_balanced_class_weights_equalise_classes():
     labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
-    weights = balanced_class_weights(labels, 3)
+    weights = balanced_class_weights(np.bincount(labels, minlength=3))
     totals = np.bincount(labels) * weights
     assert np.allclose(totals, totals[0])
 

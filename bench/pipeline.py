@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +35,7 @@ from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
 from edge.detect.haar import HaarDetector  # noqa: E402
 from edge.preprocess import preprocess_faces  # noqa: E402
 from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
+from tests.support import MOSQUITTO, Mosquitto  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 
@@ -91,28 +90,13 @@ def quality(model: Path, data: Path, face_side: int, limit: int) -> dict[str, An
     }
 
 
-def start_mosquitto(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        return None, 0
-    from edge.demo import find_port
-
-    port = find_port()
-    config = workdir / "mosquitto.conf"
-    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
-    process = subprocess.Popen(
-        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    time.sleep(0.5)
-    return process, port
-
-
 def speed(model: Path, data: Path, frames_count: int, workdir: Path) -> dict[str, Any]:
     faces = fer_faces(data, LABELS, 4)
     script = [Segment(label, 2.0) for label in LABELS * 2]
     frames = [f for f, _ in scripted_frames(faces, script, 25, seed=1)]
-    broker, port = start_mosquitto(workdir)
-    mqtt = {"host": "127.0.0.1", "port": port} if broker else {"enabled": False}
+    # A real broker when one is installed, so the publish stage costs what it does on a Pi.
+    broker = Mosquitto(workdir / "broker").start() if Path(MOSQUITTO).exists() else None
+    mqtt = {"host": "127.0.0.1", "port": broker.port} if broker else {"enabled": False}
     try:
         app = EdgeApp(
             parse_config(
@@ -170,7 +154,7 @@ def speed(model: Path, data: Path, frames_count: int, workdir: Path) -> dict[str
         }
     finally:
         if broker:
-            broker.terminate()
+            broker.stop()
     return {"in_memory": in_memory, "with_capture": with_capture}
 
 

@@ -34,17 +34,21 @@ INDEX = "index.json"
 
 
 class ShardWriter:
-    """Appends (image, label) records to numbered tar shards of one split."""
+    """Appends (image, label) records to numbered tar shards of one split.
 
-    def __init__(self, out: Path, split: str, shard_size: int) -> None:
+    Each shard's entry in ``shards`` counts its records and its records per label, so readers
+    get class weights and step counts from the index without reading the data.
+    """
+
+    def __init__(self, out: Path, split: str, shard_size: int, num_classes: int) -> None:
         self.out, self.split, self.shard_size = out, split, shard_size
+        self.num_classes = num_classes
         self.shards: list[dict[str, Any]] = []
         self._tar: tarfile.TarFile | None = None
-        self._count = 0
         self._total = 0
 
     def add(self, image: np.ndarray, label: int) -> None:
-        if self._tar is None or self._count >= self.shard_size:
+        if self._tar is None or self.shards[-1]["count"] >= self.shard_size:
             self._roll()
         ok, png = cv2.imencode(".png", image)
         if not ok:
@@ -55,16 +59,15 @@ class ShardWriter:
             info.size = len(payload)
             assert self._tar is not None
             self._tar.addfile(info, io.BytesIO(payload))
-        self._count += 1
         self._total += 1
-        self.shards[-1]["count"] = self._count
+        self.shards[-1]["count"] += 1
+        self.shards[-1]["labels"][label] += 1
 
     def _roll(self) -> None:
         self.close()
         name = f"{self.split}-{len(self.shards):05d}.tar"
         self._tar = tarfile.open(self.out / name, "w")
-        self._count = 0
-        self.shards.append({"file": name, "count": 0})
+        self.shards.append({"file": name, "count": 0, "labels": [0] * self.num_classes})
 
     def close(self) -> None:
         if self._tar is not None:
@@ -82,7 +85,7 @@ def write_shards(data: PreparedData, out: Path, shard_size: int = 10000) -> dict
         "splits": {},
     }
     for split in sorted(data.x):
-        writer = ShardWriter(out, split, shard_size)
+        writer = ShardWriter(out, split, shard_size, len(data.classes))
         for image, label in zip(data.x[split], data.y[split], strict=True):
             writer.add(image[:, :, 0], int(label))
         writer.close()
@@ -235,13 +238,9 @@ class ShardBatches(AugmentedBatches):
 
 
 def label_counts(shard_dir: Path, split: str = "train") -> np.ndarray:
-    """Per-label counts of a split, streamed (for class weights)."""
+    """Per-label counts of a split, from the index (for class weights)."""
     index = read_index(shard_dir)
     counts = np.zeros(len(index["classes"]), np.int64)
     for shard in index["splits"].get(split, []):
-        with tarfile.open(shard_dir / shard["file"], "r|") as archive:
-            for member in archive:
-                handle = archive.extractfile(member) if member.name.endswith(".cls") else None
-                if handle is not None:
-                    counts[int(handle.read())] += 1
+        counts += np.asarray(shard["labels"], np.int64)
     return counts

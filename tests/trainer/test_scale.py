@@ -237,3 +237,12 @@ def test_two_processes_train_as_one_multi_host_job(prepared_run: Path, tmp_path:
         pytest.skip(f"this jaxlib has no CPU cross-process collectives: {errors[-300:]}")
     assert all(p.returncode == 0 for p in processes), errors
     assert all("on 4 device(s)" in out for out, _ in outputs)
+
+
+def test_shard_index_counts_labels_without_reading_the_data(small_fer_dir: Path, tmp_path: Path):
+    from trainer.shards import label_counts
+
+    data, _ = prepare(small_fer_dir, PreprocessSpec(size=32), seed=1)
+    write_shards(data, tmp_path / "shards", shard_size=50)
+    expected = np.bincount(data.y["train"], minlength=len(data.classes))
+    np.testing.assert_array_equal(label_counts(tmp_path / "shards"), expected)

@@ -31,8 +31,13 @@ $(EDGE_VENV)/bin/.installed: pyproject.toml
 demo: $(EDGE_VENV)/bin/.installed
 	$(EDGE_VENV)/bin/yuzug-edge demo $(if $(CAMERA),--camera $(CAMERA))
 
+# The shipped recipe: angry/happy/sad plus a "none" class learnt from the neutral faces, so the
+# daemon can say "none of these". TRAIN_ARGS= (empty) trains the plain three-way classifier.
+TRAIN_ARGS ?= --other-label none --other-classes neutral
+# tcmalloc (Debian libtcmalloc-minimal4) makes CPU epochs faster under JAX; used when installed.
 train: setup
-	$(BIN)/yuzug-train run $(DATA) --preset $(PRESET) --out $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS))
+	scripts/install-system-deps.sh train
+	LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1) $(BIN)/yuzug-train run $(DATA) --preset $(PRESET) --out $(RUN) $(TRAIN_ARGS) $(if $(EPOCHS),--epochs $(EPOCHS))
 
 # Benchmarks (not tests): figures for the README and issue notes. BENCH_OUT keeps the JSON.
 BENCH_OUT ?= runs/bench

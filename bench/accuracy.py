@@ -5,9 +5,10 @@
 
 For each bundle: accuracy, macro-F1, per-class recall, expected calibration error, file size and
 per-face latency (median and p90, one thread) of the int8 model run through the daemon's own
-classifier code. When the data set has a neutral class, it also reports how often neutral faces
-still get an emotion label: by argmax, and as the daemon would report them (below
-``--min-confidence``, or the bundle's abstain label, counts as "none").
+classifier code, plain and with the daemon's optional flip averaging. When the data set has a
+neutral class, it also reports how often neutral faces still get an emotion label: by argmax,
+and as the daemon would report them (below ``--min-confidence``, or the bundle's abstain label,
+counts as "none").
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from trainer.data import prepare  # noqa: E402
 from trainer.evaluate import measure_latency  # noqa: E402
-from trainer.metrics import classification_report  # noqa: E402
+from trainer.metrics import emotion_rate, target_report  # noqa: E402
 
 
 def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict[str, Any]:
@@ -42,20 +43,14 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
     x, y = prepared.x["test"], prepared.y["test"]
     probs = classifier.probabilities(x)
     # Accuracy over the target emotions, as argmax among them (an abstain output is ignored).
-    target_index = [labels.index(t) for t in targets]
-    on_targets = np.isin(y, target_index)
-    restricted = probs[on_targets][:, target_index]
-    y_restricted = np.searchsorted(target_index, y[on_targets])
-    report = classification_report(
-        y_restricted, restricted / restricted.sum(1, keepdims=True), targets
-    )
+    report = target_report(y, probs, labels, abstain)
     result: dict[str, Any] = {
         "model": bundle.manifest.full_name,
         "preset": bundle.manifest.training.get("preset"),
         "size_kib": round(bundle.model_path.stat().st_size / 1024, 1),
         "params": bundle.manifest.training.get("params"),
         "input": bundle.manifest.input.shape,
-        "test_images": int(on_targets.sum()),
+        "test_images": report["samples"],
         "accuracy": report["accuracy"],
         "macro_f1": report["macro_f1"],
         "ece": report["ece"],
@@ -63,16 +58,22 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
         "confusion": report["confusion"],
         "latency": measure_latency(classifier, x[:1]),
     }
+    # The daemon's optional test-time augmentation (classifier.flip_average).
+    flipped = EmotionClassifier.from_bundle(bundle, num_threads=1, flip_average=True)
+    flipped_report = target_report(y, flipped.probabilities(x), labels, abstain)
+    result["flip_average"] = {
+        "accuracy": flipped_report["accuracy"],
+        "macro_f1": flipped_report["macro_f1"],
+        "recall": {k: v["recall"] for k, v in flipped_report["per_class"].items()},
+        "latency": measure_latency(flipped, x[:1]),
+    }
     neutral = neutral_test_faces(data, bundle, targets)
     if neutral is not None:
-        neutral_probs = classifier.probabilities(neutral)
-        best = neutral_probs.argmax(1)
-        emotion_label = np.isin(best, target_index)
-        confident = neutral_probs.max(1) >= min_confidence
+        rate = emotion_rate(classifier.probabilities(neutral), labels, abstain, min_confidence)
         result["neutral"] = {
             "images": int(len(neutral)),
-            "labelled_emotion_argmax": round(float(emotion_label.mean()), 4),
-            "labelled_emotion_daemon": round(float((emotion_label & confident).mean()), 4),
+            "labelled_emotion_argmax": rate["argmax"],
+            "labelled_emotion_daemon": rate["daemon"],
             "min_confidence": min_confidence,
         }
     return result
@@ -100,6 +101,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
         "ms/face p50",
         "p90",
         "neutral->emotion",
+        "acc flip-avg",
+        "ms flip-avg",
     ]
     rows = []
     for r in results:
@@ -115,6 +118,8 @@ def format_table(results: list[dict[str, Any]]) -> str:
                 f"{r['latency']['median_ms']:.3f}",
                 f"{r['latency']['p90_ms']:.3f}",
                 f"{neutral['labelled_emotion_daemon']:.1%}" if neutral else "-",
+                f"{r['flip_average']['accuracy']:.1%}",
+                f"{r['flip_average']['latency']['median_ms']:.3f}",
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-detect", action="store_true", help="treat each whole image as one face crop"
     )
     classify.add_argument("--threads", type=int, default=1)
+    classify.add_argument(
+        "--flip-average",
+        action="store_true",
+        help="also classify each mirrored face and average (slower, a little more accurate)",
+    )
 
     watch = commands.add_parser("watch", help="print a device's MQTT events and state")
     watch.add_argument("--broker", default="localhost:1883", help="host[:port]")
@@ -109,7 +114,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from edge.preprocess import preprocess_face, preprocess_faces
 
     bundle = load_bundle(args.model or default_bundle_path())
-    classifier = EmotionClassifier.from_bundle(bundle, num_threads=args.threads)
+    classifier = EmotionClassifier.from_bundle(
+        bundle, num_threads=args.threads, flip_average=args.flip_average
+    )
     detector = None if args.no_detect else make_detector(BlazeFaceDetectorConfig())
     for path, image, error in _iter_images(args.paths):
         record: dict[str, Any] = {"path": path}

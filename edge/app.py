@@ -148,7 +148,9 @@ class EdgeApp:
     def _load_model(self, target: str) -> tuple[ModelBundle, EmotionClassifier]:
         bundle = load_bundle(target)
         classifier = EmotionClassifier.from_bundle(
-            bundle, num_threads=self.config.classifier.num_threads
+            bundle,
+            num_threads=self.config.classifier.num_threads,
+            flip_average=self.config.classifier.flip_average,
         )
         return bundle, classifier
 

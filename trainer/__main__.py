@@ -58,6 +58,12 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="map every other class of the data set to this label (e.g. none)",
     )
+    parser.add_argument(
+        "--other-classes",
+        default=None,
+        help="comma-separated classes that feed --other-label (default: all the others; "
+        "e.g. neutral)",
+    )
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument(
         "--duplicate-rms",
@@ -159,6 +165,10 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split_list(text: str | None) -> list[str] | None:
+    return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from edge.preprocess import PreprocessSpec
     from trainer.data import format_summary, prepare
@@ -166,12 +176,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.preset)
     spec = PreprocessSpec(size=args.size or preset.input_size, margin=preset.margin)
-    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    classes = _split_list(args.classes)
     data, report = prepare(
         args.data,
         spec,
         classes,
         other_label=args.other_label,
+        other_classes=_split_list(args.other_classes),
         val_fraction=args.val_fraction,
         duplicate_rms=args.duplicate_rms,
         seed=args.seed,
@@ -180,6 +191,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     data.save(args.run / "data.npz")
     report_dict = report.to_dict()
     report_dict["other_label"] = args.other_label
+    report_dict["other_classes"] = _split_list(args.other_classes)
     (args.run / "prepare_report.json").write_text(json.dumps(report_dict, indent=2) + "\n")
     print(format_summary(report))
     if report.corrupt:
@@ -309,6 +321,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--size", args.size),
         ("--classes", args.classes),
         ("--other-label", args.other_label),
+        ("--other-classes", args.other_classes),
     ):
         if value is not None:
             prepare += [flag, str(value)]

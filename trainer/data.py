@@ -67,10 +67,15 @@ class Sample:
 
 
 class ClassSelection(NamedTuple):
-    """Which classes to keep, in label order, and the label for all the others (if any)."""
+    """Which classes to keep, in label order, and the label for the others (if any).
+
+    ``other_classes`` narrows which of the remaining classes become ``other_label``; the rest
+    are left out. ``None`` means all of them.
+    """
 
     classes: list[str] | None
     other_label: str | None
+    other_classes: list[str] | None = None
 
 
 @dataclass
@@ -164,20 +169,28 @@ def _layout(relatives: Sequence[str]) -> tuple[int, bool]:
 
 
 def _class_selection(
-    found: Iterable[str], classes: Sequence[str] | None, other_label: str | None
+    found: Iterable[str],
+    classes: Sequence[str] | None,
+    other_label: str | None,
+    other_classes: Sequence[str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Maps source class names to output labels; returns (label order, mapping)."""
     found = sorted(set(found))
     wanted = list(classes) if classes else [c for c in DEFAULT_CLASSES if c in found] or found
-    missing = [c for c in wanted if c not in found]
+    missing = [c for c in [*wanted, *(other_classes or [])] if c not in found]
     if missing:
         raise ValueError(f"classes {missing} are not in the data set (it has {found})")
+    if other_classes and not other_label:
+        raise ValueError("other classes were given without an 'other' label to map them to")
     mapping = {c: c for c in wanted}
     labels = list(wanted)
     if other_label:
         if other_label in wanted:
             raise ValueError(f"the 'other' label {other_label!r} is also a selected class")
-        for c in found:
+        overlap = sorted(set(wanted) & set(other_classes or []))
+        if overlap:
+            raise ValueError(f"classes {overlap} are both selected and mapped to {other_label!r}")
+        for c in other_classes or found:
             mapping.setdefault(c, other_label)
         labels.append(other_label)
     return labels, mapping
@@ -389,6 +402,7 @@ def prepare(
     classes: Sequence[str] | None = None,
     *,
     other_label: str | None = None,
+    other_classes: Sequence[str] | None = None,
     val_fraction: float = 0.1,
     test_fraction: float = 0.1,
     duplicate_rms: float = DEFAULT_DUPLICATE_RMS,
@@ -403,6 +417,8 @@ def prepare(
         classes: class names to keep, in label order; default angry, happy, sad.
         other_label: if set, every other class of the data set becomes this one label, a
             "none of these" class for the daemon.
+        other_classes: which of the other classes feed ``other_label`` (default: all); the
+            rest are left out and counted as ignored.
         val_fraction: share of train held out for validation when the source has no val split.
         test_fraction: share held out for test when the source has no test split.
         duplicate_rms: near-duplicate threshold, RMS pixel difference on 0-255; 0 = exact only.
@@ -412,7 +428,11 @@ def prepare(
     if not path.exists():
         raise FileNotFoundError(f"{path}: data set not found")
     report = PrepareReport(source=str(path), classes=[])
-    selection = ClassSelection(list(classes) if classes else None, other_label)
+    selection = ClassSelection(
+        list(classes) if classes else None,
+        other_label,
+        list(other_classes) if other_classes else None,
+    )
     if path.is_file() and path.suffix.lower() == ".csv":
         samples, labels = read_fer_csv(path, spec, selection, report)
     else:

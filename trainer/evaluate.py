@@ -17,11 +17,15 @@ import numpy as np
 
 from edge.bundle import load_bundle, update_metrics
 from edge.classify.emotion import EmotionClassifier
+from edge.config import EmotionConfig
 from edge.preprocess import to_float
 from trainer.data import PreparedData
 from trainer.export import export_file_sizes
-from trainer.metrics import classification_report, top1_agreement
+from trainer.metrics import classification_report, emotion_rate, target_report, top1_agreement
 from trainer.plots import plot_confusion
+
+# The abstain rate is reported as the daemon would act with its default ``min_confidence``.
+ABSTAIN_MIN_CONFIDENCE: float = EmotionConfig().min_confidence
 
 
 def measure_latency(classifier: EmotionClassifier, crop: np.ndarray, runs: int = 300) -> dict:
@@ -67,6 +71,22 @@ def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str
     results["int8_accuracy_gap_points"] = round(
         100 * (results["keras_float"]["accuracy"] - results["tflite_int8"]["accuracy"]), 2
     )
+    abstain = bundle.manifest.abstain_label
+    if abstain:
+        # The headline figures stay comparable with a plain emotion classifier (argmax among
+        # the emotions, on emotion images); the abstain class gets its own rate.
+        results["targets"] = {
+            "keras_float": target_report(y, keras_probs, labels, abstain),
+            "tflite_int8": target_report(y, int8_probs, labels, abstain),
+        }
+        other_images = y == labels.index(abstain)
+        results["abstain"] = {
+            "label": abstain,
+            "images": int(other_images.sum()),
+            "labelled_emotion": emotion_rate(
+                int8_probs[other_images], labels, abstain, ABSTAIN_MIN_CONFIDENCE
+            ),
+        }
     results["latency_int8"] = measure_latency(int8, x[:1])
     results["file_sizes"] = export_file_sizes(run_dir)
     (run_dir / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
@@ -80,16 +100,20 @@ def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str
     for picture in ("curves.png", "confusion.png"):
         if (run_dir / picture).exists():
             shutil.copy2(run_dir / picture, bundle.path / picture)
+    headline = results["targets"] if abstain else results
     summary = {
         "split": split,
-        "accuracy": results["tflite_int8"]["accuracy"],
-        "macro_f1": results["tflite_int8"]["macro_f1"],
-        "ece": results["tflite_int8"]["ece"],
-        "recall": {k: v["recall"] for k, v in results["tflite_int8"]["per_class"].items()},
-        "keras_float_accuracy": results["keras_float"]["accuracy"],
+        "accuracy": headline["tflite_int8"]["accuracy"],
+        "macro_f1": headline["tflite_int8"]["macro_f1"],
+        "ece": headline["tflite_int8"]["ece"],
+        "recall": {k: v["recall"] for k, v in headline["tflite_int8"]["per_class"].items()},
+        "keras_float_accuracy": headline["keras_float"]["accuracy"],
         "int8_vs_keras_agreement": results["int8_vs_keras_agreement"],
         "latency_ms_median": results["latency_int8"]["median_ms"],
     }
+    if abstain:
+        summary["accuracy_with_abstain"] = results["tflite_int8"]["accuracy"]
+        summary["abstain_labelled_emotion"] = results["abstain"]["labelled_emotion"]["daemon"]
     bundle = update_metrics(bundle, summary)
     write_model_card(bundle.path, bundle.manifest.model_dump(), results, _read_fit(run_dir))
     return results
@@ -133,25 +157,29 @@ def write_model_card(
     ]
     for split, counts in (training.get("counts") or {}).items():
         lines.append(f"| {split} | " + " | ".join(f"{counts.get(k, 0):,}" for k in labels) + " |")
+    abstain = manifest.get("abstain_label")
+    if "targets" in results:
+        targets = [label for label in labels if label != abstain]
+        lines += ["", f"## Results on the {results['split']} split: {', '.join(targets)}", ""]
+        lines += [
+            f"Images of these emotions only, argmax among them (`{abstain}` ignored): the figures "
+            "compare with a plain classifier of the same emotions.",
+            "",
+            *_results_table(results["targets"], targets),
+        ]
+        rate = results["abstain"]["labelled_emotion"]
+        lines += [
+            "",
+            f"Faces of `{abstain}` ({results['abstain']['images']:,} test images) that still get "
+            f"an emotion: {rate['argmax']:.1%} by argmax, {rate['daemon']:.1%} as the daemon "
+            f"reports them (min_confidence {rate['min_confidence']}).",
+        ]
     lines += [
         "",
-        f"## Results on the {results['split']} split",
+        f"## Results on the {results['split']} split: all {len(labels)} outputs",
         "",
-        "| model | accuracy | macro-F1 | ECE | " + " | ".join(f"recall {k}" for k in labels) + " |",
-        "|---|---:|---:|---:|" + "---:|" * len(labels),
+        *_results_table(results, labels),
     ]
-    for key, title in (
-        ("keras_float", "Keras float"),
-        ("tflite_float", "TFLite float"),
-        ("tflite_int8", "TFLite int8 (this bundle)"),
-    ):
-        if key in results:
-            report = results[key]
-            recalls = " | ".join(f"{report['per_class'][k]['recall']:.1%}" for k in labels)
-            lines.append(
-                f"| {title} | {report['accuracy']:.2%} | {report['macro_f1']:.3f} | "
-                f"{report['ece']:.3f} | {recalls} |"
-            )
     latency = results.get("latency_int8", {})
     lines += [
         "",
@@ -169,3 +197,23 @@ def write_model_card(
         "",
     ]
     (bundle_dir / "MODEL_CARD.md").write_text("\n".join(lines))
+
+
+def _results_table(results: dict[str, Any], labels: list[str]) -> list[str]:
+    lines = [
+        "| model | accuracy | macro-F1 | ECE | " + " | ".join(f"recall {k}" for k in labels) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(labels),
+    ]
+    for key, title in (
+        ("keras_float", "Keras float"),
+        ("tflite_float", "TFLite float"),
+        ("tflite_int8", "TFLite int8 (this bundle)"),
+    ):
+        if key in results:
+            report = results[key]
+            recalls = " | ".join(f"{report['per_class'][k]['recall']:.1%}" for k in labels)
+            lines.append(
+                f"| {title} | {report['accuracy']:.2%} | {report['macro_f1']:.3f} | "
+                f"{report['ece']:.3f} | {recalls} |"
+            )
+    return lines

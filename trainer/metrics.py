@@ -61,3 +61,42 @@ def classification_report(
 
 def top1_agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
     return round(float((probs_a.argmax(1) == probs_b.argmax(1)).mean()), 4)
+
+
+def target_report(
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], abstain_label: str | None
+) -> dict[str, Any]:
+    """The emotions-only view of a model with an abstain class.
+
+    Only images of the target emotions count, and the prediction is the argmax among the target
+    outputs (renormalised), so the figure compares with a plain classifier of those emotions.
+    Without an abstain label this is :func:`classification_report` itself.
+    """
+    if abstain_label is None or abstain_label not in labels:
+        return classification_report(y_true, probs, labels)
+    targets = [label for label in labels if label != abstain_label]
+    target_index = np.array([labels.index(t) for t in targets])
+    on_targets = np.isin(y_true, target_index)
+    remap = np.full(len(labels), -1)
+    remap[target_index] = np.arange(len(targets))
+    restricted = probs[on_targets][:, target_index]
+    restricted = restricted / np.clip(restricted.sum(1, keepdims=True), 1e-12, None)
+    return classification_report(remap[y_true[on_targets]], restricted, targets)
+
+
+def emotion_rate(
+    probs: np.ndarray, labels: list[str], abstain_label: str | None, min_confidence: float
+) -> dict[str, float]:
+    """How often images that show none of the target emotions still get one.
+
+    ``argmax``: the top output is an emotion. ``daemon``: the daemon would report it, i.e. the
+    top output is an emotion with at least ``min_confidence``.
+    """
+    best = probs.argmax(1)
+    emotion = np.array([label != abstain_label for label in labels])[best]
+    confident = probs.max(1) >= min_confidence
+    return {
+        "argmax": round(float(emotion.mean()), 4) if len(probs) else 0.0,
+        "daemon": round(float((emotion & confident).mean()), 4) if len(probs) else 0.0,
+        "min_confidence": min_confidence,
+    }

@@ -29,6 +29,9 @@ class EmotionClassifier:
 
     Build it with :meth:`from_bundle` (the daemon's path: the model is checked against its
     manifest) or :meth:`from_model_file` (the trainer scoring a bare float ``.tflite``).
+
+    ``flip_average`` also classifies each mirrored crop and averages the two: faces are close
+    to symmetric, so this is test-time augmentation for twice the classification time.
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class EmotionClassifier:
         labels: list[str],
         spec: PreprocessSpec,
         bundle: ModelBundle | None = None,
+        flip_average: bool = False,
     ) -> None:
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise BundleError(
@@ -47,6 +51,7 @@ class EmotionClassifier:
         self.labels = list(labels)
         self.spec = spec
         self.bundle = bundle
+        self.flip_average = flip_average
         self._input = model.inputs[0]
         self._output = model.outputs[0]
         if self._output.contract.shape[-1] != len(self.labels):
@@ -56,14 +61,16 @@ class EmotionClassifier:
             )
 
     @classmethod
-    def from_bundle(cls, bundle: ModelBundle, num_threads: int = 1) -> EmotionClassifier:
+    def from_bundle(
+        cls, bundle: ModelBundle, num_threads: int = 1, flip_average: bool = False
+    ) -> EmotionClassifier:
         """Loads a verified bundle's model and checks its tensors against the manifest.
 
         Raises:
             BundleError: when the model's tensors do not match the manifest's contract.
         """
         model = TFLiteModel(bundle.model_path, num_threads=num_threads)
-        classifier = cls(model, bundle.labels, bundle.preprocess, bundle)
+        classifier = cls(model, bundle.labels, bundle.preprocess, bundle, flip_average)
         bundle.check_tensors(classifier._input.contract, classifier._output.contract)
         return classifier
 
@@ -92,11 +99,17 @@ class EmotionClassifier:
         tensor = to_model_input(
             crops, self.spec, self._input.dtype, contract.scale, contract.zero_point
         )
-        out = np.empty((len(crops), len(self.labels)), np.float32)
+        out = self._run(tensor)
+        if self.flip_average:
+            out = (out + self._run(tensor[:, :, ::-1])) / 2
+        return out
+
+    def _run(self, tensor: np.ndarray) -> np.ndarray:
+        out = np.empty((len(tensor), len(self.labels)), np.float32)
         # The exported models have a fixed batch of 1: on a Pi there is rarely more than one
         # face, and a fixed shape lets XNNPACK plan once.
-        for i in range(len(crops)):
-            (raw,) = self.model.run(tensor[i : i + 1])
+        for i in range(len(tensor)):
+            (raw,) = self.model.run(np.ascontiguousarray(tensor[i : i + 1]))
             out[i] = self._dequantize(raw[0])
         return out
 

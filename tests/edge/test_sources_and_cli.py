@@ -161,6 +161,16 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     assert abs(sum(face["scores"].values()) - 1) < 0.05
     assert lines[1] == {"path": str(tmp_path / "broken.jpg"), "error": "not a decodable image"}
 
+    mirrored = tmp_path / "mirrored.png"
+    cv2.imwrite(str(mirrored), faces[0][:, ::-1])
+    plain = run_edge("classify", "--no-detect", str(mirrored))
+    mirrored_scores = json.loads(plain.stdout)["faces"][0]["scores"]
+    averaged = run_edge("classify", "--no-detect", "--flip-average", str(crop))
+    (both,) = json.loads(averaged.stdout)["faces"]
+    for label in labels:
+        expected = (face["scores"][label] + mirrored_scores[label]) / 2
+        assert abs(both["scores"][label] - expected) < 1e-3
+
     detected = run_edge("classify", str(tmp_path / "scene.jpg"))
     (record,) = [json.loads(line) for line in detected.stdout.splitlines()]
     (face,) = record["faces"]

@@ -1,6 +1,7 @@
 """The whole trainer chain on a small real subset: formats, export contract, parity, bundle checks.
 
-One tiny-preset run (about a minute on 2 cores) is shared by every test here.
+One tiny-preset run (about a minute on 2 cores) is shared by every test here. It is trained the way
+the shipped model is, with an abstain class ("none", from the neutral faces).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ def tiny_run(small_fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
             "tiny",
             "--epochs",
             "3",
+            "--other-label",
+            "none",
+            "--other-classes",
+            "neutral",
             "--out",
             str(run),
         ],
@@ -80,8 +85,9 @@ def test_int8_export_contract(tiny_run: Path):
     manifest = bundle.manifest
     assert manifest.quantization == "int8"
     assert manifest.input.dtype == "uint8" and manifest.input.shape == [1, 32, 32, 1]
-    assert manifest.output.dtype == "uint8" and manifest.output.shape == [1, 3]
-    assert manifest.labels == ["angry", "happy", "sad"]
+    assert manifest.output.dtype == "uint8" and manifest.output.shape == [1, 4]
+    assert manifest.labels == ["angry", "happy", "sad", "none"]
+    assert manifest.abstain_label == "none"
     assert manifest.training["data_fingerprint"]
     assert manifest.metrics["accuracy"] > 0 and manifest.versions["keras"]
     model_bytes = bundle.model_path.read_bytes()
@@ -113,6 +119,28 @@ def test_float_tflite_matches_keras_and_int8_agrees(tiny_run: Path):
     assert metrics["tflite_int8"]["accuracy"] == pytest.approx(expected, abs=1e-4)
 
 
+def test_abstain_model_reports_emotions_alone_and_the_abstain_rate(tiny_run: Path):
+    data = PreparedData.load(tiny_run / "data.npz")
+    bundle = load_bundle(tiny_run / "bundle")
+    probs = EmotionClassifier.from_bundle(bundle).probabilities(data.x["test"])
+    y = data.y["test"]
+    emotions = y < 3
+    expected = (probs[emotions, :3].argmax(1) == y[emotions]).mean()
+    none_rows = probs[y == 3]
+    expected_rate = ((none_rows.argmax(1) < 3) & (none_rows.max(1) >= 0.5)).mean()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["targets"]["tflite_int8"]["accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert metrics["targets"]["tflite_int8"]["samples"] == int(emotions.sum())
+    assert metrics["abstain"]["images"] == int((y == 3).sum())
+    rate = metrics["abstain"]["labelled_emotion"]["daemon"]
+    assert rate == pytest.approx(expected_rate, abs=1e-4)
+    # The manifest's headline figures are the emotions-only ones.
+    assert bundle.manifest.metrics["accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert bundle.manifest.metrics["abstain_labelled_emotion"] == rate
+    card = (tiny_run / "bundle" / "MODEL_CARD.md").read_text()
+    assert "split: angry, happy, sad" in card and "Faces of `none`" in card
+
+
 def _copy_bundle(tiny_run: Path, tmp_path: Path) -> Path:
     target = tmp_path / "bundle"
     shutil.copytree(tiny_run / "bundle", target)
@@ -130,13 +158,13 @@ def test_tampered_model_is_refused(tiny_run: Path, tmp_path: Path):
 
 def test_wrong_label_count_is_refused(tiny_run: Path, tmp_path: Path):
     bundle = _copy_bundle(tiny_run, tmp_path)
-    (bundle / "labels.txt").write_text("angry\nhappy\nsad\nsurprise\n")
+    (bundle / "labels.txt").write_text("angry\nhappy\nsad\nnone\nsurprise\n")
     with pytest.raises(BundleError, match="labels"):
         load_bundle(bundle)
     manifest = json.loads((bundle / "manifest.json").read_text())
     manifest["labels"].append("surprise")
     (bundle / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(BundleError, match="3 outputs but 4 labels"):
+    with pytest.raises(BundleError, match="4 outputs but 5 labels"):
         load_bundle(bundle)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from edge.imagefiles import decode_image
 from edge.preprocess import PreprocessSpec, preprocess_face
+from tests.conftest import extract_subset
 from trainer.data import PreparedData, find_duplicate_groups, prepare, stratified_split
 
 SPEC = PreprocessSpec(size=48)
@@ -93,6 +94,28 @@ def test_other_label_collects_remaining_classes(small_fer_dir: Path):
     data, report = prepare(small_fer_dir, SPEC, other_label="none", seed=1)
     assert data.classes == ["angry", "happy", "sad", "none"]
     assert report.counts["test"]["none"] == 20
+
+
+def test_other_classes_narrow_what_feeds_the_other_label(fer_zip: Path, tmp_path: Path):
+    classes = ("angry", "happy", "sad", "neutral", "surprise")
+    extract_subset(fer_zip, tmp_path, {"train": 12, "test": 6}, classes)
+    data, report = prepare(
+        tmp_path, SPEC, other_label="none", other_classes=["neutral"], duplicate_rms=0, seed=1
+    )
+    assert data.classes == ["angry", "happy", "sad", "none"]
+    assert report.counts["test"]["none"] == 6  # neutral only
+    assert report.ignored_classes == {"surprise": 18}
+    everything, _ = prepare(tmp_path, SPEC, other_label="none", duplicate_rms=0, seed=1)
+    assert everything.y["test"].tolist().count(3) == 12  # neutral and surprise
+
+
+def test_other_classes_are_checked(small_fer_dir: Path):
+    with pytest.raises(ValueError, match="without an 'other' label"):
+        prepare(small_fer_dir, SPEC, other_classes=["neutral"])
+    with pytest.raises(ValueError, match="both selected and mapped"):
+        prepare(small_fer_dir, SPEC, other_label="none", other_classes=["sad"])
+    with pytest.raises(ValueError, match="contempt"):
+        prepare(small_fer_dir, SPEC, other_label="none", other_classes=["contempt"])
 
 
 def test_unknown_class_is_a_clear_error(small_fer_dir: Path):

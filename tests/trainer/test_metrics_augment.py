@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from trainer.augment import AugmentConfig, augment_batch
-from trainer.metrics import classification_report, expected_calibration_error, top1_agreement
+from trainer.metrics import (
+    classification_report,
+    emotion_rate,
+    expected_calibration_error,
+    target_report,
+    top1_agreement,
+)
 from trainer.train import balanced_class_weights
 
 
@@ -73,3 +79,30 @@ def test_flip_only_mirrors():
     outs = [augment_batch(image, flip, np.random.default_rng(s)) for s in range(10)]
     assert any(np.array_equal(o, image[:, :, ::-1]) for o in outs)
     assert all(np.array_equal(o, image) or np.array_equal(o, image[:, :, ::-1]) for o in outs)
+
+
+def test_target_report_ignores_the_abstain_class():
+    labels = ["a", "b", "none"]
+    y = np.array([0, 1, 2, 0])
+    probs = np.array(
+        [
+            [0.3, 0.1, 0.6],  # "none" wins, but among the targets "a" does: correct
+            [0.5, 0.4, 0.1],  # wrong
+            [0.2, 0.2, 0.6],  # a "none" image: not counted
+            [0.7, 0.2, 0.1],  # correct
+        ]
+    )
+    report = target_report(y, probs, labels, "none")
+    assert report["samples"] == 3
+    assert report["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert list(report["per_class"]) == ["a", "b"]
+    assert report["confusion"] == [[2, 0], [1, 0]]
+    assert target_report(y, probs, labels, None)["samples"] == 4
+
+
+def test_emotion_rate_by_argmax_and_as_the_daemon_reports():
+    labels = ["a", "b", "none"]
+    probs = np.array([[0.4, 0.3, 0.3], [0.8, 0.1, 0.1], [0.1, 0.1, 0.8], [0.2, 0.6, 0.2]])
+    rate = emotion_rate(probs, labels, "none", min_confidence=0.5)
+    assert rate["argmax"] == 0.75
+    assert rate["daemon"] == 0.5  # the 0.4 one falls below min_confidence

@@ -69,14 +69,88 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
     }
     neutral = neutral_test_faces(data, bundle, targets)
     if neutral is not None:
-        rate = emotion_rate(classifier.probabilities(neutral), labels, abstain, min_confidence)
+        neutral_probs = classifier.probabilities(neutral)
+        rate = emotion_rate(neutral_probs, labels, abstain, min_confidence)
         result["neutral"] = {
             "images": int(len(neutral)),
             "labelled_emotion_argmax": rate["argmax"],
             "labelled_emotion_daemon": rate["daemon"],
             "min_confidence": min_confidence,
+            "by_min_confidence": confidence_sweep(probs, y, neutral_probs, labels, abstain),
         }
     return result
+
+
+def confidence_sweep(
+    probs: np.ndarray,
+    y: np.ndarray,
+    neutral_probs: np.ndarray,
+    labels: list[str],
+    abstain: str | None,
+) -> list[dict[str, float]]:
+    """The daemon's ``min_confidence`` trade-off: neutral faces still named an emotion, against
+    emotion faces still reported as their own emotion."""
+    on_targets = np.array([labels[i] != abstain for i in y])
+    rows = []
+    for threshold in SWEEP:
+        confident = probs[on_targets].max(1) >= threshold
+        correct = probs[on_targets].argmax(1) == y[on_targets]
+        rows.append(
+            {
+                "min_confidence": threshold,
+                "neutral_labelled_emotion": emotion_rate(neutral_probs, labels, abstain, threshold)[
+                    "daemon"
+                ],
+                "emotions_reported_correctly": round(float((correct & confident).mean()), 4),
+            }
+        )
+    return rows
+
+
+SWEEP = (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def format_sweep(results: list[dict[str, Any]]) -> str:
+    lines = [
+        "min_confidence trade-off: neutral faces named an emotion / emotion faces reported as "
+        "their own emotion"
+    ]
+    for r in results:
+        if "neutral" not in r:
+            continue
+        cells = [
+            f"{row['min_confidence']}: {row['neutral_labelled_emotion']:.1%} / "
+            f"{row['emotions_reported_correctly']:.1%}"
+            for row in r["neutral"]["by_min_confidence"]
+        ]
+        lines.append(f"  {r['preset']} ({r['model'][-17:]}): " + ", ".join(cells))
+    return "\n".join(lines)
+
+
+def plot_sweep(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    for r in results:
+        if "neutral" not in r:
+            continue
+        rows = r["neutral"]["by_min_confidence"]
+        xs = [row["neutral_labelled_emotion"] for row in rows]
+        ys = [row["emotions_reported_correctly"] for row in rows]
+        axes.plot(xs, ys, marker="o", label=f"{r['preset']} ({r['model'][-17:]})")
+        for row, x_value, y_value in zip(rows, xs, ys, strict=True):
+            axes.annotate(str(row["min_confidence"]), (x_value, y_value), fontsize=7)
+    axes.set_xlabel("neutral test faces named an emotion (lower is better)")
+    axes.set_ylabel("emotion test faces reported correctly (higher is better)")
+    axes.set_title("Daemon min_confidence trade-off (labels: threshold)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def neutral_test_faces(data: Path, bundle: Any, targets: list[str]) -> np.ndarray | None:
@@ -145,12 +219,16 @@ def main() -> int:
     )
     parser.add_argument("--min-confidence", type=float, default=0.5)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--plot", type=Path, help="draw the min_confidence trade-off here (PNG)")
     args = parser.parse_args()
     results = [
         evaluate_bundle(m, args.data, args.min_confidence)
         for m in (args.model or [ROOT / "models" / "default"])
     ]
     print(format_table(results))
+    print(format_sweep(results))
+    if args.plot:
+        plot_sweep(results, args.plot)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -141,7 +141,8 @@ def write_model_card(
         f"face margin {manifest['preprocess']['margin']}",
         f"- Labels (output order): {', '.join(labels)}"
         + (
-            f"; `{manifest['abstain_label']}` means none of the target emotions"
+            f"; `{manifest['abstain_label']}` means none of the target emotions (learnt from: "
+            f"{', '.join(training.get('other_classes') or ['every other class'])})"
             if manifest.get("abstain_label")
             else ""
         ),

@@ -152,6 +152,8 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             "data_fingerprint": data.fingerprint,
             "data_source": prepare_report.get("source"),
             "counts": prepare_report.get("counts"),
+            # Which source classes the abstain label was learnt from (None: all the others).
+            "other_classes": prepare_report.get("other_classes"),
             "seed": seed,
             "params": fit_summary.get("params"),
             "epochs_run": fit_summary.get("epochs_run"),

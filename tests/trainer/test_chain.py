@@ -139,6 +139,8 @@ def test_abstain_model_reports_emotions_alone_and_the_abstain_rate(tiny_run: Pat
     assert bundle.manifest.metrics["abstain_labelled_emotion"] == rate
     card = (tiny_run / "bundle" / "MODEL_CARD.md").read_text()
     assert "split: angry, happy, sad" in card and "Faces of `none`" in card
+    assert "(learnt from: neutral)" in card
+    assert bundle.manifest.training["other_classes"] == ["neutral"]
 
 
 def _copy_bundle(tiny_run: Path, tmp_path: Path) -> Path:

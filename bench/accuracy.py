@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from trainer.data import prepare  # noqa: E402
-from trainer.evaluate import measure_latency  # noqa: E402
+from trainer.evaluate import ABSTAIN_MIN_CONFIDENCE, measure_latency  # noqa: E402
 from trainer.metrics import emotion_rate, target_report  # noqa: E402
 
 
@@ -91,10 +91,11 @@ def confidence_sweep(
     """The daemon's ``min_confidence`` trade-off: neutral faces still named an emotion, against
     emotion faces still reported as their own emotion."""
     on_targets = np.array([labels[i] != abstain for i in y])
+    emotion_probs = probs[on_targets]
+    correct = emotion_probs.argmax(1) == y[on_targets]
     rows = []
     for threshold in SWEEP:
-        confident = probs[on_targets].max(1) >= threshold
-        correct = probs[on_targets].argmax(1) == y[on_targets]
+        confident = emotion_probs.max(1) >= threshold
         rows.append(
             {
                 "min_confidence": threshold,
@@ -217,7 +218,12 @@ def main() -> int:
         action="append",
         help="bundle directory (repeat to compare; default models/default)",
     )
-    parser.add_argument("--min-confidence", type=float, default=0.5)
+    parser.add_argument(
+        "--min-confidence",
+        type=float,
+        default=ABSTAIN_MIN_CONFIDENCE,
+        help="the daemon's emotion.min_confidence (default: the daemon's default)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="draw the min_confidence trade-off here (PNG)")
     args = parser.parse_args()

@@ -176,13 +176,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
     preset = get_preset(args.preset)
     spec = PreprocessSpec(size=args.size or preset.input_size, margin=preset.margin)
-    classes = _split_list(args.classes)
+    other_classes = _split_list(args.other_classes)
     data, report = prepare(
         args.data,
         spec,
-        classes,
+        _split_list(args.classes),
         other_label=args.other_label,
-        other_classes=_split_list(args.other_classes),
+        other_classes=other_classes,
         val_fraction=args.val_fraction,
         duplicate_rms=args.duplicate_rms,
         seed=args.seed,
@@ -191,7 +191,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     data.save(args.run / "data.npz")
     report_dict = report.to_dict()
     report_dict["other_label"] = args.other_label
-    report_dict["other_classes"] = _split_list(args.other_classes)
+    report_dict["other_classes"] = other_classes
     (args.run / "prepare_report.json").write_text(json.dumps(report_dict, indent=2) + "\n")
     print(format_summary(report))
     if report.corrupt:

@@ -24,7 +24,7 @@ from trainer.export import export_file_sizes
 from trainer.metrics import classification_report, emotion_rate, target_report, top1_agreement
 from trainer.plots import plot_confusion
 
-# The abstain rate is reported as the daemon would act with its default ``min_confidence``.
+# Abstain rates are reported as the daemon acts with its default ``min_confidence``.
 ABSTAIN_MIN_CONFIDENCE: float = EmotionConfig().min_confidence
 
 

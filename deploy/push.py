@@ -85,6 +85,7 @@ class Confirmer:
         from paho.mqtt.enums import CallbackAPIVersion
 
         seen: dict[str, Any] = {}
+        matched: dict[str, Any] = {}
         done = threading.Event()
 
         def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
@@ -99,12 +100,18 @@ class Confirmer:
             text = message.payload.decode(errors="replace")
             if message.topic.endswith("/availability"):
                 seen["availability"] = text
+                if not message.retain and text == "online":
+                    # A daemon process has just connected: any state seen so far is an older
+                    # process's (one that hot-reloaded the new bundle before it was stopped,
+                    # say), not proof that this one runs the version.
+                    seen.pop("state", None)
             else:
                 try:
                     seen["state"] = json.loads(text)
                 except json.JSONDecodeError:
                     return
-            if until(seen):
+            if not done.is_set() and until(seen):
+                matched.update(seen)  # the verdict is taken here, not after later messages
                 done.set()
 
         client = mqtt.Client(CallbackAPIVersion.VERSION2)
@@ -119,15 +126,14 @@ class Confirmer:
         finally:
             client.disconnect()
             client.loop_stop()
-        return seen
+        return matched if done.is_set() else seen
 
     def wait_version(self, device_id: str, version: str, timeout: float) -> bool:
         def confirmed(seen: dict[str, Any]) -> bool:
             state = seen.get("state") or {}
-            return (
-                state.get("model_version") == version
-                and seen.get("availability", "online") == "online"
-            )
+            # Both retained messages must be in: a state that names the version, from a device
+            # that is online (a retained state may arrive before a retained "offline").
+            return state.get("model_version") == version and seen.get("availability") == "online"
 
         return confirmed(self._states(device_id, confirmed, timeout))
 

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -220,6 +221,55 @@ def test_device_that_never_confirms_is_rolled_back(sshd, mosquitto, roots, tmp_p
     assert outcome.status == "rolled back", outcome
     assert "did not report" in outcome.detail
     assert current(root) == load_bundle(first).manifest.full_name
+
+
+def _publish(port: int, messages: list[tuple[str, str, bool]]) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", port, 30)
+    client.loop_start()
+    try:
+        for topic, payload, retain in messages:
+            client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_confirmation_waits_for_the_restarted_daemon_not_a_stale_state(mosquitto):
+    """The old daemon hot-reloads the new bundle as `current` switches, publishes its state,
+    and is then stopped: the broker keeps a state naming the new version beside "offline"."""
+    state, availability = "yuzug/dev9/state", "yuzug/dev9/availability"
+    confirmer = Confirmer("127.0.0.1", mosquitto.port)
+
+    def restart(stale: str, restarted: str, waiting_for: str, timeout: float) -> list[bool]:
+        _publish(
+            mosquitto.port,
+            [(state, json.dumps({"model_version": stale}), True), (availability, "offline", True)],
+        )
+        result: list[bool] = []
+        waiter = threading.Thread(
+            target=lambda: result.append(confirmer.wait_version("dev9", waiting_for, timeout))
+        )
+        waiter.start()
+        time.sleep(1.0)
+        assert not result, "decided on the stopped daemon's leftovers"
+        # The restarted daemon: online first, then its own state.
+        _publish(
+            mosquitto.port,
+            [
+                (availability, "online", True),
+                (state, json.dumps({"model_version": restarted}), True),
+            ],
+        )
+        waiter.join(timeout + 5)
+        return result
+
+    assert restart("v2", restarted="v2", waiting_for="v2", timeout=20) == [True]
+    # A daemon that comes back on another version is not confirmed by the leftover state.
+    assert restart("v3", restarted="v2", waiting_for="v3", timeout=3) == [False]
 
 
 def test_keeps_only_the_newest_versions(sshd, roots, tmp_path):

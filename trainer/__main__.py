@@ -82,6 +82,7 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
         choices=("jax", "tensorflow", "torch"),
         help="Keras backend for fit/evaluate (default jax)",
     )
+    _add_distill_args(parser)
     scale = parser.add_argument_group("scale (JAX backend)")
     scale.add_argument(
         "--shards", type=Path, help="stream training data from tar shards (yuzug-train shard)"
@@ -105,6 +106,23 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--coordinator", help="host:port of process 0 in a multi-host job")
     scale.add_argument("--num-processes", type=int)
     scale.add_argument("--process-id", type=int)
+
+
+def _add_distill_args(parser: argparse.ArgumentParser) -> None:
+    distill = parser.add_argument_group("distillation")
+    distill.add_argument(
+        "--teacher",
+        type=Path,
+        action="append",
+        default=[],
+        help="run directory or .keras model to distil from; repeat for an ensemble",
+    )
+    distill.add_argument(
+        "--distill-weight",
+        type=float,
+        default=0.5,
+        help="the teachers' share of each training target (default 0.5)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -131,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--epochs", type=int, help="override the preset's epoch count")
     run.add_argument("--batch-size", type=int)
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
+    _add_distill_args(run)
     _add_common(run)
     presets = commands.add_parser("presets", help="list the model presets")
     presets.set_defaults(run=None)
@@ -249,6 +268,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         devices=devices,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        teachers=args.teacher,
+        distill_weight=args.distill_weight,
     )
     if report.get("other_label"):
         summary["abstain_label"] = report["other_label"]
@@ -330,6 +351,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--epochs", args.epochs),
         ("--batch-size", args.batch_size),
         ("--backend", args.backend),
+        *(("--teacher", teacher) for teacher in args.teacher),
+        ("--distill-weight", args.distill_weight if args.teacher else None),
     ):
         if value is not None:
             fit += [flag, str(value)]

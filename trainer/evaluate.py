@@ -150,6 +150,18 @@ def write_model_card(
         f"`{str(training.get('data_fingerprint'))[:16]}`",
         f"- Trained: {training.get('epochs_run')} epochs in {training.get('fit_seconds')} s on "
         f"{training.get('devices')}, seed {training.get('seed')}",
+        *(
+            [
+                f"- Distilled (weight {training.get('distill_weight')}) from: "
+                + ", ".join(
+                    f"`{t.get('preset')}` ({t.get('params') or 0:,} parameters, validation "
+                    f"accuracy {t.get('best_val_accuracy')})"
+                    for t in training["distilled_from"]
+                )
+            ]
+            if training.get("distilled_from")
+            else []
+        ),
         "",
         "## Data",
         "",

@@ -159,6 +159,14 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             "epochs_run": fit_summary.get("epochs_run"),
             "fit_seconds": fit_summary.get("fit_seconds"),
             "devices": fit_summary.get("devices"),
+            # Teachers of a distilled student: what they were, not where they lay.
+            "distilled_from": [
+                {key: teacher.get(key) for key in ("preset", "params", "best_val_accuracy")}
+                for teacher in fit_summary["distilled_from"]
+            ]
+            if fit_summary.get("distilled_from")
+            else None,
+            "distill_weight": fit_summary.get("distill_weight"),
             "representative_images": int(len(calibration)),
         },
         versions=_package_versions(),

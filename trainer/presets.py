@@ -88,6 +88,23 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+# Same recipe, other widths: a bigger student for the 1 MB budget and a teacher to distil from.
+PRESETS["wide"] = replace(
+    PRESETS["default"],
+    name="wide",
+    description="the default recipe at 1.25x the channels (~0.91M params, 48x48): the largest "
+    "student under 1 MB in int8",
+    builder="build_wide",
+)
+PRESETS["teacher"] = replace(
+    PRESETS["default"],
+    name="teacher",
+    description="a distillation teacher: the default recipe at 2x the channels (~2.3M params, "
+    "48x48), too big for the Pi",
+    builder="build_teacher",
+)
+
+
 def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]

@@ -12,6 +12,7 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,8 @@ def fit(
     devices: int = 1,
     checkpoint_every: int | None = None,
     resume: bool = False,
+    teachers: Sequence[Path] = (),
+    distill_weight: float = 0.5,
 ) -> dict[str, Any]:
     """Trains ``preset`` on ``data``; returns the ``fit.json`` summary.
 
@@ -166,6 +169,9 @@ def fit(
         devices: how many devices batches are split over (validation is cut to a multiple).
         checkpoint_every: save a resumable checkpoint every this many steps.
         resume: continue from the run's last checkpoint instead of starting over.
+        teachers: run directories or .keras files of trained models to distil from (their
+            mean probability); the student is ``preset``'s model and the only one saved.
+        distill_weight: the teachers' share of each target, the label's being the rest.
     """
     if data.spec.size != preset.input_size:
         raise ValueError(
@@ -177,6 +183,15 @@ def fit(
     keras.utils.set_random_seed(seed)
     num_classes = len(data.classes)
     model = preset.build()(preset.input_size, num_classes)
+    trained: keras.Model = model
+    if teachers:
+        from trainer.distill import DistilledStudent, load_teachers
+
+        if checkpoint_every or resume:
+            raise ValueError("--checkpoint-every/--resume do not support distillation yet")
+        trained = DistilledStudent(
+            model, load_teachers(teachers, num_classes, preset.input_size), distill_weight
+        )
     batches = train_batches
     backup_dir = out / "backup"
     start_epoch = 0
@@ -186,7 +201,7 @@ def fit(
     elif backup_dir.exists():
         shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
     batches.set_epoch(start_epoch)
-    model.compile(
+    trained.compile(
         optimizer=make_optimizer(preset, len(batches), preset.epochs),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=preset.label_smoothing),
         metrics=["accuracy"],
@@ -210,7 +225,11 @@ def fit(
             )
         )
     best_path = out / "best.keras"
-    if preset.checkpoint_best:
+    if preset.checkpoint_best and teachers:
+        from trainer.distill import SaveBestStudent
+
+        callbacks.append(SaveBestStudent(model, best_path))
+    elif preset.checkpoint_best:
         best_so_far = keras.callbacks.ModelCheckpoint(
             str(best_path), monitor="val_accuracy", mode="max", save_best_only=True
         )
@@ -224,16 +243,17 @@ def fit(
             )
         )
     logger.info(
-        "training %s (%s params) on %d images, %d classes, backend %s, devices %s",
+        "training %s (%s params%s) on %d images, %d classes, backend %s, devices %s",
         preset.name,
         f"{model.count_params():,}",
+        f", distilled from {len(teachers)} teacher(s)" if teachers else "",
         len(batches) * preset.batch_size,
         num_classes,
         keras.backend.backend(),
         _devices(),
     )
     started = time.perf_counter()
-    model.fit(
+    trained.fit(
         batches,
         validation_data=(x_val[:usable], y_val[:usable]),
         epochs=preset.epochs,
@@ -285,6 +305,11 @@ def fit(
         "val": val_report,
         "data_fingerprint": data.fingerprint,
     }
+    if teachers:
+        from trainer.distill import teacher_summaries
+
+        summary["distilled_from"] = teacher_summaries(teachers)
+        summary["distill_weight"] = distill_weight
     (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

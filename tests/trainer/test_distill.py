@@ -1,0 +1,156 @@
+"""Distillation: the student's target mixes label and teacher ensemble, the teachers stay frozen,
+mismatched teachers are refused, and a distilled fit saves the student alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+import keras  # noqa: E402
+
+from edge.bundle import load_bundle  # noqa: E402
+from trainer.distill import DistillationError, DistilledStudent, load_teachers  # noqa: E402
+from trainer.model import build_tiny  # noqa: E402
+
+SIZE, CLASSES = 16, 3
+
+
+def constant_teacher(probabilities: list[float], size: int = SIZE) -> keras.Model:
+    """A model whose softmax output is ``probabilities`` whatever the input."""
+    inputs = keras.Input((size, size, 1))
+    dense = keras.layers.Dense(len(probabilities), activation="softmax")
+    outputs = dense(keras.layers.Flatten()(inputs))
+    dense.set_weights(
+        [np.zeros((size * size, len(probabilities)), "float32"), np.log(probabilities)]
+    )
+    return keras.Model(inputs, outputs)
+
+
+def test_target_is_the_label_mixed_with_the_teachers_mean():
+    p, q = [0.7, 0.2, 0.1], [0.1, 0.3, 0.6]
+    distilled = DistilledStudent(
+        build_tiny(SIZE, CLASSES), [constant_teacher(p), constant_teacher(q)], weight=0.6
+    )
+    distilled.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy())
+    rng = np.random.default_rng(0)
+    x = rng.random((5, SIZE, SIZE, 1)).astype("float32")
+    y = np.eye(CLASSES, dtype="float32")[[0, 1, 2, 1, 0]]
+    y_pred = keras.ops.convert_to_numpy(distilled(x))
+    loss = float(distilled.compute_loss(x, y, y_pred))
+
+    targets = 0.4 * y + 0.6 * (np.array(p) + np.array(q)) / 2
+    expected = float(np.mean(-(targets * np.log(y_pred)).sum(axis=1)))
+    assert loss == pytest.approx(expected, rel=1e-5)
+    plain = float(np.mean(-(y * np.log(y_pred)).sum(axis=1)))
+    assert abs(loss - plain) > 1e-3  # the teachers changed the target
+
+
+def test_training_moves_the_student_and_never_the_teachers():
+    teacher = constant_teacher([0.2, 0.5, 0.3])
+    student = build_tiny(SIZE, CLASSES)
+    distilled = DistilledStudent(student, [teacher], weight=0.5)
+    distilled.compile(optimizer="adam", loss="categorical_crossentropy")
+    teacher_before = [w.copy() for w in teacher.get_weights()]
+    student_before = [w.copy() for w in student.get_weights()]
+    rng = np.random.default_rng(1)
+    x = rng.random((32, SIZE, SIZE, 1)).astype("float32")
+    y = np.eye(CLASSES, dtype="float32")[rng.integers(0, CLASSES, 32)]
+    distilled.fit(x, y, epochs=2, batch_size=8, verbose=0)
+
+    for before, after in zip(teacher_before, teacher.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)
+    assert any(
+        not np.allclose(before, after)
+        for before, after in zip(student_before, student.get_weights(), strict=True)
+    )
+    np.testing.assert_allclose(distilled.predict(x, verbose=0), student.predict(x, verbose=0))
+
+
+def test_mismatched_or_missing_teachers_are_refused(tmp_path: Path):
+    other_size = tmp_path / "other_size.keras"
+    constant_teacher([0.5, 0.25, 0.25], size=SIZE * 2).save(other_size)
+    other_classes = tmp_path / "other_classes.keras"
+    constant_teacher([0.5, 0.5]).save(other_classes)
+    for path in (other_size, other_classes):
+        with pytest.raises(DistillationError, match=path.name):
+            load_teachers([path], CLASSES, SIZE)
+    with pytest.raises(DistillationError, match="no model.keras"):
+        load_teachers([tmp_path / "empty_run"], CLASSES, SIZE)
+    (tmp_path / "empty_run").mkdir()
+    with pytest.raises(DistillationError, match="no model.keras"):
+        load_teachers([tmp_path / "empty_run"], CLASSES, SIZE)
+    with pytest.raises(DistillationError, match="weight"):
+        DistilledStudent(build_tiny(SIZE, CLASSES), [constant_teacher([0.4, 0.3, 0.3])], 0.0)
+
+
+def trainer(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
+
+
+@pytest.mark.slow
+def test_distilled_fit_saves_the_student_and_records_its_teachers(
+    small_fer_dir: Path, tmp_path: Path
+):
+    teacher, student = tmp_path / "teacher", tmp_path / "student"
+    prepared = trainer("prepare", str(small_fer_dir), "--preset", "tiny", "--run", str(teacher))
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    student.mkdir()
+    for name in ("data.npz", "prepare_report.json"):
+        (student / name).write_bytes((teacher / name).read_bytes())
+    # The teacher: the tiny preset's model, trained for real; the student distils from it.
+    taught = trainer("fit", "--preset", "tiny", "--epochs", "2", "--run", str(teacher))
+    assert taught.returncode == 0, taught.stderr[-2000:]
+
+    missing = trainer(
+        "fit", "--preset", "tiny", "--run", str(student), "--teacher", str(tmp_path / "nowhere")
+    )
+    assert missing.returncode == 2 and "no model.keras" in missing.stderr
+
+    args = ("fit", "--preset", "tiny", "--epochs", "1", "--run", str(student))
+    result = trainer(*args, "--teacher", str(teacher), "--distill-weight", "0.7")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "distilled from 1 teacher(s)" in result.stderr
+
+    summary = json.loads((student / "fit.json").read_text())
+    teacher_summary = json.loads((teacher / "fit.json").read_text())
+    assert summary["distill_weight"] == 0.7
+    assert summary["distilled_from"] == [
+        {
+            "path": str(teacher),
+            "preset": "tiny",
+            "params": teacher_summary["params"],
+            "best_val_accuracy": teacher_summary["best_val_accuracy"],
+        }
+    ]
+    saved = keras.saving.load_model(student / "model.keras", compile=False)
+    assert saved.count_params() == summary["params"] == teacher_summary["params"]
+    assert saved.name == "compact"  # the student itself, not the wrapper with its teacher
+
+    exported = trainer("export", "--run", str(student))
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    evaluated = trainer("evaluate", "--run", str(student))
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    card = (student / "bundle" / "MODEL_CARD.md").read_text()
+    assert "Distilled (weight 0.7) from: `tiny`" in card
+    training = load_bundle(student / "bundle").manifest.training
+    assert training["distill_weight"] == 0.7
+    assert training["distilled_from"] == [
+        {
+            "preset": "tiny",
+            "params": teacher_summary["params"],
+            "best_val_accuracy": teacher_summary["best_val_accuracy"],
+        }
+    ]

@@ -1,0 +1,127 @@
+"""Knowledge distillation: a small student learns from an ensemble of larger teachers.
+
+The student's target is ``(1 - weight) * label + weight * teacher``, where ``teacher`` is the
+mean probability of the teachers on the same augmented batch (Hinton et al., 2015, at
+temperature 1: our models end in a softmax, and the ensemble's mean is already softer than a
+one-hot label). The teachers run inside the compiled training step, so every augmented view
+gets fresh soft targets at no host cost, and the student is trained and saved on its own:
+the bundle never contains a teacher.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from edge.errors import YuzugError
+
+
+class DistillationError(YuzugError):
+    """A teacher that cannot be used for this student."""
+
+
+def load_teachers(paths: Sequence[Path], num_classes: int, input_size: int) -> list[keras.Model]:
+    """Loads each teacher (a run directory or a .keras file) and checks it fits the student.
+
+    Raises:
+        DistillationError: a missing file or a teacher with another input or label count.
+    """
+    teachers = []
+    for path in paths:
+        file = path / "model.keras" if path.is_dir() else path
+        if path.is_dir() and not file.exists():
+            file = path / "best.keras"  # a run cut short still has its best checkpoint
+        if not file.exists():
+            raise DistillationError(f"teacher {path}: no model.keras or best.keras there")
+        teacher = keras.saving.load_model(file, compile=False)
+        inputs, outputs = teacher.input_shape, teacher.output_shape
+        if tuple(inputs[1:3]) != (input_size, input_size) or outputs[-1] != num_classes:
+            raise DistillationError(
+                f"teacher {file} takes {inputs[1:3]} and gives {outputs[-1]} classes; the "
+                f"student takes ({input_size}, {input_size}) and gives {num_classes}"
+            )
+        teacher.trainable = False
+        teachers.append(teacher)
+    if not teachers:
+        raise DistillationError("distillation needs at least one teacher")
+    return teachers
+
+
+def teacher_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """What fit.json records of each teacher: where it came from and how it scored."""
+    summaries = []
+    for path in paths:
+        fit_json = path / "fit.json" if path.is_dir() else path.parent / "fit.json"
+        info: dict[str, Any] = {"path": str(path)}
+        try:
+            fit = json.loads(fit_json.read_text())
+            info.update(
+                preset=fit.get("preset"),
+                params=fit.get("params"),
+                best_val_accuracy=fit.get("best_val_accuracy"),
+            )
+        except (OSError, json.JSONDecodeError):
+            pass
+        summaries.append(info)
+    return summaries
+
+
+class DistilledStudent(keras.Model):
+    """Trains ``student`` against label/teacher-mixed targets; predicts with the student alone.
+
+    The teachers are tracked as non-trainable state, so under JAX they are part of the jitted
+    step like any frozen layer.
+    """
+
+    def __init__(
+        self, student: keras.Model, teachers: Sequence[keras.Model], weight: float, **kwargs: Any
+    ) -> None:
+        super().__init__(name="distilled_" + student.name, **kwargs)
+        if not 0.0 < weight <= 1.0:
+            raise DistillationError(f"distillation weight must be in (0, 1], got {weight}")
+        self.student = student
+        self.teachers = list(teachers)
+        self.weight = weight
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        return self.student(inputs, training=training)
+
+    def teacher_probabilities(self, inputs: Any) -> Any:
+        total = None
+        for teacher in self.teachers:
+            probs = teacher(inputs, training=False)
+            total = probs if total is None else total + probs
+        return keras.ops.stop_gradient(total / len(self.teachers))
+
+    def compute_loss(
+        self,
+        x: Any = None,
+        y: Any = None,
+        y_pred: Any = None,
+        sample_weight: Any = None,
+        training: bool = True,
+    ) -> Any:
+        if y is not None:
+            y = (1.0 - self.weight) * y + self.weight * self.teacher_probabilities(x)
+        return super().compute_loss(x, y, y_pred, sample_weight, training)
+
+
+class SaveBestStudent(keras.callbacks.Callback):
+    """ModelCheckpoint(save_best_only) for the student inside a :class:`DistilledStudent`."""
+
+    def __init__(self, student: keras.Model, path: Path, monitor: str = "val_accuracy") -> None:
+        super().__init__()
+        self.student = student
+        self.path = path
+        self.monitor = monitor
+        self.best = -float("inf")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        value = (logs or {}).get(self.monitor)
+        if value is not None and float(value) > self.best:
+            self.best = float(value)
+            self.student.save(self.path)

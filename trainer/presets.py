@@ -89,20 +89,23 @@ PRESETS: dict[str, Preset] = {
 
 
 # Same recipe, other widths: a bigger student for the 1 MB budget and a teacher to distil from.
-PRESETS["wide"] = replace(
-    PRESETS["default"],
-    name="wide",
-    description="the default recipe at 1.25x the channels (~0.91M params, 48x48): the largest "
-    "student under 1 MB in int8",
-    builder="build_wide",
-)
-PRESETS["teacher"] = replace(
-    PRESETS["default"],
-    name="teacher",
-    description="a distillation teacher: the default recipe at 2x the channels (~2.3M params, "
-    "48x48), too big for the Pi",
-    builder="build_teacher",
-)
+for _name, _builder, _description in (
+    (
+        "wide",
+        "build_wide",
+        "the default recipe at 1.25x the channels (~0.91M params, 48x48): the largest student "
+        "under 1 MB in int8",
+    ),
+    (
+        "teacher",
+        "build_teacher",
+        "a distillation teacher: the default recipe at 2x the channels (~2.3M params, 48x48), "
+        "too big for the Pi",
+    ),
+):
+    PRESETS[_name] = replace(
+        PRESETS["default"], name=_name, builder=_builder, description=_description
+    )
 
 
 def get_preset(name: str) -> Preset:

@@ -13,6 +13,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,11 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.epoch = 0
 
     def make_batch(
-        self, pixels: np.ndarray, labels: np.ndarray, index: int
+        self, pixels: np.ndarray, labels: np.ndarray, index: int, epoch: int | None = None
     ) -> tuple[np.ndarray, ...]:
         if self.augment is not None:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
+            epoch = self.epoch if epoch is None else epoch
+            rng = np.random.default_rng((self.seed, epoch, index))
             pixels = augment_batch(pixels, self.augment, rng)
         targets = np.eye(self.num_classes, dtype=np.float32)[labels]
         inputs = to_float(pixels, self.spec)
@@ -67,7 +69,14 @@ class AugmentedBatches(keras.utils.PyDataset):
 
 
 class TrainBatches(AugmentedBatches):
-    """In-memory training data, reshuffled every epoch from (seed, epoch)."""
+    """In-memory training data, reshuffled every epoch from (seed, epoch).
+
+    ``threads`` > 1 augments the next batches ahead in a thread pool (OpenCV's warps release
+    the GIL): a GPU step is quicker than one thread's augmentation. Each batch is a pure
+    function of (seed, epoch, index), computed ahead only for the current epoch, so any thread
+    count trains on the same batches. (Keras's own ``workers`` enqueuer is not used: it hands
+    out batches prefetched before an epoch boundary.)
+    """
 
     def __init__(
         self,
@@ -77,7 +86,10 @@ class TrainBatches(AugmentedBatches):
         class_weights: np.ndarray | None,
         process_id: int = 0,
         process_count: int = 1,
+        threads: int = 1,
     ) -> None:
+        if threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
         super().__init__(data.spec, len(data.classes), preset, seed, class_weights)
         self.x = data.x["train"]
         self.y = data.y["train"]
@@ -86,6 +98,9 @@ class TrainBatches(AugmentedBatches):
         self.local_batch = preset.batch_size // process_count
         self.offset = process_id * self.local_batch
         self._order = self._shuffle()
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, "augment") if threads > 1 else None
+        self._ahead: dict[tuple[int, int], Future[tuple[np.ndarray, ...]]] = {}
 
     def _shuffle(self) -> np.ndarray:
         return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x))
@@ -93,14 +108,28 @@ class TrainBatches(AugmentedBatches):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self._order = self._shuffle()
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
 
     def __len__(self) -> int:
         return max(1, len(self.x) // self.batch_size)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+    def _batch(self, epoch: int, order: np.ndarray, index: int) -> tuple[np.ndarray, ...]:
         start = index * self.batch_size + self.offset
-        batch = self._order[start : start + self.local_batch]
-        return self.make_batch(self.x[batch], self.y[batch], index)
+        batch = order[start : start + self.local_batch]
+        return self.make_batch(self.x[batch], self.y[batch], index, epoch)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
+        if self._pool is None:
+            return self._batch(self.epoch, self._order, index)
+        ready = self._ahead.pop((self.epoch, index), None)
+        for ahead in range(index + 1, min(len(self), index + 1 + 2 * self.threads)):
+            if (self.epoch, ahead) not in self._ahead:
+                self._ahead[(self.epoch, ahead)] = self._pool.submit(
+                    self._batch, self.epoch, self._order, ahead
+                )
+        return ready.result() if ready else self._batch(self.epoch, self._order, index)
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
@@ -259,6 +288,8 @@ def fit(
         epochs=preset.epochs,
         callbacks=callbacks,
         verbose=2 if not _interactive() else 1,
+        # The batches are shuffled already, and asked for in order they can be made ahead.
+        shuffle=False,
     )
     fit_seconds = time.perf_counter() - started
     # Evaluation below runs on one device: partial batches need no even split.
@@ -297,6 +328,7 @@ def fit(
         else None,
         "train_images": int(len(batches) * preset.batch_size),
         "batch_size": preset.batch_size,
+        "input_threads": getattr(batches, "threads", 1),
         "learning_rate": preset.learning_rate,
         "device_count": devices,
         "seed": seed,

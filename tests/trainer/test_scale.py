@@ -92,6 +92,19 @@ def test_four_devices_match_one_device(prepared_run: Path, tmp_path: Path):
     assert abs(accuracy[0] - accuracy[1]) <= 0.005
 
 
+def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_path: Path):
+    one = copy_run(prepared_run, tmp_path / "one")
+    three = copy_run(prepared_run, tmp_path / "three")
+    args = ("fit", "--preset", "tiny", "--epochs", "2", "--run")
+    assert (first := train(*args, str(one))).returncode == 0, first.stderr[-2000:]
+    second = train(*args, str(three), "--input-threads", "3")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads((three / "fit.json").read_text())["input_threads"] == 3
+    np.testing.assert_allclose(val_probabilities(one), val_probabilities(three), atol=1e-6)
+    refused = train(*args, str(three), "--input-threads", "2", "--shards", str(tmp_path))
+    assert refused.returncode == 2 and "--input-threads applies to in-memory" in refused.stderr
+
+
 def test_killed_run_resumes_to_the_same_result(prepared_run: Path, tmp_path: Path):
     reference = copy_run(prepared_run, tmp_path / "reference")
     result = train("fit", "--preset", "tiny", "--epochs", "6", "--run", str(reference))

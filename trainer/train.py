@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import shutil
 import time
 from collections.abc import Sequence
@@ -71,11 +72,11 @@ class AugmentedBatches(keras.utils.PyDataset):
 class TrainBatches(AugmentedBatches):
     """In-memory training data, reshuffled every epoch from (seed, epoch).
 
-    ``threads`` > 1 augments the next batches ahead in a thread pool (OpenCV's warps release
+    ``threads`` > 1 augments the coming batches ahead in a thread pool (OpenCV's warps release
     the GIL): a GPU step is quicker than one thread's augmentation. Each batch is a pure
-    function of (seed, epoch, index), computed ahead only for the current epoch, so any thread
-    count trains on the same batches. (Keras's own ``workers`` enqueuer is not used: it hands
-    out batches prefetched before an epoch boundary.)
+    function of (seed, epoch, index), made ahead only for the current epoch, so any thread
+    count trains on the same batches; a batch not made ahead is made on the spot. (Keras's own
+    ``workers`` enqueuer is not used: it hands out batches prefetched before an epoch boundary.)
     """
 
     def __init__(
@@ -101,6 +102,9 @@ class TrainBatches(AugmentedBatches):
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, "augment") if threads > 1 else None
         self._ahead: dict[tuple[int, int], Future[tuple[np.ndarray, ...]]] = {}
+        self._plan: list[int] = list(range(len(self)))
+        self._position = {index: position for position, index in enumerate(self._plan)}
+        self.made_on_the_spot = 0
 
     def _shuffle(self) -> np.ndarray:
         return np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x))
@@ -120,16 +124,31 @@ class TrainBatches(AugmentedBatches):
         batch = order[start : start + self.local_batch]
         return self.make_batch(self.x[batch], self.y[batch], index, epoch)
 
+    def on_epoch_begin(self) -> None:
+        # Keras's fit (shuffle=True) reorders each epoch's batch indices with Python's global
+        # random just after this call. The same draw on a copy of that state tells the pool
+        # which batches come next; a wrong guess costs only a batch made on the spot.
+        if self._pool is not None:
+            predictor = random.Random()
+            predictor.setstate(random.getstate())
+            self._plan = list(range(len(self)))
+            predictor.shuffle(self._plan)
+            self._position = {index: position for position, index in enumerate(self._plan)}
+
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if self._pool is None:
             return self._batch(self.epoch, self._order, index)
         ready = self._ahead.pop((self.epoch, index), None)
-        for ahead in range(index + 1, min(len(self), index + 1 + 2 * self.threads)):
+        position = self._position.get(index, len(self._plan))
+        for ahead in self._plan[position + 1 : position + 1 + 2 * self.threads]:
             if (self.epoch, ahead) not in self._ahead:
                 self._ahead[(self.epoch, ahead)] = self._pool.submit(
                     self._batch, self.epoch, self._order, ahead
                 )
-        return ready.result() if ready else self._batch(self.epoch, self._order, index)
+        if ready is None:
+            self.made_on_the_spot += 1
+            return self._batch(self.epoch, self._order, index)
+        return ready.result()
 
     def on_epoch_end(self) -> None:
         self.set_epoch(self.epoch + 1)
@@ -288,8 +307,6 @@ def fit(
         epochs=preset.epochs,
         callbacks=callbacks,
         verbose=2 if not _interactive() else 1,
-        # The batches are shuffled already, and asked for in order they can be made ahead.
-        shuffle=False,
     )
     fit_seconds = time.perf_counter() - started
     # Evaluation below runs on one device: partial batches need no even split.
@@ -329,6 +346,7 @@ def fit(
         "train_images": int(len(batches) * preset.batch_size),
         "batch_size": preset.batch_size,
         "input_threads": getattr(batches, "threads", 1),
+        "input_batches_made_on_the_spot": getattr(batches, "made_on_the_spot", None),
         "learning_rate": preset.learning_rate,
         "device_count": devices,
         "seed": seed,

@@ -134,17 +134,22 @@ class TrainBatches(AugmentedBatches):
             self._plan = list(range(len(self)))
             predictor.shuffle(self._plan)
             self._position = {index: position for position, index in enumerate(self._plan)}
+            self._make_ahead(0)
+
+    def _make_ahead(self, first: int) -> None:
+        """Queues the planned batches from position ``first`` on, two per thread."""
+        assert self._pool is not None
+        for ahead in self._plan[first : first + 2 * self.threads]:
+            if (self.epoch, ahead) not in self._ahead:
+                self._ahead[(self.epoch, ahead)] = self._pool.submit(
+                    self._batch, self.epoch, self._order, ahead
+                )
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
         if self._pool is None:
             return self._batch(self.epoch, self._order, index)
         ready = self._ahead.pop((self.epoch, index), None)
-        position = self._position.get(index, len(self._plan))
-        for ahead in self._plan[position + 1 : position + 1 + 2 * self.threads]:
-            if (self.epoch, ahead) not in self._ahead:
-                self._ahead[(self.epoch, ahead)] = self._pool.submit(
-                    self._batch, self.epoch, self._order, ahead
-                )
+        self._make_ahead(self._position.get(index, len(self._plan)) + 1)
         if ready is None:
             self.made_on_the_spot += 1
             return self._batch(self.epoch, self._order, index)

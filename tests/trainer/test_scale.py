@@ -101,8 +101,8 @@ def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_
     assert second.returncode == 0, second.stderr[-2000:]
     summary = json.loads((three / "fit.json").read_text())
     assert summary["input_threads"] == 3
-    # All but each epoch's first batch (and the peek before training) were made ahead.
-    assert summary["input_batches_made_on_the_spot"] <= 3
+    # Every batch of every epoch was made ahead (the peek before training may not be).
+    assert summary["input_batches_made_on_the_spot"] <= 1
     np.testing.assert_allclose(val_probabilities(one), val_probabilities(three), atol=1e-6)
     refused = train(*args, str(three), "--input-threads", "2", "--shards", str(tmp_path))
     assert refused.returncode == 2 and "--input-threads applies to in-memory" in refused.stderr

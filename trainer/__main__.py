@@ -78,6 +78,9 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(
+        "--learning-rate", type=float, help="override the preset's peak learning rate"
+    )
+    parser.add_argument(
         "--backend",
         choices=("jax", "tensorflow", "torch"),
         help="Keras backend for fit/evaluate (default jax)",
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare_args(run)
     run.add_argument("--epochs", type=int, help="override the preset's epoch count")
     run.add_argument("--batch-size", type=int)
+    run.add_argument("--learning-rate", type=float)
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
     _add_threads_arg(run)
     _add_distill_args(run)
@@ -250,7 +254,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
         else None
     )
     devices = topology.global_devices if topology else 1
-    preset = get_preset(args.preset).with_overrides(epochs=args.epochs, batch_size=args.batch_size)
+    preset = get_preset(args.preset).with_overrides(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate
+    )
     batch, learning_rate = scaled_batch_and_lr(
         preset.batch_size, preset.learning_rate, devices, args.batch_scaling
     )
@@ -366,6 +372,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for flag, value in (
         ("--epochs", args.epochs),
         ("--batch-size", args.batch_size),
+        ("--learning-rate", args.learning_rate),
         ("--backend", args.backend),
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
         *(("--teacher", teacher) for teacher in args.teacher),

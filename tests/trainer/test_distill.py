@@ -120,13 +120,16 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
     assert missing.returncode == 2 and "no model.keras" in missing.stderr
 
     args = ("fit", "--preset", "tiny", "--epochs", "1", "--run", str(student))
-    result = trainer(*args, "--teacher", str(teacher), "--distill-weight", "0.7")
+    result = trainer(
+        *args, "--teacher", str(teacher), "--distill-weight", "0.7", "--learning-rate", "0.004"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "distilled from 1 teacher(s)" in result.stderr
 
     summary = json.loads((student / "fit.json").read_text())
     teacher_summary = json.loads((teacher / "fit.json").read_text())
     assert summary["distill_weight"] == 0.7
+    assert summary["learning_rate"] == 0.004 != teacher_summary["learning_rate"]
     assert summary["distilled_from"] == [
         {
             "path": str(teacher),

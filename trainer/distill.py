@@ -110,18 +110,8 @@ class DistilledStudent(keras.Model):
         return super().compute_loss(x, y, y_pred, sample_weight, training)
 
 
-class SaveBestStudent(keras.callbacks.Callback):
-    """ModelCheckpoint(save_best_only) for the student inside a :class:`DistilledStudent`."""
+class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras's ModelCheckpoint, saving the student inside a :class:`DistilledStudent`."""
 
-    def __init__(self, student: keras.Model, path: Path, monitor: str = "val_accuracy") -> None:
-        super().__init__()
-        self.student = student
-        self.path = path
-        self.monitor = monitor
-        self.best = -float("inf")
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = (logs or {}).get(self.monitor)
-        if value is not None and float(value) > self.best:
-            self.best = float(value)
-            self.student.save(self.path)
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(model.student if isinstance(model, DistilledStudent) else model)

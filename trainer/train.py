@@ -24,6 +24,12 @@ import numpy as np
 from edge.preprocess import to_float
 from trainer.augment import augment_batch
 from trainer.data import PreparedData
+from trainer.distill import (
+    DistilledStudent,
+    StudentCheckpoint,
+    load_teachers,
+    teacher_summaries,
+)
 from trainer.metrics import classification_report
 from trainer.plots import plot_confusion, plot_curves
 from trainer.presets import Preset
@@ -102,8 +108,9 @@ class TrainBatches(AugmentedBatches):
         self.threads = threads
         self._pool = ThreadPoolExecutor(threads, "augment") if threads > 1 else None
         self._ahead: dict[tuple[int, int], Future[tuple[np.ndarray, ...]]] = {}
-        self._plan: list[int] = list(range(len(self)))
-        self._position = {index: position for position, index in enumerate(self._plan)}
+        # Each epoch's predicted batch order, and each index's place in it (on_epoch_begin).
+        self._plan: list[int] = []
+        self._position: dict[int, int] = {}
         self.made_on_the_spot = 0
 
     def _shuffle(self) -> np.ndarray:
@@ -238,8 +245,6 @@ def fit(
     model = preset.build()(preset.input_size, num_classes)
     trained: keras.Model = model
     if teachers:
-        from trainer.distill import DistilledStudent, load_teachers
-
         if checkpoint_every or resume:
             raise ValueError("--checkpoint-every/--resume do not support distillation yet")
         trained = DistilledStudent(
@@ -278,12 +283,9 @@ def fit(
             )
         )
     best_path = out / "best.keras"
-    if preset.checkpoint_best and teachers:
-        from trainer.distill import SaveBestStudent
-
-        callbacks.append(SaveBestStudent(model, best_path))
-    elif preset.checkpoint_best:
-        best_so_far = keras.callbacks.ModelCheckpoint(
+    if preset.checkpoint_best:
+        checkpoint = StudentCheckpoint if teachers else keras.callbacks.ModelCheckpoint
+        best_so_far = checkpoint(
             str(best_path), monitor="val_accuracy", mode="max", save_best_only=True
         )
         if start_epoch:
@@ -361,8 +363,6 @@ def fit(
         "data_fingerprint": data.fingerprint,
     }
     if teachers:
-        from trainer.distill import teacher_summaries
-
         summary["distilled_from"] = teacher_summaries(teachers)
         summary["distill_weight"] = distill_weight
     (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")

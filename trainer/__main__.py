@@ -114,6 +114,19 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_threads_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--augment-on",
+        choices=("host", "device"),
+        help="where training augmentation runs: host (numpy/OpenCV, the presets' default) or "
+        "device (the same transforms compiled with JAX on the GPU; JAX backend only)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="fit the schedule (warm-up, cosine decay) into SECONDS of training, up to the "
+        "preset's epochs; the epoch count it chose is in fit.json as planned_epochs",
+    )
+    parser.add_argument(
         "--input-threads",
         type=int,
         default=1,
@@ -255,7 +268,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     )
     devices = topology.global_devices if topology else 1
     preset = get_preset(args.preset).with_overrides(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        augment_on=args.augment_on,
     )
     batch, learning_rate = scaled_batch_and_lr(
         preset.batch_size, preset.learning_rate, devices, args.batch_scaling
@@ -292,6 +308,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         resume=args.resume,
         teachers=args.teacher,
         distill_weight=args.distill_weight,
+        time_budget=args.time_budget,
     )
     if report.get("other_label"):
         summary["abstain_label"] = report["other_label"]
@@ -375,6 +392,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--learning-rate", args.learning_rate),
         ("--backend", args.backend),
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
+        ("--augment-on", args.augment_on),
+        ("--time-budget", args.time_budget),
         *(("--teacher", teacher) for teacher in args.teacher),
         ("--distill-weight", args.distill_weight if args.teacher else None),
     ):

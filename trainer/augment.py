@@ -1,4 +1,5 @@
-"""Training-time augmentation on uint8 batches, in numpy and OpenCV outside the model.
+"""Training-time augmentation on uint8 batches, outside the model: numpy/OpenCV on the host or
+JAX on the accelerator (:func:`device_augmenter`), with the same ranges.
 
 Keras's RandomTranslation/RandomRotation/RandomZoom mark themselves un-jittable, which turns
 JIT off for the whole model under JAX (an epoch on 2 CPU cores went from ~65 s to ~170 s, and
@@ -10,7 +11,9 @@ enters the exported model.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,3 +77,84 @@ def augment_batch(
             x0 = int(rng.integers(0, width - ew + 1))
             out[i, y0 : y0 + eh, x0 : x0 + ew, 0] = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
     return out
+
+
+def device_augmenter(
+    config: AugmentConfig, scale: float, offset: float
+) -> Callable[[np.ndarray, int, int, int], Any]:
+    """The transforms of :func:`augment_batch`, compiled with JAX to run on the accelerator.
+
+    Returns ``augment(pixels, seed, epoch, index)``: ``(n, h, w, 1)`` uint8 crops in, the
+    model's float input (``pixel * scale + offset``) out, as a device array. On a GPU the host
+    then only gathers uint8 crops, and one process trains several times faster than with
+    ``augment_batch`` (which tops out near 10,000 images/s per process, host-bound). The random
+    draws are JAX's, so a run augmented here is reproducible on its own, not batch-for-batch
+    equal to a host-augmented run. Pixels are rounded back to the uint8 grid the camera gives.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.ndimage import map_coordinates
+
+    def sample_one(image: Any, rows: Any, cols: Any) -> Any:
+        # "mirror" is OpenCV's BORDER_REFLECT_101, the host path's border.
+        return map_coordinates(image, [rows, cols], order=1, mode="mirror")
+
+    def augment(pixels: Any, seed: Any, epoch: Any, index: Any) -> Any:
+        n, height, width = pixels.shape[:3]
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), epoch), index)
+        keys = jax.random.split(key, 9)
+        images = pixels[..., 0].astype(jnp.float32)
+
+        def uniform(k: Any, low: float, high: float, shape: tuple[int, ...] = (n,)) -> Any:
+            return jax.random.uniform(k, shape, jnp.float32, low, high)
+
+        # Inverse mapping: each output pixel samples the source at R(-angle)/zoom (p - c - t) + c,
+        # mirrored in x for a flipped image.
+        angles = jnp.deg2rad(uniform(keys[0], -config.max_rotation_deg, config.max_rotation_deg))
+        zooms = uniform(keys[1], 1.0 - config.max_zoom, 1.0 + config.max_zoom)
+        shift_y = uniform(keys[2], -config.max_shift, config.max_shift) * height
+        shift_x = uniform(keys[3], -config.max_shift, config.max_shift) * width
+        flips = jax.random.bernoulli(keys[4], 0.5 if config.flip else 0.0, (n,))
+        centre_y, centre_x = (height - 1) / 2.0, (width - 1) / 2.0
+        grid_y, grid_x = jnp.meshgrid(
+            jnp.arange(height, dtype=jnp.float32),
+            jnp.arange(width, dtype=jnp.float32),
+            indexing="ij",
+        )
+        dy = grid_y[None] - centre_y - shift_y[:, None, None]
+        dx = grid_x[None] - centre_x - shift_x[:, None, None]
+        cos = (jnp.cos(angles) / zooms)[:, None, None]
+        sin = (jnp.sin(angles) / zooms)[:, None, None]
+        rows = cos * dy - sin * dx + centre_y
+        cols = sin * dy + cos * dx + centre_x
+        cols = jnp.where(flips[:, None, None], (width - 1) - cols, cols)
+        images = jax.vmap(sample_one)(images, rows, cols)
+
+        contrast = uniform(keys[5], 1 - config.max_contrast, 1 + config.max_contrast)
+        brightness = uniform(keys[6], -config.max_brightness, config.max_brightness) * 255
+        means = images.mean(axis=(1, 2), keepdims=True)
+        images = (images - means) * contrast[:, None, None] + means + brightness[:, None, None]
+        images = jnp.clip(jnp.round(images), 0, 255)
+
+        if config.erase_probability:
+            # Random erasing (Zhong et al., 2017): one noise rectangle per chosen image.
+            draws = jax.random.uniform(keys[7], (5, n))
+            erase = draws[0] < config.erase_probability
+            area = (0.02 + draws[1] * (config.erase_max_area - 0.02)) * height * width
+            aspect = jnp.exp(math.log(0.3) + draws[2] * (math.log(3.3) - math.log(0.3)))
+            erase_h = jnp.clip(jnp.round(jnp.sqrt(area * aspect)), 1, height)
+            erase_w = jnp.clip(jnp.round(jnp.sqrt(area / aspect)), 1, width)
+            top = jnp.floor(draws[3] * (height - erase_h + 1))
+            left = jnp.floor(draws[4] * (width - erase_w + 1))
+            inside = (
+                erase[:, None, None]
+                & (grid_y[None] >= top[:, None, None])
+                & (grid_y[None] < (top + erase_h)[:, None, None])
+                & (grid_x[None] >= left[:, None, None])
+                & (grid_x[None] < (left + erase_w)[:, None, None])
+            )
+            noise = jax.random.randint(keys[8], images.shape, 0, 256).astype(jnp.float32)
+            images = jnp.where(inside, noise, images)
+        return (images * scale + offset)[..., None]
+
+    return jax.jit(augment)

@@ -28,6 +28,9 @@ class Preset:
     warmup_epochs: int = 0
     label_smoothing: float = 0.0
     augment: AugmentConfig | None = None
+    # "device": the same transforms compiled with JAX on the accelerator (a GPU run's input
+    # pipeline is otherwise host-bound); "host": numpy/OpenCV, the shipped model's recipe.
+    augment_on: Literal["host", "device"] = "host"
     class_weighting: bool = False
     early_stopping_patience: int | None = None
     checkpoint_best: bool = True

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from edge.preprocess import to_float
-from trainer.augment import augment_batch
+from trainer.augment import augment_batch, device_augmenter
 from trainer.data import PreparedData
 from trainer.distill import (
     DistilledStudent,
@@ -60,16 +60,25 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.class_weights = class_weights
         self.seed = seed
         self.epoch = 0
+        self.on_device = self.augment is not None and preset.augment_on == "device"
+        if self.on_device:
+            if keras.backend.backend() != "jax":
+                raise ValueError("augmentation on the device needs the JAX backend")
+            assert self.augment is not None
+            self._device_augment = device_augmenter(self.augment, spec.scale, spec.offset)
 
     def make_batch(
         self, pixels: np.ndarray, labels: np.ndarray, index: int, epoch: int | None = None
-    ) -> tuple[np.ndarray, ...]:
-        if self.augment is not None:
-            epoch = self.epoch if epoch is None else epoch
-            rng = np.random.default_rng((self.seed, epoch, index))
-            pixels = augment_batch(pixels, self.augment, rng)
+    ) -> tuple[Any, ...]:
+        epoch = self.epoch if epoch is None else epoch
         targets = np.eye(self.num_classes, dtype=np.float32)[labels]
-        inputs = to_float(pixels, self.spec)
+        if self.on_device:
+            inputs = self._device_augment(pixels, self.seed, epoch, index)
+        else:
+            if self.augment is not None:
+                rng = np.random.default_rng((self.seed, epoch, index))
+                pixels = augment_batch(pixels, self.augment, rng)
+            inputs = to_float(pixels, self.spec)
         if self.class_weights is None:
             return inputs, targets
         return inputs, targets, self.class_weights[labels]
@@ -98,6 +107,10 @@ class TrainBatches(AugmentedBatches):
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         super().__init__(data.spec, len(data.classes), preset, seed, class_weights)
+        if threads > 1 and self.on_device:
+            raise ValueError(
+                "input threads augment on the host; with augmentation on the device leave them at 1"
+            )
         self.x = data.x["train"]
         self.y = data.y["train"]
         # In a multi-host job every process holds the arrays and feeds its slice of each
@@ -188,9 +201,76 @@ class EpochTimer(keras.callbacks.Callback):
         self.durations.append(time.perf_counter() - self._start)
 
 
-def make_optimizer(preset: Preset, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+class TimeBudget(EpochTimer):
+    """Fits the preset's schedule into ``seconds`` of training instead of a fixed epoch count.
+
+    The learning rate is set per epoch: the preset's warm-up, then a cosine decay to 1% over
+    the epochs that fit the budget. That count is decided once, when the decay starts (after
+    the warm-up and at least two epochs, the first one's time being mostly compilation), from
+    the measured epoch time, and recorded as ``planned_epochs``. The schedule is thus a
+    function of that count alone: ``--epochs N`` with a budget too large to bind replays it.
+    Training stops at the planned epoch, or earlier when the next epoch would overrun.
+    """
+
+    def __init__(self, preset: Preset, seconds: float) -> None:
+        super().__init__()
+        if seconds <= 0:
+            raise ValueError(f"the time budget must be positive, got {seconds}")
+        self.peak = preset.learning_rate
+        self.max_epochs = preset.epochs
+        self.warmup = preset.warmup_epochs
+        self.decay_start = max(self.warmup, 2)
+        self.seconds = seconds
+        self.planned_epochs: int | None = None
+        self._train_start = 0.0
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._train_start = time.perf_counter()
+
+    def _epoch_seconds(self) -> float:
+        return float(np.mean(self.durations[1:] or self.durations))
+
+    def learning_rate(self, epoch: int) -> float:
+        if epoch < self.warmup:
+            return self.peak / 10 + (self.peak - self.peak / 10) * epoch / self.warmup
+        if self.planned_epochs is None or epoch < self.decay_start:
+            return self.peak
+        span = max(1, self.planned_epochs - self.decay_start)
+        progress = min(1.0, (epoch - self.decay_start) / span)
+        return self.peak * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        super().on_epoch_begin(epoch, logs)
+        if self.planned_epochs is None and epoch >= self.decay_start:
+            left = self.seconds - (time.perf_counter() - self._train_start)
+            fits = epoch + int(left // self._epoch_seconds())
+            self.planned_epochs = max(epoch + 1, min(self.max_epochs, fits))
+            logger.info(
+                "time budget %.0f s: %d epochs planned at %.1f s each",
+                self.seconds,
+                self.planned_epochs,
+                self._epoch_seconds(),
+            )
+        self.model.optimizer.learning_rate = self.learning_rate(epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if logs is not None:  # for history.csv: this callback runs before the CSV logger
+            logs["learning_rate"] = self.learning_rate(epoch)
+        elapsed = time.perf_counter() - self._train_start
+        if self.planned_epochs is not None and epoch + 1 >= self.planned_epochs:
+            self.model.stop_training = True
+        elif elapsed + self._epoch_seconds() > self.seconds:
+            logger.warning("time budget spent after %d epochs; stopping", epoch + 1)
+            self.model.stop_training = True
+
+
+def make_optimizer(
+    preset: Preset, steps_per_epoch: int, epochs: int, per_epoch_schedule: bool = False
+) -> keras.optimizers.Optimizer:
+    """The preset's optimizer; ``per_epoch_schedule`` leaves the rate to a callback."""
     learning_rate: Any = preset.learning_rate
-    if preset.schedule == "cosine":
+    if preset.schedule == "cosine" and not per_epoch_schedule:
         warmup = preset.warmup_epochs * steps_per_epoch
         learning_rate = keras.optimizers.schedules.CosineDecay(
             initial_learning_rate=preset.learning_rate / 10 if warmup else preset.learning_rate,
@@ -216,6 +296,7 @@ def fit(
     resume: bool = False,
     teachers: Sequence[Path] = (),
     distill_weight: float = 0.5,
+    time_budget: float | None = None,
 ) -> dict[str, Any]:
     """Trains ``preset`` on ``data``; returns the ``fit.json`` summary.
 
@@ -232,6 +313,8 @@ def fit(
         teachers: run directories or .keras files of trained models to distil from (their
             mean probability); the student is ``preset``'s model and the only one saved.
         distill_weight: the teachers' share of each target, the label's being the rest.
+        time_budget: seconds of training to fit the schedule into (:class:`TimeBudget`);
+            ``preset.epochs`` is then the most it may run, and early stopping is off.
     """
     if data.spec.size != preset.input_size:
         raise ValueError(
@@ -260,7 +343,9 @@ def fit(
         shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
     batches.set_epoch(start_epoch)
     trained.compile(
-        optimizer=make_optimizer(preset, len(batches), preset.epochs),
+        optimizer=make_optimizer(
+            preset, len(batches), preset.epochs, per_epoch_schedule=time_budget is not None
+        ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=preset.label_smoothing),
         metrics=["accuracy"],
     )
@@ -268,10 +353,13 @@ def fit(
     y_val = np.eye(num_classes, dtype=np.float32)[data.y["val"]]
     # Each validation batch must split evenly over the devices.
     usable = len(x_val) - len(x_val) % devices
-    timer = EpochTimer()
+    if time_budget is not None and (checkpoint_every or resume):
+        raise ValueError("--time-budget does not support --checkpoint-every/--resume")
+    budget = TimeBudget(preset, time_budget) if time_budget is not None else None
+    timer = budget or EpochTimer()
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
         timer,
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
     ]
     if checkpoint_every:
         callbacks.append(
@@ -291,7 +379,7 @@ def fit(
         if start_epoch:
             best_so_far.best = max(_history(out, "val_accuracy") or [-np.inf])
         callbacks.append(best_so_far)
-    if preset.early_stopping_patience:
+    if preset.early_stopping_patience and budget is None:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor="val_accuracy", mode="max", patience=preset.early_stopping_patience
@@ -355,6 +443,9 @@ def fit(
         "input_threads": getattr(batches, "threads", 1),
         "input_batches_made_on_the_spot": getattr(batches, "made_on_the_spot", None),
         "learning_rate": preset.learning_rate,
+        "augment_on": preset.augment_on if preset.augment is not None else None,
+        "time_budget_s": time_budget,
+        "planned_epochs": budget.planned_epochs if budget is not None else None,
         "device_count": devices,
         "seed": seed,
         "backend": keras.backend.backend(),

@@ -1,11 +1,16 @@
-"""Metrics on hand-checked cases, and the numpy/OpenCV augmentation's contract."""
+"""Metrics on hand-checked cases, and the contract of both augmentation paths (numpy/OpenCV on
+the host, JAX on the device)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 
-from trainer.augment import AugmentConfig, augment_batch
+from trainer.augment import AugmentConfig, augment_batch, device_augmenter
 from trainer.metrics import (
     classification_report,
     emotion_rate,
@@ -106,3 +111,62 @@ def test_emotion_rate_by_argmax_and_as_the_daemon_reports():
     rate = emotion_rate(probs, labels, "none", min_confidence=0.5)
     assert rate["argmax"] == 0.75
     assert rate["daemon"] == 0.5  # the 0.4 one falls below min_confidence
+
+
+NO_AUGMENTATION = AugmentConfig(
+    flip=False,
+    max_rotation_deg=0,
+    max_shift=0,
+    max_zoom=0,
+    max_brightness=0,
+    max_contrast=0,
+    erase_probability=0,
+)
+
+
+def test_device_augmentation_is_seeded_and_feeds_the_model_contract():
+    images = np.random.default_rng(0).integers(0, 256, (32, 48, 48, 1), dtype=np.uint8)
+    augment = device_augmenter(AugmentConfig(), 1 / 255, 0.0)
+    a, b = np.asarray(augment(images, 7, 0, 3)), np.asarray(augment(images, 7, 0, 3))
+    assert a.shape == images.shape and a.dtype == np.float32
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(augment(images, 7, 0, 4)))  # next batch index
+    assert not np.array_equal(a, np.asarray(augment(images, 7, 1, 3)))  # next epoch
+    # Pixels stay on the camera's uint8 grid, scaled as the model's input.
+    pixels = a * 255
+    assert pixels.min() >= 0 and pixels.max() <= 255
+    np.testing.assert_allclose(pixels, np.round(pixels), atol=1e-3)
+    identity = device_augmenter(NO_AUGMENTATION, 1 / 255, 0.0)
+    np.testing.assert_allclose(np.asarray(identity(images, 1, 0, 0)), images / 255, atol=1e-6)
+
+
+def test_device_flip_only_mirrors_whole_images():
+    images = np.random.default_rng(1).integers(0, 256, (64, 16, 16, 1), dtype=np.uint8)
+    flip = device_augmenter(replace(NO_AUGMENTATION, flip=True), 1.0, 0.0)
+    out = np.asarray(flip(images, 3, 0, 0))
+    mirrored = np.all(np.isclose(out, images[:, :, ::-1]), axis=(1, 2, 3))
+    unchanged = np.all(np.isclose(out, images), axis=(1, 2, 3))
+    assert np.all(mirrored | unchanged)
+    assert 16 <= mirrored.sum() <= 48
+
+
+def test_device_and_host_augmentation_change_faces_alike(small_fer_dir: Path):
+    # The same ranges on both paths: a face moves by about as much either way (rotation in
+    # radians instead of degrees, or a zoom applied twice, would break this).
+    faces = np.stack(
+        [
+            cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            for path in sorted(small_fer_dir.rglob("*.jpg"))[:128]
+        ]
+    )[..., None]
+    for name, config in (
+        ("geometry", replace(NO_AUGMENTATION, max_rotation_deg=10, max_shift=0.1, max_zoom=0.1)),
+        ("photometric", replace(NO_AUGMENTATION, max_brightness=0.15, max_contrast=0.2)),
+        ("erasing", replace(NO_AUGMENTATION, erase_probability=0.25)),
+    ):
+        host = augment_batch(faces, config, np.random.default_rng(5)).astype(np.float32)
+        device = np.asarray(device_augmenter(config, 1.0, 0.0)(faces, 5, 0, 0))
+        host_change = np.abs(host - faces).mean()
+        device_change = np.abs(device - faces).mean()
+        assert host_change > 1 and device_change > 1, name
+        assert 0.7 < device_change / host_change < 1.4, (name, host_change, device_change)

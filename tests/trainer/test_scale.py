@@ -108,6 +108,37 @@ def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_
     assert refused.returncode == 2 and "--input-threads applies to in-memory" in refused.stderr
 
 
+def learning_rates(run: Path) -> list[float]:
+    lines = (run / "history.csv").read_text().splitlines()
+    column = lines[0].split(",").index("learning_rate")
+    return [float(line.split(",")[column]) for line in lines[1:]]
+
+
+def test_time_budget_plans_the_schedule_and_a_replay_matches(prepared_run: Path, tmp_path: Path):
+    budgeted = copy_run(prepared_run, tmp_path / "budgeted")
+    args = ("fit", "--preset", "tiny", "--augment-on", "device", "--run")
+    first = train(*args, str(budgeted), "--epochs", "400", "--time-budget", "12")
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads((budgeted / "fit.json").read_text())
+    planned = summary["planned_epochs"]
+    assert summary["augment_on"] == "device" and summary["time_budget_s"] == 12
+    assert 3 <= planned < 400 and summary["epochs_run"] == planned
+    rates = learning_rates(budgeted)
+    assert len(rates) == planned
+    # The peak (tiny has no warm-up) while two epochs are timed, then cosine towards 1% of it.
+    peak = get_preset("tiny").learning_rate
+    assert rates[:3] == pytest.approx([peak] * 3) and rates[-1] < peak / 10
+    assert np.all(np.diff(rates[2:]) < 0)
+    # The epoch count alone fixes the schedule: a budget that does not bind replays it.
+    replay = copy_run(prepared_run, tmp_path / "replay")
+    second = train(*args, str(replay), "--epochs", str(planned), "--time-budget", "100000")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads((replay / "fit.json").read_text())["planned_epochs"] == planned
+    np.testing.assert_allclose(learning_rates(replay), rates, rtol=1e-6)
+    refused = train(*args, str(replay), "--input-threads", "2")
+    assert refused.returncode == 2 and "leave them at 1" in refused.stderr
+
+
 def test_killed_run_resumes_to_the_same_result(prepared_run: Path, tmp_path: Path):
     reference = copy_run(prepared_run, tmp_path / "reference")
     result = train("fit", "--preset", "tiny", "--epochs", "6", "--run", str(reference))

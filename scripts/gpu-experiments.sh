@@ -31,25 +31,9 @@ LEARNING_RATE=${LEARNING_RATE:-}
 # Threads that augment ahead per training (10,439 vs 8,996 images/s with 6 vs 1 on an H200).
 INPUT_THREADS=${INPUT_THREADS:-4}
 SEVEN=angry,disgust,fear,happy,sad,surprise,neutral
-# Several trainings share one GPU: allocate on demand instead of 75% up front per process.
-export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
-export KERAS_BACKEND=${KERAS_BACKEND:-jax}
-started=$(date +%s)
-mkdir -p "$RUNS"
-log() { echo "[$(($(date +%s) - started))s] $*" | tee -a "$RUNS/experiments.log"; }
-left() { echo $((BUDGET_S - ($(date +%s) - started))); }
-
-# fit RUN_DIR SECONDS ARGS...: one training, killed after SECONDS (its best checkpoint stays).
-fit() {
-    local run=$1 seconds=$2
-    shift 2
-    log "fit $run (${seconds}s max): $*"
-    timeout --signal=TERM --kill-after=10 "$seconds" \
-        "$PYTHON" -m trainer fit --run "$run" --input-threads "$INPUT_THREADS" \
-        ${BATCH_SIZE:+--batch-size "$BATCH_SIZE"} ${LEARNING_RATE:+--learning-rate "$LEARNING_RATE"} \
-        "$@" >"$run/fit.log" 2>&1
-    log "fit $run exit $? $(tail -n 1 "$run/fit.log")"
-}
+FIT_ARGS=(--input-threads "$INPUT_THREADS" ${BATCH_SIZE:+--batch-size "$BATCH_SIZE"}
+    ${LEARNING_RATE:+--learning-rate "$LEARNING_RATE"})
+source "$(dirname "$0")/gpu-lib.sh"
 
 # epochs_for SECONDS SLOWDOWN MAX: how many epochs fit in SECONDS when an epoch takes SLOWDOWN
 # times phase 0's (parallel runs share the GPU; distillation adds the teachers' forward passes).
@@ -58,37 +42,7 @@ epochs_for() {
         'BEGIN { n = int(s / (e * f)); print (n > most ? most : (n < 1 ? 1 : n)) }'
 }
 
-# share DIR...: gives each run directory the 4-output prepared data of $RUNS/default.
-share() {
-    for dir in "$@"; do
-        mkdir -p "$dir"
-        ln -f "$RUNS/default/data.npz" "$dir/data.npz"
-        cp "$RUNS/default/prepare_report.json" "$dir/"
-    done
-}
-
-nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
-    >"$RUNS/gpu-utilisation.csv" 2>/dev/null &
-gpu_monitor=$!
-log "host $(hostname), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
-# One training step on a toy model: Keras on JAX first, Keras on PyTorch if that cannot run.
-check_backend() {
-    "$PYTHON" - <<'EOF' 2>&1 | tail -n 3 | tee -a "$RUNS/experiments.log"
-import keras, numpy as np
-model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
-                          keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
-model.compile("adam", "categorical_crossentropy")
-model.train_on_batch(np.zeros((4, 8, 8, 1), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]])
-if keras.backend.backend() == "jax":
-    import jax
-    where = f"jax {jax.__version__} {jax.devices()}"
-else:
-    import torch
-    where = f"torch {torch.__version__} {torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}"
-print("backend ok: keras", keras.__version__, where)
-EOF
-    grep -q "backend ok: keras" <(tail -n 1 "$RUNS/experiments.log")
-}
+start_gpu_monitor
 check_backend || { export KERAS_BACKEND=torch && check_backend; } || { log "no Keras backend runs"; exit 1; }
 
 mkdir -p "$RUNS/default" "$RUNS/seven"
@@ -120,7 +74,7 @@ log "phase 0: ${epoch_seconds}s per epoch"
 wait "$prepare_seven"
 
 log "phase 1: two teachers and the 7-class run"
-share "$RUNS/teacher1" "$RUNS/teacher2"
+share "$RUNS/default" "$RUNS/teacher1" "$RUNS/teacher2"
 phase1=$(($(left) * 11 / 20))
 teacher_epochs=$(epochs_for $((phase1 - 30)) 2.5 "$TEACHER_EPOCHS")
 seven_epochs=$(epochs_for $((phase1 - 30)) 2.6 "$EPOCHS")
@@ -133,7 +87,7 @@ pids+=($!)
 wait "${pids[@]}" # not a bare wait: the GPU monitor runs in the background too
 
 log "phase 2: students distilled from both teachers"
-share "$RUNS/distilled" "$RUNS/distilled-wide"
+share "$RUNS/default" "$RUNS/distilled" "$RUNS/distilled-wide"
 phase2=$(($(left) - 25))
 student_epochs=$(epochs_for $((phase2 - 30)) 2.5 "$EPOCHS")
 teachers=(--teacher "$RUNS/teacher1" --teacher "$RUNS/teacher2" --distill-weight 0.7)
@@ -142,25 +96,15 @@ pids=($!)
 fit "$RUNS/distilled-wide" "$phase2" --preset "$WIDE" --epochs "$student_epochs" "${teachers[@]}" &
 pids+=($!)
 wait "${pids[@]}"
-kill "$gpu_monitor" 2>/dev/null
-# A fit cut short has only best.keras (with optimizer state, 3x the size): keep its weights.
-"$PYTHON" - "$RUNS" <<'EOF' 2>&1 | tee -a "$RUNS/experiments.log"
-import sys
-from pathlib import Path
-import keras
-for best in sorted(Path(sys.argv[1]).glob("*/best.keras")):
-    if not (best.parent / "model.keras").exists():
-        keras.saving.load_model(best, compile=False).save(best.parent / "model.keras")
-        print("cut short, kept its best checkpoint:", best.parent.name)
-EOF
+stop_gpu_monitor
+keep_best_weights
 log "done"
 
 if [ -n "${OUT:-}" ]; then
     # At most 8 files of 16 MiB come back: students in one tar, each teacher in its own.
-    skip=(--exclude=data.npz --exclude=best.keras --exclude=backup)
-    tar -cf "$OUT/students.tar" "${skip[@]}" -C "$RUNS" default seven distilled distilled-wide
-    tar -cf "$OUT/teacher1.tar" "${skip[@]}" -C "$RUNS" teacher1
-    tar -cf "$OUT/teacher2.tar" "${skip[@]}" -C "$RUNS" teacher2
+    pack students default seven distilled distilled-wide
+    pack teacher1 teacher1
+    pack teacher2 teacher2
     cp "$RUNS/experiments.log" "$RUNS/gpu-utilisation.csv" "$OUT/"
     ls -la "$OUT"
 fi

@@ -1,0 +1,79 @@
+# Helpers shared by the GPU experiment scripts; sourced, not run. The sourcing script sets
+# PYTHON, RUNS, BUDGET_S and FIT_ARGS (an array of flags every fit gets) first.
+# Several trainings share one GPU: allocate on demand instead of 75% up front per process.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
+export KERAS_BACKEND=${KERAS_BACKEND:-jax}
+started=$(date +%s)
+mkdir -p "$RUNS"
+log() { echo "[$(($(date +%s) - started))s] $*" | tee -a "$RUNS/experiments.log"; }
+left() { echo $((BUDGET_S - ($(date +%s) - started))); }
+
+# fit RUN_DIR SECONDS ARGS...: one training, killed after SECONDS (its best checkpoint stays).
+fit() {
+    local run=$1 seconds=$2
+    shift 2
+    log "fit $run (${seconds}s max): ${FIT_ARGS[*]} $*"
+    timeout --signal=TERM --kill-after=10 "$seconds" \
+        "$PYTHON" -m trainer fit --run "$run" "${FIT_ARGS[@]}" "$@" >"$run/fit.log" 2>&1
+    log "fit $run exit $? $(tail -n 1 "$run/fit.log")"
+}
+
+# share FROM DIR...: gives each run directory FROM's prepared data.
+share() {
+    local from=$1
+    shift
+    for dir in "$@"; do
+        mkdir -p "$dir"
+        ln -f "$from/data.npz" "$dir/data.npz"
+        cp "$from/prepare_report.json" "$dir/"
+    done
+}
+
+# GPU utilisation every 5 s into $RUNS/gpu-utilisation.csv; stop it with stop_gpu_monitor.
+start_gpu_monitor() {
+    nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv -l 5 \
+        >"$RUNS/gpu-utilisation.csv" 2>/dev/null &
+    gpu_monitor=$!
+    log "host $(hostname), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
+}
+stop_gpu_monitor() { kill "$gpu_monitor" 2>/dev/null; }
+
+# One training step on a toy model: Keras on JAX first, Keras on PyTorch if that cannot run.
+check_backend() {
+    "$PYTHON" - <<'EOF' 2>&1 | tail -n 3 | tee -a "$RUNS/experiments.log"
+import keras, numpy as np
+model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                          keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2, activation="softmax")])
+model.compile("adam", "categorical_crossentropy")
+model.train_on_batch(np.zeros((4, 8, 8, 1), "float32"), np.eye(2, dtype="float32")[[0, 1, 0, 1]])
+if keras.backend.backend() == "jax":
+    import jax
+    where = f"jax {jax.__version__} {jax.devices()}"
+else:
+    import torch
+    where = f"torch {torch.__version__} {torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}"
+print("backend ok: keras", keras.__version__, where)
+EOF
+    grep -q "backend ok: keras" <(tail -n 1 "$RUNS/experiments.log")
+}
+
+# A fit cut short has only best.keras (with optimizer state, 3x the size): keep its weights.
+keep_best_weights() {
+    "$PYTHON" - "$RUNS" <<'EOF' 2>&1 | tee -a "$RUNS/experiments.log"
+import sys
+from pathlib import Path
+import keras
+for best in sorted(Path(sys.argv[1]).glob("*/best.keras")):
+    if not (best.parent / "model.keras").exists():
+        keras.saving.load_model(best, compile=False).save(best.parent / "model.keras")
+        print("cut short, kept its best checkpoint:", best.parent.name)
+EOF
+}
+
+# pack NAME DIR...: run directories into $OUT/NAME.tar, without data or optimizer state.
+pack() {
+    local name=$1
+    shift
+    tar -cf "$OUT/$name.tar" --exclude=data.npz --exclude=best.keras --exclude=backup \
+        -C "$RUNS" "$@"
+}

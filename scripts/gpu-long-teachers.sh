@@ -9,8 +9,7 @@
 #            on seven classes from the 7-class teacher, each in STUDENT_S seconds.
 #
 # Every fit uses --time-budget, so a slower or faster GPU changes the epoch count, never cuts
-# a schedule short; fit.json records the epochs it planned, and the same fit with
-# `--epochs N --time-budget 1e9` replays that schedule anywhere.
+# a schedule short; history.csv records each epoch's learning rate.
 # Run directories land in $RUNS; with $OUT set (the device tool) they are packed there as tars.
 # Export and evaluation need TensorFlow and run afterwards on a workstation.
 #

@@ -124,7 +124,7 @@ def _add_threads_arg(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         help="fit the schedule (warm-up, cosine decay) into SECONDS of training, up to the "
-        "preset's epochs; the epoch count it chose is in fit.json as planned_epochs",
+        "preset's epochs, planned afresh each epoch from the pace so far (early stopping off)",
     )
     parser.add_argument(
         "--input-threads",

@@ -204,12 +204,14 @@ class EpochTimer(keras.callbacks.Callback):
 class TimeBudget(EpochTimer):
     """Fits the preset's schedule into ``seconds`` of training instead of a fixed epoch count.
 
-    The learning rate is set per epoch: the preset's warm-up, then a cosine decay to 1% over
-    the epochs that fit the budget. That count is decided once, when the decay starts (after
-    the warm-up and at least two epochs, the first one's time being mostly compilation), from
-    the measured epoch time, and recorded as ``planned_epochs``. The schedule is thus a
-    function of that count alone: ``--epochs N`` with a budget too large to bind replays it.
-    Training stops at the planned epoch, or earlier when the next epoch would overrun.
+    The learning rate is set per epoch: the preset's warm-up, the peak while two epochs are
+    timed (the first one's time is mostly compilation), then a cosine decay to 1% over the
+    epochs that fit what is left of the budget. That count is planned afresh every epoch from
+    the last few epochs' time, because trainings sharing a GPU speed up and slow down as the
+    others start and end (a plan made once, from the second epoch, overran by up to 70% on an
+    H200 shared four ways); the decay never moves backwards. Training stops when the next
+    epoch would overrun the budget. history.csv records each epoch's rate; with a budget that
+    never binds, ``--epochs N`` gives the plain per-epoch cosine over N epochs.
     """
 
     def __init__(self, preset: Preset, seconds: float) -> None:
@@ -222,46 +224,40 @@ class TimeBudget(EpochTimer):
         self.decay_start = max(self.warmup, 2)
         self.seconds = seconds
         self.planned_epochs: int | None = None
+        self._progress = 0.0
         self._train_start = 0.0
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._train_start = time.perf_counter()
 
-    def _epoch_seconds(self) -> float:
-        return float(np.mean(self.durations[1:] or self.durations))
+    def _epochs_left(self) -> int:
+        """Whole epochs that fit the budget at the pace of the last three (compilation aside)."""
+        recent = self.durations[1:][-3:] or self.durations
+        left = self.seconds - (time.perf_counter() - self._train_start)
+        return int(left // float(np.mean(recent))) if recent else self.max_epochs
 
     def learning_rate(self, epoch: int) -> float:
         if epoch < self.warmup:
             return self.peak / 10 + (self.peak - self.peak / 10) * epoch / self.warmup
-        if self.planned_epochs is None or epoch < self.decay_start:
-            return self.peak
-        span = max(1, self.planned_epochs - self.decay_start)
-        progress = min(1.0, (epoch - self.decay_start) / span)
-        return self.peak * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * progress)))
+        return self.peak * (0.01 + 0.99 * 0.5 * (1 + np.cos(np.pi * self._progress)))
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_begin(epoch, logs)
-        if self.planned_epochs is None and epoch >= self.decay_start:
-            left = self.seconds - (time.perf_counter() - self._train_start)
-            fits = epoch + int(left // self._epoch_seconds())
-            self.planned_epochs = max(epoch + 1, min(self.max_epochs, fits))
-            logger.info(
-                "time budget %.0f s: %d epochs planned at %.1f s each",
-                self.seconds,
-                self.planned_epochs,
-                self._epoch_seconds(),
-            )
+        if epoch >= self.decay_start:
+            planned = max(epoch + 1, min(self.max_epochs, epoch + self._epochs_left()))
+            if planned != self.planned_epochs:
+                logger.info("time budget %.0f s: %d epochs planned", self.seconds, planned)
+            self.planned_epochs = planned
+            span = max(1, planned - self.decay_start)
+            self._progress = max(self._progress, min(1.0, (epoch - self.decay_start) / span))
         self.model.optimizer.learning_rate = self.learning_rate(epoch)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_end(epoch, logs)
         if logs is not None:  # for history.csv: this callback runs before the CSV logger
             logs["learning_rate"] = self.learning_rate(epoch)
-        elapsed = time.perf_counter() - self._train_start
-        if self.planned_epochs is not None and epoch + 1 >= self.planned_epochs:
-            self.model.stop_training = True
-        elif elapsed + self._epoch_seconds() > self.seconds:
-            logger.warning("time budget spent after %d epochs; stopping", epoch + 1)
+        if epoch + 1 < self.max_epochs and self._epochs_left() < 1:
+            logger.info("time budget %.0f s spent after %d epochs", self.seconds, epoch + 1)
             self.model.stop_training = True
 
 

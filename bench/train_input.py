@@ -3,8 +3,9 @@
     KERAS_BACKEND=jax python bench/train_input.py --run runs/default-cpu [--preset default]
 
 Measures, for the preset's batch:
-- the input pipeline alone: in-memory batches (augmentation included) and tar-shard batches
-  (PNG decode + edge.preprocess + augmentation), in batches/s;
+- the input pipeline alone: in-memory batches with augmentation on the host and on the device
+  (``--augment-on device``), and tar-shard batches (PNG decode + edge.preprocess +
+  augmentation), in batches/s;
 - a compiled training step on synthetic batches (no input cost) and on real batches.
 Run it on the machine you train on; on a GPU the step is the part that shrinks.
 """
@@ -22,6 +23,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -33,10 +35,11 @@ from trainer.train import TrainBatches, make_optimizer  # noqa: E402
 
 
 def rate(source: keras.utils.PyDataset, batches: int) -> float:
-    source[0]
+    # Device batches are computed asynchronously: wait for each, as a training step would.
+    jax.block_until_ready(source[0])
     started = time.perf_counter()
     for index in range(1, batches + 1):
-        source[index % len(source)]
+        jax.block_until_ready(source[index % len(source)])
     return batches / (time.perf_counter() - started)
 
 
@@ -52,10 +55,14 @@ def main() -> int:
     results = {
         "preset": preset.name,
         "batch": preset.batch_size,
-        "devices": [str(d) for d in __import__("jax").devices()],
+        "devices": [str(d) for d in jax.devices()],
     }
     memory = TrainBatches(data, preset, 0, None)
     results["input_in_memory_batches_per_s"] = round(rate(memory, args.batches), 1)
+    on_device = TrainBatches(data, preset.with_overrides(augment_on="device"), 0, None)
+    results["input_in_memory_device_augment_batches_per_s"] = round(
+        rate(on_device, args.batches), 1
+    )
     with tempfile.TemporaryDirectory() as shard_dir:
         small = PreparedData(
             data.classes,

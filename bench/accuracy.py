@@ -1,14 +1,15 @@
 """Accuracy benchmark: evaluates model bundles on a data set's test split, side by side.
 
     python bench/accuracy.py --data ../shared/datasets/fer2013.zip \
-        --model models/default --model runs/seed/bundle [--json out.json]
+        --model models/default --model runs/seed/bundle [--ensemble] [--json out.json]
 
 For each bundle: accuracy, macro-F1, per-class recall, expected calibration error, file size and
 per-face latency (median and p90, one thread) of the int8 model run through the daemon's own
 classifier code, plain and with the daemon's optional flip averaging. When the data set has a
 neutral class, it also reports how often neutral faces still get an emotion label: by argmax,
 and as the daemon would report them (below ``--min-confidence``, or the bundle's abstain label,
-counts as "none").
+counts as "none"). ``--ensemble`` adds a row for the mean of the bundles' int8 probabilities
+(bundles with the same labels), the size and per-face time being the members' sums.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
     )
     x, y = prepared.x["test"], prepared.y["test"]
     probs = classifier.probabilities(x)
+    arrays: dict[str, Any] = {"y": y, "labels": labels, "abstain": abstain, "probs": probs}
     # Accuracy over the target emotions, as argmax among them (an abstain output is ignored).
     report = target_report(y, probs, labels, abstain)
     result: dict[str, Any] = {
@@ -60,7 +62,8 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
     }
     # The daemon's optional test-time augmentation (classifier.flip_average).
     flipped = EmotionClassifier.from_bundle(bundle, num_threads=1, flip_average=True)
-    flipped_report = target_report(y, flipped.probabilities(x), labels, abstain)
+    arrays["flip_probs"] = flipped.probabilities(x)
+    flipped_report = target_report(y, arrays["flip_probs"], labels, abstain)
     result["flip_average"] = {
         "accuracy": flipped_report["accuracy"],
         "macro_f1": flipped_report["macro_f1"],
@@ -69,7 +72,7 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
     }
     neutral = neutral_test_faces(data, bundle, targets)
     if neutral is not None:
-        neutral_probs = classifier.probabilities(neutral)
+        neutral_probs = arrays["neutral_probs"] = classifier.probabilities(neutral)
         rate = emotion_rate(neutral_probs, labels, abstain, min_confidence)
         result["neutral"] = {
             "images": int(len(neutral)),
@@ -77,6 +80,60 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
             "labelled_emotion_daemon": rate["daemon"],
             "min_confidence": min_confidence,
             "by_min_confidence": confidence_sweep(probs, y, neutral_probs, labels, abstain),
+        }
+    result["_arrays"] = arrays  # for --ensemble; not printed or saved
+    return result
+
+
+def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dict[str, Any]:
+    """Scores the mean of the members' probabilities like one bundle."""
+    arrays = [r["_arrays"] for r in results]
+    first = arrays[0]
+    for member, r in zip(arrays[1:], results[1:], strict=True):
+        if member["labels"] != first["labels"] or not np.array_equal(member["y"], first["y"]):
+            raise SystemExit(f"--ensemble: {r['model']} has other labels or test images")
+    labels, abstain, y = first["labels"], first["abstain"], first["y"]
+
+    def mean(key: str) -> np.ndarray:
+        return np.mean([a[key] for a in arrays], axis=0)
+
+    report = target_report(y, mean("probs"), labels, abstain)
+    flipped = target_report(y, mean("flip_probs"), labels, abstain)
+    result: dict[str, Any] = {
+        "model": f"{len(results)} bundles",
+        "preset": "ensemble",
+        "members": [r["model"] for r in results],
+        "size_kib": round(sum(r["size_kib"] for r in results), 1),
+        "test_images": report["samples"],
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "ece": report["ece"],
+        "recall": {k: v["recall"] for k, v in report["per_class"].items()},
+        "confusion": report["confusion"],
+        "latency": {
+            stat: round(sum(r["latency"][stat] for r in results), 3)
+            for stat in ("median_ms", "p90_ms")
+        },
+        "flip_average": {
+            "accuracy": flipped["accuracy"],
+            "macro_f1": flipped["macro_f1"],
+            "recall": {k: v["recall"] for k, v in flipped["per_class"].items()},
+            "latency": {
+                stat: round(sum(r["flip_average"]["latency"][stat] for r in results), 3)
+                for stat in ("median_ms", "p90_ms")
+            },
+        },
+    }
+    if all("neutral_probs" in a for a in arrays):
+        rate = emotion_rate(mean("neutral_probs"), labels, abstain, min_confidence)
+        result["neutral"] = {
+            "images": int(len(first["neutral_probs"])),
+            "labelled_emotion_argmax": rate["argmax"],
+            "labelled_emotion_daemon": rate["daemon"],
+            "min_confidence": min_confidence,
+            "by_min_confidence": confidence_sweep(
+                mean("probs"), y, mean("neutral_probs"), labels, abstain
+            ),
         }
     return result
 
@@ -224,6 +281,11 @@ def main() -> int:
         default=ABSTAIN_MIN_CONFIDENCE,
         help="the daemon's emotion.min_confidence (default: the daemon's default)",
     )
+    parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="add a row for the mean of all the bundles' probabilities",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="draw the min_confidence trade-off here (PNG)")
     args = parser.parse_args()
@@ -231,6 +293,10 @@ def main() -> int:
         evaluate_bundle(m, args.data, args.min_confidence)
         for m in (args.model or [ROOT / "models" / "default"])
     ]
+    if args.ensemble:
+        results.append(ensemble_result(results, args.min_confidence))
+    for result in results:
+        result.pop("_arrays", None)
     print(format_table(results))
     print(format_sweep(results))
     if args.plot:

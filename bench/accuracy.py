@@ -42,99 +42,88 @@ def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict
         data, bundle.preprocess, targets, other_label=abstain, duplicate_rms=0, seed=0
     )
     x, y = prepared.x["test"], prepared.y["test"]
-    probs = classifier.probabilities(x)
-    arrays: dict[str, Any] = {"y": y, "labels": labels, "abstain": abstain, "probs": probs}
-    # Accuracy over the target emotions, as argmax among them (an abstain output is ignored).
-    report = target_report(y, probs, labels, abstain)
+    flipped = EmotionClassifier.from_bundle(bundle, num_threads=1, flip_average=True)
+    arrays: dict[str, Any] = {
+        "y": y,
+        "labels": labels,
+        "abstain": abstain,
+        "probs": classifier.probabilities(x),
+        # The daemon's optional test-time augmentation (classifier.flip_average).
+        "flip_probs": flipped.probabilities(x),
+    }
+    neutral = neutral_test_faces(data, bundle, targets)
+    if neutral is not None:
+        arrays["neutral_probs"] = classifier.probabilities(neutral)
     result: dict[str, Any] = {
         "model": bundle.manifest.full_name,
         "preset": bundle.manifest.training.get("preset"),
         "size_kib": round(bundle.model_path.stat().st_size / 1024, 1),
         "params": bundle.manifest.training.get("params"),
         "input": bundle.manifest.input.shape,
+        **scores(arrays, min_confidence),
+        "latency": measure_latency(classifier, x[:1]),
+    }
+    result["flip_average"]["latency"] = measure_latency(flipped, x[:1])
+    result["_arrays"] = arrays  # for --ensemble; not printed or saved
+    return result
+
+
+def scores(arrays: dict[str, Any], min_confidence: float) -> dict[str, Any]:
+    """Accuracy over the target emotions, as argmax among them (an abstain output is ignored),
+    plain and flip-averaged, and how often neutral faces get an emotion."""
+    y, labels, abstain, probs = arrays["y"], arrays["labels"], arrays["abstain"], arrays["probs"]
+    report = target_report(y, probs, labels, abstain)
+    flipped = target_report(y, arrays["flip_probs"], labels, abstain)
+    result: dict[str, Any] = {
         "test_images": report["samples"],
         "accuracy": report["accuracy"],
         "macro_f1": report["macro_f1"],
         "ece": report["ece"],
         "recall": {k: v["recall"] for k, v in report["per_class"].items()},
         "confusion": report["confusion"],
-        "latency": measure_latency(classifier, x[:1]),
+        "flip_average": {
+            "accuracy": flipped["accuracy"],
+            "macro_f1": flipped["macro_f1"],
+            "recall": {k: v["recall"] for k, v in flipped["per_class"].items()},
+        },
     }
-    # The daemon's optional test-time augmentation (classifier.flip_average).
-    flipped = EmotionClassifier.from_bundle(bundle, num_threads=1, flip_average=True)
-    arrays["flip_probs"] = flipped.probabilities(x)
-    flipped_report = target_report(y, arrays["flip_probs"], labels, abstain)
-    result["flip_average"] = {
-        "accuracy": flipped_report["accuracy"],
-        "macro_f1": flipped_report["macro_f1"],
-        "recall": {k: v["recall"] for k, v in flipped_report["per_class"].items()},
-        "latency": measure_latency(flipped, x[:1]),
-    }
-    neutral = neutral_test_faces(data, bundle, targets)
-    if neutral is not None:
-        neutral_probs = arrays["neutral_probs"] = classifier.probabilities(neutral)
+    if "neutral_probs" in arrays:
+        neutral_probs = arrays["neutral_probs"]
         rate = emotion_rate(neutral_probs, labels, abstain, min_confidence)
         result["neutral"] = {
-            "images": int(len(neutral)),
+            "images": int(len(neutral_probs)),
             "labelled_emotion_argmax": rate["argmax"],
             "labelled_emotion_daemon": rate["daemon"],
             "min_confidence": min_confidence,
             "by_min_confidence": confidence_sweep(probs, y, neutral_probs, labels, abstain),
         }
-    result["_arrays"] = arrays  # for --ensemble; not printed or saved
     return result
 
 
 def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dict[str, Any]:
-    """Scores the mean of the members' probabilities like one bundle."""
-    arrays = [r["_arrays"] for r in results]
-    first = arrays[0]
-    for member, r in zip(arrays[1:], results[1:], strict=True):
-        if member["labels"] != first["labels"] or not np.array_equal(member["y"], first["y"]):
+    """Scores the mean of the members' probabilities like one bundle; size and time add up."""
+    members = [r["_arrays"] for r in results]
+    first = members[0]
+    for arrays, r in zip(members[1:], results[1:], strict=True):
+        if arrays["labels"] != first["labels"] or not np.array_equal(arrays["y"], first["y"]):
             raise SystemExit(f"--ensemble: {r['model']} has other labels or test images")
-    labels, abstain, y = first["labels"], first["abstain"], first["y"]
+    mean = {key: first[key] for key in ("y", "labels", "abstain")}
+    for key in ("probs", "flip_probs", "neutral_probs"):
+        if all(key in arrays for arrays in members):
+            mean[key] = np.mean([arrays[key] for arrays in members], axis=0)
 
-    def mean(key: str) -> np.ndarray:
-        return np.mean([a[key] for a in arrays], axis=0)
+    def summed(latencies: list[dict[str, float]]) -> dict[str, float]:
+        return {k: round(sum(lat[k] for lat in latencies), 3) for k in ("median_ms", "p90_ms")}
 
-    report = target_report(y, mean("probs"), labels, abstain)
-    flipped = target_report(y, mean("flip_probs"), labels, abstain)
     result: dict[str, Any] = {
         "model": f"{len(results)} bundles",
         "preset": "ensemble",
         "members": [r["model"] for r in results],
         "size_kib": round(sum(r["size_kib"] for r in results), 1),
-        "test_images": report["samples"],
-        "accuracy": report["accuracy"],
-        "macro_f1": report["macro_f1"],
-        "ece": report["ece"],
-        "recall": {k: v["recall"] for k, v in report["per_class"].items()},
-        "confusion": report["confusion"],
-        "latency": {
-            stat: round(sum(r["latency"][stat] for r in results), 3)
-            for stat in ("median_ms", "p90_ms")
-        },
-        "flip_average": {
-            "accuracy": flipped["accuracy"],
-            "macro_f1": flipped["macro_f1"],
-            "recall": {k: v["recall"] for k, v in flipped["per_class"].items()},
-            "latency": {
-                stat: round(sum(r["flip_average"]["latency"][stat] for r in results), 3)
-                for stat in ("median_ms", "p90_ms")
-            },
-        },
+        **scores(mean, min_confidence),
+        "latency": summed([r["latency"] for r in results]),
     }
-    if all("neutral_probs" in a for a in arrays):
-        rate = emotion_rate(mean("neutral_probs"), labels, abstain, min_confidence)
-        result["neutral"] = {
-            "images": int(len(first["neutral_probs"])),
-            "labelled_emotion_argmax": rate["argmax"],
-            "labelled_emotion_daemon": rate["daemon"],
-            "min_confidence": min_confidence,
-            "by_min_confidence": confidence_sweep(
-                mean("probs"), y, mean("neutral_probs"), labels, abstain
-            ),
-        }
+    result["flip_average"]["latency"] = summed([r["flip_average"]["latency"] for r in results])
     return result
 
 

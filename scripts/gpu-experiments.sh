@@ -96,15 +96,4 @@ pids=($!)
 fit "$RUNS/distilled-wide" "$phase2" --preset "$WIDE" --epochs "$student_epochs" "${teachers[@]}" &
 pids+=($!)
 wait "${pids[@]}"
-stop_gpu_monitor
-keep_best_weights
-log "done"
-
-if [ -n "${OUT:-}" ]; then
-    # At most 8 files of 16 MiB come back: students in one tar, each teacher in its own.
-    pack students default seven distilled distilled-wide
-    pack teacher1 teacher1
-    pack teacher2 teacher2
-    cp "$RUNS/experiments.log" "$RUNS/gpu-utilisation.csv" "$OUT/"
-    ls -la "$OUT"
-fi
+finish default seven distilled distilled-wide -- teacher1 teacher2

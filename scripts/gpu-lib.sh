@@ -77,3 +77,23 @@ pack() {
     tar -cf "$OUT/$name.tar" --exclude=data.npz --exclude=best.keras --exclude=backup \
         -C "$RUNS" "$@"
 }
+
+# finish STUDENT_DIR... -- TEACHER_DIR...: ends the experiment; with $OUT set (the device tool)
+# packs the students into one tar and each teacher into its own (at most 8 files of 16 MiB
+# come back), with the log and the GPU utilisation.
+finish() {
+    stop_gpu_monitor
+    keep_best_weights
+    log "done"
+    [ -n "${OUT:-}" ] || return 0
+    local students=()
+    while [ $# -gt 0 ] && [ "$1" != -- ]; do
+        students+=("$1")
+        shift
+    done
+    shift
+    pack students "${students[@]}"
+    for teacher in "$@"; do pack "$teacher" "$teacher"; done
+    cp "$RUNS/experiments.log" "$RUNS/gpu-utilisation.csv" "$OUT/"
+    ls -la "$OUT"
+}

@@ -104,15 +104,5 @@ fit "$RUNS/student7" $((student_s + overhead)) --preset "$PRESET" --epochs 200 \
     ${seven_teacher[0]:+--distill-weight 0.7} &
 pids+=($!)
 wait "${pids[@]}"
-stop_gpu_monitor
-keep_best_weights
-log "done"
-
-if [ -n "${OUT:-}" ]; then
-    # At most 8 files of 16 MiB come back: students in one tar, each teacher in its own.
-    pack students four/prepare_report.json seven/prepare_report.json \
-        student student-w09 student-wide student7
-    for teacher in teacher1 teacher2 teacher3 teacher7; do pack "$teacher" "$teacher"; done
-    cp "$RUNS/experiments.log" "$RUNS/gpu-utilisation.csv" "$OUT/"
-    ls -la "$OUT"
-fi
+finish four/prepare_report.json seven/prepare_report.json \
+    student student-w09 student-wide student7 -- teacher1 teacher2 teacher3 teacher7

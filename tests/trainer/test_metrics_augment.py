@@ -20,6 +20,16 @@ from trainer.metrics import (
 )
 from trainer.train import balanced_class_weights
 
+NO_AUGMENTATION = AugmentConfig(
+    flip=False,
+    max_rotation_deg=0,
+    max_shift=0,
+    max_zoom=0,
+    max_brightness=0,
+    max_contrast=0,
+    erase_probability=0,
+)
+
 
 def test_classification_report_by_hand():
     y = np.array([0, 0, 1, 1, 2, 2])
@@ -58,29 +68,14 @@ def test_augment_is_deterministic_and_keeps_contract():
     assert a.shape == images.shape and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, images)
-    off = AugmentConfig(
-        flip=False,
-        max_rotation_deg=0,
-        max_shift=0,
-        max_zoom=0,
-        max_brightness=0,
-        max_contrast=0,
-        erase_probability=0,
-    )
+    off = NO_AUGMENTATION
     assert np.array_equal(augment_batch(images, off, np.random.default_rng(1)), images)
 
 
 def test_flip_only_mirrors():
     image = np.zeros((1, 8, 8, 1), np.uint8)
     image[0, :, 0, 0] = 255
-    flip = AugmentConfig(
-        max_rotation_deg=0,
-        max_shift=0,
-        max_zoom=0,
-        max_brightness=0,
-        max_contrast=0,
-        erase_probability=0,
-    )
+    flip = replace(NO_AUGMENTATION, flip=True)
     outs = [augment_batch(image, flip, np.random.default_rng(s)) for s in range(10)]
     assert any(np.array_equal(o, image[:, :, ::-1]) for o in outs)
     assert all(np.array_equal(o, image) or np.array_equal(o, image[:, :, ::-1]) for o in outs)
@@ -111,17 +106,6 @@ def test_emotion_rate_by_argmax_and_as_the_daemon_reports():
     rate = emotion_rate(probs, labels, "none", min_confidence=0.5)
     assert rate["argmax"] == 0.75
     assert rate["daemon"] == 0.5  # the 0.4 one falls below min_confidence
-
-
-NO_AUGMENTATION = AugmentConfig(
-    flip=False,
-    max_rotation_deg=0,
-    max_shift=0,
-    max_zoom=0,
-    max_brightness=0,
-    max_contrast=0,
-    erase_probability=0,
-)
 
 
 def test_device_augmentation_is_seeded_and_feeds_the_model_contract():

@@ -58,7 +58,7 @@ system-deps:
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy edge deploy
+	$(BIN)/mypy edge deploy trainer bench
 
 test: setup system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

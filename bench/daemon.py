@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def main() -> int:
                 started = time.monotonic()
                 daemon = spawn(args.python, config)
                 wait_for(
-                    lambda s=subscriber: s.payloads("/state"), 30, interval=0.01, what="first state"
+                    partial(subscriber.payloads, "/state"), 30, interval=0.01, what="first state"
                 )
                 startups.append(time.monotonic() - started)
                 subscriber.close()

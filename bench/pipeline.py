@@ -149,6 +149,7 @@ def speed(model: Path, data: Path, frames_count: int, workdir: Path) -> dict[str
         started = time.perf_counter()
         app.run()
         elapsed = time.perf_counter() - started
+        assert app.capture is not None  # run() made it
         with_capture = {
             "video_frames": app.capture.frames,
             "analysed": app.frames_analysed,

@@ -77,7 +77,8 @@ class Mosquitto:
 
     def _listening(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise AssertionError(f"mosquitto exited: {self.process.stderr.read().decode()}")
+            stderr = self.process.stderr.read().decode() if self.process.stderr else ""
+            raise AssertionError(f"mosquitto exited: {stderr}")
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return True

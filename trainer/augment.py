@@ -40,17 +40,19 @@ def augment_batch(
     n, height, width = images.shape[:3]
     out = np.empty_like(images)
     centre = (width / 2.0, height / 2.0)
-    angles = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, n)
-    zooms = rng.uniform(1.0 - config.max_zoom, 1.0 + config.max_zoom, n)
-    shifts = rng.uniform(-config.max_shift, config.max_shift, (n, 2)) * (width, height)
-    flips = rng.random(n) < 0.5 if config.flip else np.zeros(n, bool)
+    angles: np.ndarray = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, n)
+    zooms: np.ndarray = rng.uniform(1.0 - config.max_zoom, 1.0 + config.max_zoom, n)
+    shifts: np.ndarray = rng.uniform(-config.max_shift, config.max_shift, (n, 2)) * (width, height)
+    flips = np.zeros(n, bool)
+    if config.flip:
+        flips = np.asarray(rng.random(n) < 0.5)
     geometric = config.max_rotation_deg or config.max_shift or config.max_zoom
     for i in range(n):
         image = images[i, :, :, 0]
         if flips[i]:
             image = image[:, ::-1]
         if geometric:
-            matrix = cv2.getRotationMatrix2D(centre, float(angles[i]), float(zooms[i]))
+            matrix: np.ndarray = cv2.getRotationMatrix2D(centre, float(angles[i]), float(zooms[i]))
             matrix[:, 2] += shifts[i]
             image = cv2.warpAffine(
                 np.ascontiguousarray(image),
@@ -68,14 +70,15 @@ def augment_batch(
         values = (values - means) * contrast + means + brightness
         out = np.clip(values + 0.5, 0, 255).astype(np.uint8)
     if config.erase_probability:
-        for i in np.flatnonzero(rng.random(n) < config.erase_probability):
+        for erased in np.flatnonzero(rng.random(n) < config.erase_probability):
             area = rng.uniform(0.02, config.erase_max_area) * height * width
             aspect = math.exp(rng.uniform(math.log(0.3), math.log(3.3)))
             eh = min(height, max(1, int(round(math.sqrt(area * aspect)))))
             ew = min(width, max(1, int(round(math.sqrt(area / aspect)))))
             y0 = int(rng.integers(0, height - eh + 1))
             x0 = int(rng.integers(0, width - ew + 1))
-            out[i, y0 : y0 + eh, x0 : x0 + ew, 0] = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
+            noise = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
+            out[erased, y0 : y0 + eh, x0 : x0 + ew, 0] = noise
     return out
 
 

@@ -336,7 +336,7 @@ def deduplicate(samples: list[Sample], max_rms: float) -> tuple[list[Sample], di
     canonical = np.stack([s.canonical for s in samples]) if samples else np.zeros((0, 48, 48))
     groups = find_duplicate_groups(canonical, max_rms)
     drop: set[int] = set()
-    stats = Counter()
+    stats: Counter[str] = Counter()
     examples: list[dict[str, Any]] = []
     for members in groups:
         splits = {samples[i].split for i in members}

@@ -91,10 +91,7 @@ class DistilledStudent(keras.Model):
         return self.student(inputs, training=training)
 
     def teacher_probabilities(self, inputs: Any) -> Any:
-        total = None
-        for teacher in self.teachers:
-            probs = teacher(inputs, training=False)
-            total = probs if total is None else total + probs
+        total = keras.ops.sum([teacher(inputs, training=False) for teacher in self.teachers], 0)
         return keras.ops.stop_gradient(total / len(self.teachers))
 
     def compute_loss(

@@ -9,8 +9,8 @@
 #
 # Each fit gets what is left of BUDGET_S (a fit cut short keeps its best checkpoint). Run
 # directories land in $RUNS; with $OUT set (the device tool), they are packed there as tars,
-# without data.npz and optimizer-state checkpoints. Export and evaluation need TensorFlow and
-# run afterwards on a workstation: `yuzug-train export --run R && yuzug-train evaluate --run R`.
+# without data.npz and optimizer-state checkpoints. Calibration, export (TensorFlow) and
+# evaluation run afterwards on a workstation: `yuzug-train calibrate --run R`, then export, evaluate.
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-experiments.sh
 #   BATCH_SIZE=256 LEARNING_RATE=0.004 TEACHER_EPOCHS=200 ... (longer teachers, larger batch)

@@ -11,7 +11,7 @@
 # Every fit uses --time-budget, so a slower or faster GPU changes the epoch count, never cuts
 # a schedule short; history.csv records each epoch's learning rate.
 # Run directories land in $RUNS; with $OUT set (the device tool) they are packed there as tars.
-# Export and evaluation need TensorFlow and run afterwards on a workstation.
+# Calibration, export (TensorFlow) and evaluation run afterwards on a workstation.
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-long-teachers.sh
 #   PRESET=tiny TEACHER=tiny WIDE=tiny BUDGET_S=240 ... (a dry run on a CPU)

@@ -1,4 +1,4 @@
-"""``yuzug-train``: prepare | fit | export | evaluate | run (the whole chain).
+"""``yuzug-train``: prepare | fit | calibrate | export | evaluate | run (the whole chain).
 
 Each step reads and writes one run directory, so a step can be repeated alone. The Keras
 backend is chosen here, before Keras is first imported: JAX for fit and evaluate (switchable
@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", help="train a preset on prepared data")
     _add_fit_args(fit)
     _add_common(fit)
+    calibrate = commands.add_parser(
+        "calibrate", help="fit a temperature on validation and bake it into model.keras"
+    )
+    calibrate.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
+    _add_common(calibrate)
     export = commands.add_parser("export", help="write .keras/.h5/.json/.tflite and the bundle")
     _add_common(export)
     shard = commands.add_parser("shard", help="write prepared data as tar shards")
@@ -338,6 +343,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from trainer.calibrate import calibrate
+
+    report = calibrate(args.run, _load_prepared(args.run))
+    print(
+        f"calibrate: temperature {report['fitted_temperature']} "
+        f"({'applied' if report['applied'] else 'model unchanged'}); validation ECE "
+        f"{report['val_ece'][0]} -> {report['val_ece'][1]}"
+    )
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import evaluate
 
@@ -401,7 +418,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             fit += [flag, str(value)]
     evaluate = ["evaluate"] + (["--backend", args.backend] if args.backend else [])
     started = time.perf_counter()
-    for step in (prepare, fit, ["export"], evaluate):
+    calibrate = ["calibrate"] + (["--backend", args.backend] if args.backend else [])
+    for step in (prepare, fit, calibrate, ["export"], evaluate):
         logger.info("step %s", step[0])
         code = subprocess.call([sys.executable, "-m", "trainer", *step, *common])
         if code != 0:
@@ -426,6 +444,7 @@ def _read_json(path: Path) -> dict:
 COMMANDS = {
     "prepare": cmd_prepare,
     "fit": cmd_fit,
+    "calibrate": cmd_calibrate,
     "export": cmd_export,
     "evaluate": cmd_evaluate,
     "run": cmd_run,

@@ -40,8 +40,8 @@ def augment_batch(
     n, height, width = images.shape[:3]
     out = np.empty_like(images)
     centre = (width / 2.0, height / 2.0)
-    angles: np.ndarray = rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, n)
-    zooms: np.ndarray = rng.uniform(1.0 - config.max_zoom, 1.0 + config.max_zoom, n)
+    angles = np.asarray(rng.uniform(-config.max_rotation_deg, config.max_rotation_deg, n))
+    zooms = np.asarray(rng.uniform(1.0 - config.max_zoom, 1.0 + config.max_zoom, n))
     shifts: np.ndarray = rng.uniform(-config.max_shift, config.max_shift, (n, 2)) * (width, height)
     flips = np.zeros(n, bool)
     if config.flip:

@@ -162,6 +162,14 @@ def write_model_card(
             if training.get("distilled_from")
             else []
         ),
+        *(
+            [
+                f"- Temperature-scaled: T = {training['temperature']} (fitted on validation "
+                "by `yuzug-train calibrate`), baked into the output layer"
+            ]
+            if training.get("temperature") not in (None, 1.0)
+            else []
+        ),
         "",
         "## Data",
         "",

@@ -167,6 +167,8 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             if fit_summary.get("distilled_from")
             else None,
             "distill_weight": fit_summary.get("distill_weight"),
+            # Temperature scaling baked into the head by `yuzug-train calibrate` (1: none).
+            "temperature": _read_json(run_dir / "calibration.json").get("temperature"),
             "representative_images": int(len(calibration)),
         },
         versions=_package_versions(),

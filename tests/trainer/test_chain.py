@@ -89,6 +89,9 @@ def test_int8_export_contract(tiny_run: Path):
     assert manifest.labels == ["angry", "happy", "sad", "none"]
     assert manifest.abstain_label == "none"
     assert manifest.training["data_fingerprint"]
+    # The chain calibrates: the manifest carries the temperature calibrate chose.
+    calibration = json.loads((tiny_run / "calibration.json").read_text())
+    assert manifest.training["temperature"] == calibration["temperature"] > 0
     assert manifest.metrics["accuracy"] > 0 and manifest.versions["keras"]
     model_bytes = bundle.model_path.read_bytes()
     assert b"Flex" not in model_bytes  # no SELECT_TF_OPS: a Pi's LiteRT has no Flex delegate

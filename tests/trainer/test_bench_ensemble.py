@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.accuracy import ensemble_result
+from bench.accuracy import contradicted, ensemble_result
 from trainer.metrics import target_report
 
 LABELS = ["angry", "happy", "none"]
@@ -14,6 +14,7 @@ LABELS = ["angry", "happy", "none"]
 def member(probs: list[list[float]], size_kib: float, median_ms: float) -> dict:
     y = np.array([0, 1, 0, 1])
     arrays = {
+        "pixels": np.zeros((4, 8, 8, 1), np.uint8),
         "y": y,
         "labels": LABELS,
         "abstain": "none",
@@ -42,6 +43,29 @@ def test_ensemble_scores_the_mean_probability_and_sums_costs():
     assert result["size_kib"] == 300 and result["members"] == ["m100", "m200"]
     assert result["latency"] == {"median_ms": pytest.approx(1.2), "p90_ms": pytest.approx(2.4)}
     assert "neutral" not in result  # no member had neutral faces to score
+    assert result["contradicted"]["images"] == 0
+
+
+def test_contradicted_counts_firm_disagreements_on_emotion_faces_only():
+    arrays = {
+        "y": np.array([0, 0, 1, 2, 1]),
+        "labels": LABELS,
+        "abstain": "none",
+        "probs": np.array(
+            [
+                [0.05, 0.85, 0.10],  # an "angry" face firmly called happy: contradicted
+                [0.35, 0.60, 0.05],  # called happy, but not firmly
+                [0.10, 0.90, 0.00],  # right
+                [0.90, 0.05, 0.05],  # a "none" face: not an emotion face, not counted
+                [0.81, 0.00, 0.19],  # among the emotions alone, 0.81 / 0.81 on angry: counted
+            ]
+        ),
+    }
+    found = contradicted(arrays)
+    assert found["images"] == 2 and found["indices"] == [0, 4] and found["predicted"] == [1, 0]
+    assert found["by_label"] == {"angry": 1, "happy": 1}
+    assert found["share"] == pytest.approx(2 / 4)
+    assert found["accuracy_without"] == pytest.approx(1 / 2)  # faces 1 (wrong) and 2 (right)
 
 
 def test_ensemble_refuses_members_with_other_labels():

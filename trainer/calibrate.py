@@ -88,8 +88,10 @@ def calibrate(run_dir: Path, data: PreparedData) -> dict[str, Any]:
     source = original if original.exists() else model_path
     if not source.exists():
         raise FileNotFoundError(f"{model_path}: no trained model; run `yuzug-train fit` first")
-    model = keras.saving.load_model(source, compile=False)
     labels = data.y["val"]
+    if not len(labels):
+        raise CalibrationError(f"{run_dir}: no validation images to fit a temperature on")
+    model = keras.saving.load_model(source, compile=False)
     probs = model.predict(to_float(data.x["val"], data.spec), batch_size=256, verbose=0)
     temperature = fit_temperature(probs, labels)
     applied = abs(temperature - 1.0) > UNCHANGED_WITHIN

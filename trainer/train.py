@@ -202,9 +202,10 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 class TimeBudget(EpochTimer):
-    """Fits the preset's schedule into ``seconds`` of training instead of a fixed epoch count.
+    """Fits a cosine schedule into ``seconds`` of training instead of a fixed epoch count
+    (whatever the preset's own schedule; its peak rate and warm-up epochs are kept).
 
-    The learning rate is set per epoch: the preset's warm-up, the peak while two epochs are
+    The learning rate is set per epoch: the warm-up, the peak while two epochs are
     timed (the first one's time is mostly compilation), then a cosine decay to 1% over the
     epochs that fit what is left of the budget. That count is planned afresh every epoch from
     the last few epochs' time, because trainings sharing a GPU speed up and slow down as the

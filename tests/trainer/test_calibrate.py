@@ -97,3 +97,18 @@ def test_calibrate_rewrites_the_model_once_and_keeps_the_original(tmp_path: Path
     np.testing.assert_allclose(
         recalibrated.predict(to_float(data.x["val"], spec), verbose=0), probs, atol=1e-6
     )
+
+
+def test_calibrate_needs_validation_images(tmp_path: Path):
+    build_tiny(32, 3).save(tmp_path / "model.keras")
+    empty = np.zeros((0, 32, 32, 1), np.uint8)
+    data = PreparedData(
+        ["angry", "happy", "sad"],
+        PreprocessSpec(size=32),
+        {"train": empty, "val": empty},
+        {"train": np.zeros(0, int), "val": np.zeros(0, int)},
+        "empty",
+    )
+    with pytest.raises(CalibrationError, match="no validation images"):
+        calibrate(tmp_path, data)
+    assert not (tmp_path / "calibration.json").exists()

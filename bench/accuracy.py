@@ -30,7 +30,7 @@ from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from trainer.data import prepare  # noqa: E402
 from trainer.evaluate import ABSTAIN_MIN_CONFIDENCE, measure_latency  # noqa: E402
-from trainer.metrics import emotion_rate, target_report  # noqa: E402
+from trainer.metrics import emotion_rate, target_probabilities, target_report  # noqa: E402
 
 
 def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict[str, Any]:
@@ -137,12 +137,11 @@ CONTRADICTED_AT = 0.8
 def contradicted(arrays: dict[str, Any]) -> dict[str, Any]:
     """Emotion test faces to which the models give another emotion with >= 0.8 (argmax among
     the emotions): where an ensemble agrees this firmly, a look shows mostly label errors."""
-    y, labels, abstain = arrays["y"], arrays["labels"], arrays["abstain"]
-    emotions = [i for i, label in enumerate(labels) if label != abstain]
-    on_emotions = np.isin(y, emotions)
-    probs = arrays["probs"][:, emotions]
-    probs = probs / probs.sum(axis=1, keepdims=True)
-    predicted = np.array(emotions)[probs.argmax(axis=1)]
+    y, labels = arrays["y"], arrays["labels"]
+    on_emotions, emotions, probs = target_probabilities(
+        y, arrays["probs"], labels, arrays["abstain"]
+    )
+    predicted = emotions[probs.argmax(axis=1)]
     firm = on_emotions & (predicted != y) & (probs.max(axis=1) >= CONTRADICTED_AT)
     kept = on_emotions & ~firm
     return {

@@ -63,6 +63,18 @@ def top1_agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
     return round(float((probs_a.argmax(1) == probs_b.argmax(1)).mean()), 4)
 
 
+def target_probabilities(
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], abstain_label: str | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The target-emotion view of every row: which images show a target emotion, the target
+    outputs' indices, and each row's probabilities renormalised over those outputs."""
+    target_index = np.array([i for i, label in enumerate(labels) if label != abstain_label])
+    on_targets = np.isin(y_true, target_index)
+    restricted = probs[:, target_index]
+    restricted = restricted / np.clip(restricted.sum(1, keepdims=True), 1e-12, None)
+    return on_targets, target_index, restricted
+
+
 def target_report(
     y_true: np.ndarray, probs: np.ndarray, labels: list[str], abstain_label: str | None
 ) -> dict[str, Any]:
@@ -74,14 +86,13 @@ def target_report(
     """
     if abstain_label is None or abstain_label not in labels:
         return classification_report(y_true, probs, labels)
-    targets = [label for label in labels if label != abstain_label]
-    target_index = np.array([labels.index(t) for t in targets])
-    on_targets = np.isin(y_true, target_index)
+    on_targets, target_index, restricted = target_probabilities(
+        y_true, probs, labels, abstain_label
+    )
     remap = np.full(len(labels), -1)
-    remap[target_index] = np.arange(len(targets))
-    restricted = probs[on_targets][:, target_index]
-    restricted = restricted / np.clip(restricted.sum(1, keepdims=True), 1e-12, None)
-    return classification_report(remap[y_true[on_targets]], restricted, targets)
+    remap[target_index] = np.arange(len(target_index))
+    targets = [labels[i] for i in target_index]
+    return classification_report(remap[y_true[on_targets]], restricted[on_targets], targets)
 
 
 def emotion_rate(

@@ -58,7 +58,6 @@ wait "$prepare_four" "$prepare_seven" || { log "prepare failed"; exit 1; }
 overhead=45
 usable=$(($(left) - 2 * overhead - 15))
 teacher_s=${TEACHER_S:-$((usable * 58 / 100))}
-student_s=${STUDENT_S:-$((usable - teacher_s))}
 
 log "phase 1: four teachers, ${teacher_s}s of training each"
 share "$RUNS/four" "$RUNS/teacher1" "$RUNS/teacher2" "$RUNS/teacher3"
@@ -81,7 +80,7 @@ for seed in 1 2 3; do
 done
 seven_teacher=()
 [ -f "$RUNS/teacher7/model.keras" ] && seven_teacher=(--teacher "$RUNS/teacher7")
-student_s=$(($(left) - overhead - 10))
+student_s=${STUDENT_S:-$(($(left) - overhead - 10))}
 log "phase 2: students from $((${#teachers[@]} / 2)) + $((${#seven_teacher[@]} / 2)) teachers, ${student_s}s each"
 share "$RUNS/four" "$RUNS/student" "$RUNS/student-w09" "$RUNS/student-wide"
 share "$RUNS/seven" "$RUNS/student7"

@@ -85,7 +85,7 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
         choices=("jax", "tensorflow", "torch"),
         help="Keras backend for fit/evaluate (default jax)",
     )
-    _add_threads_arg(parser)
+    _add_input_args(parser)
     _add_distill_args(parser)
     scale = parser.add_argument_group("scale (JAX backend)")
     scale.add_argument(
@@ -112,7 +112,7 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--process-id", type=int)
 
 
-def _add_threads_arg(parser: argparse.ArgumentParser) -> None:
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--augment-on",
         choices=("host", "device"),
@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int)
     run.add_argument("--learning-rate", type=float)
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
-    _add_threads_arg(run)
+    _add_input_args(run)
     _add_distill_args(run)
     _add_common(run)
     presets = commands.add_parser("presets", help="list the model presets")
@@ -416,10 +416,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     ):
         if value is not None:
             fit += [flag, str(value)]
-    evaluate = ["evaluate"] + (["--backend", args.backend] if args.backend else [])
+    backend = ["--backend", args.backend] if args.backend else []
     started = time.perf_counter()
-    calibrate = ["calibrate"] + (["--backend", args.backend] if args.backend else [])
-    for step in (prepare, fit, calibrate, ["export"], evaluate):
+    for step in (prepare, fit, ["calibrate", *backend], ["export"], ["evaluate", *backend]):
         logger.info("step %s", step[0])
         code = subprocess.call([sys.executable, "-m", "trainer", *step, *common])
         if code != 0:

@@ -319,14 +319,16 @@ def fit(
             f"takes {preset.input_size}x{preset.input_size}; run prepare with --preset "
             f"{preset.name} (or --size {data.spec.size})"
         )
+    if teachers and (checkpoint_every or resume):
+        raise ValueError("--checkpoint-every/--resume do not support distillation yet")
+    if time_budget is not None and (checkpoint_every or resume):
+        raise ValueError("--time-budget does not support --checkpoint-every/--resume")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     num_classes = len(data.classes)
     model = preset.build()(preset.input_size, num_classes)
     trained: keras.Model = model
     if teachers:
-        if checkpoint_every or resume:
-            raise ValueError("--checkpoint-every/--resume do not support distillation yet")
         trained = DistilledStudent(
             model, load_teachers(teachers, num_classes, preset.input_size), distill_weight
         )
@@ -350,8 +352,6 @@ def fit(
     y_val = np.eye(num_classes, dtype=np.float32)[data.y["val"]]
     # Each validation batch must split evenly over the devices.
     usable = len(x_val) - len(x_val) % devices
-    if time_budget is not None and (checkpoint_every or resume):
-        raise ValueError("--time-budget does not support --checkpoint-every/--resume")
     budget = TimeBudget(preset, time_budget) if time_budget is not None else None
     timer = budget or EpochTimer()
     callbacks: list[keras.callbacks.Callback] = [

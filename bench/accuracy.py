@@ -31,6 +31,7 @@ from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from trainer.data import prepare  # noqa: E402
 from trainer.evaluate import ABSTAIN_MIN_CONFIDENCE, measure_latency  # noqa: E402
 from trainer.metrics import emotion_rate, target_probabilities, target_report  # noqa: E402
+from trainer.plots import face_grid  # noqa: E402
 
 
 def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict[str, Any]:
@@ -158,18 +159,14 @@ def contradicted(arrays: dict[str, Any]) -> dict[str, Any]:
 def draw_contradicted(result: dict[str, Any], path: Path, most: int = 40) -> None:
     """A grid of the contradicted faces, each with 'label>ensemble' (for a look, not for the
     repository: the faces are the data set's)."""
-    import cv2
-
     arrays, found = result["_arrays"], result["contradicted"]
-    tiles = []
-    for index, predicted in list(zip(found["indices"], found["predicted"], strict=True))[:most]:
-        tile = cv2.resize(arrays["pixels"][index, :, :, 0], (96, 96))
-        caption = f"{arrays['labels'][arrays['y'][index]][:3]}>{arrays['labels'][predicted][:3]}"
-        cv2.putText(tile, caption, (2, 92), cv2.FONT_HERSHEY_SIMPLEX, 0.35, 255, 1)
-        tiles.append(tile)
-    tiles += [np.zeros((96, 96), np.uint8)] * (-len(tiles) % 10)
-    rows = [np.hstack(tiles[start : start + 10]) for start in range(0, len(tiles), 10)]
-    cv2.imwrite(str(path), np.vstack(rows) if rows else np.zeros((96, 96), np.uint8))
+    shown = list(zip(found["indices"], found["predicted"], strict=True))[:most]
+    labels, y = arrays["labels"], arrays["y"]
+    face_grid(
+        [arrays["pixels"][index] for index, _ in shown],
+        [f"{labels[y[index]][:3]}>{labels[predicted][:3]}" for index, predicted in shown],
+        path,
+    )
 
 
 def confidence_sweep(

@@ -9,6 +9,7 @@ every step in its own process for that reason.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -70,6 +71,19 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=8.0,
         help="near-duplicate threshold, RMS difference on 0-255 (0: exact only)",
+    )
+    parser.add_argument(
+        "--exclude-list",
+        type=Path,
+        help="file of face keys to drop from train, one a line (yuzug-train audit writes one: "
+        "faces whose labels the models firmly contradict)",
+    )
+    parser.add_argument(
+        "--fold",
+        type=_fold,
+        metavar="I/K",
+        help="hold out fold I (0-based) of K stratified folds of train, for cross-fitted "
+        "label audits (yuzug-train audit scores each model on its own held-out fold)",
     )
 
 
@@ -185,6 +199,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_input_args(run)
     _add_distill_args(run)
     _add_common(run)
+    audit = commands.add_parser(
+        "audit", help="list training faces whose labels the models firmly contradict"
+    )
+    audit.add_argument("data", type=Path, help="the data set the bundles were trained on")
+    audit.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        type=Path,
+        required=True,
+        help="a bundle; repeat to average several (cross-fit: one per --fold)",
+    )
+    audit.add_argument("--out", type=Path, required=True, help="directory for the lists")
+    audit.add_argument(
+        "--min-probability",
+        type=float,
+        default=0.8,
+        help="flag a face when the models give another label at least this (default 0.8)",
+    )
+    audit.add_argument(
+        "--draw",
+        type=Path,
+        metavar="PNG",
+        help="draw the firmest flagged faces (data-set faces: keep it out of the repository)",
+    )
+    audit.add_argument("--threads", type=int, default=1, help="interpreter threads per bundle")
+    audit.add_argument("--log-level", default="INFO")
+    audit.set_defaults(run=None)
     presets = commands.add_parser("presets", help="list the model presets")
     presets.set_defaults(run=None)
     return parser
@@ -218,16 +260,27 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fold(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/K such as 0/5, got {text!r}") from None
+    if not (count >= 2 and 0 <= index < count):
+        raise argparse.ArgumentTypeError(f"need 0 <= I < K and K >= 2, got {text!r}")
+    return index, count
+
+
 def _split_list(text: str | None) -> list[str] | None:
     return [item.strip() for item in text.split(",") if item.strip()] if text else None
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from edge.preprocess import PreprocessSpec
-    from trainer.data import format_summary, prepare
+    from trainer.data import format_summary, prepare, read_exclusion_list
     from trainer.presets import get_preset
 
     preset = get_preset(args.preset)
+    exclude = read_exclusion_list(args.exclude_list) if args.exclude_list else set()
     spec = PreprocessSpec(size=args.size or preset.input_size, margin=preset.margin)
     other_classes = _split_list(args.other_classes)
     data, report = prepare(
@@ -239,12 +292,19 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         duplicate_rms=args.duplicate_rms,
         seed=args.seed,
+        fold=args.fold,
+        exclude=exclude,
     )
     args.run.mkdir(parents=True, exist_ok=True)
     data.save(args.run / "data.npz")
     report_dict = report.to_dict()
     report_dict["other_label"] = args.other_label
     report_dict["other_classes"] = other_classes
+    if report_dict["excluded"]:
+        report_dict["excluded"]["list"] = str(args.exclude_list)
+        report_dict["excluded"]["list_sha256"] = hashlib.sha256(
+            args.exclude_list.read_bytes()
+        ).hexdigest()
     (args.run / "prepare_report.json").write_text(json.dumps(report_dict, indent=2) + "\n")
     print(format_summary(report))
     if report.corrupt:
@@ -399,6 +459,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--classes", args.classes),
         ("--other-label", args.other_label),
         ("--other-classes", args.other_classes),
+        ("--exclude-list", args.exclude_list),
+        ("--fold", f"{args.fold[0]}/{args.fold[1]}" if args.fold else None),
     ):
         if value is not None:
             prepare += [flag, str(value)]
@@ -433,6 +495,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from trainer.audit import (
+        draw_issues,
+        find_label_issues,
+        format_summary,
+        score_faces,
+        summarise,
+        write_audit,
+    )
+
+    if not 0.5 <= args.min_probability < 1:
+        raise ValueError("--min-probability must be in [0.5, 1)")
+    scores, mode = score_faces(args.data, args.models, args.threads)
+    issues = find_label_issues(scores, args.min_probability)
+    summary = summarise(scores, issues, mode, args.min_probability)
+    exclusion = write_audit(args.out, scores, issues, summary, args.models)
+    if args.draw:
+        draw_issues(scores, issues, args.draw, most=100)
+    print(format_summary(summary))
+    print(f"exclusion list: {exclusion}; every flagged face: {args.out / 'label-issues.csv'}")
+    return 0
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -449,6 +534,7 @@ COMMANDS = {
     "run": cmd_run,
     "shard": cmd_shard,
     "presets": cmd_presets,
+    "audit": cmd_audit,
 }
 
 if __name__ == "__main__":

@@ -8,7 +8,13 @@ The original system's preprocessing, done properly:
   images are dropped (no leakage), repeated train images are kept once, and groups whose copies
   disagree on the label are dropped from train as ambiguous;
 * unreadable files are skipped, counted and listed in the report, never fatal;
-* a validation split is carved from train, stratified and deterministic for a seed.
+* a validation split is carved from train, stratified and deterministic for a seed;
+* optionally, one of k stratified folds of train is held out (``heldout`` split: the faces a
+  cross-fitted model scores out of sample for :mod:`trainer.audit`), and train faces named in
+  an exclusion list (label errors found by that audit) are dropped from train only.
+
+Every face keeps its key, its path inside the data set (``train/angry/x.jpg``) or its CSV row
+(``row 12``), so audits and exclusion lists work on any copy of the same data set.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import logging
 import os
 import zipfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,7 +54,7 @@ SPLIT_ALIASES = {
     "testing": "test",
     "privatetest": "private_test",
 }
-SPLITS = ("train", "val", "test", "private_test")
+SPLITS = ("train", "val", "test", "private_test", "heldout")
 
 # Duplicates are judged on a fixed 48x48 canonical copy whatever the model's input size, so
 # the result does not change with the preset. RMS difference below 8/255 is the threshold the
@@ -59,7 +65,8 @@ DEFAULT_DUPLICATE_RMS = 8.0
 
 @dataclass
 class Sample:
-    source: str
+    source: str  # for reports: the file path, or archive.zip/member
+    key: str  # stable across copies of the data set: the member path, or "row N" of a CSV
     split: str
     label: str
     pixels: np.ndarray  # (size, size, 1) uint8 model input
@@ -85,6 +92,8 @@ class PrepareReport:
     corrupt: list[dict[str, str]] = field(default_factory=list)
     ignored_classes: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, Any] = field(default_factory=dict)
+    fold: dict[str, int] | None = None
+    excluded: dict[str, Any] | None = None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     fingerprint: str = ""
 
@@ -96,6 +105,8 @@ class PrepareReport:
             "corrupt": self.corrupt,
             "ignored_classes": self.ignored_classes,
             "duplicates": self.duplicates,
+            "fold": self.fold,
+            "excluded": self.excluded,
             "counts": self.counts,
             "fingerprint": self.fingerprint,
         }
@@ -103,19 +114,23 @@ class PrepareReport:
 
 @dataclass
 class PreparedData:
-    """Arrays per split (uint8 pixels, int labels), the label order and the preprocessing spec."""
+    """Arrays per split (uint8 pixels, int labels, face keys), the label order and the
+    preprocessing spec."""
 
     classes: list[str]
     spec: PreprocessSpec
     x: dict[str, np.ndarray]
     y: dict[str, np.ndarray]
     fingerprint: str
+    keys: dict[str, np.ndarray] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         arrays: dict[str, Any] = {}
         for split in self.x:
             arrays[f"x_{split}"] = self.x[split]
             arrays[f"y_{split}"] = self.y[split]
+            if split in self.keys:
+                arrays[f"k_{split}"] = self.keys[split]
         meta = {
             "classes": self.classes,
             "spec": self.spec.to_dict(),
@@ -137,6 +152,8 @@ class PreparedData:
                 x={s: data[f"x_{s}"] for s in splits},
                 y={s: data[f"y_{s}"] for s in splits},
                 fingerprint=meta["fingerprint"],
+                # Data prepared before keys were kept has none; nothing but the audit needs them.
+                keys={s: data[f"k_{s}"] for s in splits if f"k_{s}" in data.files},
             )
 
 
@@ -229,7 +246,7 @@ def read_images(
             corrupt.append({"path": entry.path, "reason": error or "unreadable"})
             continue
         split, class_name = by_entry[id(entry)]
-        samples.append(_sample(entry.path, split, mapping[class_name], image, spec))
+        samples.append(_sample(entry.path, entry.relative, split, mapping[class_name], image, spec))
     return samples, labels
 
 
@@ -260,14 +277,19 @@ def read_fer_csv(
                 continue
             split = FER_CSV_USAGE.get((row.get("Usage") or "Training").strip(), "train")
             image = values.reshape(side, side).astype(np.uint8)
-            samples.append(_sample(where, split, mapping[class_name], image, spec))
+            samples.append(
+                _sample(where, f"row {row_number}", split, mapping[class_name], image, spec)
+            )
     return samples, labels
 
 
-def _sample(source: str, split: str, label: str, image: np.ndarray, spec: PreprocessSpec) -> Sample:
+def _sample(
+    source: str, key: str, split: str, label: str, image: np.ndarray, spec: PreprocessSpec
+) -> Sample:
     gray = to_gray(image)
     return Sample(
         source=source,
+        key=key,
         split=split,
         label=label,
         pixels=preprocess_face(gray, spec),
@@ -396,6 +418,27 @@ def stratified_split(
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
+def fold_of(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Each index's fold in 0..folds-1: stratified, deterministic for a seed, so the k runs of
+    a cross-fit agree on the folds without sharing anything but the seed."""
+    rng = np.random.default_rng(seed)
+    assignment = np.empty(len(labels), np.int64)
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        assignment[indices[rng.permutation(len(indices))]] = np.arange(len(indices)) % folds
+    return assignment
+
+
+def read_exclusion_list(path: Path) -> set[str]:
+    """Face keys, one a line; blank lines and ``#`` comments are skipped (``yuzug-train
+    audit`` writes this format)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the exclusion list ({exc.strerror})") from exc
+    return {line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")}
+
+
 def prepare(
     source: str | os.PathLike[str],
     spec: PreprocessSpec,
@@ -407,6 +450,8 @@ def prepare(
     test_fraction: float = 0.1,
     duplicate_rms: float = DEFAULT_DUPLICATE_RMS,
     seed: int = 1337,
+    fold: tuple[int, int] | None = None,
+    exclude: Collection[str] = (),
 ) -> tuple[PreparedData, PrepareReport]:
     """Reads a data set, cleans it and splits it.
 
@@ -423,7 +468,16 @@ def prepare(
         test_fraction: share held out for test when the source has no test split.
         duplicate_rms: near-duplicate threshold, RMS pixel difference on 0-255; 0 = exact only.
         seed: for the splits.
+        fold: ``(index, count)``: fold ``index`` of ``count`` stratified folds of train becomes
+            the ``heldout`` split, for out-of-sample scoring by a cross-fitted model.
+        exclude: face keys to drop from train (after the splits are made, so validation, test
+            and folds stay those of the full data set); keys elsewhere are counted, not dropped.
     """
+    if fold is not None and not (fold[1] >= 2 and 0 <= fold[0] < fold[1]):
+        raise ValueError(
+            f"fold must be index/count with 0 <= index < count and count >= 2, "
+            f"got {fold[0]}/{fold[1]}"
+        )
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"{path}: data set not found")
@@ -454,16 +508,41 @@ def prepare(
         s: np.array([label_index[v.label] for v in items], np.int32)
         for s, items in by_split.items()
     }
+    keys = {s: np.array([v.key for v in items]) for s, items in by_split.items()}
     if "train" not in x:
         raise ValueError(f"{path}: no training images found")
+
+    def move(indices: np.ndarray, keep: np.ndarray, split: str) -> None:
+        for arrays in (x, y, keys):
+            arrays[split], arrays["train"] = arrays["train"][indices], arrays["train"][keep]
+
     if "test" not in x:
         keep, held = stratified_split(y["train"], test_fraction, seed + 1)
-        x["test"], y["test"] = x["train"][held], y["train"][held]
-        x["train"], y["train"] = x["train"][keep], y["train"][keep]
+        move(held, keep, "test")
     if "val" not in x:
         keep, held = stratified_split(y["train"], val_fraction, seed)
-        x["val"], y["val"] = x["train"][held], y["train"][held]
-        x["train"], y["train"] = x["train"][keep], y["train"][keep]
+        move(held, keep, "val")
+    if fold is not None:
+        assignment = fold_of(y["train"], fold[1], seed + 2)
+        move(
+            np.flatnonzero(assignment == fold[0]), np.flatnonzero(assignment != fold[0]), "heldout"
+        )
+        report.fold = {"index": fold[0], "count": fold[1], "heldout": len(y["heldout"])}
+    if exclude:
+        listed = set(exclude)
+        dropped = np.isin(keys["train"], list(listed))
+        elsewhere = sum(int(np.isin(keys[s], list(listed)).sum()) for s in keys if s != "train")
+        report.excluded = {
+            "listed": len(listed),
+            "dropped_from_train": int(dropped.sum()),
+            "in_other_splits": elsewhere,
+            "not_found": len(listed) - int(dropped.sum()) - elsewhere,
+            "by_label": {
+                label: int((dropped & (y["train"] == i)).sum()) for i, label in enumerate(labels)
+            },
+        }
+        for arrays in (x, y, keys):
+            arrays["train"] = arrays["train"][~dropped]
 
     digest = hashlib.sha256(json.dumps({"classes": labels, "spec": spec.to_dict()}).encode())
     for split in sorted(x):
@@ -476,7 +555,9 @@ def prepare(
         for split in SPLITS
         if split in y
     }
-    data = PreparedData(classes=labels, spec=spec, x=x, y=y, fingerprint=report.fingerprint)
+    data = PreparedData(
+        classes=labels, spec=spec, x=x, y=y, fingerprint=report.fingerprint, keys=keys
+    )
     return data, report
 
 
@@ -499,6 +580,18 @@ def format_summary(report: PrepareReport) -> str:
         f"{dup.get('train_dropped_repeat', 0)} repeats, "
         f"{dup.get('train_dropped_label_conflict', 0)} label conflicts"
     )
+    if report.fold:
+        lines.append(
+            f"cross-fit: fold {report.fold['index']} of {report.fold['count']} held out "
+            f"({report.fold['heldout']:,} train faces, not trained on)"
+        )
+    if report.excluded:
+        excluded = report.excluded
+        lines.append(
+            f"exclusion list: {excluded['dropped_from_train']:,} of {excluded['listed']:,} "
+            f"listed faces dropped from train ({excluded['in_other_splits']} in other splits "
+            f"kept, {excluded['not_found']} not in this data set)"
+        )
     lines.append(f"unreadable files skipped: {len(report.corrupt)}")
     if report.ignored_classes:
         ignored = ", ".join(f"{k} ({v:,})" for k, v in sorted(report.ignored_classes.items()))

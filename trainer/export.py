@@ -154,6 +154,15 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             "counts": prepare_report.get("counts"),
             # Which source classes the abstain label was learnt from (None: all the others).
             "other_classes": prepare_report.get("other_classes"),
+            # A cross-fit model (trained without one fold of train, for label audits) and the
+            # label-error list a cleaned model was trained without.
+            "fold": prepare_report.get("fold"),
+            "excluded": {
+                key: prepare_report["excluded"].get(key)
+                for key in ("dropped_from_train", "list_sha256")
+            }
+            if prepare_report.get("excluded")
+            else None,
             "seed": seed,
             "params": fit_summary.get("params"),
             "epochs_run": fit_summary.get("epochs_run"),

@@ -62,3 +62,19 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], out_png: Path, title: 
     fig.tight_layout()
     fig.savefig(out_png, dpi=110)
     plt.close(fig)
+
+
+def face_grid(
+    faces: list[np.ndarray], captions: list[str], out_png: Path, columns: int = 10
+) -> None:
+    """Faces (``(size, size[, 1])`` uint8) at 96x96 in rows of ``columns``, each captioned."""
+    import cv2
+
+    tiles = []
+    for face, caption in zip(faces, captions, strict=True):
+        tile = cv2.resize(np.ascontiguousarray(face.reshape(face.shape[:2])), (96, 96))
+        cv2.putText(tile, caption, (2, 92), cv2.FONT_HERSHEY_SIMPLEX, 0.35, 255, 1)
+        tiles.append(tile)
+    tiles += [np.zeros((96, 96), np.uint8)] * (-len(tiles) % columns)
+    rows = [np.hstack(tiles[start : start + columns]) for start in range(0, len(tiles), columns)]
+    cv2.imwrite(str(out_png), np.vstack(rows) if rows else np.zeros((96, 96), np.uint8))

@@ -1,0 +1,254 @@
+"""Label audit (``yuzug-train audit``): training faces whose label the models firmly contradict.
+
+FER2013's labels are noisy (crying faces labelled angry, snarls labelled sad), and a small
+model spends capacity memorising them. The audit scores every training and validation face
+with one or more int8 bundles, averages their probabilities and lists the faces to which they
+give another label with at least ``min_probability``: a list for a look (``--draw``) and an
+exclusion list that ``yuzug-train prepare --exclude-list`` drops from train.
+
+Two kinds of bundles:
+
+* **cross-fit** bundles (trained with ``--fold I/K``): each scores only the fold it never saw,
+  so every training face gets an out-of-sample judgement (confident learning; Northcutt et al.,
+  2021). The K folds of one recipe are K bundles.
+* ordinary bundles score train **in sample**: they have seen those labels and partly memorised
+  them, so they flag fewer faces; what they still contradict is the clearest noise.
+
+Validation faces are out of sample for both, so their flagged share is the check on what the
+threshold means; the audit never touches test.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.bundle import ModelBundle, load_bundle
+from edge.classify.emotion import EmotionClassifier
+from trainer.data import PreparedData, prepare
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_PROBABILITY = 0.8
+
+
+@dataclass
+class FaceScores:
+    """Probabilities summed per face key over the bundles that scored it."""
+
+    labels: list[str]
+    split: dict[str, str] = field(default_factory=dict)
+    label: dict[str, int] = field(default_factory=dict)
+    total: dict[str, np.ndarray] = field(default_factory=dict)
+    count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    pixels: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add(self, split: str, keys: np.ndarray, y: np.ndarray, x: np.ndarray, probs: np.ndarray):
+        for key, label, pixels, row in zip(keys.tolist(), y, x, probs, strict=True):
+            self.split[key], self.label[key], self.pixels[key] = split, int(label), pixels
+            self.total[key] = self.total.get(key, 0) + row
+            self.count[key] += 1
+
+
+def _recipe(bundle: ModelBundle) -> tuple[Any, ...]:
+    training = bundle.manifest.training
+    return (
+        tuple(bundle.labels),
+        bundle.manifest.abstain_label,
+        bundle.preprocess,
+        tuple(training.get("other_classes") or ()),
+        training.get("seed"),
+    )
+
+
+def _fold(bundle: ModelBundle) -> tuple[int, int] | None:
+    fold = bundle.manifest.training.get("fold")
+    return (int(fold["index"]), int(fold["count"])) if fold else None
+
+
+def _prepared_for(data: Path, bundle: ModelBundle) -> PreparedData:
+    """The data set split exactly as the bundle's run split it (checked by fingerprint)."""
+    training = bundle.manifest.training
+    abstain = bundle.manifest.abstain_label
+    prepared, _ = prepare(
+        data,
+        bundle.preprocess,
+        [label for label in bundle.labels if label != abstain],
+        other_label=abstain,
+        other_classes=training.get("other_classes"),
+        seed=int(training.get("seed", 1337)),
+        fold=_fold(bundle),
+    )
+    expected = training.get("data_fingerprint")
+    if training.get("excluded"):
+        logger.warning(
+            "%s was trained without %s listed faces: its split cannot be checked by fingerprint",
+            bundle.manifest.full_name,
+            training["excluded"].get("dropped_from_train"),
+        )
+    elif expected and expected != prepared.fingerprint:
+        raise ValueError(
+            f"{bundle.manifest.full_name} was trained on other data than {data} gives "
+            f"(fingerprint {expected[:12]}, here {prepared.fingerprint[:12]}): pass the data set "
+            "it was trained on"
+        )
+    if not prepared.keys:
+        raise ValueError(f"{data}: prepared without face keys")
+    return prepared
+
+
+def score_faces(data: Path, bundle_dirs: list[Path], threads: int = 1) -> tuple[FaceScores, str]:
+    """Scores train (held-out folds for cross-fit bundles) and validation with each bundle."""
+    if not bundle_dirs:
+        raise ValueError("give at least one --model bundle")
+    bundles = [load_bundle(path) for path in bundle_dirs]
+    recipes = {_recipe(bundle) for bundle in bundles}
+    if len(recipes) > 1:
+        raise ValueError(
+            "the bundles differ in labels, preprocessing, abstain classes or seed: an audit "
+            "averages bundles of one recipe's data"
+        )
+    folds = [_fold(bundle) for bundle in bundles]
+    if any(folds) and not all(folds):
+        raise ValueError(
+            "mix of cross-fit (--fold) and ordinary bundles: the first score train out of "
+            "sample, the others in sample; audit them separately"
+        )
+    mode = "cross-fit" if all(folds) else "in-sample"
+    scores = FaceScores(labels=list(bundles[0].labels))
+    prepared_by_fold: dict[tuple[int, int] | None, PreparedData] = {}
+    for bundle, fold in zip(bundles, folds, strict=True):
+        if fold not in prepared_by_fold:
+            prepared_by_fold[fold] = _prepared_for(data, bundle)
+        prepared = prepared_by_fold[fold]
+        classifier = EmotionClassifier.from_bundle(bundle, num_threads=threads)
+        for split in ("heldout" if fold else "train", "val"):
+            logger.info(
+                "%s scores %s (%d faces)", bundle.manifest.full_name, split, len(prepared.y[split])
+            )
+            x = prepared.x[split]
+            scores.add(
+                "train" if split == "heldout" else split,
+                prepared.keys[split],
+                prepared.y[split],
+                x,
+                classifier.probabilities(x),
+            )
+    if all(folds):
+        counts = {fold[1] for fold in folds if fold}
+        seen = {fold[0] for fold in folds if fold}
+        if len(counts) > 1 or seen != set(range(next(iter(counts)))):
+            logger.warning(
+                "cross-fit folds %s of %s: training faces of the missing folds go unscored",
+                sorted(seen),
+                sorted(counts),
+            )
+    return scores, mode
+
+
+def find_label_issues(
+    scores: FaceScores, min_probability: float = DEFAULT_MIN_PROBABILITY
+) -> list[dict[str, Any]]:
+    """Faces whose mean probability for another label is >= ``min_probability``, firmest first."""
+    issues = []
+    for key, total in scores.total.items():
+        mean = total / scores.count[key]
+        predicted = int(mean.argmax())
+        label = scores.label[key]
+        if predicted != label and mean[predicted] >= min_probability:
+            issues.append(
+                {
+                    "key": key,
+                    "split": scores.split[key],
+                    "label": scores.labels[label],
+                    "predicted": scores.labels[predicted],
+                    "p_label": round(float(mean[label]), 4),
+                    "p_predicted": round(float(mean[predicted]), 4),
+                    "models": scores.count[key],
+                }
+            )
+    return sorted(issues, key=lambda issue: (-issue["p_predicted"], issue["key"]))
+
+
+def summarise(
+    scores: FaceScores, issues: list[dict[str, Any]], mode: str, min_probability: float
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {"mode": mode, "min_probability": min_probability, "splits": {}}
+    for split in ("train", "val"):
+        scored = [key for key, where in scores.split.items() if where == split]
+        flagged = [issue for issue in issues if issue["split"] == split]
+        by_label: dict[str, int] = defaultdict(int)
+        moves: dict[str, int] = defaultdict(int)
+        for issue in flagged:
+            by_label[issue["label"]] += 1
+            moves[f"{issue['label']}>{issue['predicted']}"] += 1
+        summary["splits"][split] = {
+            "scored": len(scored),
+            "flagged": len(flagged),
+            "share": round(len(flagged) / max(1, len(scored)), 4),
+            "by_label": dict(by_label),
+            "label>predicted": dict(sorted(moves.items(), key=lambda item: -item[1])),
+        }
+    return summary
+
+
+def write_audit(
+    out: Path,
+    scores: FaceScores,
+    issues: list[dict[str, Any]],
+    summary: dict[str, Any],
+    bundle_dirs: list[Path],
+) -> Path:
+    """label-issues.csv (train and val), exclude.txt (train only) and audit.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "label-issues.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(
+            handle, ["key", "split", "label", "predicted", "p_label", "p_predicted", "models"]
+        )
+        writer.writeheader()
+        writer.writerows(issues)
+    exclusion = out / "exclude.txt"
+    train = [issue for issue in issues if issue["split"] == "train"]
+    header = [
+        "# yuzug-train audit: training faces the models firmly give another label",
+        f"# mode {summary['mode']}, min probability {summary['min_probability']}, "
+        f"{len(bundle_dirs)} bundle(s): {', '.join(str(path) for path in bundle_dirs)}",
+        f"# {len(train)} faces; use with: yuzug-train prepare --exclude-list {exclusion}",
+    ]
+    exclusion.write_text("\n".join([*header, *(issue["key"] for issue in train)]) + "\n")
+    summary = {**summary, "bundles": [str(path) for path in bundle_dirs]}
+    (out / "audit.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return exclusion
+
+
+def draw_issues(scores: FaceScores, issues: list[dict[str, Any]], path: Path, most: int) -> None:
+    """A grid of the firmest flagged faces captioned 'label>predicted' (data-set faces: for a
+    look, never for the repository)."""
+    from trainer.plots import face_grid
+
+    shown = issues[:most]
+    face_grid(
+        [scores.pixels[issue["key"]] for issue in shown],
+        [f"{issue['label'][:3]}>{issue['predicted'][:3]}" for issue in shown],
+        path,
+    )
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [
+        f"label audit ({summary['mode']}, another label with p >= {summary['min_probability']}):"
+    ]
+    for split, found in summary["splits"].items():
+        moves = ", ".join(f"{move} {n}" for move, n in list(found["label>predicted"].items())[:6])
+        lines.append(
+            f"  {split}: {found['flagged']:,} of {found['scored']:,} faces "
+            f"({100 * found['share']:.1f}%){': ' + moves if moves else ''}"
+        )
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Test helpers that drive real processes: a Mosquitto broker and an MQTT subscriber."""
+"""Test helpers that drive real processes: a Mosquitto broker, an MQTT subscriber, the trainer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,25 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 
 
 free_port = find_port  # a free loopback port, as the demo picks one for its broker
+
+
+def yuzug_train(
+    *args: str, devices: int = 1, timeout: float = 600, **popen: Any
+) -> subprocess.CompletedProcess[str]:
+    """``python -m trainer ARGS`` on JAX (``devices`` simulated CPU devices), output captured."""
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        **popen,
+    )
 
 
 def wait_for(

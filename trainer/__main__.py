@@ -202,14 +202,28 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser(
         "audit", help="list training faces whose labels the models firmly contradict"
     )
-    audit.add_argument("data", type=Path, help="the data set the bundles were trained on")
+    audit.add_argument(
+        "data",
+        type=Path,
+        nargs="?",
+        help="the data set the --model bundles were trained on (--run brings its own)",
+    )
     audit.add_argument(
         "--model",
         dest="models",
         action="append",
         type=Path,
-        required=True,
+        default=[],
         help="a bundle; repeat to average several (cross-fit: one per --fold)",
+    )
+    audit.add_argument(
+        "--run",
+        dest="runs",
+        action="append",
+        type=Path,
+        default=[],
+        help="a run directory, scored with its Keras model on its own prepared data (no "
+        "export needed); repeatable",
     )
     audit.add_argument("--out", type=Path, required=True, help="directory for the lists")
     audit.add_argument(
@@ -300,6 +314,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     report_dict = report.to_dict()
     report_dict["other_label"] = args.other_label
     report_dict["other_classes"] = other_classes
+    report_dict["seed"] = args.seed
     if report_dict["excluded"]:
         report_dict["excluded"]["list"] = str(args.exclude_list)
         report_dict["excluded"]["list_sha256"] = hashlib.sha256(
@@ -497,20 +512,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_audit(args: argparse.Namespace) -> int:
     from trainer.audit import (
+        bundle_scorer,
         draw_issues,
         find_label_issues,
         format_summary,
+        run_scorer,
         score_faces,
         summarise,
         write_audit,
     )
 
-    if not 0.5 <= args.min_probability < 1:
-        raise ValueError("--min-probability must be in [0.5, 1)")
-    scores, mode = score_faces(args.data, args.models, args.threads)
+    if not 0 < args.min_probability < 1:
+        raise ValueError("--min-probability must be between 0 and 1")
+    if args.models and args.data is None:
+        raise ValueError("--model bundles need the data set they were trained on")
+    scorers = [bundle_scorer(args.data, path, args.threads) for path in args.models]
+    scorers += [run_scorer(path) for path in args.runs]
+    scores, mode = score_faces(scorers)
     issues = find_label_issues(scores, args.min_probability)
     summary = summarise(scores, issues, mode, args.min_probability)
-    exclusion = write_audit(args.out, scores, issues, summary, args.models)
+    exclusion = write_audit(args.out, scores, issues, summary, [*args.models, *args.runs])
     if args.draw:
         draw_issues(scores, issues, args.draw, most=100)
     print(format_summary(summary))

@@ -24,13 +24,14 @@ import csv
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edge.bundle import ModelBundle, load_bundle
+from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from trainer.data import PreparedData, prepare
 
@@ -50,96 +51,132 @@ class FaceScores:
     count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     pixels: dict[str, np.ndarray] = field(default_factory=dict)
 
-    def add(self, split: str, keys: np.ndarray, y: np.ndarray, x: np.ndarray, probs: np.ndarray):
+    def add(
+        self, split: str, keys: np.ndarray, y: np.ndarray, x: np.ndarray, probs: np.ndarray
+    ) -> None:
         for key, label, pixels, row in zip(keys.tolist(), y, x, probs, strict=True):
             self.split[key], self.label[key], self.pixels[key] = split, int(label), pixels
             self.total[key] = self.total.get(key, 0) + row
             self.count[key] += 1
 
 
-def _recipe(bundle: ModelBundle) -> tuple[Any, ...]:
-    training = bundle.manifest.training
-    return (
-        tuple(bundle.labels),
-        bundle.manifest.abstain_label,
-        bundle.preprocess,
-        tuple(training.get("other_classes") or ()),
-        training.get("seed"),
-    )
+@dataclass
+class Scorer:
+    """One model with the data split as its run split it: a bundle or a run's Keras model."""
+
+    name: str
+    fold: tuple[int, int] | None
+    recipe: tuple[Any, ...]
+    prepared: Callable[[], PreparedData]
+    predict: Callable[[np.ndarray], np.ndarray]
 
 
-def _fold(bundle: ModelBundle) -> tuple[int, int] | None:
-    fold = bundle.manifest.training.get("fold")
+def _fold(fold: dict[str, int] | None) -> tuple[int, int] | None:
     return (int(fold["index"]), int(fold["count"])) if fold else None
 
 
-def _prepared_for(data: Path, bundle: ModelBundle) -> PreparedData:
-    """The data set split exactly as the bundle's run split it (checked by fingerprint)."""
+def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
+    """An int8 bundle, run by the daemon's classifier; the data set is prepared again as its
+    run prepared it and checked against the manifest's fingerprint."""
+    bundle = load_bundle(path)
     training = bundle.manifest.training
     abstain = bundle.manifest.abstain_label
-    prepared, _ = prepare(
-        data,
-        bundle.preprocess,
-        [label for label in bundle.labels if label != abstain],
-        other_label=abstain,
-        other_classes=training.get("other_classes"),
-        seed=int(training.get("seed", 1337)),
-        fold=_fold(bundle),
+    name = bundle.manifest.full_name
+
+    def prepared() -> PreparedData:
+        data_split, _ = prepare(
+            data,
+            bundle.preprocess,
+            [label for label in bundle.labels if label != abstain],
+            other_label=abstain,
+            other_classes=training.get("other_classes"),
+            seed=int(training.get("seed", 1337)),
+            fold=_fold(training.get("fold")),
+        )
+        expected = training.get("data_fingerprint")
+        if training.get("excluded"):
+            logger.warning("%s was trained without listed faces: its split is not checked", name)
+        elif expected and expected != data_split.fingerprint:
+            raise ValueError(
+                f"{name} was trained on other data than {data} gives (fingerprint "
+                f"{expected[:12]}, here {data_split.fingerprint[:12]}): pass the data set it "
+                "was trained on"
+            )
+        return data_split
+
+    classifier = EmotionClassifier.from_bundle(bundle, num_threads=threads)
+    return Scorer(
+        name=name,
+        fold=_fold(training.get("fold")),
+        recipe=(
+            tuple(bundle.labels),
+            bundle.preprocess,
+            tuple(training.get("other_classes") or ()),
+            training.get("seed"),
+        ),
+        prepared=prepared,
+        predict=classifier.probabilities,
     )
-    expected = training.get("data_fingerprint")
-    if training.get("excluded"):
-        logger.warning(
-            "%s was trained without %s listed faces: its split cannot be checked by fingerprint",
-            bundle.manifest.full_name,
-            training["excluded"].get("dropped_from_train"),
-        )
-    elif expected and expected != prepared.fingerprint:
-        raise ValueError(
-            f"{bundle.manifest.full_name} was trained on other data than {data} gives "
-            f"(fingerprint {expected[:12]}, here {prepared.fingerprint[:12]}): pass the data set "
-            "it was trained on"
-        )
-    if not prepared.keys:
-        raise ValueError(f"{data}: prepared without face keys")
-    return prepared
 
 
-def score_faces(data: Path, bundle_dirs: list[Path], threads: int = 1) -> tuple[FaceScores, str]:
-    """Scores train (held-out folds for cross-fit bundles) and validation with each bundle."""
-    if not bundle_dirs:
-        raise ValueError("give at least one --model bundle")
-    bundles = [load_bundle(path) for path in bundle_dirs]
-    recipes = {_recipe(bundle) for bundle in bundles}
-    if len(recipes) > 1:
+def run_scorer(run_dir: Path) -> Scorer:
+    """A run directory's Keras model (calibrated if it was) on the run's own prepared data:
+    the quick way on the machine that trained the cross-fit models, before any export."""
+    import keras
+
+    from edge.preprocess import to_float
+    from trainer.data import PreparedData
+
+    data = PreparedData.load(run_dir / "data.npz")
+    report = json.loads((run_dir / "prepare_report.json").read_text())
+    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    return Scorer(
+        name=str(run_dir),
+        fold=_fold(report.get("fold")),
+        recipe=(
+            tuple(data.classes),
+            data.spec,
+            tuple(report.get("other_classes") or ()),
+            report.get("seed", "run"),
+        ),
+        prepared=lambda: data,
+        predict=lambda x: np.asarray(
+            model.predict(to_float(x, data.spec), batch_size=256, verbose=0)
+        ),
+    )
+
+
+def score_faces(scorers: list[Scorer]) -> tuple[FaceScores, str]:
+    """Scores train (the held-out fold, for cross-fit models) and validation with each model."""
+    if not scorers:
+        raise ValueError("give at least one --model bundle or --run directory")
+    if len({scorer.recipe for scorer in scorers}) > 1:
         raise ValueError(
-            "the bundles differ in labels, preprocessing, abstain classes or seed: an audit "
-            "averages bundles of one recipe's data"
+            "the models differ in labels, preprocessing, abstain classes or seed: an audit "
+            "averages models of one recipe's data"
         )
-    folds = [_fold(bundle) for bundle in bundles]
+    folds = [scorer.fold for scorer in scorers]
     if any(folds) and not all(folds):
         raise ValueError(
-            "mix of cross-fit (--fold) and ordinary bundles: the first score train out of "
+            "mix of cross-fit (--fold) and ordinary models: the first score train out of "
             "sample, the others in sample; audit them separately"
         )
-    mode = "cross-fit" if all(folds) else "in-sample"
-    scores = FaceScores(labels=list(bundles[0].labels))
-    prepared_by_fold: dict[tuple[int, int] | None, PreparedData] = {}
-    for bundle, fold in zip(bundles, folds, strict=True):
-        if fold not in prepared_by_fold:
-            prepared_by_fold[fold] = _prepared_for(data, bundle)
-        prepared = prepared_by_fold[fold]
-        classifier = EmotionClassifier.from_bundle(bundle, num_threads=threads)
-        for split in ("heldout" if fold else "train", "val"):
-            logger.info(
-                "%s scores %s (%d faces)", bundle.manifest.full_name, split, len(prepared.y[split])
+    scores = FaceScores(labels=list(scorers[0].recipe[0]))
+    for scorer in scorers:
+        prepared = scorer.prepared()
+        if not prepared.keys:
+            raise ValueError(
+                f"{scorer.name}: its data was prepared without face keys; prepare again"
             )
+        for split in ("heldout" if scorer.fold else "train", "val"):
+            logger.info("%s scores %s (%d faces)", scorer.name, split, len(prepared.y[split]))
             x = prepared.x[split]
             scores.add(
                 "train" if split == "heldout" else split,
                 prepared.keys[split],
                 prepared.y[split],
                 x,
-                classifier.probabilities(x),
+                scorer.predict(x),
             )
     if all(folds):
         counts = {fold[1] for fold in folds if fold}
@@ -150,7 +187,7 @@ def score_faces(data: Path, bundle_dirs: list[Path], threads: int = 1) -> tuple[
                 sorted(seen),
                 sorted(counts),
             )
-    return scores, mode
+    return scores, "cross-fit" if all(folds) else "in-sample"
 
 
 def find_label_issues(
@@ -204,7 +241,7 @@ def write_audit(
     scores: FaceScores,
     issues: list[dict[str, Any]],
     summary: dict[str, Any],
-    bundle_dirs: list[Path],
+    sources: list[Path],
 ) -> Path:
     """label-issues.csv (train and val), exclude.txt (train only) and audit.json."""
     out.mkdir(parents=True, exist_ok=True)
@@ -219,11 +256,11 @@ def write_audit(
     header = [
         "# yuzug-train audit: training faces the models firmly give another label",
         f"# mode {summary['mode']}, min probability {summary['min_probability']}, "
-        f"{len(bundle_dirs)} bundle(s): {', '.join(str(path) for path in bundle_dirs)}",
+        f"{len(sources)} model(s): {', '.join(str(path) for path in sources)}",
         f"# {len(train)} faces; use with: yuzug-train prepare --exclude-list {exclusion}",
     ]
     exclusion.write_text("\n".join([*header, *(issue["key"] for issue in train)]) + "\n")
-    summary = {**summary, "bundles": [str(path) for path in bundle_dirs]}
+    summary = {**summary, "models": [str(path) for path in sources]}
     (out / "audit.json").write_text(json.dumps(summary, indent=2) + "\n")
     return exclusion
 

@@ -1,7 +1,8 @@
 """The whole trainer chain on a small real subset: formats, export contract, parity, bundle checks.
 
-One tiny-preset run (about a minute on 2 cores) is shared by every test here. It is trained the way
-the shipped model is, with an abstain class ("none", from the neutral faces).
+One tiny-preset run (about a minute on 2 cores; ``tiny_run`` in conftest.py) is shared by every
+test here. It is trained the way the shipped model is, with an abstain class ("none", from the
+neutral faces).
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,36 +22,6 @@ from edge.preprocess import to_float
 from trainer.data import PreparedData
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def tiny_run(small_fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run = tmp_path_factory.mktemp("run")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "trainer",
-            "run",
-            str(small_fer_dir),
-            "--preset",
-            "tiny",
-            "--epochs",
-            "3",
-            "--other-label",
-            "none",
-            "--other-classes",
-            "neutral",
-            "--out",
-            str(run),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return run
 
 
 def test_every_format_of_the_original_and_the_bundle_is_written(tiny_run: Path):

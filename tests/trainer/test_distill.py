@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
+from tests.support import yuzug_train as trainer  # noqa: E402
 from trainer.distill import DistillationError, DistilledStudent, load_teachers  # noqa: E402
 from trainer.model import build_tiny  # noqa: E402
 
@@ -90,16 +89,6 @@ def test_mismatched_or_missing_teachers_are_refused(tmp_path: Path):
         load_teachers([tmp_path / "empty_run"], CLASSES, SIZE)
     with pytest.raises(DistillationError, match="weight"):
         DistilledStudent(build_tiny(SIZE, CLASSES), [constant_model([0.4, 0.3, 0.3])], 0.0)
-
-
-def trainer(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "KERAS_BACKEND": "jax"},
-    )
 
 
 @pytest.mark.slow

@@ -18,29 +18,12 @@ import pytest
 
 from edge.preprocess import PreprocessSpec
 from tests.support import free_port, wait_for
+from tests.support import yuzug_train as train
 from trainer.data import prepare
 from trainer.presets import get_preset
 from trainer.shards import ShardBatches, load_split, read_index, write_shards
 
 pytestmark = pytest.mark.slow
-
-
-def train(
-    *args: str, devices: int = 1, timeout: float = 600, **popen: object
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        **popen,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
@@ -146,6 +147,17 @@ def run_scorer(run_dir: Path) -> Scorer:
     )
 
 
+def _predict_with_progress(
+    scorer: Scorer, x: np.ndarray, split: str, chunk: int = 512
+) -> np.ndarray:
+    with tqdm(total=len(x), desc=f"{split}: {scorer.name}", unit="face", leave=False) as bar:
+        parts = []
+        for start in range(0, len(x), chunk):
+            parts.append(scorer.predict(x[start : start + chunk]))
+            bar.update(len(parts[-1]))
+    return np.concatenate(parts) if parts else np.zeros((0, len(scorer.recipe[0])), np.float32)
+
+
 def score_faces(scorers: list[Scorer]) -> tuple[FaceScores, str]:
     """Scores train (the held-out fold, for cross-fit models) and validation with each model."""
     if not scorers:
@@ -169,14 +181,13 @@ def score_faces(scorers: list[Scorer]) -> tuple[FaceScores, str]:
                 f"{scorer.name}: its data was prepared without face keys; prepare again"
             )
         for split in ("heldout" if scorer.fold else "train", "val"):
-            logger.info("%s scores %s (%d faces)", scorer.name, split, len(prepared.y[split]))
             x = prepared.x[split]
             scores.add(
                 "train" if split == "heldout" else split,
                 prepared.keys[split],
                 prepared.y[split],
                 x,
-                scorer.predict(x),
+                _predict_with_progress(scorer, x, split),
             )
     if all(folds):
         counts = {fold[1] for fold in folds if fold}

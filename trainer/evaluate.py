@@ -170,6 +170,23 @@ def write_model_card(
             if training.get("temperature") not in (None, 1.0)
             else []
         ),
+        *(
+            [
+                f"- Trained without {training['excluded'].get('dropped_from_train')} training "
+                "faces whose labels a `yuzug-train audit` contradicted (list sha256 "
+                f"`{str(training['excluded'].get('list_sha256'))[:16]}`)"
+            ]
+            if training.get("excluded")
+            else []
+        ),
+        *(
+            [
+                f"- Cross-fit model: fold {training['fold']['index']} of "
+                f"{training['fold']['count']} of train held out for a label audit"
+            ]
+            if training.get("fold")
+            else []
+        ),
         "",
         "## Data",
         "",

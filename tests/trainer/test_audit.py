@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -212,3 +213,40 @@ def test_cross_fit_runs_score_every_training_face_out_of_sample(
     assert mixed.returncode == 2 and "mix of cross-fit" in mixed.stderr
     bad = yuzug_train("prepare", str(small_fer_dir), "--fold", "2/2", "--run", str(tmp_path / "x"))
     assert bad.returncode == 2 and "0 <= I < K" in bad.stderr
+
+
+@pytest.mark.slow
+def test_a_model_trained_without_listed_faces_says_so(
+    tiny_run: Path, small_fer_dir: Path, tmp_path: Path
+):
+    full = PreparedData.load(tiny_run / "data.npz")
+    listing = tmp_path / "exclude.txt"
+    listing.write_text("\n".join(sorted(full.keys["train"].tolist())[:7]) + "\n")
+    run = str(tmp_path / "clean")
+    for step in (
+        (
+            "prepare",
+            str(small_fer_dir),
+            "--preset",
+            "tiny",
+            "--other-label",
+            "none",
+            "--other-classes",
+            "neutral",
+            "--exclude-list",
+            str(listing),
+        ),
+        ("fit", "--preset", "tiny", "--epochs", "1"),
+        ("export",),
+        ("evaluate",),
+    ):
+        result = yuzug_train(*step, "--run", run)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert len(PreparedData.load(Path(run) / "data.npz").y["train"]) == len(full.y["train"]) - 7
+    training = load_bundle(Path(run) / "bundle").manifest.training
+    assert training["excluded"] == {
+        "dropped_from_train": 7,
+        "list_sha256": hashlib.sha256(listing.read_bytes()).hexdigest(),
+    }
+    card = (Path(run) / "bundle" / "MODEL_CARD.md").read_text()
+    assert "Trained without 7 training faces" in card

@@ -25,6 +25,25 @@ def keys(data: PreparedData, split: str) -> set[str]:
     return set(data.keys[split].tolist())
 
 
+def train_like_the_shipped_model(data: Path, run: Path, *prepare_args: str) -> Path:
+    """prepare (angry/happy/sad + none from neutral, plus ``prepare_args``), then one tiny epoch."""
+    for step in (
+        (
+            "prepare",
+            str(data),
+            "--other-label",
+            "none",
+            "--other-classes",
+            "neutral",
+            *prepare_args,
+        ),
+        ("fit", "--epochs", "1"),
+    ):
+        result = yuzug_train(*step, "--preset", "tiny", "--run", str(run))
+        assert result.returncode == 0, result.stderr[-2000:]
+    return run
+
+
 def test_folds_hold_out_every_train_face_once_and_leave_other_splits_alone(small_fer_dir: Path):
     full, _ = prepare(small_fer_dir, SPEC, CLASSES)
     held: list[set[str]] = []
@@ -163,27 +182,12 @@ def test_audit_of_a_bundle_flags_what_its_probabilities_say(
 def test_cross_fit_runs_score_every_training_face_out_of_sample(
     tiny_run: Path, small_fer_dir: Path, tmp_path: Path
 ):
-    runs = []
-    for index in range(2):
-        run = tmp_path / f"fold{index}"
-        for step in (
-            (
-                "prepare",
-                str(small_fer_dir),
-                "--preset",
-                "tiny",
-                "--other-label",
-                "none",
-                "--other-classes",
-                "neutral",
-                "--fold",
-                f"{index}/2",
-            ),
-            ("fit", "--preset", "tiny", "--epochs", "1"),
-        ):
-            result = yuzug_train(*step, "--run", str(run))
-            assert result.returncode == 0, result.stderr[-2000:]
-        runs.append(run)
+    runs = [
+        train_like_the_shipped_model(
+            small_fer_dir, tmp_path / f"fold{index}", "--fold", f"{index}/2"
+        )
+        for index in range(2)
+    ]
     out = tmp_path / "audit"
     result = yuzug_train(
         "audit",
@@ -223,24 +227,9 @@ def test_a_model_trained_without_listed_faces_says_so(
     listing = tmp_path / "exclude.txt"
     listing.write_text("\n".join(sorted(full.keys["train"].tolist())[:7]) + "\n")
     run = str(tmp_path / "clean")
-    for step in (
-        (
-            "prepare",
-            str(small_fer_dir),
-            "--preset",
-            "tiny",
-            "--other-label",
-            "none",
-            "--other-classes",
-            "neutral",
-            "--exclude-list",
-            str(listing),
-        ),
-        ("fit", "--preset", "tiny", "--epochs", "1"),
-        ("export",),
-        ("evaluate",),
-    ):
-        result = yuzug_train(*step, "--run", run)
+    train_like_the_shipped_model(small_fer_dir, Path(run), "--exclude-list", str(listing))
+    for step in ("export", "evaluate"):
+        result = yuzug_train(step, "--run", run)
         assert result.returncode == 0, result.stderr[-2000:]
     assert len(PreparedData.load(Path(run) / "data.npz").y["train"]) == len(full.y["train"]) - 7
     training = load_bundle(Path(run) / "bundle").manifest.training

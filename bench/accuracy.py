@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from trainer.audit import DEFAULT_MIN_PROBABILITY  # noqa: E402
 from trainer.data import prepare  # noqa: E402
 from trainer.evaluate import ABSTAIN_MIN_CONFIDENCE, measure_latency  # noqa: E402
 from trainer.metrics import emotion_rate, target_probabilities, target_report  # noqa: E402
@@ -132,7 +133,8 @@ def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dic
     return result
 
 
-CONTRADICTED_AT = 0.8
+# "Firmly" means what it means to the label audit.
+CONTRADICTED_AT = DEFAULT_MIN_PROBABILITY
 
 
 def contradicted(arrays: dict[str, Any]) -> dict[str, Any]:

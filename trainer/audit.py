@@ -21,6 +21,7 @@ threshold means; the audit never touches test.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import logging
 from collections import defaultdict
@@ -34,6 +35,7 @@ from tqdm import tqdm
 
 from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
+from edge.preprocess import PreprocessSpec, to_float
 from trainer.data import PreparedData, prepare
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,30 @@ def _fold(fold: dict[str, int] | None) -> tuple[int, int] | None:
     return (int(fold["index"]), int(fold["count"])) if fold else None
 
 
+@functools.lru_cache(maxsize=8)
+def _prepare_as_trained(
+    data: Path,
+    spec: PreprocessSpec,
+    targets: tuple[str, ...],
+    abstain: str | None,
+    other_classes: tuple[str, ...] | None,
+    seed: int,
+    fold: tuple[int, int] | None,
+) -> PreparedData:
+    """The data set split as a run split it; bundles of one recipe and fold share one copy
+    (decoding and de-duplicating FER2013 takes seconds per call)."""
+    prepared, _ = prepare(
+        data,
+        spec,
+        list(targets),
+        other_label=abstain,
+        other_classes=list(other_classes) if other_classes else None,
+        seed=seed,
+        fold=fold,
+    )
+    return prepared
+
+
 def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
     """An int8 bundle, run by the daemon's classifier; the data set is prepared again as its
     run prepared it and checked against the manifest's fingerprint."""
@@ -85,14 +111,15 @@ def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
     name = bundle.manifest.full_name
 
     def prepared() -> PreparedData:
-        data_split, _ = prepare(
+        other_classes = training.get("other_classes")
+        data_split = _prepare_as_trained(
             data,
             bundle.preprocess,
-            [label for label in bundle.labels if label != abstain],
-            other_label=abstain,
-            other_classes=training.get("other_classes"),
-            seed=int(training.get("seed", 1337)),
-            fold=_fold(training.get("fold")),
+            tuple(label for label in bundle.labels if label != abstain),
+            abstain,
+            tuple(other_classes) if other_classes else None,
+            int(training.get("seed", 1337)),
+            _fold(training.get("fold")),
         )
         expected = training.get("data_fingerprint")
         if training.get("excluded"):
@@ -124,9 +151,6 @@ def run_scorer(run_dir: Path) -> Scorer:
     """A run directory's Keras model (calibrated if it was) on the run's own prepared data:
     the quick way on the machine that trained the cross-fit models, before any export."""
     import keras
-
-    from edge.preprocess import to_float
-    from trainer.data import PreparedData
 
     data = PreparedData.load(run_dir / "data.npz")
     report = json.loads((run_dir / "prepare_report.json").read_text())

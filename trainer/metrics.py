@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -63,12 +64,24 @@ def top1_agreement(probs_a: np.ndarray, probs_b: np.ndarray) -> float:
     return round(float((probs_a.argmax(1) == probs_b.argmax(1)).mean()), 4)
 
 
+Others = str | Collection[str] | None
+"""Outputs that are not target emotions: a bundle's abstain label (``"none"``), a seven-class
+model's other classes (disgust, fear, surprise, neutral), or ``None`` when every output is one."""
+
+
+def _other_labels(others: Others) -> set[str]:
+    if others is None:
+        return set()
+    return {others} if isinstance(others, str) else set(others)
+
+
 def target_probabilities(
-    y_true: np.ndarray, probs: np.ndarray, labels: list[str], abstain_label: str | None
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], others: Others
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The target-emotion view of every row: which images show a target emotion, the target
     outputs' indices, and each row's probabilities renormalised over those outputs."""
-    target_index = np.array([i for i, label in enumerate(labels) if label != abstain_label])
+    skipped = _other_labels(others)
+    target_index = np.array([i for i, label in enumerate(labels) if label not in skipped])
     on_targets = np.isin(y_true, target_index)
     restricted = probs[:, target_index]
     restricted = restricted / np.clip(restricted.sum(1, keepdims=True), 1e-12, None)
@@ -76,19 +89,17 @@ def target_probabilities(
 
 
 def target_report(
-    y_true: np.ndarray, probs: np.ndarray, labels: list[str], abstain_label: str | None
+    y_true: np.ndarray, probs: np.ndarray, labels: list[str], others: Others
 ) -> dict[str, Any]:
-    """The emotions-only view of a model with an abstain class.
+    """The emotions-only view of a model with an abstain class or more classes than the targets.
 
     Only images of the target emotions count, and the prediction is the argmax among the target
     outputs (renormalised), so the figure compares with a plain classifier of those emotions.
-    Without an abstain label this is :func:`classification_report` itself.
+    When no output is an "other" one this is :func:`classification_report` itself.
     """
-    if abstain_label is None or abstain_label not in labels:
+    if not _other_labels(others) & set(labels):
         return classification_report(y_true, probs, labels)
-    on_targets, target_index, restricted = target_probabilities(
-        y_true, probs, labels, abstain_label
-    )
+    on_targets, target_index, restricted = target_probabilities(y_true, probs, labels, others)
     remap = np.full(len(labels), -1)
     remap[target_index] = np.arange(len(target_index))
     targets = [labels[i] for i in target_index]
@@ -96,7 +107,7 @@ def target_report(
 
 
 def emotion_rate(
-    probs: np.ndarray, labels: list[str], abstain_label: str | None, min_confidence: float
+    probs: np.ndarray, labels: list[str], others: Others, min_confidence: float
 ) -> dict[str, float]:
     """How often images that show none of the target emotions still get one.
 
@@ -104,7 +115,8 @@ def emotion_rate(
     top output is an emotion with at least ``min_confidence``.
     """
     best = probs.argmax(1)
-    emotion = np.array([label != abstain_label for label in labels])[best]
+    skipped = _other_labels(others)
+    emotion = np.array([label not in skipped for label in labels])[best]
     confident = probs.max(1) >= min_confidence
     return {
         "argmax": round(float(emotion.mean()), 4) if len(probs) else 0.0,

@@ -17,7 +17,7 @@ def member(probs: list[list[float]], size_kib: float, median_ms: float) -> dict:
         "pixels": np.zeros((4, 8, 8, 1), np.uint8),
         "y": y,
         "labels": LABELS,
-        "abstain": "none",
+        "others": ["none"],
         "probs": np.array(probs),
         "flip_probs": np.array(probs),
     }
@@ -50,7 +50,7 @@ def test_contradicted_counts_firm_disagreements_on_emotion_faces_only():
     arrays = {
         "y": np.array([0, 0, 1, 2, 1]),
         "labels": LABELS,
-        "abstain": "none",
+        "others": ["none"],
         "probs": np.array(
             [
                 [0.05, 0.85, 0.10],  # an "angry" face firmly called happy: contradicted

@@ -154,3 +154,25 @@ def test_device_and_host_augmentation_change_faces_alike(small_fer_dir: Path):
         device_change = np.abs(device - faces).mean()
         assert host_change > 1 and device_change > 1, name
         assert 0.7 < device_change / host_change < 1.4, (name, host_change, device_change)
+
+
+def test_target_report_and_emotion_rate_take_a_seven_class_models_other_outputs():
+    labels = ["angry", "fear", "happy", "neutral"]  # a model with more classes than the targets
+    others = ["fear", "neutral"]
+    y = np.array([0, 2, 1, 3, 0])
+    probs = np.array(
+        [
+            [0.3, 0.6, 0.1, 0.0],  # fear wins, but among angry/happy angry does: correct
+            [0.1, 0.0, 0.2, 0.7],  # neutral wins; among the targets happy: correct
+            [0.9, 0.1, 0.0, 0.0],  # a fear face: not counted
+            [0.0, 0.0, 0.6, 0.4],  # a neutral face: not counted
+            [0.2, 0.0, 0.3, 0.5],  # wrong among the targets
+        ]
+    )
+    report = target_report(y, probs, labels, others)
+    assert report["samples"] == 3 and list(report["per_class"]) == ["angry", "happy"]
+    assert report["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    assert report["confusion"] == [[1, 1], [0, 1]]
+    # Only a target emotion on top counts as "named an emotion"; fear and neutral do not.
+    rate = emotion_rate(probs, labels, others, min_confidence=0.65)
+    assert rate["argmax"] == pytest.approx(2 / 5) and rate["daemon"] == pytest.approx(1 / 5)

@@ -85,11 +85,9 @@ def peer_candidate(name: str) -> Candidate:
     source = peer.source
 
     def make(flip: bool) -> EmotionClassifier:
-        classifier = EmotionClassifier.from_model_file(
-            peer.model_path, source.labels, source.spec, num_threads=1
+        return EmotionClassifier.from_model_file(
+            peer.model_path, source.labels, source.spec, num_threads=1, flip_average=flip
         )
-        classifier.flip_average = flip
-        return classifier
 
     return Candidate(
         name=source.description,

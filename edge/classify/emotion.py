@@ -81,8 +81,10 @@ class EmotionClassifier:
         labels: list[str],
         spec: PreprocessSpec,
         num_threads: int = 1,
+        flip_average: bool = False,
     ) -> EmotionClassifier:
-        return cls(TFLiteModel(path, num_threads=num_threads), labels, spec)
+        model = TFLiteModel(path, num_threads=num_threads)
+        return cls(model, labels, spec, flip_average=flip_average)
 
     @property
     def runtime(self) -> str:

@@ -22,11 +22,9 @@ def as_peer(candidate: Candidate, labels: list[str]) -> Candidate:
     """The shipped model's file read as a peer's would be: its own labels, no abstain label."""
 
     def make(flip: bool) -> EmotionClassifier:
-        classifier = EmotionClassifier.from_model_file(
-            candidate.model_path, labels, candidate.spec, num_threads=1
+        return EmotionClassifier.from_model_file(
+            candidate.model_path, labels, candidate.spec, num_threads=1, flip_average=flip
         )
-        classifier.flip_average = flip
-        return classifier
 
     return replace(
         candidate, name="as a peer", preset="peer", labels=labels, abstain=None, make=make
@@ -43,6 +41,8 @@ def test_a_model_with_more_classes_is_scored_on_the_emotions_and_on_its_own(smal
     assert peer["test_images"] == ours["test_images"] == 60  # 20 test faces per emotion
     for key in ("accuracy", "macro_f1", "ece", "recall", "confusion"):
         assert peer[key] == ours[key], key
+    for key in ("accuracy", "macro_f1", "recall"):  # flip averaging reaches the peer too
+        assert peer["flip_average"][key] == ours["flip_average"][key], key
     # Neutral faces come from the model's own neutral output: the same faces, the same rate.
     assert peer["neutral"]["images"] == ours["neutral"]["images"] == 20
     assert peer["neutral"]["by_min_confidence"] == ours["neutral"]["by_min_confidence"]

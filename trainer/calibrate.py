@@ -24,7 +24,7 @@ import numpy as np
 from edge.errors import YuzugError
 from edge.preprocess import to_float
 from trainer.data import PreparedData
-from trainer.metrics import expected_calibration_error
+from trainer.metrics import expected_calibration_error, scaled
 
 logger = logging.getLogger(__name__)
 
@@ -35,14 +35,6 @@ UNCHANGED_WITHIN = 0.02
 
 class CalibrationError(YuzugError):
     """A model whose output cannot be temperature-scaled in place."""
-
-
-def scaled(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``softmax(log(probs) / T)``: the probabilities the temperature-scaled model gives."""
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    exp = np.exp(logits)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:

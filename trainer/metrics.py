@@ -28,6 +28,17 @@ def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int 
     return float(error)
 
 
+def scaled(
+    probs: np.ndarray, temperature: float = 1.0, offsets: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """``softmax(log(probs) / T + offsets)``: the probabilities the temperature-scaled model
+    gives; ``offsets`` are per-class biases on those logits (bench/class_offsets.py)."""
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature + offsets
+    logits -= logits.max(axis=1, keepdims=True)
+    exp = np.exp(logits)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
 def classification_report(
     y_true: np.ndarray, probs: np.ndarray, labels: list[str]
 ) -> dict[str, Any]:
@@ -69,7 +80,8 @@ Others = str | Collection[str] | None
 model's other classes (disgust, fear, surprise, neutral), or ``None`` when every output is one."""
 
 
-def _other_labels(others: Others) -> set[str]:
+def other_labels(others: Others) -> set[str]:
+    """``others`` as a set of labels."""
     if others is None:
         return set()
     return {others} if isinstance(others, str) else set(others)
@@ -80,7 +92,7 @@ def target_probabilities(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The target-emotion view of every row: which images show a target emotion, the target
     outputs' indices, and each row's probabilities renormalised over those outputs."""
-    skipped = _other_labels(others)
+    skipped = other_labels(others)
     target_index = np.array([i for i, label in enumerate(labels) if label not in skipped])
     on_targets = np.isin(y_true, target_index)
     restricted = probs[:, target_index]
@@ -97,7 +109,7 @@ def target_report(
     outputs (renormalised), so the figure compares with a plain classifier of those emotions.
     When no output is an "other" one this is :func:`classification_report` itself.
     """
-    if not _other_labels(others) & set(labels):
+    if not other_labels(others) & set(labels):
         return classification_report(y_true, probs, labels)
     on_targets, target_index, restricted = target_probabilities(y_true, probs, labels, others)
     remap = np.full(len(labels), -1)
@@ -115,7 +127,7 @@ def emotion_rate(
     top output is an emotion with at least ``min_confidence``.
     """
     best = probs.argmax(1)
-    skipped = _other_labels(others)
+    skipped = other_labels(others)
     emotion = np.array([label not in skipped for label in labels])[best]
     confident = probs.max(1) >= min_confidence
     return {

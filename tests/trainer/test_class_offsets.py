@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.class_offsets import apply_offsets, evaluate, fit_offsets, summary
+from bench.class_offsets import evaluate, fit_offsets, summary
+from trainer.metrics import scaled
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "default"
@@ -19,14 +20,14 @@ def test_an_offset_against_an_over_called_class_recovers_the_other():
     probs = np.array([[0.40, 0.55, 0.05]] * 10 + [[0.10, 0.85, 0.05]] * 10)
     y = np.array([0] * 10 + [1] * 10)
     assert summary(y, probs, LABELS, "none")["recall"] == {"a": 0.0, "b": 1.0}
-    np.testing.assert_allclose(apply_offsets(probs, np.zeros(3)), probs, atol=1e-6)
+    np.testing.assert_allclose(scaled(probs, offsets=np.zeros(3)), probs, atol=1e-6)
     for objective in ("macro_f1", "min_recall"):
         offsets = fit_offsets(probs, y, LABELS, "none", objective)
         # b must drop below ln(0.4 / 0.55) to free the a faces, and stay above ln(0.1 / 0.85)
         # to keep the b faces; the first target and the abstain output are not moved.
         assert offsets[0] == 0 and offsets[2] == 0
         assert np.log(0.1 / 0.85) < offsets[1] < np.log(0.4 / 0.55)
-        scores = summary(y, apply_offsets(probs, offsets), LABELS, "none")
+        scores = summary(y, scaled(probs, offsets=offsets), LABELS, "none")
         assert scores["recall"] == {"a": 1.0, "b": 1.0}
 
 

@@ -21,6 +21,7 @@ another emotion (``--contradicted`` draws them).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -102,6 +103,18 @@ def peer_candidate(name: str) -> Candidate:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def test_split(
+    data: Path, spec: PreprocessSpec, classes: tuple[str, ...], other_label: str | None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Test crops, labels and label order of ``classes``; models with one input contract
+    share one copy (decoding FER2013 takes seconds a call). Callers must not modify them."""
+    prepared, _ = prepare(
+        data, spec, list(classes), other_label=other_label, duplicate_rms=0, seed=0
+    )
+    return prepared.x["test"], prepared.y["test"], tuple(prepared.classes)
+
+
 def evaluate_model(
     candidate: Candidate, data: Path, emotions: Sequence[str], min_confidence: float
 ) -> dict[str, Any]:
@@ -114,13 +127,10 @@ def evaluate_model(
         raise SystemExit(f"{candidate.row} has no output for {missing}; its labels: {labels}")
     own_classes = [label for label in labels if label != abstain]
     try:
-        prepared, _ = prepare(
-            data, candidate.spec, own_classes, other_label=abstain, duplicate_rms=0, seed=0
-        )
+        x, split_y, classes = test_split(data, candidate.spec, tuple(own_classes), abstain)
     except ValueError as error:
         raise SystemExit(f"{candidate.row}: {data}: {error}") from error
-    x = prepared.x["test"]
-    y = np.array([labels.index(c) for c in prepared.classes])[prepared.y["test"]]
+    y = np.array([labels.index(c) for c in classes])[split_y]
     classifier, flipped = candidate.make(False), candidate.make(True)
     arrays: dict[str, Any] = {
         "pixels": x,
@@ -374,10 +384,10 @@ def non_emotion_probs(
             found[expression] = probs[y == candidate.labels.index(expression)]
             continue
         try:
-            prepared, _ = prepare(data, candidate.spec, [expression], duplicate_rms=0, seed=0)
+            faces, _, _ = test_split(data, candidate.spec, (expression,), None)
         except ValueError:  # the data set does not have this expression
             continue
-        found[expression] = classifier.probabilities(prepared.x["test"])
+        found[expression] = classifier.probabilities(faces)
     return found
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from edge.preprocess import to_float
 from trainer.augment import augment_batch, device_augmenter
+from trainer.checkpoint import AtomicBackupAndRestore, read_metadata
 from trainer.data import PreparedData
 from trainer.distill import (
     DistilledStudent,
@@ -323,6 +324,8 @@ def fit(
         raise ValueError("--checkpoint-every/--resume do not support distillation yet")
     if time_budget is not None and (checkpoint_every or resume):
         raise ValueError("--time-budget does not support --checkpoint-every/--resume")
+    if resume and not checkpoint_every:
+        raise ValueError("--resume needs --checkpoint-every, as the killed run had")
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     num_classes = len(data.classes)
@@ -335,8 +338,9 @@ def fit(
     batches = train_batches
     backup_dir = out / "backup"
     start_epoch = 0
-    if resume and (backup_dir / "training_metadata.json").exists():
-        start_epoch = json.loads((backup_dir / "training_metadata.json").read_text())["epoch"]
+    checkpoint_metadata = read_metadata(backup_dir) if resume else None
+    if checkpoint_metadata is not None:
+        start_epoch = int(checkpoint_metadata["epoch"])
         logger.info("resuming from the checkpoint of epoch %d", start_epoch + 1)
     elif backup_dir.exists():
         shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
@@ -359,14 +363,7 @@ def fit(
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
     ]
     if checkpoint_every:
-        callbacks.append(
-            keras.callbacks.BackupAndRestore(
-                str(backup_dir),
-                save_freq=checkpoint_every,
-                double_checkpoint=True,
-                delete_checkpoint=False,
-            )
-        )
+        callbacks.append(AtomicBackupAndRestore(backup_dir, save_freq=checkpoint_every))
     best_path = out / "best.keras"
     if preset.checkpoint_best:
         checkpoint = StudentCheckpoint if teachers else keras.callbacks.ModelCheckpoint

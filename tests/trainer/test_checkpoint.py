@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -19,7 +21,10 @@ from trainer.checkpoint import (  # noqa: E402
     CheckpointError,
     read_metadata,
 )
+from trainer.data import PreparedData  # noqa: E402
 from trainer.model import build_tiny  # noqa: E402
+from trainer.presets import get_preset  # noqa: E402
+from trainer.train import fit  # noqa: E402
 
 SIZE, CLASSES = 16, 3
 
@@ -110,3 +115,19 @@ def test_a_save_in_the_first_epoch_after_a_resume_counts_the_earlier_epochs(tmp_
     resumed.on_epoch_begin(resumed.model._initial_epoch)
     resumed.on_train_batch_end(0)  # save_freq=1: a mid-epoch save before any epoch ends
     assert read_metadata(backup)["epoch"] == 4
+
+
+def test_resume_without_checkpoints_is_refused_before_training(tmp_path: Path):
+    # Without --checkpoint-every no checkpoint would be loaded: the run would restart from
+    # random weights while claiming to resume. Refused before any data is touched.
+    preset = get_preset("tiny")
+    only_a_spec = SimpleNamespace(spec=SimpleNamespace(size=preset.input_size))
+    with pytest.raises(ValueError, match="--checkpoint-every"):
+        fit(
+            cast(PreparedData, only_a_spec),
+            preset,
+            tmp_path,
+            train_batches=cast(Any, None),
+            resume=True,
+        )
+    assert not any(tmp_path.iterdir())

@@ -32,26 +32,15 @@ source "$(dirname "$0")/gpu-lib.sh"
 
 start_gpu_monitor
 check_backend || { log "Keras on JAX does not run here"; exit 1; }
-"$PYTHON" - <<'EOF' >>"$RUNS/experiments.log" 2>&1 && FIT_ARGS+=(--augment-on device) || FIT_ARGS+=(--input-threads 4)
-import numpy as np
-from trainer.augment import AugmentConfig, device_augmenter
-batch = np.random.default_rng(0).integers(0, 256, (256, 48, 48, 1), dtype=np.uint8)
-print("device augmentation ok:", device_augmenter(AugmentConfig(), 1 / 255, 0.0)(batch, 1, 0, 0).shape)
-EOF
+choose_augmentation 4
 
-prepare() { # prepare DIR ARGS...
-    local dir=$1
-    shift
-    mkdir -p "$dir"
-    "$PYTHON" -m trainer prepare "$DATA" "${RECIPE[@]}" "$@" --run "$dir" >"$dir/prepare.log" 2>&1
-}
 pids=()
 for ((fold = 0; fold < FOLDS; fold++)); do
-    prepare "$RUNS/fold$fold" --fold "$fold/$FOLDS" &
+    prepare "$RUNS/fold$fold" "${RECIPE[@]}" --fold "$fold/$FOLDS" &
     pids+=($!)
 done
 wait "${pids[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS"/fold*/prepare.log)"; exit 1; }
-log "prepared $FOLDS folds; fit flags: ${FIT_ARGS[*]}"
+log "prepared $FOLDS folds"
 
 overhead=45 # per fit, outside its budget: start, compilation of evaluation, saving, plots
 audit_s=60
@@ -78,10 +67,10 @@ done
 [ -s "$RUNS/audit-0.8/exclude.txt" ] || { log "no audit: $(tail -n 3 "$RUNS/audit-0.8.log")"; exit 1; }
 
 pids=()
-prepare "$RUNS/control" &
+prepare "$RUNS/control" "${RECIPE[@]}" &
 pids+=($!)
 for at in 0.8 0.6; do
-    prepare "$RUNS/clean$at" --exclude-list "$RUNS/audit-$at/exclude.txt" &
+    prepare "$RUNS/clean$at" "${RECIPE[@]}" --exclude-list "$RUNS/audit-$at/exclude.txt" &
     pids+=($!)
 done
 wait "${pids[@]}" # not a bare wait: the GPU monitor runs in the background too

@@ -97,3 +97,28 @@ finish() {
     cp "$RUNS/experiments.log" "$RUNS/gpu-utilisation.csv" "$OUT/"
     ls -la "$OUT"
 }
+
+# prepare DIR ARGS...: yuzug-train prepare of $DATA into run directory DIR.
+prepare() {
+    local dir=$1
+    shift
+    mkdir -p "$dir"
+    "$PYTHON" -m trainer prepare "$DATA" "$@" --run "$dir" >"$dir/prepare.log" 2>&1
+}
+
+# choose_augmentation THREADS: adds --augment-on device to FIT_ARGS if one batch augments on
+# the device here, host augmentation on THREADS threads otherwise.
+choose_augmentation() {
+    if "$PYTHON" - <<'PY' >>"$RUNS/experiments.log" 2>&1; then
+import numpy as np
+from trainer.augment import AugmentConfig, device_augmenter
+batch = np.random.default_rng(0).integers(0, 256, (256, 48, 48, 1), dtype=np.uint8)
+out = device_augmenter(AugmentConfig(), 1 / 255, 0.0)(batch, 1, 0, 0).block_until_ready()
+print("device augmentation ok:", out.shape, out.devices())
+PY
+        FIT_ARGS+=(--augment-on device)
+    else
+        FIT_ARGS+=(--input-threads "$1")
+    fi
+    log "fit flags: ${FIT_ARGS[*]}"
+}

@@ -45,12 +45,10 @@ def read_metadata(backup_dir: Path) -> dict[str, Any] | None:
     return metadata
 
 
-def _flush_to_disk(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
 def _replace_durably(source: Path, target: Path) -> None:
+    """Flushes ``source`` to disk, then renames it over ``target`` in one step."""
+    with open(source, "rb+") as handle:
+        os.fsync(handle.fileno())
     os.replace(source, target)
     directory = os.open(target.parent, os.O_RDONLY)
     try:
@@ -78,12 +76,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         # The temporary name must end in .weights.h5 too: save_weights insists on it.
         incoming = self.directory / f"incoming-{name}"
         self.model.save_weights(str(incoming), overwrite=True)
-        _flush_to_disk(incoming)
         _replace_durably(incoming, self.directory / name)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
         pending = self.directory / f"{METADATA_FILE}.incoming"
         pending.write_text(json.dumps(metadata))
-        _flush_to_disk(pending)
         _replace_durably(pending, self.directory / METADATA_FILE)
         for stale in self.directory.glob("*.weights.h5"):
             if stale.name != name:

@@ -45,13 +45,10 @@ epochs_for() {
 start_gpu_monitor
 check_backend || { export KERAS_BACKEND=torch && check_backend; } || { log "no Keras backend runs"; exit 1; }
 
-mkdir -p "$RUNS/default" "$RUNS/seven"
-"$PYTHON" -m trainer prepare "$DATA" --preset "$PRESET" --other-label none \
-    --other-classes neutral --run "$RUNS/default" >"$RUNS/default/prepare.log" 2>&1 ||
+prepare "$RUNS/default" --preset "$PRESET" --other-label none --other-classes neutral ||
     { log "prepare failed: $(tail -n 3 "$RUNS/default/prepare.log")"; exit 1; }
 # The 7-class data is prepared on the CPU while phase 0 trains.
-"$PYTHON" -m trainer prepare "$DATA" --preset "$PRESET" --classes "$SEVEN" \
-    --run "$RUNS/seven" >"$RUNS/seven/prepare.log" 2>&1 &
+prepare "$RUNS/seven" --preset "$PRESET" --classes "$SEVEN" &
 prepare_seven=$!
 
 log "phase 0: the default recipe alone"

@@ -27,30 +27,17 @@ WIDE=${WIDE:-wide}
 BATCH_SIZE=${BATCH_SIZE:-256}
 LEARNING_RATE=${LEARNING_RATE:-0.004}
 SEVEN=angry,disgust,fear,happy,sad,surprise,neutral
-AUGMENT_ON=device
 FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE")
 source "$(dirname "$0")/gpu-lib.sh"
 
 start_gpu_monitor
 check_backend || { log "Keras on JAX does not run here"; exit 1; }
 
-mkdir -p "$RUNS/four" "$RUNS/seven"
-"$PYTHON" -m trainer prepare "$DATA" --preset "$PRESET" --other-label none \
-    --other-classes neutral --run "$RUNS/four" >"$RUNS/four/prepare.log" 2>&1 &
+prepare "$RUNS/four" --preset "$PRESET" --other-label none --other-classes neutral &
 prepare_four=$!
-"$PYTHON" -m trainer prepare "$DATA" --preset "$PRESET" --classes "$SEVEN" \
-    --run "$RUNS/seven" >"$RUNS/seven/prepare.log" 2>&1 &
+prepare "$RUNS/seven" --preset "$PRESET" --classes "$SEVEN" &
 prepare_seven=$!
-# Device augmentation on one batch; if it cannot run here, augment on the host instead.
-"$PYTHON" - <<'EOF' >>"$RUNS/experiments.log" 2>&1 || AUGMENT_ON=host
-import numpy as np
-from trainer.augment import AugmentConfig, device_augmenter
-batch = np.random.default_rng(0).integers(0, 256, (256, 48, 48, 1), dtype=np.uint8)
-out = device_augmenter(AugmentConfig(), 1 / 255, 0.0)(batch, 1, 0, 0).block_until_ready()
-print("device augmentation ok:", out.shape, out.devices())
-EOF
-[ "$AUGMENT_ON" = device ] && FIT_ARGS+=(--augment-on device) || FIT_ARGS+=(--input-threads 6)
-log "augmentation on the $AUGMENT_ON"
+choose_augmentation 6
 wait "$prepare_four" "$prepare_seven" || { log "prepare failed"; exit 1; }
 
 # What is left after start-up, split between the phases; each fit also needs about 40 s

@@ -45,6 +45,7 @@ if [ ! -e /var/lib/yuzug/models/current ]; then
     version="$("$PREFIX/venv/bin/python" -c "from edge.bundle import load_bundle; print(load_bundle('$bundled').manifest.full_name)")"
     cp -r "$bundled" "/var/lib/yuzug/models/$version"
     ln -sfn "$version" /var/lib/yuzug/models/current
+    sync # an SD card loses unflushed writes on a power cut; current must point at whole files
 fi
 chgrp -R yuzug /var/lib/yuzug/models && chmod -R g+rX /var/lib/yuzug/models
 

@@ -7,8 +7,9 @@ reads ``models/current``, a symlink. A push:
 2. uploads into ``models/.incoming-*`` (a killed transfer leaves only that, never a half-written
    version under ``current``; the next push removes it);
 3. checks every file's sha256 on the device against the local bundle, refusing a mismatch;
-4. renames the directory into place and swaps ``current`` with ``rename(2)``, which is atomic, and
-   points ``previous`` at the old version;
+4. flushes the files to storage, renames the directory into place and swaps ``current`` with
+   ``rename(2)``, which is atomic, and points ``previous`` at the old version (then flushes the
+   directory, so the switch survives a power cut);
 5. restarts (or reloads) the daemon;
 6. waits until the device's retained MQTT state reports the new version, and otherwise switches
    ``current`` back, restarts again and reports why;
@@ -171,7 +172,7 @@ def _switch(target: Target, version: str, previous: str | None) -> None:
     script = f"cd {models} && ln -sfn {q(version)} .current.new && mv -T .current.new current"
     if previous and previous != version:
         script += f" && ln -sfn {q(previous)} .previous.new && mv -T .previous.new previous"
-    target.remote.run(script)
+    target.remote.run(script + " && sync -- .")
 
 
 def push(
@@ -226,7 +227,13 @@ def _push(
         target.remote.run(f"rm -rf {q(incoming)}", check=False)
         reason = verify.stdout.decode(errors="replace").strip() or "sha256sum failed"
         return Outcome(host, "failed", old, f"checksum mismatch on the device, refused: {reason}")
-    target.remote.run(f"rm -rf {models}/{q(version)} && mv -T {q(incoming)} {models}/{q(version)}")
+    # The checksums above were read from the page cache: flush every uploaded file (and the
+    # renames, below) to storage first, or a power cut soon after a push can leave ``current``
+    # pointing at empty files, which the daemon refuses (exit 78) until someone pushes again.
+    target.remote.run(
+        f"find {q(incoming)} -exec sync -- {{}} + && rm -rf {models}/{q(version)}"
+        f" && mv -T {q(incoming)} {models}/{q(version)} && sync -- {models}"
+    )
     _switch(target, version, old)
     try:
         target.restart()

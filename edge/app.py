@@ -4,7 +4,9 @@ and unwinds in reverse on SIGTERM/SIGINT.
 Start-up order: model (verified bundle) -> detector -> suggestions -> MQTT (connects in the
 background) -> first retained state -> camera thread. A broken model or config exits with
 status 78 (EX_CONFIG), which the systemd unit lists in ``RestartPreventExitStatus=`` so a bad
-deployment is reported once instead of restarting in a loop.
+deployment is reported once instead of restarting in a loop. The one exception is the deploy
+layout: when ``current`` is refused and ``previous`` loads, the daemon runs ``previous`` and
+reports the refusal in ``/healthz`` (degraded) and ``/metrics``.
 """
 
 from __future__ import annotations
@@ -173,7 +175,20 @@ class EdgeApp:
     def init_model(self) -> None:
         # A `current` symlink is resolved once, so a deploy that switches it is noticed.
         target = os.path.realpath(self._model_path())
-        self._install_model(*self._load_model(target), target)
+        try:
+            self._install_model(*self._load_model(target), target)
+        except YuzugError as exc:
+            fallback = self._previous_version()
+            if fallback is None:
+                raise
+            # A bundle damaged on the device after its push (an SD card, a power cut) would
+            # otherwise stop the daemon until someone pushes again: run the last version that
+            # was deployed, and report the refusal like a refused reload.
+            self._install_model(*self._load_model(fallback), fallback)
+            self._model_target = target  # not retried every poll; a new push is still noticed
+            self.reload_failures += 1
+            self.last_reload_error = str(exc)
+            logger.error("model refused, running the previous version %s: %s", fallback, exc)
         assert self.bundle is not None and self.classifier is not None
         logger.info(
             "model %s (%s, labels %s) on %s",
@@ -182,6 +197,14 @@ class EdgeApp:
             ", ".join(self.bundle.labels),
             self.classifier.runtime,
         )
+
+    def _previous_version(self) -> str | None:
+        """The deploy layout's ``previous`` bundle, when the model is its ``current`` symlink."""
+        configured = self._model_path()
+        previous = configured.with_name("previous")
+        if configured.name != "current" or not configured.is_symlink() or not previous.is_dir():
+            return None
+        return os.path.realpath(previous)
 
     def init_detector(self) -> None:
         self.detector = make_detector(self.config.detector)
@@ -522,6 +545,8 @@ class EdgeApp:
             problems.append("no recent frame")
         if self.publisher is not None and not self.publisher.connected.is_set():
             problems.append("broker disconnected")
+        if self.last_reload_error is not None:
+            problems.append(f"model refused, running {self.model_version}")
         return {
             "status": "degraded" if problems else "ok",
             "problems": problems,

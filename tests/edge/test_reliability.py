@@ -22,7 +22,14 @@ import pytest
 from edge.bundle import load_bundle, write_manifest
 from edge.models import default_bundle_path
 from edge.samples import Segment, fer_faces, scripted_frames, write_video
-from tests.support import MOSQUITTO, Mosquitto, Subscriber, free_port, wait_for
+from tests.support import (
+    MOSQUITTO,
+    Mosquitto,
+    Subscriber,
+    bundle_as_version,
+    free_port,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -194,6 +201,21 @@ def test_health_reports_a_vanished_video_and_recovery(video, tmp_path):
     assert "Traceback" not in daemon.text()
 
 
+def damaged_copy(bundle: Path, target: Path) -> Path:
+    """A copy of a bundle with one byte of its model flipped: its sha256 no longer matches."""
+    shutil.copytree(bundle, target)
+    data = bytearray((target / "model.tflite").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (target / "model.tflite").write_bytes(bytes(data))
+    return target
+
+
+def point(models: Path, link: str, version: str) -> None:
+    """Switches a deploy-layout symlink the way ``yuzug-deploy push`` does, atomically."""
+    os.symlink(version, models / f"{link}.new")
+    os.replace(models / f"{link}.new", models / link)
+
+
 def test_corrupt_bundle_is_refused_and_a_good_one_hot_reloaded(video, mosquitto, tmp_path):
     models = tmp_path / "models"
     models.mkdir()
@@ -217,13 +239,8 @@ def test_corrupt_bundle_is_refused_and_a_good_one_hot_reloaded(video, mosquitto,
             what="healthy daemon",
         )
         first_version = http_json(port, "/healthz")[1]["model"]["version"]
-        broken = models / "broken"
-        shutil.copytree(good, broken)
-        data = bytearray((broken / "model.tflite").read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        (broken / "model.tflite").write_bytes(bytes(data))
-        os.symlink("broken", models / "current.new")
-        os.replace(models / "current.new", models / "current")
+        damaged_copy(good, models / "broken")
+        point(models, "current", "broken")
         wait_for(
             lambda: http_json(port, "/healthz")[1]["model"]["reload_failures"] == 1,
             20,
@@ -243,8 +260,7 @@ def test_corrupt_bundle_is_refused_and_a_good_one_hot_reloaded(video, mosquitto,
         shutil.copytree(good, newer)
         manifest = load_bundle(newer).manifest.model_copy(update={"version": "reloaded"})
         write_manifest(newer, manifest)
-        os.symlink("v2", models / "current.new")
-        os.replace(models / "current.new", models / "current")
+        point(models, "current", "v2")
         wait_for(
             lambda: http_json(port, "/healthz")[1]["model"]["version"].endswith("reloaded"),
             20,
@@ -259,6 +275,43 @@ def test_corrupt_bundle_is_refused_and_a_good_one_hot_reloaded(video, mosquitto,
         sub.close()
         assert daemon.stop() == 0
     assert "model reload refused" in daemon.text()
+
+
+def test_damaged_current_bundle_at_start_runs_the_previous_version(video, tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    bundle_as_version(default_bundle_path(), models / "v1", "known-good")
+    damaged_copy(models / "v1", models / "v2")
+    point(models, "previous", "v1")
+    point(models, "current", "v2")
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        f'[classifier]\nmodel = "{models / "current"}"\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n",
+    )
+    try:
+        # Degraded, not down: it analyses frames with the previous version and says why.
+        wait_for(
+            lambda: served(port) and http_json(port, "/healthz")[1]["frames_analysed"] > 5,
+            30,
+            what="analysis",
+        )
+        status, health = http_json(port, "/healthz")
+        assert status == 503, health
+        assert health["model"]["version"].endswith("known-good")
+        assert "sha256" in health["model"]["last_reload_error"]
+        assert health["model"]["reload_failures"] == 1
+        assert health["problems"] == ["model refused, running " + health["model"]["version"]]
+        assert "model refused, running the previous version" in daemon.text()
+        # The damaged version is not reloaded on every poll; a rollback to v1 clears the problem.
+        point(models, "current", "v1")
+        wait_for(lambda: http_json(port, "/healthz")[0] == 200, 20, what="healthy again")
+        assert http_json(port, "/healthz")[1]["model"]["reload_failures"] == 1
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
 
 
 def test_sigterm_during_startup_exits_cleanly(tmp_path):

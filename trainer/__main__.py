@@ -100,6 +100,7 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
         help="Keras backend for fit/evaluate (default jax)",
     )
     _add_input_args(parser)
+    _add_selection_args(parser)
     _add_distill_args(parser)
     scale = parser.add_argument_group("scale (JAX backend)")
     scale.add_argument(
@@ -146,6 +147,16 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="threads that augment in-memory batches ahead (default 1; 4-8 keep a GPU fed; "
         "the batches are the same for any count)",
+    )
+
+
+def _add_selection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--select-by",
+        choices=("accuracy", "emotion-recall"),
+        default="accuracy",
+        help="which epoch to keep: best validation accuracy (default), or best mean recall over "
+        "the emotions, the --other-label class left out (for a none that holds most faces)",
     )
 
 
@@ -197,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--learning-rate", type=float)
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
     _add_input_args(run)
+    _add_selection_args(run)
     _add_distill_args(run)
     _add_common(run)
     audit = commands.add_parser(
@@ -377,6 +389,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
             data, preset, args.seed, weights, *process, threads=args.input_threads
         )
     report = _read_json(args.run / "prepare_report.json")
+    select_classes = None
+    if args.select_by == "emotion-recall":
+        select_classes = [name for name in data.classes if name != report.get("other_label")]
     summary = fit(
         data,
         preset,
@@ -389,14 +404,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
         teachers=args.teacher,
         distill_weight=args.distill_weight,
         time_budget=args.time_budget,
+        select_classes=select_classes,
     )
     if report.get("other_label"):
         summary["abstain_label"] = report["other_label"]
         (args.run / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"fit: {summary['epochs_run']} epochs in {summary['fit_seconds']} s, "
-        f"{summary['images_per_second']} images/s on {devices} device(s), best val accuracy "
-        f"{summary['best_val_accuracy']} at epoch {summary['best_epoch']}"
+        f"{summary['images_per_second']} images/s on {devices} device(s), kept epoch "
+        f"{summary['best_epoch']} (best {summary['selected_by']}), val accuracy "
+        f"{summary['best_val_accuracy']}"
     )
     return 0
 
@@ -488,6 +505,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
         ("--augment-on", args.augment_on),
         ("--time-budget", args.time_budget),
+        ("--select-by", args.select_by if args.select_by != "accuracy" else None),
         *(("--teacher", teacher) for teacher in args.teacher),
         ("--distill-weight", args.distill_weight if args.teacher else None),
     ):

@@ -185,9 +185,7 @@ class EdgeApp:
             # otherwise stop the daemon until someone pushes again: run the last version that
             # was deployed, and report the refusal like a refused reload.
             self._install_model(*self._load_model(fallback), fallback)
-            self._model_target = target  # not retried every poll; a new push is still noticed
-            self.reload_failures += 1
-            self.last_reload_error = str(exc)
+            self._count_refusal(target, exc)
             logger.error("model refused, running the previous version %s: %s", fallback, exc)
         assert self.bundle is not None and self.classifier is not None
         logger.info(
@@ -249,9 +247,7 @@ class EdgeApp:
         try:
             bundle, classifier = self._load_model(target)
         except YuzugError as exc:
-            self.reload_failures += 1
-            self.last_reload_error = str(exc)
-            self._model_target = target  # do not retry the same broken bundle every poll
+            self._count_refusal(target, exc)
             logger.error("model reload refused, keeping %s: %s", self.model_version, exc)
             return False
         old = self.model_version
@@ -262,6 +258,13 @@ class EdgeApp:
             self.publisher.republish_discovery()
         self.publish_state(force=True)
         return True
+
+    def _count_refusal(self, target: str, exc: YuzugError) -> None:
+        """Reports a refused bundle in ``/healthz`` and ``/metrics``. Its target counts as seen,
+        so the same broken bundle is not retried every poll; a new push is still noticed."""
+        self.reload_failures += 1
+        self.last_reload_error = str(exc)
+        self._model_target = target
 
     def _maybe_reload(self, now: float) -> None:
         if self.reload_requested.is_set():

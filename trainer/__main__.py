@@ -175,6 +175,12 @@ def _add_distill_args(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="the teachers' share of each training target (default 0.5)",
     )
+    distill.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from this run's (or .keras file's) weights instead of random ones: the "
+        "same preset and classes; best on the same prepared data, so validation stays unseen",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -405,6 +411,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         distill_weight=args.distill_weight,
         time_budget=args.time_budget,
         select_classes=select_classes,
+        init_from=args.init_from,
     )
     if report.get("other_label"):
         summary["abstain_label"] = report["other_label"]
@@ -508,6 +515,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--select-by", args.select_by if args.select_by != "accuracy" else None),
         *(("--teacher", teacher) for teacher in args.teacher),
         ("--distill-weight", args.distill_weight if args.teacher else None),
+        ("--init-from", args.init_from),
     ):
         if value is not None:
             fit += [flag, str(value)]

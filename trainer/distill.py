@@ -11,6 +11,7 @@ the bundle never contains a teacher.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import keras
 
 from edge.errors import YuzugError
+
+logger = logging.getLogger(__name__)
 
 
 class DistillationError(YuzugError):
@@ -68,6 +71,67 @@ def teacher_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
             pass
         summaries.append(info)
     return summaries
+
+
+def warm_start_file(path: Path) -> Path:
+    """The model a warm start begins from: a run's model as trained, before temperature
+    scaling (calibration divides the head by T, which the student's own calibration redoes)."""
+    if not path.is_dir():
+        return path
+    for name in ("model_uncalibrated.keras", "best.keras", "model.keras"):
+        if (path / name).exists():
+            return path / name
+    raise DistillationError(
+        f"--init-from {path}: no model_uncalibrated.keras, best.keras or model.keras there"
+    )
+
+
+def warm_start(model: keras.Model, path: Path, fingerprint: str) -> dict[str, Any]:
+    """Copies a trained model's weights into ``model`` (same preset and label count).
+
+    Returns what fit.json records: the file, whether it was trained on this run's data, and
+    the source's preset and validation accuracy.
+    A model trained on other prepared data may have trained on this run's validation
+    images, which then flatter checkpoint selection and calibration: that is logged.
+
+    Raises:
+        DistillationError: a missing file, or weights of another architecture.
+    """
+    file = warm_start_file(path)
+    if not file.exists():
+        raise DistillationError(f"--init-from {file}: no such model")
+    source = keras.saving.load_model(file, compile=False)
+    theirs, ours = source.get_weights(), model.get_weights()
+    if [w.shape for w in theirs] != [w.shape for w in ours]:
+        raise DistillationError(
+            f"--init-from {file}: its {len(theirs)} weight arrays ({source.count_params():,} "
+            f"params, {source.output_shape[-1]} outputs) do not fit this model's {len(ours)} "
+            f"({model.count_params():,} params, {model.output_shape[-1]} outputs); use the "
+            "same preset and classes"
+        )
+    model.set_weights(theirs)
+    fit_json = (path if path.is_dir() else path.parent) / "fit.json"
+    try:
+        source_fit = json.loads(fit_json.read_text())
+    except (OSError, json.JSONDecodeError):
+        source_fit = {}
+    source_fingerprint = source_fit.get("data_fingerprint")
+    same_data = source_fingerprint == fingerprint
+    if not same_data:
+        logger.warning(
+            "--init-from %s was not trained on this run's prepared data (fingerprint %s, "
+            "this run %s): it may have trained on validation images, which would flatter "
+            "the kept epoch and the calibration",
+            file,
+            (source_fingerprint or "unknown")[:8],
+            fingerprint[:8],
+        )
+    return {
+        "path": str(file),
+        "same_data": same_data,
+        "preset": source_fit.get("preset"),
+        "best_val_accuracy": source_fit.get("best_val_accuracy"),
+    }
 
 
 class DistilledStudent(keras.Model):

@@ -164,6 +164,15 @@ def write_model_card(
         ),
         *(
             [
+                f"- Fine-tuned from a trained `{start.get('preset')}` model (validation "
+                f"accuracy {start.get('best_val_accuracy')}"
+                + (")" if start.get("same_data") else "; trained on other prepared data)")
+            ]
+            if (start := training.get("initialised_from"))
+            else []
+        ),
+        *(
+            [
                 f"- Temperature-scaled: T = {training['temperature']} (fitted on validation "
                 "by `yuzug-train calibrate`), baked into the output layer"
             ]

@@ -176,6 +176,13 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             if fit_summary.get("distilled_from")
             else None,
             "distill_weight": fit_summary.get("distill_weight"),
+            # A fine-tuned (warm-started) model: what it started from, not where that lay.
+            "initialised_from": {
+                key: fit_summary["initialised_from"].get(key)
+                for key in ("preset", "best_val_accuracy", "same_data")
+            }
+            if fit_summary.get("initialised_from")
+            else None,
             # Temperature scaling baked into the head by `yuzug-train calibrate` (1: none).
             "temperature": _read_json(run_dir / "calibration.json").get("temperature"),
             "representative_images": int(len(calibration)),

@@ -30,6 +30,7 @@ from trainer.distill import (
     StudentCheckpoint,
     load_teachers,
     teacher_summaries,
+    warm_start,
 )
 from trainer.metrics import classification_report
 from trainer.plots import plot_confusion, plot_curves
@@ -334,6 +335,7 @@ def fit(
     distill_weight: float = 0.5,
     time_budget: float | None = None,
     select_classes: Sequence[str] | None = None,
+    init_from: Path | None = None,
 ) -> dict[str, Any]:
     """Trains ``preset`` on ``data``; returns the ``fit.json`` summary.
 
@@ -354,6 +356,9 @@ def fit(
             ``preset.epochs`` is then the most it may run, and early stopping is off.
         select_classes: keep the epoch with the best mean validation recall over these classes
             (and stop early on it) instead of the best validation accuracy.
+        init_from: a run directory or .keras file of the same preset and classes to start
+            from instead of random weights (fine-tuning; with teachers, a warm-started
+            student).
     """
     if data.spec.size != preset.input_size:
         raise ValueError(
@@ -380,6 +385,7 @@ def fit(
         metrics.append(ClassMeanRecall(num_classes, indices))
         monitor = "val_class_mean_recall"
     model = preset.build()(preset.input_size, num_classes)
+    started_from = warm_start(model, init_from, data.fingerprint) if init_from else None
     trained: keras.Model = model
     if teachers:
         trained = DistilledStudent(
@@ -431,7 +437,8 @@ def fit(
         "training %s (%s params%s) on %d images, %d classes, backend %s, devices %s",
         preset.name,
         f"{model.count_params():,}",
-        f", distilled from {len(teachers)} teacher(s)" if teachers else "",
+        (f", distilled from {len(teachers)} teacher(s)" if teachers else "")
+        + (f", starting from {started_from['path']}" if started_from else ""),
         len(batches) * preset.batch_size,
         num_classes,
         keras.backend.backend(),
@@ -501,6 +508,7 @@ def fit(
         "devices": _devices(),
         "val": val_report,
         "data_fingerprint": data.fingerprint,
+        "initialised_from": started_from,
     }
     if teachers:
         summary["distilled_from"] = teacher_summaries(teachers)

@@ -15,7 +15,12 @@ import keras  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
 from tests.support import yuzug_train as trainer  # noqa: E402
-from trainer.distill import DistillationError, DistilledStudent, load_teachers  # noqa: E402
+from trainer.distill import (  # noqa: E402
+    DistillationError,
+    DistilledStudent,
+    load_teachers,
+    warm_start,
+)
 from trainer.model import build_tiny  # noqa: E402
 
 SIZE, CLASSES = 16, 3
@@ -91,6 +96,55 @@ def test_mismatched_or_missing_teachers_are_refused(tmp_path: Path):
         DistilledStudent(build_tiny(SIZE, CLASSES), [constant_model([0.4, 0.3, 0.3])], 0.0)
 
 
+def saved_run(run: Path, model: keras.Model, name: str, fingerprint: str) -> Path:
+    run.mkdir(exist_ok=True)
+    model.save(run / name)
+    fit = {"preset": "tiny", "best_val_accuracy": 0.5, "data_fingerprint": fingerprint}
+    (run / "fit.json").write_text(json.dumps(fit))
+    return run
+
+
+def assert_same_weights(model: keras.Model, other: keras.Model) -> None:
+    for ours, theirs in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_warm_start_copies_the_uncalibrated_weights_and_flags_other_data(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    keras.utils.set_random_seed(1)
+    trained, calibrated = build_tiny(SIZE, CLASSES), build_tiny(SIZE, CLASSES)
+    run = saved_run(tmp_path / "run", trained, "model_uncalibrated.keras", "f" * 64)
+    calibrated.save(run / "model.keras")  # other weights: a warm start must not take these
+    student = build_tiny(SIZE, CLASSES)
+    with pytest.raises(AssertionError):
+        assert_same_weights(student, trained)  # the test would prove nothing otherwise
+
+    started = warm_start(student, run, "f" * 64)
+    assert_same_weights(student, trained)
+    assert started == {
+        "path": str(run / "model_uncalibrated.keras"),
+        "same_data": True,
+        "preset": "tiny",
+        "best_val_accuracy": 0.5,
+    }
+    assert "validation images" not in caplog.text
+
+    assert warm_start(build_tiny(SIZE, CLASSES), run, "0" * 64)["same_data"] is False
+    assert "may have trained on validation images" in caplog.text
+
+
+def test_warm_start_refuses_another_architecture_or_a_missing_model(tmp_path: Path):
+    run = saved_run(tmp_path / "run", build_tiny(SIZE, CLASSES + 1), "best.keras", "f" * 64)
+    with pytest.raises(DistillationError, match="do not fit"):
+        warm_start(build_tiny(SIZE, CLASSES), run, "f" * 64)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DistillationError, match="no model_uncalibrated.keras"):
+        warm_start(build_tiny(SIZE, CLASSES), tmp_path / "empty", "f" * 64)
+    with pytest.raises(DistillationError, match="no such model"):
+        warm_start(build_tiny(SIZE, CLASSES), tmp_path / "nowhere.keras", "f" * 64)
+
+
 @pytest.mark.slow
 def test_distilled_fit_saves_the_student_and_records_its_teachers(
     small_fer_dir: Path, tmp_path: Path
@@ -112,10 +166,13 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
 
     args = ("fit", "--preset", "tiny", "--epochs", "1", "--run", str(student))
     result = trainer(
-        *args, "--teacher", str(teacher), "--distill-weight", "0.7", "--learning-rate", "0.004"
+        *args,
+        *("--teacher", str(teacher), "--distill-weight", "0.7", "--learning-rate", "0.004"),
+        *("--init-from", str(teacher)),  # a warm-started student, on the same prepared data
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "distilled from 1 teacher(s)" in result.stderr
+    assert "distilled from 1 teacher(s), starting from" in result.stderr
+    assert "validation images" not in result.stderr
 
     summary = json.loads((student / "fit.json").read_text())
     teacher_summary = json.loads((teacher / "fit.json").read_text())
@@ -129,6 +186,12 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
             "best_val_accuracy": teacher_summary["best_val_accuracy"],
         }
     ]
+    assert summary["initialised_from"] == {
+        "path": str(teacher / "best.keras"),
+        "same_data": True,
+        "preset": "tiny",
+        "best_val_accuracy": teacher_summary["best_val_accuracy"],
+    }
     saved = keras.saving.load_model(student / "model.keras", compile=False)
     assert saved.count_params() == summary["params"] == teacher_summary["params"]
     assert saved.name == "compact"  # the student itself, not the wrapper with its teacher
@@ -139,8 +202,14 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     card = (student / "bundle" / "MODEL_CARD.md").read_text()
     assert "Distilled (weight 0.7) from: `tiny`" in card
+    assert "Fine-tuned from a trained `tiny` model" in card
     training = load_bundle(student / "bundle").manifest.training
     assert training["distill_weight"] == 0.7
+    assert training["initialised_from"] == {
+        "preset": "tiny",
+        "best_val_accuracy": teacher_summary["best_val_accuracy"],
+        "same_data": True,
+    }
     assert training["distilled_from"] == [
         {
             "preset": "tiny",

@@ -54,21 +54,29 @@ def load_teachers(paths: Sequence[Path], num_classes: int, input_size: int) -> l
     return teachers
 
 
+def read_fit_summary(path: Path) -> dict[str, Any] | None:
+    """The ``fit.json`` of a run directory, or of the run a .keras file lies in; None if
+    there is none or it is unreadable."""
+    fit_json = path / "fit.json" if path.is_dir() else path.parent / "fit.json"
+    try:
+        summary: dict[str, Any] = json.loads(fit_json.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return summary
+
+
 def teacher_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """What fit.json records of each teacher: where it came from and how it scored."""
     summaries = []
     for path in paths:
-        fit_json = path / "fit.json" if path.is_dir() else path.parent / "fit.json"
         info: dict[str, Any] = {"path": str(path)}
-        try:
-            fit = json.loads(fit_json.read_text())
+        fit = read_fit_summary(path)
+        if fit is not None:
             info.update(
                 preset=fit.get("preset"),
                 params=fit.get("params"),
                 best_val_accuracy=fit.get("best_val_accuracy"),
             )
-        except (OSError, json.JSONDecodeError):
-            pass
         summaries.append(info)
     return summaries
 
@@ -110,11 +118,7 @@ def warm_start(model: keras.Model, path: Path, fingerprint: str) -> dict[str, An
             "same preset and classes"
         )
     model.set_weights(theirs)
-    fit_json = (path if path.is_dir() else path.parent) / "fit.json"
-    try:
-        source_fit = json.loads(fit_json.read_text())
-    except (OSError, json.JSONDecodeError):
-        source_fit = {}
+    source_fit = read_fit_summary(path) or {}
     source_fingerprint = source_fit.get("data_fingerprint")
     same_data = source_fingerprint == fingerprint
     if not same_data:

@@ -158,6 +158,20 @@ def _add_selection_args(parser: argparse.ArgumentParser) -> None:
         help="which epoch to keep: best validation accuracy (default), or best mean recall over "
         "the emotions, the --other-label class left out (for a none that holds most faces)",
     )
+    parser.add_argument(
+        "--ema",
+        type=_ema_momentum,
+        metavar="MOMENTUM",
+        help="validate, select and save an exponential moving average of the weights, "
+        "updated every step with this momentum (0.99-0.9999; about 1/(1-MOMENTUM) steps)",
+    )
+
+
+def _ema_momentum(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"--ema must lie between 0 and 1, got {text}")
+    return value
 
 
 def _add_distill_args(parser: argparse.ArgumentParser) -> None:
@@ -370,6 +384,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         augment_on=args.augment_on,
+        ema_momentum=args.ema,
     )
     batch, learning_rate = scaled_batch_and_lr(
         preset.batch_size, preset.learning_rate, devices, args.batch_scaling
@@ -513,6 +528,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ("--augment-on", args.augment_on),
         ("--time-budget", args.time_budget),
         ("--select-by", args.select_by if args.select_by != "accuracy" else None),
+        ("--ema", args.ema),
         *(("--teacher", teacher) for teacher in args.teacher),
         ("--distill-weight", args.distill_weight if args.teacher else None),
         ("--init-from", args.init_from),

@@ -34,6 +34,9 @@ class Preset:
     class_weighting: bool = False
     early_stopping_patience: int | None = None
     checkpoint_best: bool = True
+    # Polyak averaging: validation, the kept epoch and the saved model use an exponential
+    # moving average of the weights (None: the raw weights).
+    ema_momentum: float | None = None
     margin: float = 0.1
 
     def build(self) -> Callable[[int, int], Any]:

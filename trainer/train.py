@@ -316,9 +316,10 @@ def make_optimizer(
             warmup_target=preset.learning_rate if warmup else None,
             warmup_steps=warmup,
         )
+    ema = {"use_ema": True, "ema_momentum": preset.ema_momentum} if preset.ema_momentum else {}
     if preset.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=preset.weight_decay)
-    return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=preset.weight_decay, **ema)
+    return keras.optimizers.Adam(learning_rate, **ema)
 
 
 def fit(
@@ -370,6 +371,9 @@ def fit(
         raise ValueError("--checkpoint-every/--resume do not support distillation yet")
     if time_budget is not None and (checkpoint_every or resume):
         raise ValueError("--time-budget does not support --checkpoint-every/--resume")
+    if preset.ema_momentum and (checkpoint_every or resume):
+        # A backup taken while the averaged weights are swapped in would resume from them.
+        raise ValueError("--ema does not support --checkpoint-every/--resume yet")
     if resume and not checkpoint_every:
         raise ValueError("--resume needs --checkpoint-every, as the killed run had")
     unknown = sorted(set(select_classes or ()) - set(data.classes))
@@ -420,6 +424,10 @@ def fit(
     ]
     if checkpoint_every:
         callbacks.append(AtomicBackupAndRestore(backup_dir, save_freq=checkpoint_every))
+    if preset.ema_momentum:
+        # Swaps the average in for validation and for every callback after it at the end of
+        # an epoch (the best-epoch checkpoint saves the average), back in for training.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     best_path = out / "best.keras"
     if preset.checkpoint_best:
         checkpoint = StudentCheckpoint if teachers else keras.callbacks.ModelCheckpoint
@@ -499,6 +507,7 @@ def fit(
         "input_threads": getattr(batches, "threads", 1),
         "input_batches_made_on_the_spot": getattr(batches, "made_on_the_spot", None),
         "learning_rate": preset.learning_rate,
+        "ema_momentum": preset.ema_momentum,
         "augment_on": preset.augment_on if preset.augment is not None else None,
         "time_budget_s": time_budget,
         "planned_epochs": budget.planned_epochs if budget is not None else None,

@@ -67,3 +67,47 @@ def test_fit_keeps_the_epoch_with_the_best_emotion_recall(small_fer_dir: Path, t
     predicted = model.predict(to_float(data.x["val"], data.spec), verbose=0).argmax(1)
     emotions = [data.classes.index(name) for name in ("angry", "happy", "sad")]
     assert abs(mean_recall(data.y["val"], predicted, emotions) - recall[best]) < 1e-3
+
+
+def trainable_distance(run: Path, other: Path) -> float:
+    """The largest difference between two saved models' trainable weights."""
+    ours = keras.saving.load_model(run, compile=False).trainable_weights
+    theirs = keras.saving.load_model(other, compile=False).trainable_weights
+    return max(
+        float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(ours, theirs, strict=True)
+    )
+
+
+def test_ema_validates_selects_and_saves_the_averaged_weights(small_fer_dir: Path, tmp_path: Path):
+    start, averaged, raw = tmp_path / "start", tmp_path / "averaged", tmp_path / "raw"
+    for step in (("prepare", str(small_fer_dir), *SHIPPED_CLASSES), ("fit", "--epochs", "1")):
+        result = trainer(*step, "--preset", "tiny", "--run", str(start))
+        assert result.returncode == 0, result.stderr[-2000:]
+    fine_tune = ("fit", "--preset", "tiny", "--epochs", "2", "--learning-rate", "0.01")
+    for run, ema in ((averaged, ("--ema", "0.99999")), (raw, ())):
+        run.mkdir()
+        for name in ("data.npz", "prepare_report.json"):
+            (run / name).write_bytes((start / name).read_bytes())
+        result = trainer(*fine_tune, *ema, "--init-from", str(start), "--run", str(run))
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    assert json.loads((averaged / "fit.json").read_text())["ema_momentum"] == 0.99999
+    assert json.loads((raw / "fit.json").read_text())["ema_momentum"] is None
+    # An average this slow stays where Keras starts it, the weights after the first step (at
+    # most one Adam step, the learning rate, from the start); the raw weights travel on.
+    one_step = 0.01 * 1.02
+    averaged_moved = trainable_distance(averaged / "model.keras", start / "best.keras")
+    assert (
+        averaged_moved
+        < one_step
+        < trainable_distance(raw / "model.keras", start / "best.keras") / 3
+    )
+    # What was validated is what was kept: the saved model reproduces the logged accuracy.
+    data = PreparedData.load(averaged / "data.npz")
+    model = keras.saving.load_model(averaged / "model.keras", compile=False)
+    predicted = model.predict(to_float(data.x["val"], data.spec), verbose=0).argmax(1)
+    best = json.loads((averaged / "fit.json").read_text())["best_val_accuracy"]
+    assert abs(float(np.mean(predicted == data.y["val"])) - best) < 1e-3
+
+    bad = trainer(*fine_tune, "--ema", "1.5", "--run", str(raw))
+    assert bad.returncode == 2 and "--ema must lie between 0 and 1" in bad.stderr

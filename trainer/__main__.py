@@ -370,6 +370,7 @@ def _load_prepared(run: Path):  # noqa: ANN202 - PreparedData, imported lazily
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from trainer.distributed import enable_data_parallel, initialize, scaled_batch_and_lr
+    from trainer.export import read_run_json
     from trainer.presets import get_preset
     from trainer.train import TrainBatches, balanced_class_weights, fit
 
@@ -409,7 +410,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         batches = TrainBatches(
             data, preset, args.seed, weights, *process, threads=args.input_threads
         )
-    report = _read_json(args.run / "prepare_report.json")
+    report = read_run_json(args.run / "prepare_report.json")
     select_classes = None
     if args.select_by == "emotion-recall":
         select_classes = [name for name in data.classes if name != report.get("other_label")]
@@ -579,13 +580,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     print(format_summary(summary))
     print(f"exclusion list: {exclusion}; every flagged face: {args.out / 'label-issues.csv'}")
     return 0
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 COMMANDS = {

@@ -173,6 +173,14 @@ def write_model_card(
         ),
         *(
             [
+                f"- Weights: an exponential moving average (momentum {training['ema_momentum']}) "
+                "of the trained weights, validated and kept as such"
+            ]
+            if training.get("ema_momentum")
+            else []
+        ),
+        *(
+            [
                 f"- Temperature-scaled: T = {training['temperature']} (fitted on validation "
                 "by `yuzug-train calibrate`), baked into the output layer"
             ]

@@ -128,8 +128,8 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
 
     int8_model = TFLiteModel(int8_path)
     model_bytes = int8_path.read_bytes()
-    fit_summary = _read_json(run_dir / "fit.json")
-    prepare_report = _read_json(run_dir / "prepare_report.json")
+    fit_summary = read_run_json(run_dir / "fit.json")
+    prepare_report = read_run_json(run_dir / "prepare_report.json")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     version = f"{stamp}-{hashlib.sha256(model_bytes).hexdigest()[:8]}"
     preset = fit_summary.get("preset", "custom")
@@ -176,6 +176,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             if fit_summary.get("distilled_from")
             else None,
             "distill_weight": fit_summary.get("distill_weight"),
+            "ema_momentum": fit_summary.get("ema_momentum"),
             # A fine-tuned (warm-started) model: what it started from, not where that lay.
             "initialised_from": {
                 key: fit_summary["initialised_from"].get(key)
@@ -184,7 +185,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             if fit_summary.get("initialised_from")
             else None,
             # Temperature scaling baked into the head by `yuzug-train calibrate` (1: none).
-            "temperature": _read_json(run_dir / "calibration.json").get("temperature"),
+            "temperature": read_run_json(run_dir / "calibration.json").get("temperature"),
             "representative_images": int(len(calibration)),
         },
         versions=_package_versions(),
@@ -201,7 +202,8 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
     return bundle
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A run's JSON record, or {} when a step that writes it has not run (or it is damaged)."""
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):

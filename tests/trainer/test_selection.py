@@ -9,10 +9,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 
+from edge.bundle import load_bundle  # noqa: E402
 from edge.preprocess import to_float  # noqa: E402
 from tests.support import yuzug_train as trainer  # noqa: E402
 from tests.trainer.conftest import SHIPPED_CLASSES  # noqa: E402
@@ -78,6 +80,7 @@ def trainable_distance(run: Path, other: Path) -> float:
     )
 
 
+@pytest.mark.slow
 def test_ema_validates_selects_and_saves_the_averaged_weights(small_fer_dir: Path, tmp_path: Path):
     start, averaged, raw = tmp_path / "start", tmp_path / "averaged", tmp_path / "raw"
     for step in (("prepare", str(small_fer_dir), *SHIPPED_CLASSES), ("fit", "--epochs", "1")):
@@ -108,6 +111,13 @@ def test_ema_validates_selects_and_saves_the_averaged_weights(small_fer_dir: Pat
     predicted = model.predict(to_float(data.x["val"], data.spec), verbose=0).argmax(1)
     best = json.loads((averaged / "fit.json").read_text())["best_val_accuracy"]
     assert abs(float(np.mean(predicted == data.y["val"])) - best) < 1e-3
+
+    for step in ("export", "evaluate"):
+        result = trainer(step, "--run", str(averaged))
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert load_bundle(averaged / "bundle").manifest.training["ema_momentum"] == 0.99999
+    card = (averaged / "bundle" / "MODEL_CARD.md").read_text()
+    assert "an exponential moving average (momentum 0.99999)" in card
 
     bad = trainer(*fine_tune, "--ema", "1.5", "--run", str(raw))
     assert bad.returncode == 2 and "--ema must lie between 0 and 1" in bad.stderr

@@ -496,8 +496,8 @@ def format_results(results: dict) -> str:
     return "\n".join(rows)
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Runs each step in a fresh interpreter: export needs a different Keras backend."""
+def run_steps(args: argparse.Namespace) -> list[list[str]]:
+    """The ``yuzug-train`` command lines ``run`` chains, each with the run's common flags."""
     common = ["--run", str(args.run), "--seed", str(args.seed), "--log-level", args.log_level]
     prepare = [
         "prepare",
@@ -537,10 +537,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if value is not None:
             fit += [flag, str(value)]
     backend = ["--backend", args.backend] if args.backend else []
+    steps = [prepare, fit, ["calibrate", *backend], ["export"], ["evaluate", *backend]]
+    return [[*step, *common] for step in steps]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Runs each step in a fresh interpreter: export needs a different Keras backend."""
     started = time.perf_counter()
-    for step in (prepare, fit, ["calibrate", *backend], ["export"], ["evaluate", *backend]):
+    for step in run_steps(args):
         logger.info("step %s", step[0])
-        code = subprocess.call([sys.executable, "-m", "trainer", *step, *common])
+        code = subprocess.call([sys.executable, "-m", "trainer", *step])
         if code != 0:
             logger.error(
                 "step %s failed with exit code %d; the run directory keeps what the "

@@ -174,3 +174,11 @@ def bundle_as_version(source: Path, target: Path, version: str) -> Path:
     shutil.copytree(source, target)
     write_manifest(target, load_bundle(target).manifest.model_copy(update={"version": version}))
     return target
+
+
+def copy_prepared(prepared: Path, target: Path) -> Path:
+    """A new run directory holding another run's prepared data, ready for its own fit."""
+    target.mkdir()
+    for name in ("data.npz", "prepare_report.json"):
+        (target / name).write_bytes((prepared / name).read_bytes())
+    return target

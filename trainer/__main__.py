@@ -369,8 +369,8 @@ def _load_prepared(run: Path):  # noqa: ANN202 - PreparedData, imported lazily
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    from trainer.data import read_run_json
     from trainer.distributed import enable_data_parallel, initialize, scaled_batch_and_lr
-    from trainer.export import read_run_json
     from trainer.presets import get_preset
     from trainer.train import TrainBatches, balanced_class_weights, fit
 

@@ -63,6 +63,15 @@ CANONICAL_SIZE = 48
 DEFAULT_DUPLICATE_RMS = 8.0
 
 
+def read_run_json(path: Path) -> dict[str, Any]:
+    """A run's JSON record, or {} when a step that writes it has not run (or it is damaged)."""
+    try:
+        record: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return record
+
+
 @dataclass
 class Sample:
     source: str  # for reports: the file path, or archive.zip/member

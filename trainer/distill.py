@@ -10,7 +10,6 @@ the bundle never contains a teacher.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import keras
 
 from edge.errors import YuzugError
+from trainer.data import read_run_json
 
 logger = logging.getLogger(__name__)
 
@@ -54,15 +54,10 @@ def load_teachers(paths: Sequence[Path], num_classes: int, input_size: int) -> l
     return teachers
 
 
-def read_fit_summary(path: Path) -> dict[str, Any] | None:
-    """The ``fit.json`` of a run directory, or of the run a .keras file lies in; None if
-    there is none or it is unreadable."""
-    fit_json = path / "fit.json" if path.is_dir() else path.parent / "fit.json"
-    try:
-        summary: dict[str, Any] = json.loads(fit_json.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return summary
+def read_fit_summary(path: Path) -> dict[str, Any]:
+    """The ``fit.json`` of a run directory, or of the run a .keras file lies in; {} if there
+    is none or it is unreadable."""
+    return read_run_json(path / "fit.json" if path.is_dir() else path.parent / "fit.json")
 
 
 def teacher_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
@@ -71,7 +66,7 @@ def teacher_summaries(paths: Sequence[Path]) -> list[dict[str, Any]]:
     for path in paths:
         info: dict[str, Any] = {"path": str(path)}
         fit = read_fit_summary(path)
-        if fit is not None:
+        if fit:
             info.update(
                 preset=fit.get("preset"),
                 params=fit.get("params"),
@@ -118,7 +113,7 @@ def warm_start(model: keras.Model, path: Path, fingerprint: str) -> dict[str, An
             "same preset and classes"
         )
     model.set_weights(theirs)
-    source_fit = read_fit_summary(path) or {}
+    source_fit = read_fit_summary(path)
     source_fingerprint = source_fit.get("data_fingerprint")
     same_data = source_fingerprint == fingerprint
     if not same_data:

@@ -19,7 +19,7 @@ from edge.bundle import load_bundle, update_metrics
 from edge.classify.emotion import EmotionClassifier
 from edge.config import EmotionConfig
 from edge.preprocess import to_float
-from trainer.data import PreparedData
+from trainer.data import PreparedData, read_run_json
 from trainer.export import export_file_sizes
 from trainer.metrics import classification_report, emotion_rate, target_report, top1_agreement
 from trainer.plots import plot_confusion
@@ -115,15 +115,10 @@ def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str
         summary["accuracy_with_abstain"] = results["tflite_int8"]["accuracy"]
         summary["abstain_labelled_emotion"] = results["abstain"]["labelled_emotion"]["daemon"]
     bundle = update_metrics(bundle, summary)
-    write_model_card(bundle.path, bundle.manifest.model_dump(), results, _read_fit(run_dir))
+    write_model_card(
+        bundle.path, bundle.manifest.model_dump(), results, read_run_json(run_dir / "fit.json")
+    )
     return results
-
-
-def _read_fit(run_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((run_dir / "fit.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
 
 
 def write_model_card(

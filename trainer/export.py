@@ -20,14 +20,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from edge.bundle import ModelBundle, write_bundle
 from edge.classify.interpreter import TFLiteModel
 from edge.preprocess import to_float
-from trainer.data import PreparedData
+from trainer.data import PreparedData, read_run_json
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +199,3 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
         ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in sizes.items()),
     )
     return bundle
-
-
-def read_run_json(path: Path) -> dict[str, Any]:
-    """A run's JSON record, or {} when a step that writes it has not run (or it is damaged)."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}

@@ -14,6 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import keras  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
+from tests.support import copy_prepared  # noqa: E402
 from tests.support import yuzug_train as trainer  # noqa: E402
 from trainer.distill import (  # noqa: E402
     DistillationError,
@@ -152,9 +153,7 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
     teacher, student = tmp_path / "teacher", tmp_path / "student"
     prepared = trainer("prepare", str(small_fer_dir), "--preset", "tiny", "--run", str(teacher))
     assert prepared.returncode == 0, prepared.stderr[-2000:]
-    student.mkdir()
-    for name in ("data.npz", "prepare_report.json"):
-        (student / name).write_bytes((teacher / name).read_bytes())
+    copy_prepared(teacher, student)
     # The teacher: the tiny preset's model, trained for real; the student distils from it.
     taught = trainer("fit", "--preset", "tiny", "--epochs", "2", "--run", str(teacher))
     assert taught.returncode == 0, taught.stderr[-2000:]

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from edge.preprocess import PreprocessSpec
-from tests.support import free_port, wait_for
+from tests.support import copy_prepared, free_port, wait_for
 from tests.support import yuzug_train as train
 from trainer.data import prepare
 from trainer.presets import get_preset
@@ -32,13 +32,6 @@ def prepared_run(small_fer_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     result = train("prepare", str(small_fer_dir), "--preset", "tiny", "--run", str(run))
     assert result.returncode == 0, result.stderr[-2000:]
     return run
-
-
-def copy_run(prepared: Path, target: Path) -> Path:
-    target.mkdir()
-    for name in ("data.npz", "prepare_report.json"):
-        (target / name).write_bytes((prepared / name).read_bytes())
-    return target
 
 
 def val_probabilities(run: Path) -> np.ndarray:
@@ -60,8 +53,8 @@ def val_probabilities(run: Path) -> np.ndarray:
 
 
 def test_four_devices_match_one_device(prepared_run: Path, tmp_path: Path):
-    one = copy_run(prepared_run, tmp_path / "one")
-    four = copy_run(prepared_run, tmp_path / "four")
+    one = copy_prepared(prepared_run, tmp_path / "one")
+    four = copy_prepared(prepared_run, tmp_path / "four")
     first = train("fit", "--preset", "tiny", "--epochs", "2", "--run", str(one))
     assert first.returncode == 0, first.stderr[-2000:]
     second = train("fit", "--preset", "tiny", "--epochs", "2", "--run", str(four), devices=4)
@@ -76,8 +69,8 @@ def test_four_devices_match_one_device(prepared_run: Path, tmp_path: Path):
 
 
 def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_path: Path):
-    one = copy_run(prepared_run, tmp_path / "one")
-    three = copy_run(prepared_run, tmp_path / "three")
+    one = copy_prepared(prepared_run, tmp_path / "one")
+    three = copy_prepared(prepared_run, tmp_path / "three")
     args = ("fit", "--preset", "tiny", "--epochs", "2", "--run")
     assert (first := train(*args, str(one))).returncode == 0, first.stderr[-2000:]
     second = train(*args, str(three), "--input-threads", "3")
@@ -100,7 +93,7 @@ def learning_rates(run: Path) -> list[float]:
 def test_time_budget_ends_the_schedule_in_time_and_epochs_alone_give_the_plain_cosine(
     prepared_run: Path, tmp_path: Path
 ):
-    budgeted = copy_run(prepared_run, tmp_path / "budgeted")
+    budgeted = copy_prepared(prepared_run, tmp_path / "budgeted")
     args = ("fit", "--preset", "tiny", "--augment-on", "device", "--run")
     first = train(*args, str(budgeted), "--epochs", "400", "--time-budget", "12")
     assert first.returncode == 0, first.stderr[-2000:]
@@ -115,7 +108,7 @@ def test_time_budget_ends_the_schedule_in_time_and_epochs_alone_give_the_plain_c
     assert rates[:3] == pytest.approx([peak] * 3) and rates[-1] < peak / 5
     assert np.all(np.diff(rates[2:]) <= 0)  # never back up, even when the pace picks up
     # A budget that never binds: --epochs alone sets the plain per-epoch cosine.
-    plain = copy_run(prepared_run, tmp_path / "plain")
+    plain = copy_prepared(prepared_run, tmp_path / "plain")
     second = train(*args, str(plain), "--epochs", "5", "--time-budget", "100000")
     assert second.returncode == 0, second.stderr[-2000:]
     progress = np.array([0, 0, 0, 1 / 3, 2 / 3])
@@ -126,11 +119,11 @@ def test_time_budget_ends_the_schedule_in_time_and_epochs_alone_give_the_plain_c
 
 
 def test_killed_run_resumes_to_the_same_result(prepared_run: Path, tmp_path: Path):
-    reference = copy_run(prepared_run, tmp_path / "reference")
+    reference = copy_prepared(prepared_run, tmp_path / "reference")
     result = train("fit", "--preset", "tiny", "--epochs", "6", "--run", str(reference))
     assert result.returncode == 0, result.stderr[-2000:]
 
-    killed = copy_run(prepared_run, tmp_path / "killed")
+    killed = copy_prepared(prepared_run, tmp_path / "killed")
     fit_args = [
         "fit",
         "--preset",
@@ -198,7 +191,7 @@ def test_shards_round_trip_and_split_over_hosts(small_fer_dir: Path, tmp_path: P
 
 
 def test_fit_streams_from_shards(prepared_run: Path, tmp_path: Path):
-    run = copy_run(prepared_run, tmp_path / "sharded")
+    run = copy_prepared(prepared_run, tmp_path / "sharded")
     assert (
         train(
             "shard", "--run", str(run), "--shards", str(tmp_path / "s"), "--shard-size", "64"
@@ -222,7 +215,7 @@ def test_fit_streams_from_shards(prepared_run: Path, tmp_path: Path):
 
 def test_two_processes_train_as_one_multi_host_job(prepared_run: Path, tmp_path: Path):
     port = free_port()
-    runs = [copy_run(prepared_run, tmp_path / f"host{i}") for i in range(2)]
+    runs = [copy_prepared(prepared_run, tmp_path / f"host{i}") for i in range(2)]
     env = {
         **os.environ,
         "KERAS_BACKEND": "jax",

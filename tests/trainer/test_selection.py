@@ -16,6 +16,7 @@ import keras  # noqa: E402
 
 from edge.bundle import load_bundle  # noqa: E402
 from edge.preprocess import to_float  # noqa: E402
+from tests.support import copy_prepared  # noqa: E402
 from tests.support import yuzug_train as trainer  # noqa: E402
 from tests.trainer.conftest import SHIPPED_CLASSES  # noqa: E402
 from trainer.data import PreparedData  # noqa: E402
@@ -88,13 +89,12 @@ def test_ema_validates_selects_and_saves_the_averaged_weights(small_fer_dir: Pat
         assert result.returncode == 0, result.stderr[-2000:]
     fine_tune = ("fit", "--preset", "tiny", "--epochs", "2", "--learning-rate", "0.01")
     for run, ema in ((averaged, ("--ema", "0.99999")), (raw, ())):
-        run.mkdir()
-        for name in ("data.npz", "prepare_report.json"):
-            (run / name).write_bytes((start / name).read_bytes())
+        copy_prepared(start, run)
         result = trainer(*fine_tune, *ema, "--init-from", str(start), "--run", str(run))
         assert result.returncode == 0, result.stderr[-2000:]
 
-    assert json.loads((averaged / "fit.json").read_text())["ema_momentum"] == 0.99999
+    summary = json.loads((averaged / "fit.json").read_text())
+    assert summary["ema_momentum"] == 0.99999
     assert json.loads((raw / "fit.json").read_text())["ema_momentum"] is None
     # An average this slow stays where Keras starts it, the weights after the first step (at
     # most one Adam step, the learning rate, from the start); the raw weights travel on.
@@ -109,7 +109,7 @@ def test_ema_validates_selects_and_saves_the_averaged_weights(small_fer_dir: Pat
     data = PreparedData.load(averaged / "data.npz")
     model = keras.saving.load_model(averaged / "model.keras", compile=False)
     predicted = model.predict(to_float(data.x["val"], data.spec), verbose=0).argmax(1)
-    best = json.loads((averaged / "fit.json").read_text())["best_val_accuracy"]
+    best = summary["best_val_accuracy"]
     assert abs(float(np.mean(predicted == data.y["val"])) - best) < 1e-3
 
     for step in ("export", "evaluate"):

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -148,6 +149,30 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         help="threads that augment in-memory batches ahead (default 1; 4-8 keep a GPU fed; "
         "the batches are the same for any count)",
     )
+    parser.add_argument(
+        "--mixup",
+        type=_mix_alpha("--mixup"),
+        metavar="ALPHA",
+        help="mixup: blend each batch with a shuffled copy of itself, pixels, labels and "
+        "loss weights alike, the share drawn from Beta(ALPHA, ALPHA) (0.2-0.4 usual)",
+    )
+    parser.add_argument(
+        "--cutmix",
+        type=_mix_alpha("--cutmix"),
+        metavar="ALPHA",
+        help="CutMix: paste a box of another face of the batch, labels mixed by area, the "
+        "share drawn from Beta(ALPHA, ALPHA) (1.0 usual); with --mixup, one of the two per batch",
+    )
+
+
+def _mix_alpha(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not value >= 0.0:
+            raise argparse.ArgumentTypeError(f"{flag} must be 0 (off) or more, got {text}")
+        return value
+
+    return parse
 
 
 def _add_selection_args(parser: argparse.ArgumentParser) -> None:
@@ -386,6 +411,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         learning_rate=args.learning_rate,
         augment_on=args.augment_on,
         ema_momentum=args.ema,
+        mixup_alpha=args.mixup,
+        cutmix_alpha=args.cutmix,
     )
     batch, learning_rate = scaled_batch_and_lr(
         preset.batch_size, preset.learning_rate, devices, args.batch_scaling
@@ -528,6 +555,8 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
         ("--augment-on", args.augment_on),
         ("--time-budget", args.time_budget),
+        ("--mixup", args.mixup),
+        ("--cutmix", args.cutmix),
         ("--select-by", args.select_by if args.select_by != "accuracy" else None),
         ("--ema", args.ema),
         *(("--teacher", teacher) for teacher in args.teacher),

@@ -161,3 +161,46 @@ def device_augmenter(
         return (images * scale + offset)[..., None]
 
     return jax.jit(augment)
+
+
+def mix_batch(
+    inputs: Any,
+    targets: np.ndarray,
+    weights: np.ndarray | None,
+    mixup_alpha: float,
+    cutmix_alpha: float,
+    rng: np.random.Generator,
+) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """Mixes a batch with a shuffled copy of itself: mixup (Zhang et al., 2018) or CutMix (Yun
+    et al., 2019), one of the two chosen per batch when both alphas are set.
+
+    ``inputs`` are the model's float input, a numpy or a JAX device array (only broadcasting
+    arithmetic and row indexing are used, so device-augmented batches stay on the device).
+    Targets and per-face loss weights are mixed in the same proportion as the pixels: a face
+    whose label is wrong then costs less, which is why mixup helps on noisy labels.
+    """
+    use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < 0.5)
+    alpha = cutmix_alpha if use_cutmix else mixup_alpha
+    if alpha <= 0:
+        return inputs, targets, weights
+    share = float(rng.beta(alpha, alpha))  # of the original face in each mixed one
+    partner = rng.permutation(len(targets))
+    if use_cutmix:
+        # A box of about (1 - share) of the area, centred anywhere and clipped at the edges;
+        # the label share is the area actually kept.
+        height, width = inputs.shape[1:3]
+        box_h = int(round(height * math.sqrt(1.0 - share)))
+        box_w = int(round(width * math.sqrt(1.0 - share)))
+        centre_y, centre_x = int(rng.integers(height)), int(rng.integers(width))
+        top, bottom = max(0, centre_y - box_h // 2), min(height, centre_y + (box_h + 1) // 2)
+        left, right = max(0, centre_x - box_w // 2), min(width, centre_x + (box_w + 1) // 2)
+        keep = np.ones((1, height, width, 1), np.float32)
+        keep[:, top:bottom, left:right] = 0.0
+        share = float(keep.mean())
+        inputs = inputs * keep + inputs[partner] * (1.0 - keep)
+    else:
+        inputs = inputs * share + inputs[partner] * (1.0 - share)
+    targets = share * targets + (1.0 - share) * targets[partner]
+    if weights is not None:
+        weights = share * weights + (1.0 - share) * weights[partner]
+    return inputs, targets.astype(np.float32), weights

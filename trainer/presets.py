@@ -37,6 +37,10 @@ class Preset:
     # Polyak averaging: validation, the kept epoch and the saved model use an exponential
     # moving average of the weights (None: the raw weights).
     ema_momentum: float | None = None
+    # Batch mixing (0: off): mixup and CutMix draw their share from Beta(alpha, alpha); with
+    # both set each batch uses one of them, chosen at random.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
     margin: float = 0.1
 
     def build(self) -> Callable[[int, int], Any]:

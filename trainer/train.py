@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from edge.preprocess import to_float
-from trainer.augment import augment_batch, device_augmenter
+from trainer.augment import augment_batch, device_augmenter, mix_batch
 from trainer.checkpoint import AtomicBackupAndRestore, read_metadata
 from trainer.data import PreparedData
 from trainer.distill import (
@@ -60,6 +60,7 @@ class AugmentedBatches(keras.utils.PyDataset):
         self.batch_size = preset.batch_size
         self.augment = preset.augment
         self.class_weights = class_weights
+        self.mixup_alpha, self.cutmix_alpha = preset.mixup_alpha, preset.cutmix_alpha
         self.seed = seed
         self.epoch = 0
         self.on_device = self.augment is not None and preset.augment_on == "device"
@@ -81,9 +82,16 @@ class AugmentedBatches(keras.utils.PyDataset):
                 rng = np.random.default_rng((self.seed, epoch, index))
                 pixels = augment_batch(pixels, self.augment, rng)
             inputs = to_float(pixels, self.spec)
-        if self.class_weights is None:
+        weights = None if self.class_weights is None else self.class_weights[labels]
+        if self.mixup_alpha or self.cutmix_alpha:
+            # Its own random stream: the per-face augmentation stays what it is without mixing.
+            mixing = np.random.default_rng((self.seed, epoch, index, 1))
+            inputs, targets, weights = mix_batch(
+                inputs, targets, weights, self.mixup_alpha, self.cutmix_alpha, mixing
+            )
+        if weights is None:
             return inputs, targets
-        return inputs, targets, self.class_weights[labels]
+        return inputs, targets, weights
 
 
 class TrainBatches(AugmentedBatches):
@@ -508,6 +516,8 @@ def fit(
         "input_batches_made_on_the_spot": getattr(batches, "made_on_the_spot", None),
         "learning_rate": preset.learning_rate,
         "ema_momentum": preset.ema_momentum,
+        "mixup_alpha": preset.mixup_alpha or None,
+        "cutmix_alpha": preset.cutmix_alpha or None,
         "augment_on": preset.augment_on if preset.augment is not None else None,
         "time_budget_s": time_budget,
         "planned_epochs": budget.planned_epochs if budget is not None else None,

@@ -176,6 +176,23 @@ def write_model_card(
         ),
         *(
             [
+                "- Batches mixed: "
+                + " or ".join(
+                    f"{name} (alpha {training[key]})"
+                    for name, key in (("mixup", "mixup_alpha"), ("CutMix", "cutmix_alpha"))
+                    if training.get(key)
+                )
+                + (
+                    ", one of the two per batch"
+                    if training.get("mixup_alpha") and training.get("cutmix_alpha")
+                    else ""
+                )
+            ]
+            if training.get("mixup_alpha") or training.get("cutmix_alpha")
+            else []
+        ),
+        *(
+            [
                 f"- Temperature-scaled: T = {training['temperature']} (fitted on validation "
                 "by `yuzug-train calibrate`), baked into the output layer"
             ]

@@ -84,10 +84,26 @@ def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_
     assert refused.returncode == 2 and "--input-threads applies to in-memory" in refused.stderr
 
 
-def learning_rates(run: Path) -> list[float]:
+def test_mixed_batches_train_on_the_device_and_are_recorded(prepared_run: Path, tmp_path: Path):
+    run = copy_prepared(prepared_run, tmp_path / "mixed")
+    args = ("fit", "--preset", "tiny", "--epochs", "2", "--augment-on", "device", "--run")
+    result = train(*args, str(run), "--mixup", "0.4", "--cutmix", "1.0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run / "fit.json").read_text())
+    assert (summary["mixup_alpha"], summary["cutmix_alpha"]) == (0.4, 1.0)
+    assert summary["epochs_run"] == 2 and summary["augment_on"] == "device"
+    losses = [float(v) for v in _column(run, "loss")]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+
+
+def _column(run: Path, name: str) -> list[str]:
     lines = (run / "history.csv").read_text().splitlines()
-    column = lines[0].split(",").index("learning_rate")
-    return [float(line.split(",")[column]) for line in lines[1:]]
+    column = lines[0].split(",").index(name)
+    return [line.split(",")[column] for line in lines[1:]]
+
+
+def learning_rates(run: Path) -> list[float]:
+    return [float(value) for value in _column(run, "learning_rate")]
 
 
 def test_time_budget_ends_the_schedule_in_time_and_epochs_alone_give_the_plain_cosine(

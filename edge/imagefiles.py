@@ -74,18 +74,24 @@ def list_images(path: str | os.PathLike[str]) -> list[ImageEntry]:
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        zipfile.BadZipFile: if a ``.zip`` path is not a zip archive.
+        ValueError: if a ``.zip`` path is not a readable zip archive (truncated, not a zip).
     """
     root = Path(path)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such file or folder")
     if root.is_file() and root.suffix.lower() == ".zip":
-        with zipfile.ZipFile(root) as archive:
-            names = [
-                info.filename
-                for info in archive.infolist()
-                if not info.is_dir() and is_image_name(info.filename) and not _hidden(info.filename)
-            ]
+        try:
+            with zipfile.ZipFile(root) as archive:
+                names = [
+                    info.filename
+                    for info in archive.infolist()
+                    if not info.is_dir()
+                    and is_image_name(info.filename)
+                    and not _hidden(info.filename)
+                ]
+        except zipfile.BadZipFile as exc:
+            # A ValueError like every other bad input here, so callers need no zipfile import.
+            raise ValueError(f"{root}: not a readable zip archive ({exc})") from exc
         return [
             ImageEntry(path=f"{root}/{name}", relative=name, archive=str(root))
             for name in sorted(names)

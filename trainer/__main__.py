@@ -167,7 +167,10 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
 
 def _mix_alpha(flag: str) -> Callable[[str], float]:
     def parse(text: str) -> float:
-        value = float(text)
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes a number, got {text!r}") from None
         if not value >= 0.0:
             raise argparse.ArgumentTypeError(f"{flag} must be 0 (off) or more, got {text}")
         return value

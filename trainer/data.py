@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import os
-import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -499,10 +498,7 @@ def prepare(
     if path.is_file() and path.suffix.lower() == ".csv":
         samples, labels = read_fer_csv(path, spec, selection, report)
     else:
-        try:
-            samples, labels = read_images(path, spec, selection, report)
-        except zipfile.BadZipFile as exc:
-            raise ValueError(f"{path}: not a readable zip archive ({exc})") from exc
+        samples, labels = read_images(path, spec, selection, report)
     report.classes = labels
     if not samples:
         raise ValueError(f"{path}: no readable images of classes {labels}")

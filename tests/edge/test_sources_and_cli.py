@@ -74,6 +74,11 @@ def test_folder_source_skips_broken_images_and_loops(tmp_path: Path):
     with source:
         values = [int(source.read().image[0, 0, 0]) for _ in range(4)]
     assert values == [50, 90, 50, 90]
+    # A truncated .zip as the camera path is a camera error naming the key, not a crash.
+    truncated = tmp_path / "clips.zip"
+    truncated.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(CameraError, match="camera.path: .*not a readable zip archive"):
+        make_source(FolderCameraConfig(path=truncated, realtime=False)).open()
 
 
 class FakeRequest:
@@ -150,7 +155,14 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     frame = next(scripted_frames({"happy": faces}, [Segment("happy", 0.1)], 10))[0]
     cv2.imwrite(str(tmp_path / "scene.jpg"), frame)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 broken")
-    result = run_edge("classify", "--no-detect", str(crop), str(tmp_path / "broken.jpg"))
+    (tmp_path / "broken.zip").write_bytes(b"PK\x03\x04 cut short")
+    result = run_edge(
+        "classify",
+        "--no-detect",
+        str(crop),
+        str(tmp_path / "broken.jpg"),
+        str(tmp_path / "broken.zip"),
+    )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0]["path"] == str(crop)
@@ -160,6 +172,9 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     assert set(face["scores"]) == set(labels) and face["label"] in labels
     assert abs(sum(face["scores"].values()) - 1) < 0.05
     assert lines[1] == {"path": str(tmp_path / "broken.jpg"), "error": "not a decodable image"}
+    # A broken archive is one error line too, and the run goes on to its end.
+    assert lines[2]["path"] == str(tmp_path / "broken.zip") and len(lines) == 3
+    assert "not a readable zip archive" in lines[2]["error"]
 
     mirrored = tmp_path / "mirrored.png"
     cv2.imwrite(str(mirrored), faces[0][:, ::-1])

@@ -123,6 +123,13 @@ def test_unknown_class_is_a_clear_error(small_fer_dir: Path):
         prepare(small_fer_dir, SPEC, classes=["happy", "contempt"])
 
 
+def test_a_broken_zip_is_a_clear_error(tmp_path: Path):
+    truncated = tmp_path / "fer2013.zip"
+    truncated.write_bytes(b"PK\x03\x04 a download cut short")
+    with pytest.raises(ValueError, match="fer2013.zip: not a readable zip archive"):
+        prepare(truncated, SPEC)
+
+
 def test_flat_class_folders_get_deterministic_splits(small_fer_dir: Path):
     flat = small_fer_dir / "train"
     first, _ = prepare(flat, SPEC, seed=5)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from bench.peers import PEERS, PeerError, fetch_peer  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from edge.errors import YuzugError  # noqa: E402
 from edge.preprocess import PreprocessSpec  # noqa: E402
 from trainer.audit import DEFAULT_MIN_PROBABILITY  # noqa: E402
 from trainer.data import prepare  # noqa: E402
@@ -66,7 +67,10 @@ class Candidate:
 
 
 def bundle_candidate(bundle_dir: Path) -> Candidate:
-    bundle = load_bundle(bundle_dir)
+    try:
+        bundle = load_bundle(bundle_dir)
+    except YuzugError as error:  # missing, tampered or mismatched: the daemon's own checks
+        raise SystemExit(f"--model {bundle_dir}: {error}") from error
     return Candidate(
         name=bundle.manifest.full_name,
         preset=str(bundle.manifest.training.get("preset")),
@@ -129,7 +133,8 @@ def evaluate_model(
     try:
         x, split_y, classes = test_split(data, candidate.spec, tuple(own_classes), abstain)
     except ValueError as error:
-        raise SystemExit(f"{candidate.row}: {data}: {error}") from error
+        where = "" if str(data) in str(error) else f"{data}: "
+        raise SystemExit(f"{candidate.row}: {where}{error}") from error
     y = np.array([labels.index(c) for c in classes])[split_y]
     classifier, flipped = candidate.make(False), candidate.make(True)
     arrays: dict[str, Any] = {

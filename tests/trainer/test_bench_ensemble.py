@@ -1,11 +1,14 @@
-"""bench/accuracy.py --ensemble: the mean of the members' probabilities, scored like a bundle."""
+"""bench/accuracy.py --ensemble: the mean of the members' probabilities, scored like a bundle;
+and a bad --model or --data is one line naming it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.accuracy import contradicted, ensemble_result
+from bench.accuracy import bundle_candidate, contradicted, ensemble_result, evaluate_model
 from trainer.metrics import target_report
 
 LABELS = ["angry", "happy", "none"]
@@ -74,3 +77,17 @@ def test_ensemble_refuses_members_with_other_labels():
     other["_arrays"]["labels"] = ["happy", "angry", "none"]
     with pytest.raises(SystemExit, match="other labels"):
         ensemble_result([first, other], min_confidence=0.5)
+
+
+def test_a_bad_model_or_data_set_is_one_line_naming_it(tmp_path: Path):
+    with pytest.raises(SystemExit, match=f"--model {tmp_path}/gone: .*not a directory"):
+        bundle_candidate(tmp_path / "gone")
+    truncated = tmp_path / "faces.zip"
+    truncated.write_bytes(b"PK\x03\x04 cut short")
+    shipped = bundle_candidate(Path(__file__).parents[2] / "models" / "default")
+    with pytest.raises(SystemExit) as refused:
+        evaluate_model(shipped, truncated, ["angry", "happy", "sad"], 0.5)
+    # The data set's path once, then why.
+    assert str(refused.value).endswith(
+        f": {truncated}: not a readable zip archive (File is not a zip file)"
+    )

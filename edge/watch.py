@@ -13,6 +13,9 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.config import MQTTConfig
+from edge.publish.mqtt import diagnose, paho_logger
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,8 +70,14 @@ class Watcher:
         out: TextIO | None = None,
         raw: bool = False,
         show_state: bool = True,
+        status: TextIO | None = None,
     ) -> None:
         self.prefix = prefix
+        # Where connection trouble is reported (stderr for `yuzug-edge watch`): a subscriber
+        # that waits in silence on a broker that is down looks like a quiet device.
+        self.status = status
+        self.connect_failures = 0
+        self._troubled = False
         self.topic = f"{prefix}/{device}/#"
         self.out = out or sys.stdout
         self.raw = raw
@@ -80,6 +89,10 @@ class Watcher:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+        self.client.enable_logger(paho_logger)  # its reconnect noise filtered, as the daemon's
+        self.client.reconnect_delay_set(1, 10)  # a person is watching: retry often
         self.host, self.port = host, port
 
     def start(self) -> None:
@@ -89,8 +102,29 @@ class Watcher:
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
-        if not reason_code.is_failure:
-            client.subscribe(self.topic, qos=1)
+        if reason_code.is_failure:
+            self._report(f"the broker refused the connection: {reason_code}; retrying")
+            return
+        client.subscribe(self.topic, qos=1)
+        if self._troubled:
+            self._report("connected", trouble=False)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.connect_failures += 1
+        if self.connect_failures in (1, 10) or self.connect_failures % 100 == 0:
+            why = diagnose(MQTTConfig(host=self.host, port=self.port))
+            self._report(f"cannot connect: {why} ({self.connect_failures} attempts); retrying")
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:  # not our own disconnect() at the end
+            self._report(f"lost the broker ({reason_code}); reconnecting")
+
+    def _report(self, message: str, trouble: bool = True) -> None:
+        self._troubled = trouble
+        if self.status is not None:
+            print(f"watch: {self.host}:{self.port}: {message}", file=self.status, flush=True)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload.decode("utf-8", "replace")
@@ -119,7 +153,7 @@ class Watcher:
 
 
 def run_watch(host: str, port: int, prefix: str, device: str, raw: bool, seconds: float) -> int:
-    watcher = Watcher(host, port, prefix, device, raw=raw)
+    watcher = Watcher(host, port, prefix, device, raw=raw, status=sys.stderr)
     watcher.start()
     print(f"watching {watcher.topic} on {host}:{port} (Ctrl-C to stop)", file=sys.stderr)
     deadline = time.monotonic() + seconds if seconds else None

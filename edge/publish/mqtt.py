@@ -26,6 +26,19 @@ from edge.publish.payloads import Topics, dumps
 
 logger = logging.getLogger(__name__)
 
+
+class _ReconnectNoise(logging.Filter):
+    """Drops the ERROR paho's network loop logs on every failed reconnect ("Client is not
+    connected"): the publisher reports failures itself, with their cause, at the 1st, 10th and
+    every 100th attempt, so a broker that is down for a night does not flood the journal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Client is not connected")
+
+
+paho_logger = logging.getLogger("paho")
+paho_logger.addFilter(_ReconnectNoise())
+
 HA_STATUS_SUFFIX = "status"
 
 
@@ -102,7 +115,7 @@ class MQTTPublisher:
             client_id=c.client_id or f"yuzug-{device_id}",
             protocol=mqtt.MQTTv311,
         )
-        client.enable_logger(logging.getLogger("paho"))
+        client.enable_logger(paho_logger)
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
         if c.username:
             password = c.password.get_secret_value() if c.password is not None else None

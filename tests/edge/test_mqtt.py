@@ -3,7 +3,9 @@ queued events across a broker restart, and an unreachable broker."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +20,7 @@ from edge.app import EdgeApp
 from edge.config import parse_config
 from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
+from edge.watch import Watcher
 from tests.support import Subscriber, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -190,17 +193,22 @@ def test_events_queued_while_broker_is_down_arrive_after_restart(mosquitto):
         sub.close()
 
 
-def test_unreachable_broker_at_start_keeps_analysing(face_frames):
+def test_unreachable_broker_at_start_keeps_analysing(face_frames, caplog):
     port = free_port()  # nothing listens here
+    caplog.set_level(logging.WARNING)
     with RunningApp(make_config(port, face_frames)) as app:
         wait_for(lambda: app.frames_analysed > 20, 30, what="analysis without a broker")
         wait_for(
-            lambda: app.publisher.counters["connect_failures"] >= 1,
-            10,
-            what="connection failure counted",
+            lambda: app.publisher.counters["connect_failures"] >= 3,
+            30,
+            what="three connection failures counted",
         )
         assert not app.publisher.connected.is_set()
         assert app.publisher.last_error
+    # One warning with the cause for the first failure, not a line per retry (paho's own
+    # "Client is not connected" ERROR on each one is filtered out).
+    lines = [r.getMessage() for r in caplog.records if "MQTT" in r.getMessage() or r.name == "paho"]
+    assert len(lines) == 1 and "cannot connect" in lines[0] and "1 attempts" in lines[0], lines
 
 
 def test_password_is_never_logged(mosquitto, face_frames, tmp_path):
@@ -240,3 +248,22 @@ def test_password_is_never_logged(mosquitto, face_frames, tmp_path):
     assert validated.returncode == 0
     assert secret not in validated.stdout + validated.stderr
     assert json.loads(validated.stdout)["mqtt"]["password"] == "********"
+
+
+def test_watch_says_when_the_broker_is_away_and_when_it_is_back(mosquitto):
+    mosquitto.stop()
+    status, out = io.StringIO(), io.StringIO()
+    watcher = Watcher("127.0.0.1", mosquitto.port, out=out, status=status)
+    watcher.start()
+    try:
+        wait_for(lambda: "cannot connect" in status.getvalue(), 15, what="failure reported")
+        assert "broker unreachable" in status.getvalue()
+        mosquitto.start()
+        wait_for(watcher.subscribed.is_set, 30, what="subscribed once the broker is back")
+        wait_for(lambda: status.getvalue().endswith("connected\n"), 5, what="recovery said")
+        mosquitto.stop()
+        wait_for(lambda: "lost the broker" in status.getvalue(), 15, what="loss reported")
+    finally:
+        watcher.stop()
+    # Retries in between are not a line each.
+    assert status.getvalue().count("cannot connect") == 1, status.getvalue()

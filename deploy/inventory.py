@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field, ValidationError
+
+from edge.config import Strict, describe_validation_error
 from edge.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -46,34 +49,62 @@ def from_hosts(hosts: list[str], overrides: dict[str, Any]) -> list[Device]:
     ]
 
 
+class InventoryDefaults(Strict):
+    """``[defaults]``: what every device gets unless its own entry says otherwise."""
+
+    root: str = Field(DEFAULTS["root"], min_length=1)
+    restart_command: str = DEFAULTS["restart_command"]
+    keep: int = Field(DEFAULTS["keep"], ge=1)
+    broker: str | None = None
+    topic_prefix: str = "yuzug"
+    confirm_timeout: float = Field(60.0, gt=0)
+
+
+class InventoryDevice(Strict):
+    """One ``[[devices]]`` entry."""
+
+    host: str = Field(min_length=1)
+    device_id: str | None = None
+    root: str | None = Field(None, min_length=1)
+    restart_command: str | None = None
+    keep: int | None = Field(None, ge=1)
+
+
+class Inventory(Strict):
+    defaults: InventoryDefaults = InventoryDefaults()
+    devices: list[InventoryDevice] = Field(min_length=1)
+
+
 def load_inventory(path: Path, overrides: dict[str, Any]) -> tuple[list[Device], dict[str, Any]]:
-    """Reads ``[defaults]`` and ``[[devices]]``; returns the devices and the defaults table."""
+    """Reads ``[defaults]`` and ``[[devices]]``; returns the devices and the defaults table.
+
+    Raises:
+        ConfigError: naming every wrong key (``devices.2.keep``), an unknown one (a typo in a
+            key would otherwise be ignored) or a missing ``[[devices]]``.
+    """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read inventory: {exc}") from exc
+    try:
+        inventory = Inventory.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, str(path), "inventory")) from None
     defaults = {
-        **DEFAULTS,
-        **data.get("defaults", {}),
+        **inventory.defaults.model_dump(),
         **{k: v for k, v in overrides.items() if v is not None},
     }
     devices = []
-    for index, entry in enumerate(data.get("devices", [])):
-        if "host" not in entry:
-            raise ConfigError(f"{path}: devices[{index}].host is required")
-        unknown = set(entry) - {"host", "device_id", "root", "restart_command", "keep"}
-        if unknown:
-            raise ConfigError(f"{path}: devices[{index}] has unknown keys {sorted(unknown)}")
-        merged = {**defaults, **entry}
+    for entry in inventory.devices:
+        own = entry.model_dump(exclude_none=True)
+        merged = {**defaults, **own}
         devices.append(
             Device(
-                host=entry["host"],
-                device_id=entry.get("device_id") or device_id_for(entry["host"]),
+                host=entry.host,
+                device_id=entry.device_id or device_id_for(entry.host),
                 root=merged["root"],
                 restart_command=merged["restart_command"],
                 keep=int(merged["keep"]),
             )
         )
-    if not devices:
-        raise ConfigError(f"{path}: no [[devices]] listed")
     return devices, defaults

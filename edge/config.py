@@ -227,8 +227,11 @@ UNION_SECTIONS = ("camera", "detector")
 UNION_TAGS = ("opencv", "picamera2", "folder", "blazeface", "haar", "yunet")
 
 
-def _format_error(exc: ValidationError, source: str) -> str:
-    lines = [f"{source}: invalid configuration"]
+def describe_validation_error(
+    exc: ValidationError, source: str, what: str = "configuration"
+) -> str:
+    """Every invalid key of a config file, dotted (``camera.fps``), with why and the value."""
+    lines = [f"{source}: invalid {what}"]
     for error in exc.errors():
         # Drop pydantic's union-member tags ("camera.opencv.fps" -> "camera.fps").
         parts: list[str] = []
@@ -279,7 +282,7 @@ def parse_config(
     try:
         config = EdgeConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_error(exc, source)) from None
+        raise ConfigError(describe_validation_error(exc, source)) from None
     secret = read_secret_password(environ)
     if secret is not None:
         config.mqtt.password = SecretStr(secret)

@@ -37,6 +37,7 @@ from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import PreprocessSpec, to_float
 from trainer.data import PreparedData, prepare
+from trainer.model import load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -150,11 +151,10 @@ def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
 def run_scorer(run_dir: Path) -> Scorer:
     """A run directory's Keras model (calibrated if it was) on the run's own prepared data:
     the quick way on the machine that trained the cross-fit models, before any export."""
-    import keras
 
     data = PreparedData.load(run_dir / "data.npz")
     report = json.loads((run_dir / "prepare_report.json").read_text())
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    model = load_trained(run_dir / "model.keras")
     return Scorer(
         name=str(run_dir),
         fold=_fold(report.get("fold")),

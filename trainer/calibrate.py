@@ -25,6 +25,7 @@ from edge.errors import YuzugError
 from edge.preprocess import to_float
 from trainer.data import PreparedData
 from trainer.metrics import expected_calibration_error, scaled
+from trainer.model import load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def calibrate(run_dir: Path, data: PreparedData) -> dict[str, Any]:
     labels = data.y["val"]
     if not len(labels):
         raise CalibrationError(f"{run_dir}: no validation images to fit a temperature on")
-    model = keras.saving.load_model(source, compile=False)
+    model = load_trained(source)
     probs = model.predict(to_float(data.x["val"], data.spec), batch_size=256, verbose=0)
     temperature = fit_temperature(probs, labels)
     applied = abs(temperature - 1.0) > UNCHANGED_WITHIN

@@ -19,6 +19,7 @@ import keras
 
 from edge.errors import YuzugError
 from trainer.data import read_run_json
+from trainer.model import load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def load_teachers(paths: Sequence[Path], num_classes: int, input_size: int) -> l
             file = path / "best.keras"  # a run cut short still has its best checkpoint
         if not file.exists():
             raise DistillationError(f"teacher {path}: no model.keras or best.keras there")
-        teacher = keras.saving.load_model(file, compile=False)
+        teacher = load_trained(file)
         inputs, outputs = teacher.input_shape, teacher.output_shape
         if tuple(inputs[1:3]) != (input_size, input_size) or outputs[-1] != num_classes:
             raise DistillationError(
@@ -103,7 +104,7 @@ def warm_start(model: keras.Model, path: Path, fingerprint: str) -> dict[str, An
     file = warm_start_file(path)
     if not file.exists():
         raise DistillationError(f"--init-from {file}: no such model")
-    source = keras.saving.load_model(file, compile=False)
+    source = load_trained(file)
     theirs, ours = source.get_weights(), model.get_weights()
     if [w.shape for w in theirs] != [w.shape for w in ours]:
         raise DistillationError(

@@ -22,6 +22,7 @@ from edge.preprocess import to_float
 from trainer.data import PreparedData, read_run_json
 from trainer.export import export_file_sizes
 from trainer.metrics import classification_report, emotion_rate, target_report, top1_agreement
+from trainer.model import load_trained
 from trainer.plots import plot_confusion
 
 # Abstain rates are reported as the daemon acts with its default ``min_confidence``.
@@ -47,12 +48,11 @@ def measure_latency(classifier: EmotionClassifier, crop: np.ndarray, runs: int =
 
 def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str, Any]:
     """Evaluates the run's models on ``split``; returns and writes ``metrics.json``."""
-    import keras
 
     if split not in data.x:
         raise ValueError(f"the prepared data has no {split!r} split (it has {sorted(data.x)})")
     x, y, labels = data.x[split], data.y[split], data.classes
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    model = load_trained(run_dir / "model.keras")
     keras_probs = np.asarray(model.predict(to_float(x, data.spec), batch_size=256, verbose=0))
 
     bundle = load_bundle(run_dir / "bundle")

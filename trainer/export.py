@@ -27,6 +27,7 @@ from edge.bundle import ModelBundle, write_bundle
 from edge.classify.interpreter import TFLiteModel
 from edge.preprocess import to_float
 from trainer.data import PreparedData, read_run_json
+from trainer.model import load_trained
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
 
     if keras.backend.backend() != "tensorflow":
         raise RuntimeError("export must run with KERAS_BACKEND=tensorflow (use yuzug-train export)")
-    model = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    model = load_trained(run_dir / "model.keras")
     size = data.spec.size
     signature = [tf.TensorSpec((1, size, size, 1), tf.float32, name="pixels")]
 

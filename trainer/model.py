@@ -6,8 +6,21 @@ end in a softmax, so the exported int8 model's uint8 output is a probability dir
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import keras
 from keras import layers
+
+
+def load_trained(path: Path) -> keras.Model:
+    """A saved ``.keras`` model without its optimizer state; a missing or damaged file is said
+    plainly (Keras reports a truncated archive as "File not found")."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model; has `yuzug-train fit` run for it?")
+    if not zipfile.is_zipfile(path):  # a copy or a save cut short
+        raise ValueError(f"{path}: damaged, not a complete .keras archive; retrain or restore it")
+    return keras.saving.load_model(path, compile=False)
 
 
 def build_seed(input_size: int, num_classes: int) -> keras.Model:

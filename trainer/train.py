@@ -33,6 +33,7 @@ from trainer.distill import (
     warm_start,
 )
 from trainer.metrics import classification_report
+from trainer.model import load_trained
 from trainer.plots import plot_confusion, plot_curves
 from trainer.presets import Preset
 
@@ -475,7 +476,7 @@ def fit(
     if not preset.checkpoint_best or not best_path.exists():
         model.save(best_path)
     # Reloading without compile drops the optimizer state: the file shrinks about 3x.
-    best = keras.saving.load_model(best_path, compile=False)
+    best = load_trained(best_path)
     best.save(out / "model.keras")
 
     val_probs = best.predict(x_val, batch_size=256, verbose=0)

@@ -19,6 +19,7 @@ from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.errors import BundleError
 from edge.preprocess import to_float
+from tests.support import yuzug_train
 from trainer.data import PreparedData
 
 pytestmark = pytest.mark.slow
@@ -163,3 +164,19 @@ def test_missing_or_broken_bundle_errors_are_clear(tmp_path: Path):
     (tmp_path / "empty" / "manifest.json").write_text('{"name": "x"}')
     with pytest.raises(BundleError, match="invalid manifest key"):
         load_bundle(tmp_path / "empty")
+
+
+def test_a_damaged_trained_model_is_said_plainly(tiny_run: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("data.npz", "prepare_report.json", "fit.json"):
+        shutil.copy(tiny_run / name, run / name)
+    # A save or a copy cut short (Keras itself calls such a file "not found").
+    (run / "model.keras").write_bytes((tiny_run / "model.keras").read_bytes()[:1000])
+    for step in ("evaluate", "export"):
+        result = yuzug_train(step, "--run", str(run))
+        assert result.returncode != 0 and "Traceback" not in result.stderr, step
+        assert f"{run / 'model.keras'}: damaged, not a complete .keras archive" in result.stderr
+    (run / "model.keras").unlink()
+    missing = yuzug_train("evaluate", "--run", str(run))
+    assert missing.returncode != 0 and "model.keras: no such model" in missing.stderr

@@ -49,7 +49,11 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preset", default="default", help="sets the input size (default: default)"
     )
-    parser.add_argument("--size", type=int, help="input size, overriding the preset's")
+    parser.add_argument(
+        "--size",
+        type=_number("--size", int, at_least=8),
+        help="input size, overriding the preset's",
+    )
     parser.add_argument(
         "--classes",
         default=None,
@@ -66,10 +70,12 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         help="comma-separated classes that feed --other-label (default: all the others; "
         "e.g. neutral)",
     )
-    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument(
+        "--val-fraction", type=_number("--val-fraction", above=0, below=1), default=0.1
+    )
     parser.add_argument(
         "--duplicate-rms",
-        type=float,
+        type=_number("--duplicate-rms", at_least=0),
         default=8.0,
         help="near-duplicate threshold, RMS difference on 0-255 (0: exact only)",
     )
@@ -90,10 +96,16 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default")
-    parser.add_argument("--epochs", type=int, help="override the preset's epoch count")
-    parser.add_argument("--batch-size", type=int)
     parser.add_argument(
-        "--learning-rate", type=float, help="override the preset's peak learning rate"
+        "--epochs",
+        type=_number("--epochs", int, at_least=1),
+        help="override the preset's epoch count",
+    )
+    parser.add_argument("--batch-size", type=_number("--batch-size", int, at_least=1))
+    parser.add_argument(
+        "--learning-rate",
+        type=_number("--learning-rate", above=0),
+        help="override the preset's peak learning rate",
     )
     parser.add_argument(
         "--backend",
@@ -109,7 +121,7 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     )
     scale.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=_number("--checkpoint-every", int, at_least=1),
         metavar="STEPS",
         help="write a resumable checkpoint every STEPS steps",
     )
@@ -137,42 +149,66 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-budget",
-        type=float,
+        type=_number("--time-budget", above=0),
         metavar="SECONDS",
         help="fit the schedule (warm-up, cosine decay) into SECONDS of training, up to the "
         "preset's epochs, planned afresh each epoch from the pace so far (early stopping off)",
     )
     parser.add_argument(
         "--input-threads",
-        type=int,
+        type=_number("--input-threads", int, at_least=1),
         default=1,
         help="threads that augment in-memory batches ahead (default 1; 4-8 keep a GPU fed; "
         "the batches are the same for any count)",
     )
     parser.add_argument(
         "--mixup",
-        type=_mix_alpha("--mixup"),
+        type=_number("--mixup", at_least=0),
         metavar="ALPHA",
         help="mixup: blend each batch with a shuffled copy of itself, pixels, labels and "
         "loss weights alike, the share drawn from Beta(ALPHA, ALPHA) (0.2-0.4 usual)",
     )
     parser.add_argument(
         "--cutmix",
-        type=_mix_alpha("--cutmix"),
+        type=_number("--cutmix", at_least=0),
         metavar="ALPHA",
         help="CutMix: paste a box of another face of the batch, labels mixed by area, the "
         "share drawn from Beta(ALPHA, ALPHA) (1.0 usual); with --mixup, one of the two per batch",
     )
 
 
-def _mix_alpha(flag: str) -> Callable[[str], float]:
+def _number(
+    flag: str,
+    cast: Callable[[str], float] = float,
+    *,
+    at_least: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    at_most: float | None = None,
+) -> Callable[[str], float]:
+    """An argparse type that refuses a value out of range, naming the flag (an --epochs 0 or a
+    --val-fraction 1.5 would otherwise run, and overwrite a run directory with nothing)."""
+
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes a number, got {text!r}") from None
-        if not value >= 0.0:
-            raise argparse.ArgumentTypeError(f"{flag} must be 0 (off) or more, got {text}")
+            kind = "a whole number" if cast is int else "a number"
+            raise argparse.ArgumentTypeError(f"{flag} takes {kind}, got {text}") from None
+        low_ok = (at_least is None or value >= at_least) and (above is None or value > above)
+        high_ok = (below is None or value < below) and (at_most is None or value <= at_most)
+        if not (low_ok and high_ok):
+            bounds = [
+                f"{word} {bound:g}"
+                for word, bound in (
+                    ("at least", at_least),
+                    ("above", above),
+                    ("below", below),
+                    ("at most", at_most),
+                )
+                if bound is not None
+            ]
+            raise argparse.ArgumentTypeError(f"{flag} must be {' and '.join(bounds)}, got {text}")
         return value
 
     return parse
@@ -188,18 +224,11 @@ def _add_selection_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ema",
-        type=_ema_momentum,
+        type=_number("--ema", above=0, below=1),
         metavar="MOMENTUM",
         help="validate, select and save an exponential moving average of the weights, "
         "updated every step with this momentum (0.99-0.9999; about 1/(1-MOMENTUM) steps)",
     )
-
-
-def _ema_momentum(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"--ema must lie between 0 and 1, got {text}")
-    return value
 
 
 def _add_distill_args(parser: argparse.ArgumentParser) -> None:
@@ -213,7 +242,7 @@ def _add_distill_args(parser: argparse.ArgumentParser) -> None:
     )
     distill.add_argument(
         "--distill-weight",
-        type=float,
+        type=_number("--distill-weight", at_least=0, at_most=1),
         default=0.5,
         help="the teachers' share of each training target (default 0.5)",
     )
@@ -251,9 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
     run = commands.add_parser("run", help="prepare -> fit -> export -> evaluate")
     _add_prepare_args(run)
-    run.add_argument("--epochs", type=int, help="override the preset's epoch count")
-    run.add_argument("--batch-size", type=int)
-    run.add_argument("--learning-rate", type=float)
+    run.add_argument(
+        "--epochs",
+        type=_number("--epochs", int, at_least=1),
+        help="override the preset's epoch count",
+    )
+    run.add_argument("--batch-size", type=_number("--batch-size", int, at_least=1))
+    run.add_argument("--learning-rate", type=_number("--learning-rate", above=0))
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
     _add_input_args(run)
     _add_selection_args(run)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from trainer.__main__ import build_parser, run_steps
 
 # Every option of `run`, each away from its default so that forwarding it is what makes the
@@ -42,3 +44,31 @@ def test_run_forwards_every_option_to_prepare_and_fit():
             assert getattr(step, dest) == getattr(run, dest), f"{name} {dest}"
             forwarded.add(dest)
     assert forwarded == options(parser, "run")  # each one reached a step that takes it
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "says"),
+    [
+        ("fit", "--epochs", "0", "must be at least 1"),  # ran, and overwrote the run with nothing
+        ("run", "--epochs", "2.5", "takes a whole number"),
+        ("fit", "--batch-size", "-3", "must be at least 1"),
+        ("run", "--learning-rate", "0", "must be above 0"),
+        ("prepare", "--val-fraction", "1.5", "must be above 0 and below 1"),  # left 1 train face
+        ("prepare", "--duplicate-rms", "-1", "must be at least 0"),
+        ("fit", "--distill-weight", "2", "must be at least 0 and at most 1"),
+        ("fit", "--time-budget", "-60", "must be above 0"),
+        ("fit", "--input-threads", "0", "must be at least 1"),
+        ("fit", "--checkpoint-every", "0", "must be at least 1"),
+        ("prepare", "--size", "4", "must be at least 8"),
+    ],
+)
+def test_an_out_of_range_value_is_refused_naming_the_flag(command, flag, value, says, capsys):
+    required = {
+        "fit": ["--run", "r"],
+        "prepare": ["data", "--out", "r"],
+        "run": ["d", "--out", "r"],
+    }
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args([command, *required[command], flag, value])
+    assert refused.value.code == 2
+    assert f"{flag} {says}, got {value}" in capsys.readouterr().err

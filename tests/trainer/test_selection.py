@@ -120,4 +120,4 @@ def test_ema_validates_selects_and_saves_the_averaged_weights(small_fer_dir: Pat
     assert "an exponential moving average (momentum 0.99999)" in card
 
     bad = trainer(*fine_tune, "--ema", "1.5", "--run", str(raw))
-    assert bad.returncode == 2 and "--ema must lie between 0 and 1" in bad.stderr
+    assert bad.returncode == 2 and "--ema must be above 0 and below 1, got 1.5" in bad.stderr

@@ -14,7 +14,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import MQTTConfig
-from edge.publish.mqtt import diagnose, paho_logger
+from edge.publish.mqtt import diagnose, paho_logger, worth_reporting
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class Watcher:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self.connect_failures += 1
-        if self.connect_failures in (1, 10) or self.connect_failures % 100 == 0:
+        if worth_reporting(self.connect_failures):
             why = diagnose(MQTTConfig(host=self.host, port=self.port))
             self._report(f"cannot connect: {why} ({self.connect_failures} attempts); retrying")
 

@@ -96,17 +96,7 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="default")
-    parser.add_argument(
-        "--epochs",
-        type=_number("--epochs", int, at_least=1),
-        help="override the preset's epoch count",
-    )
-    parser.add_argument("--batch-size", type=_number("--batch-size", int, at_least=1))
-    parser.add_argument(
-        "--learning-rate",
-        type=_number("--learning-rate", above=0),
-        help="override the preset's peak learning rate",
-    )
+    _add_schedule_args(parser)
     parser.add_argument(
         "--backend",
         choices=("jax", "tensorflow", "torch"),
@@ -138,6 +128,21 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     scale.add_argument("--coordinator", help="host:port of process 0 in a multi-host job")
     scale.add_argument("--num-processes", type=int)
     scale.add_argument("--process-id", type=int)
+
+
+def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
+    """The preset overrides that fit and run share."""
+    parser.add_argument(
+        "--epochs",
+        type=_number("--epochs", int, at_least=1),
+        help="override the preset's epoch count",
+    )
+    parser.add_argument("--batch-size", type=_number("--batch-size", int, at_least=1))
+    parser.add_argument(
+        "--learning-rate",
+        type=_number("--learning-rate", above=0),
+        help="override the preset's peak learning rate",
+    )
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -280,13 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(evaluate)
     run = commands.add_parser("run", help="prepare -> fit -> export -> evaluate")
     _add_prepare_args(run)
-    run.add_argument(
-        "--epochs",
-        type=_number("--epochs", int, at_least=1),
-        help="override the preset's epoch count",
-    )
-    run.add_argument("--batch-size", type=_number("--batch-size", int, at_least=1))
-    run.add_argument("--learning-rate", type=_number("--learning-rate", above=0))
+    _add_schedule_args(run)
     run.add_argument("--backend", choices=("jax", "tensorflow", "torch"))
     _add_input_args(run)
     _add_selection_args(run)

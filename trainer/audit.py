@@ -151,7 +151,6 @@ def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
 def run_scorer(run_dir: Path) -> Scorer:
     """A run directory's Keras model (calibrated if it was) on the run's own prepared data:
     the quick way on the machine that trained the cross-fit models, before any export."""
-
     data = PreparedData.load(run_dir / "data.npz")
     report = json.loads((run_dir / "prepare_report.json").read_text())
     model = load_trained(run_dir / "model.keras")

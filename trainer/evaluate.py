@@ -48,7 +48,6 @@ def measure_latency(classifier: EmotionClassifier, crop: np.ndarray, runs: int =
 
 def evaluate(run_dir: Path, data: PreparedData, split: str = "test") -> dict[str, Any]:
     """Evaluates the run's models on ``split``; returns and writes ``metrics.json``."""
-
     if split not in data.x:
         raise ValueError(f"the prepared data has no {split!r} split (it has {sorted(data.x)})")
     x, y, labels = data.x[split], data.y[split], data.classes
@@ -176,19 +175,16 @@ def write_model_card(
         ),
         *(
             [
-                "- Batches mixed: "
-                + " or ".join(
+                f"- Batches mixed: {' or '.join(mixed)}"
+                + (", one of the two per batch" if len(mixed) == 2 else "")
+            ]
+            if (
+                mixed := [
                     f"{name} (alpha {training[key]})"
                     for name, key in (("mixup", "mixup_alpha"), ("CutMix", "cutmix_alpha"))
                     if training.get(key)
-                )
-                + (
-                    ", one of the two per batch"
-                    if training.get("mixup_alpha") and training.get("cutmix_alpha")
-                    else ""
-                )
-            ]
-            if training.get("mixup_alpha") or training.get("cutmix_alpha")
+                ]
+            )
             else []
         ),
         *(

@@ -39,6 +39,12 @@ class _ReconnectNoise(logging.Filter):
 paho_logger = logging.getLogger("paho")
 paho_logger.addFilter(_ReconnectNoise())
 
+
+def worth_reporting(failures: int) -> bool:
+    """Which consecutive connection failures get a line: the 1st, the 10th, every 100th."""
+    return failures in (1, 10) or failures % 100 == 0
+
+
 HA_STATUS_SUFFIX = "status"
 
 
@@ -231,7 +237,7 @@ class MQTTPublisher:
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._counts["connect_failures"] += 1
         failures = self._counts["connect_failures"]
-        if failures in (1, 10) or failures % 100 == 0:
+        if worth_reporting(failures):
             # paho does not say why; ask the network once so the log names the real cause.
             self.last_error = diagnose(self.config)
             logger.warning(

@@ -17,6 +17,7 @@ from deploy.inventory import Device, from_hosts, load_inventory
 from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
 from edge.bundle import load_bundle
+from edge.config import broker_argument, parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -26,7 +27,11 @@ logger = logging.getLogger("deploy")
 def _add_targets(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("hosts", nargs="*", metavar="HOST", help="ssh destinations")
     parser.add_argument("--inventory", type=Path, help="devices TOML (see devices.example.toml)")
-    parser.add_argument("--broker", help="MQTT host[:port] to confirm versions and read status")
+    parser.add_argument(
+        "--broker",
+        type=broker_argument,
+        help="MQTT host[:port] to confirm versions and read status",
+    )
     parser.add_argument("--topic-prefix", default=None)
     parser.add_argument("--device-id", help="device_id of a single HOST (default: host name)")
     parser.add_argument("--root", help="device root (default /; tests use a directory)")
@@ -57,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_targets(commands.add_parser("rollback", help="switch devices back to their previous"))
     _add_targets(commands.add_parser("status", help="version, online state, last emotion"))
     confirm = commands.add_parser("confirm", help="wait until a device reports a version")
-    confirm.add_argument("--broker", required=True, help="MQTT host[:port]")
+    confirm.add_argument("--broker", type=broker_argument, required=True, help="MQTT host[:port]")
     confirm.add_argument("--device-id", required=True)
     confirm.add_argument("--version", required=True, help="<name>-<version> of the bundle")
     confirm.add_argument("--topic-prefix", default="yuzug")
@@ -96,8 +101,8 @@ def resolve(args: argparse.Namespace) -> tuple[list[Device], dict[str, Any]]:
 def make_confirmer(settings: dict[str, Any]) -> Confirmer | None:
     if not settings["broker"]:
         return None
-    host, _, port = str(settings["broker"]).partition(":")
-    return Confirmer(host, int(port or 1883), settings["topic_prefix"])
+    host, port = parse_broker(str(settings["broker"]))
+    return Confirmer(host, port, settings["topic_prefix"])
 
 
 def target_for(device: Device, args: argparse.Namespace) -> Target:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 
-from edge.config import Strict, describe_validation_error
+from edge.config import Strict, describe_validation_error, parse_broker
 from edge.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +58,13 @@ class InventoryDefaults(Strict):
     broker: str | None = None
     topic_prefix: str = "yuzug"
     confirm_timeout: float = Field(60.0, gt=0)
+
+    @field_validator("broker")
+    @classmethod
+    def _check_broker(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_broker(value)
+        return value
 
 
 class InventoryDevice(Strict):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge.config import broker_argument, parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -48,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     watch = commands.add_parser("watch", help="print a device's MQTT events and state")
-    watch.add_argument("--broker", default="localhost:1883", help="host[:port]")
+    watch.add_argument(
+        "--broker", type=broker_argument, default="localhost:1883", help="host[:port]"
+    )
     watch.add_argument("--device", default="+", help="device id (default: all)")
     watch.add_argument("--prefix", default="yuzug", help="topic prefix")
     watch.add_argument("--json", action="store_true", help="print raw JSON lines")
@@ -57,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole loop with sample faces and a broker")
     demo.add_argument("--data", type=Path, help="FER2013-layout zip for the sample faces")
     demo.add_argument("--camera", help="use this camera (index or URL) instead of samples")
-    demo.add_argument("--broker", help="host[:port] (default: localhost:1883, else embedded)")
+    demo.add_argument(
+        "--broker",
+        type=broker_argument,
+        help="host[:port] (default: localhost:1883, else embedded)",
+    )
     demo.add_argument("--model", type=Path, help="bundle directory (default: models/default)")
     demo.add_argument("--language", choices=("en", "tr"), default="en")
     demo.add_argument("--fps", type=float, default=15.0)
@@ -67,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
         sub.add_argument("--source", help="override camera: index, video file, URL or folder")
         sub.add_argument("--model", type=Path, help="override classifier.model")
-        sub.add_argument("--broker", help="override mqtt host[:port]")
+        sub.add_argument("--broker", type=broker_argument, help="override mqtt host[:port]")
         if name == "run":
             sub.add_argument(
                 "--max-frames",
@@ -167,8 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_watch(args: argparse.Namespace) -> int:
     from edge.watch import run_watch
 
-    host, _, port = args.broker.partition(":")
-    return run_watch(host, int(port or 1883), args.prefix, args.device, args.json, args.seconds)
+    host, port = parse_broker(args.broker)
+    return run_watch(host, port, args.prefix, args.device, args.json, args.seconds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -33,6 +33,7 @@ from edge.config import (
     FolderCameraConfig,
     OpenCVCameraConfig,
     load_config,
+    parse_broker,
     parse_config,
 )
 from edge.detect import FaceDetector, make_detector
@@ -76,13 +77,11 @@ def resolve_config(args: argparse.Namespace) -> EdgeConfig:
         data["classifier"]["model"] = args.model
     broker = getattr(args, "broker", None)
     if broker:
-        host, _, port = broker.rpartition(":") if ":" in broker else (broker, "", "")
-        data["mqtt"]["host"] = host or broker
-        if port:
-            if not port.isdigit():
-                raise ConfigError(f"--broker: port {port!r} is not a number")
-            data["mqtt"]["port"] = int(port)
-        data["mqtt"]["enabled"] = True
+        try:
+            host, port = parse_broker(broker, default_port=data["mqtt"]["port"])
+        except ValueError as exc:
+            raise ConfigError(f"--broker: {exc}") from None
+        data["mqtt"].update(host=host, port=port, enabled=True)
     return parse_config(data, "config with command-line overrides")
 
 

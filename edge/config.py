@@ -7,6 +7,7 @@ from ``$YUZUG_MQTT_PASSWORD`` or the systemd credential ``mqtt_password``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import stat
@@ -221,6 +222,47 @@ class EdgeConfig(Strict):
     suggestions: SuggestionsConfig = Field(default_factory=SuggestionsConfig)
     mqtt: MQTTConfig = Field(default_factory=MQTTConfig)
     http: HTTPConfig = Field(default_factory=HTTPConfig)
+
+
+def parse_broker(text: str, default_port: int = 1883) -> tuple[str, int]:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address -> (host, port).
+
+    Every ``--broker`` option and inventory entry goes through this one parser, so a typo is
+    one clear ``ValueError`` (argparse and pydantic both turn it into a message naming the
+    option or key) rather than a traceback deep in a command.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r} is not host[:port] ([IPv6]:port for an IPv6 address)")
+        port_text = rest[1:]
+    elif text.count(":") > 1:  # a bare IPv6 address: no port can be told apart
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not host[:port] nor an IPv6 address") from None
+        host, port_text = text, ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not host:
+        raise ValueError(f"{text!r} names no host; expected host[:port]")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"port {port_text!r} of {text!r} is not a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def broker_argument(text: str) -> str:
+    """argparse ``type=`` for ``--broker``: refuses a bad address with the option's name."""
+    import argparse
+
+    try:
+        parse_broker(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 UNION_SECTIONS = ("camera", "detector")

@@ -125,15 +125,14 @@ def run_demo(
     fps: float,
 ) -> int:
     from edge.app import EdgeApp
-    from edge.config import parse_config
+    from edge.config import parse_broker, parse_config
     from edge.watch import Watcher
 
     # Find the footage first: a missing data set is reported before anything is started.
     faces, origin = find_faces(data) if camera is None else ({}, "")
     embedded = None
     if broker:
-        host, _, port_text = broker.partition(":")
-        port = int(port_text or 1883)
+        host, port = parse_broker(broker)
     elif reachable("127.0.0.1", 1883):
         host, port = "127.0.0.1", 1883
         print("demo: using the MQTT broker on localhost:1883")

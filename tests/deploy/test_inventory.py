@@ -32,6 +32,10 @@ def test_the_example_inventory_loads_with_defaults_and_overrides():
             ["defaults.restart_comand: Extra inputs", "devices.1.keep: Input should be greater"],
         ),
         ('[[devices]]\nhost = "a"\nkeep = "many"', ["devices.0.keep: Input should be a valid int"]),
+        (
+            '[defaults]\nbroker = "ha.local:188300"\n[[devices]]\nhost = "a"',
+            ["defaults.broker: Value error, port '188300' of 'ha.local:188300' is not a number"],
+        ),
     ],
 )
 def test_a_wrong_inventory_names_every_bad_key(tmp_path: Path, text: str, named: list[str]):
@@ -43,3 +47,13 @@ def test_a_wrong_inventory_names_every_bad_key(tmp_path: Path, text: str, named:
     assert message.startswith(f"{inventory}: invalid inventory")
     for line in named:
         assert f"\n  {line}" in message, message
+
+
+@pytest.mark.parametrize("command", ["push", "rollback", "status", "confirm"])
+def test_deploy_refuses_a_bad_broker_address_before_anything_is_sent(command: str, capsys):
+    from deploy.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main([command, "pi@kitchen.local", "--broker", "ha.local:mqtt"])
+    assert stopped.value.code == 2
+    assert "argument --broker: port 'mqtt'" in capsys.readouterr().err

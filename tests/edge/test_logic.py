@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import textwrap
 from pathlib import Path
 
@@ -191,3 +192,69 @@ def test_password_from_environment_draws_no_inline_password_warning(
     assert config.mqtt.password.get_secret_value() == "from-env"
     assert (config.mqtt.host, config.mqtt.port) == ("10.0.0.2", 1884)
     assert "set in the file" not in caplog.text and "readable" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("broker.lan", ("broker.lan", 1883)),
+        ("broker.lan:8883", ("broker.lan", 8883)),
+        ("10.0.0.2:1", ("10.0.0.2", 1)),
+        ("[fd00::2]:1884", ("fd00::2", 1884)),
+        ("[::1]", ("::1", 1883)),
+        ("fd00::2", ("fd00::2", 1883)),
+    ],
+)
+def test_a_broker_address_is_host_and_port(text: str, expected: tuple[str, int]):
+    from edge.config import parse_broker
+
+    assert parse_broker(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("broker.lan:mqtt", "port 'mqtt'"),
+        ("broker.lan:0", "port '0'"),
+        ("broker.lan:65536", "port '65536'"),
+        (":1883", "names no host"),
+        ("::::", "nor an IPv6 address"),
+        ("[fd00::2]1884", "[IPv6]:port"),
+    ],
+)
+def test_a_bad_broker_address_is_refused_with_why(text: str, why: str):
+    from edge.config import parse_broker
+
+    with pytest.raises(ValueError, match=re.escape(why)):
+        parse_broker(text)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["watch", "--broker", "ha.local:18830x"],
+        ["demo", "--broker", "ha.local:-1"],
+        ["run", "--broker", ":1883"],
+        ["validate-config", "--broker", "a:b:c"],
+    ],
+)
+def test_every_broker_option_refuses_a_bad_address_naming_it(command: list[str], capsys):
+    # Each used to split host:port itself; watch and demo crashed with a ValueError traceback.
+    from edge.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(command)
+    assert stopped.value.code == 2
+    assert "argument --broker:" in capsys.readouterr().err
+
+
+def test_broker_override_keeps_the_config_port_when_none_is_given(tmp_path: Path):
+    from argparse import Namespace
+
+    from edge.app import resolve_config
+
+    path = tmp_path / "edge.toml"
+    path.write_text("[mqtt]\nport = 8883\n")
+    arguments = Namespace(config=path, source=None, model=None, broker="[fd00::2]")
+    config = resolve_config(arguments)
+    assert (config.mqtt.host, config.mqtt.port) == ("fd00::2", 8883)

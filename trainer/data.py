@@ -201,7 +201,17 @@ def _class_selection(
 ) -> tuple[list[str], dict[str, str]]:
     """Maps source class names to output labels; returns (label order, mapping)."""
     found = sorted(set(found))
-    wanted = list(classes) if classes else [c for c in DEFAULT_CLASSES if c in found] or found
+    if classes:
+        wanted = list(classes)
+    else:
+        wanted = [c for c in DEFAULT_CLASSES if c in found] or found
+        absent = [c for c in DEFAULT_CLASSES if c not in found]
+        if absent and len(absent) < len(DEFAULT_CLASSES):
+            # Silently training a two-emotion model would ship one that never says the third.
+            raise ValueError(
+                f"the data set has no {', '.join(absent)} class (it has {found}); "
+                "to train without it, name the classes with --classes"
+            )
     missing = [c for c in [*wanted, *(other_classes or [])] if c not in found]
     if missing:
         raise ValueError(f"classes {missing} are not in the data set (it has {found})")

@@ -123,6 +123,18 @@ def test_unknown_class_is_a_clear_error(small_fer_dir: Path):
         prepare(small_fer_dir, SPEC, classes=["happy", "contempt"])
 
 
+def test_a_data_set_missing_one_default_emotion_is_refused(small_fer_dir: Path, tmp_path: Path):
+    # It used to prepare the two emotions it found: a model that can never say "sad".
+    partial = tmp_path / "no-sad"
+    shutil.copytree(small_fer_dir, partial)
+    for split in ("train", "test"):
+        shutil.rmtree(partial / split / "sad")
+    with pytest.raises(ValueError, match=r"no sad class .*--classes"):
+        prepare(partial, SPEC)
+    data, _ = prepare(partial, SPEC, classes=["angry", "happy"])
+    assert data.classes == ["angry", "happy"]
+
+
 def test_a_broken_zip_is_a_clear_error(tmp_path: Path):
     truncated = tmp_path / "fer2013.zip"
     truncated.write_bytes(b"PK\x03\x04 a download cut short")

@@ -325,3 +325,13 @@ class MQTTPublisher:
         self._client.disconnect()
         self._client.loop_stop()
         self.connected.clear()
+        with self._lock:
+            undelivered = len(self._pending)
+        if undelivered:
+            # Held in memory only (the service may write nowhere): say what is lost.
+            logger.warning(
+                "MQTT: %d queued events were not delivered: the broker was unreachable at "
+                "shutdown (last error: %s)",
+                undelivered,
+                self.last_error or "none",
+            )

@@ -193,6 +193,20 @@ def test_events_queued_while_broker_is_down_arrive_after_restart(mosquitto):
         sub.close()
 
 
+def test_events_still_queued_at_shutdown_are_reported_not_silently_lost(caplog):
+    from edge.config import MQTTConfig
+
+    config = MQTTConfig(host="127.0.0.1", port=free_port(), discovery=False)
+    publisher = MQTTPublisher(config, "lost")
+    publisher.start()
+    for sequence in range(3):
+        publisher.publish_event({"sequence": sequence})
+    caplog.set_level(logging.WARNING)
+    publisher.close()
+    lost = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].startswith("MQTT: 3 queued events"), lost
+
+
 def test_unreachable_broker_at_start_keeps_analysing(face_frames, caplog):
     port = free_port()  # nothing listens here
     caplog.set_level(logging.WARNING)

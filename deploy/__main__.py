@@ -17,7 +17,8 @@ from deploy.inventory import Device, from_hosts, load_inventory
 from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
 from edge.bundle import load_bundle
-from edge.config import broker_argument, parse_broker
+from edge.cli import broker_argument, number_argument
+from edge.config import parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -37,10 +38,15 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", help="device root (default /; tests use a directory)")
     parser.add_argument("--restart-command", help="run on the device after switching")
     parser.add_argument("--ssh-config", type=Path, help="ssh config file instead of ~/.ssh/config")
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--concurrency",
+        type=number_argument("--concurrency", int, at_least=1),
+        default=4,
+        help="devices worked on at once (default 4)",
+    )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=number_argument("--timeout", above=0),
         default=None,
         help="seconds to wait for a device to confirm (default 60)",
     )
@@ -52,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     push_parser = commands.add_parser("push", help="put a model bundle on devices")
     push_parser.add_argument("--model", type=Path, required=True, help="bundle directory")
-    push_parser.add_argument("--keep", type=int, help="versions kept per device (default 3)")
+    push_parser.add_argument(
+        "--keep",
+        type=number_argument("--keep", int, at_least=1),
+        help="versions kept per device (default 3)",
+    )
     push_parser.add_argument(
         "--no-confirm",
         action="store_true",
@@ -66,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--device-id", required=True)
     confirm.add_argument("--version", required=True, help="<name>-<version> of the bundle")
     confirm.add_argument("--topic-prefix", default="yuzug")
-    confirm.add_argument("--timeout", type=float, default=60)
+    confirm.add_argument("--timeout", type=number_argument("--timeout", above=0), default=60)
     install = commands.add_parser("install", help="first-time set-up of a Pi")
     install.add_argument("--wheel", type=Path, help="yuzug wheel to install (default: build one)")
     _add_targets(install)
@@ -116,14 +126,18 @@ def target_for(device: Device, args: argparse.Namespace) -> Target:
 
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
+    def cell(row: dict[str, Any], column: str) -> str:
+        value = row.get(column)
+        return "-" if value is None or value == "" else str(value)  # not "None"
+
+    widths = {c: max(len(c), *(len(cell(r, c)) for r in rows)) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
     for row in rows:
-        print("  ".join(str(row.get(c, "")).ljust(widths[c]) for c in columns))
+        print("  ".join(cell(row, c).ljust(widths[c]) for c in columns).rstrip())
 
 
 def run_parallel(devices: list[Device], concurrency: int, work: Any) -> list[Any]:
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return list(pool.map(work, devices))
 
 

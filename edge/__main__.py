@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.config import broker_argument, parse_broker
+from edge.cli import broker_argument, number_argument
+from edge.config import parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -41,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument(
         "--no-detect", action="store_true", help="treat each whole image as one face crop"
     )
-    classify.add_argument("--threads", type=int, default=1)
+    classify.add_argument(
+        "--threads",
+        type=number_argument("--threads", int, at_least=1),
+        default=1,
+        help="LiteRT threads (default 1)",
+    )
     classify.add_argument(
         "--flip-average",
         action="store_true",
@@ -55,7 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--device", default="+", help="device id (default: all)")
     watch.add_argument("--prefix", default="yuzug", help="topic prefix")
     watch.add_argument("--json", action="store_true", help="print raw JSON lines")
-    watch.add_argument("--seconds", type=float, default=0, help="stop after this long")
+    watch.add_argument(
+        "--seconds",
+        type=number_argument("--seconds", at_least=0),
+        default=0,
+        help="stop after this long (0: until Ctrl-C)",
+    )
 
     demo = commands.add_parser("demo", help="the whole loop with sample faces and a broker")
     demo.add_argument("--data", type=Path, help="FER2013-layout zip for the sample faces")
@@ -67,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--model", type=Path, help="bundle directory (default: models/default)")
     demo.add_argument("--language", choices=("en", "tr"), default="en")
-    demo.add_argument("--fps", type=float, default=15.0)
+    demo.add_argument("--fps", type=number_argument("--fps", above=0), default=15.0)
 
     for name, text in (("run", "run the daemon"), ("validate-config", "check a config file")):
         sub = commands.add_parser(name, help=text)
@@ -78,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "run":
             sub.add_argument(
                 "--max-frames",
-                type=int,
+                type=number_argument("--max-frames", int, at_least=0),
                 default=0,
                 help="stop after this many analysed frames (0: run until stopped)",
             )

@@ -254,17 +254,6 @@ def parse_broker(text: str, default_port: int = 1883) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def broker_argument(text: str) -> str:
-    """argparse ``type=`` for ``--broker``: refuses a bad address with the option's name."""
-    import argparse
-
-    try:
-        parse_broker(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 UNION_SECTIONS = ("camera", "detector")
 UNION_TAGS = ("opencv", "picamera2", "folder", "blazeface", "haar", "yunet")
 

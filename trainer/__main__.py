@@ -16,11 +16,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from edge.cli import number_argument
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -51,7 +51,7 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=_number("--size", int, at_least=8),
+        type=number_argument("--size", int, at_least=8),
         help="input size, overriding the preset's",
     )
     parser.add_argument(
@@ -71,11 +71,11 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         "e.g. neutral)",
     )
     parser.add_argument(
-        "--val-fraction", type=_number("--val-fraction", above=0, below=1), default=0.1
+        "--val-fraction", type=number_argument("--val-fraction", above=0, below=1), default=0.1
     )
     parser.add_argument(
         "--duplicate-rms",
-        type=_number("--duplicate-rms", at_least=0),
+        type=number_argument("--duplicate-rms", at_least=0),
         default=8.0,
         help="near-duplicate threshold, RMS difference on 0-255 (0: exact only)",
     )
@@ -111,7 +111,7 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
     )
     scale.add_argument(
         "--checkpoint-every",
-        type=_number("--checkpoint-every", int, at_least=1),
+        type=number_argument("--checkpoint-every", int, at_least=1),
         metavar="STEPS",
         help="write a resumable checkpoint every STEPS steps",
     )
@@ -134,13 +134,13 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
     """The preset overrides that fit and run share."""
     parser.add_argument(
         "--epochs",
-        type=_number("--epochs", int, at_least=1),
+        type=number_argument("--epochs", int, at_least=1),
         help="override the preset's epoch count",
     )
-    parser.add_argument("--batch-size", type=_number("--batch-size", int, at_least=1))
+    parser.add_argument("--batch-size", type=number_argument("--batch-size", int, at_least=1))
     parser.add_argument(
         "--learning-rate",
-        type=_number("--learning-rate", above=0),
+        type=number_argument("--learning-rate", above=0),
         help="override the preset's peak learning rate",
     )
 
@@ -154,69 +154,32 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--time-budget",
-        type=_number("--time-budget", above=0),
+        type=number_argument("--time-budget", above=0),
         metavar="SECONDS",
         help="fit the schedule (warm-up, cosine decay) into SECONDS of training, up to the "
         "preset's epochs, planned afresh each epoch from the pace so far (early stopping off)",
     )
     parser.add_argument(
         "--input-threads",
-        type=_number("--input-threads", int, at_least=1),
+        type=number_argument("--input-threads", int, at_least=1),
         default=1,
         help="threads that augment in-memory batches ahead (default 1; 4-8 keep a GPU fed; "
         "the batches are the same for any count)",
     )
     parser.add_argument(
         "--mixup",
-        type=_number("--mixup", at_least=0),
+        type=number_argument("--mixup", at_least=0),
         metavar="ALPHA",
         help="mixup: blend each batch with a shuffled copy of itself, pixels, labels and "
         "loss weights alike, the share drawn from Beta(ALPHA, ALPHA) (0.2-0.4 usual)",
     )
     parser.add_argument(
         "--cutmix",
-        type=_number("--cutmix", at_least=0),
+        type=number_argument("--cutmix", at_least=0),
         metavar="ALPHA",
         help="CutMix: paste a box of another face of the batch, labels mixed by area, the "
         "share drawn from Beta(ALPHA, ALPHA) (1.0 usual); with --mixup, one of the two per batch",
     )
-
-
-def _number(
-    flag: str,
-    cast: Callable[[str], float] = float,
-    *,
-    at_least: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-    at_most: float | None = None,
-) -> Callable[[str], float]:
-    """An argparse type that refuses a value out of range, naming the flag (an --epochs 0 or a
-    --val-fraction 1.5 would otherwise run, and overwrite a run directory with nothing)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = cast(text)
-        except ValueError:
-            kind = "a whole number" if cast is int else "a number"
-            raise argparse.ArgumentTypeError(f"{flag} takes {kind}, got {text}") from None
-        low_ok = (at_least is None or value >= at_least) and (above is None or value > above)
-        high_ok = (below is None or value < below) and (at_most is None or value <= at_most)
-        if not (low_ok and high_ok):
-            bounds = [
-                f"{word} {bound:g}"
-                for word, bound in (
-                    ("at least", at_least),
-                    ("above", above),
-                    ("below", below),
-                    ("at most", at_most),
-                )
-                if bound is not None
-            ]
-            raise argparse.ArgumentTypeError(f"{flag} must be {' and '.join(bounds)}, got {text}")
-        return value
-
-    return parse
 
 
 def _add_selection_args(parser: argparse.ArgumentParser) -> None:
@@ -229,7 +192,7 @@ def _add_selection_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ema",
-        type=_number("--ema", above=0, below=1),
+        type=number_argument("--ema", above=0, below=1),
         metavar="MOMENTUM",
         help="validate, select and save an exponential moving average of the weights, "
         "updated every step with this momentum (0.99-0.9999; about 1/(1-MOMENTUM) steps)",
@@ -247,7 +210,7 @@ def _add_distill_args(parser: argparse.ArgumentParser) -> None:
     )
     distill.add_argument(
         "--distill-weight",
-        type=_number("--distill-weight", at_least=0, at_most=1),
+        type=number_argument("--distill-weight", at_least=0, at_most=1),
         default=0.5,
         help="the teachers' share of each training target (default 0.5)",
     )

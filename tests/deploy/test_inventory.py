@@ -57,3 +57,30 @@ def test_deploy_refuses_a_bad_broker_address_before_anything_is_sent(command: st
         main([command, "pi@kitchen.local", "--broker", "ha.local:mqtt"])
     assert stopped.value.code == 2
     assert "argument --broker: port 'mqtt'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--timeout", "-5"], "--timeout must be above 0"),
+        (["--keep", "0"], "--keep must be at least 1"),
+    ],
+)
+def test_deploy_numeric_options_are_range_checked(options: list[str], named: str, capsys):
+    from deploy.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["push", "--model", "models/default", "pi@kitchen.local", *options])
+    assert stopped.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_a_host_that_fails_gets_a_clean_table_row_and_exit_1(capsys):
+    from deploy.__main__ import main
+
+    assert main(["push", "--model", "models/default", "pi@yuzug-test.invalid"]) == 1
+    header, row = capsys.readouterr().out.splitlines()[-2:]
+    assert header.split() == ["HOST", "STATUS", "VERSION", "SECONDS", "DETAIL"]
+    assert row.split()[:3] == ["pi@yuzug-test.invalid", "failed", "-"], row  # not "None"
+    assert "ssh" in row and not row.endswith(" ")

@@ -258,3 +258,21 @@ def test_broker_override_keeps_the_config_port_when_none_is_given(tmp_path: Path
     arguments = Namespace(config=path, source=None, model=None, broker="[fd00::2]")
     config = resolve_config(arguments)
     assert (config.mqtt.host, config.mqtt.port) == ("fd00::2", 8883)
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (["demo", "--fps", "0"], "--fps must be above 0"),  # was a ZeroDivisionError
+        (["watch", "--seconds", "-1"], "--seconds must be at least 0"),
+        (["classify", "--threads", "0", "x.jpg"], "--threads must be at least 1"),
+        (["run", "--max-frames", "ten"], "--max-frames takes a whole number"),
+    ],
+)
+def test_edge_numeric_options_are_range_checked(command: list[str], named: str, capsys):
+    from edge.__main__ import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(command)
+    assert stopped.value.code == 2
+    assert named in capsys.readouterr().err

@@ -15,7 +15,10 @@ of the emotions (fear, surprise, disgust), together. ``--peer fer`` adds the `fe
 model, fetched once and checked against a pinned sha256 (bench/peers.py). ``--ensemble`` adds a
 row for the mean of the bundles' int8 probabilities (bundles with the same labels), the size
 and per-face time being the members' sums, and counts the test faces the ensemble firmly gives
-another emotion (``--contradicted`` draws them).
+another emotion (``--contradicted`` draws them). With more than one row, each is compared with
+the first on the same test faces: the accuracy difference with a paired 95% interval and the
+exact McNemar test, which tells a real gain from the test set's noise far more sharply than
+two separate standard errors.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -110,13 +114,19 @@ def peer_candidate(name: str) -> Candidate:
 @functools.lru_cache(maxsize=16)
 def test_split(
     data: Path, spec: PreprocessSpec, classes: tuple[str, ...], other_label: str | None
-) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Test crops, labels and label order of ``classes``; models with one input contract
-    share one copy (decoding FER2013 takes seconds a call). Callers must not modify them."""
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...], np.ndarray]:
+    """Test crops, labels, label order of ``classes`` and face keys; models with one input
+    contract share one copy (decoding FER2013 takes seconds a call). Callers must not modify
+    them."""
     prepared, _ = prepare(
         data, spec, list(classes), other_label=other_label, duplicate_rms=0, seed=0
     )
-    return prepared.x["test"], prepared.y["test"], tuple(prepared.classes)
+    return (
+        prepared.x["test"],
+        prepared.y["test"],
+        tuple(prepared.classes),
+        prepared.keys["test"],
+    )
 
 
 def evaluate_model(
@@ -131,7 +141,7 @@ def evaluate_model(
         raise SystemExit(f"{candidate.row} has no output for {missing}; its labels: {labels}")
     own_classes = [label for label in labels if label != abstain]
     try:
-        x, split_y, classes = test_split(data, candidate.spec, tuple(own_classes), abstain)
+        x, split_y, classes, keys = test_split(data, candidate.spec, tuple(own_classes), abstain)
     except ValueError as error:
         where = "" if str(data) in str(error) else f"{data}: "
         raise SystemExit(f"{candidate.row}: {where}{error}") from error
@@ -140,6 +150,7 @@ def evaluate_model(
     arrays: dict[str, Any] = {
         "pixels": x,
         "y": y,
+        "keys": keys,  # which face each row is, to pair models' answers (paired_difference)
         "labels": labels,
         "others": [label for label in labels if label not in emotions],
         "probs": classifier.probabilities(x),
@@ -226,7 +237,7 @@ def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dic
     for arrays, r in zip(members[1:], results[1:], strict=True):
         if arrays["labels"] != first["labels"] or not np.array_equal(arrays["y"], first["y"]):
             raise SystemExit(f"--ensemble: {r['model']} has other labels or test images")
-    mean = {key: first[key] for key in ("y", "labels", "others")}
+    mean = {key: first[key] for key in ("y", "keys", "labels", "others")}
     for key in ("probs", "flip_probs", "neutral_probs"):
         if all(key in arrays for arrays in members):
             mean[key] = np.mean([arrays[key] for arrays in members], axis=0)
@@ -252,6 +263,62 @@ def ensemble_result(results: list[dict[str, Any]], min_confidence: float) -> dic
     result["contradicted"] = contradicted(mean)
     result["_arrays"] = {**mean, "pixels": first["pixels"]}
     return result
+
+
+def emotion_answers(arrays: dict[str, Any]) -> dict[str, bool]:
+    """Face key -> right or wrong, for each target-emotion face (argmax among the emotions)."""
+    y, probs, labels = arrays["y"], arrays["probs"], arrays["labels"]
+    on_targets, target_index, restricted = target_probabilities(y, probs, labels, arrays["others"])
+    right = target_index[restricted.argmax(1)] == y
+    return {str(key): bool(right[i]) for i, key in enumerate(arrays["keys"]) if on_targets[i]}
+
+
+def mcnemar_p(reference_only: int, candidate_only: int) -> float:
+    """Exact two-sided McNemar test: how likely a split of the discordant faces at least this
+    uneven is when both models are equally accurate (a binomial with p = 1/2)."""
+    discordant = reference_only + candidate_only
+    if discordant == 0:
+        return 1.0
+    tail = sum(math.comb(discordant, k) for k in range(min(reference_only, candidate_only) + 1))
+    return min(1.0, 2 * tail / 2**discordant)
+
+
+def paired_difference(reference: dict[str, Any], candidate: dict[str, Any]) -> dict[str, Any]:
+    """The candidate's accuracy minus the reference's on the faces both scored, with a 95%
+    interval and McNemar's test. Both models answer the same faces, so the paired interval is
+    far narrower than two separate +-0.8-point standard errors would suggest."""
+    ours, theirs = emotion_answers(reference), emotion_answers(candidate)
+    shared = sorted(set(ours) & set(theirs))
+    if not shared:
+        raise SystemExit("no test face is scored by both models; they cannot be paired")
+    a = np.array([ours[k] for k in shared])
+    b = np.array([theirs[k] for k in shared])
+    n = len(shared)
+    reference_only, candidate_only = int((a & ~b).sum()), int((b & ~a).sum())
+    difference = (candidate_only - reference_only) / n
+    spread = math.sqrt(max(reference_only + candidate_only - n * difference**2, 0.0)) / n
+    return {
+        "faces": n,
+        "accuracy_difference": round(difference, 4),
+        "ci95": [round(difference - 1.96 * spread, 4), round(difference + 1.96 * spread, 4)],
+        "reference_only_right": reference_only,
+        "candidate_only_right": candidate_only,
+        "mcnemar_p": round(mcnemar_p(reference_only, candidate_only), 4),
+    }
+
+
+def format_paired(results: list[dict[str, Any]]) -> str:
+    lines = [f"paired against {results[0]['row']} (same test faces):"]
+    for r in results[1:]:
+        paired = r["paired"]
+        low, high = (100 * bound for bound in paired["ci95"])
+        lines.append(
+            f"  {r['row']}: accuracy {100 * paired['accuracy_difference']:+.2f} points "
+            f"(95% CI {low:+.2f} to {high:+.2f}) on {paired['faces']:,} faces; right where "
+            f"the reference is wrong on {paired['candidate_only_right']}, wrong where it is "
+            f"right on {paired['reference_only_right']}; McNemar p = {paired['mcnemar_p']:.3g}"
+        )
+    return "\n".join(lines)
 
 
 # "Firmly" means what it means to the label audit.
@@ -389,10 +456,10 @@ def non_emotion_probs(
             found[expression] = probs[y == candidate.labels.index(expression)]
             continue
         try:
-            faces, _, _ = test_split(data, candidate.spec, (expression,), None)
+            split = test_split(data, candidate.spec, (expression,), None)
         except ValueError:  # the data set does not have this expression
             continue
-        found[expression] = classifier.probabilities(faces)
+        found[expression] = classifier.probabilities(split[0])
     return found
 
 
@@ -501,9 +568,13 @@ def main() -> int:
         results.append(
             evaluate_model(peer_candidate(name), args.data, emotions, args.min_confidence)
         )
+    for result in results[1:]:
+        result["paired"] = paired_difference(results[0]["_arrays"], result["_arrays"])
     for result in results:
         result.pop("_arrays", None)
     print(format_table(results))
+    if len(results) > 1:
+        print(format_paired(results))
     print(format_sweep(results))
     if args.ensemble:
         found = next(r for r in results if r["preset"] == "ensemble")["contradicted"]

@@ -19,6 +19,7 @@ def member(probs: list[list[float]], size_kib: float, median_ms: float) -> dict:
     arrays = {
         "pixels": np.zeros((4, 8, 8, 1), np.uint8),
         "y": y,
+        "keys": np.array([f"face{i}" for i in range(len(y))]),
         "labels": LABELS,
         "others": ["none"],
         "probs": np.array(probs),
@@ -91,3 +92,50 @@ def test_a_bad_model_or_data_set_is_one_line_naming_it(tmp_path: Path):
     assert str(refused.value).endswith(
         f": {truncated}: not a readable zip archive (File is not a zip file)"
     )
+
+
+@pytest.mark.parametrize(("reference_only", "candidate_only"), [(0, 0), (0, 10), (7, 3), (40, 62)])
+def test_mcnemar_p_is_the_exact_binomial_test(reference_only: int, candidate_only: int):
+    from scipy.stats import binomtest
+
+    from bench.accuracy import mcnemar_p
+
+    expected = (
+        1.0
+        if reference_only + candidate_only == 0
+        else binomtest(candidate_only, reference_only + candidate_only, 0.5).pvalue
+    )
+    assert mcnemar_p(reference_only, candidate_only) == pytest.approx(expected, rel=1e-9)
+
+
+def test_paired_difference_pairs_faces_by_key_not_by_row():
+    from bench.accuracy import paired_difference
+
+    rng = np.random.default_rng(3)
+    n = 400
+    y = rng.integers(0, 2, n)
+    keys = np.array([f"test/{LABELS[c]}/{i}.jpg" for i, c in enumerate(y)])
+
+    def arrays(right: np.ndarray, order: np.ndarray) -> dict:
+        probs = np.zeros((n, 3))
+        predicted = np.where(right, y, 1 - y)
+        probs[np.arange(n), predicted] = 0.8
+        probs[np.arange(n), 1 - predicted] = 0.2
+        return {"y": y[order], "keys": keys[order], "labels": LABELS, "others": ["none"],
+                "probs": probs[order]}  # fmt: skip
+
+    reference_right = rng.random(n) < 0.8
+    candidate_right = reference_right.copy()
+    candidate_right[np.flatnonzero(~reference_right)[:30]] = True  # fixes 30 faces
+    candidate_right[np.flatnonzero(reference_right)[:10]] = False  # breaks 10
+    identity, shuffled = np.arange(n), rng.permutation(n)
+    paired = paired_difference(arrays(reference_right, identity), arrays(candidate_right, shuffled))
+    assert paired["faces"] == n
+    assert (paired["candidate_only_right"], paired["reference_only_right"]) == (30, 10)
+    assert paired["accuracy_difference"] == pytest.approx(20 / n, abs=1e-4)
+    low, high = paired["ci95"]
+    assert low < 20 / n < high and low > 0  # 30 against 10 is beyond chance on 400 faces
+    assert paired["mcnemar_p"] < 0.01
+    # Misaligned rows (pairing by position) would see about 2 x 0.8 x 0.2 x 400 discordant faces.
+    same = paired_difference(arrays(reference_right, identity), arrays(reference_right, shuffled))
+    assert same["candidate_only_right"] == same["reference_only_right"] == 0

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from bench import peers
-from bench.accuracy import Candidate, bundle_candidate, evaluate_model, scores
+from bench.accuracy import (
+    Candidate,
+    bundle_candidate,
+    evaluate_model,
+    paired_difference,
+    scores,
+)
 from edge.classify.emotion import EmotionClassifier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +55,10 @@ def test_a_model_with_more_classes_is_scored_on_the_emotions_and_on_its_own(smal
     assert peer["neutral"]["by_min_confidence"] == ours["neutral"]["by_min_confidence"]
     assert "all_classes" not in ours
     arrays = peer.pop("_arrays")
+    # Paired by face: the same file under other labels agrees with itself on all 60 faces.
+    paired = paired_difference(ours["_arrays"], arrays)
+    assert paired["faces"] == 60 and paired["accuracy_difference"] == 0
+    assert paired["candidate_only_right"] == paired["reference_only_right"] == 0
     own = peer["all_classes"]
     assert own["classes"] == 4
     assert own["accuracy"] == pytest.approx(

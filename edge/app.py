@@ -122,7 +122,6 @@ class EdgeApp:
         self.last_reload_error: str | None = None
         self._model_target: str | None = None
         self._last_reload_check = 0.0
-        self.last_suggestion: dict[str, str] | None = None
         self.frames_analysed = 0
         self.events = 0
         self._since = utc_now()
@@ -428,19 +427,25 @@ class EdgeApp:
             tracks,
             self.state.current,
             self.state.confidence,
-            self.last_suggestion,
+            self.current_suggestion(),
             self.classifier.labels,
         )
         self.last_result = result
         return result
+
+    def current_suggestion(self) -> dict[str, str] | None:
+        """The latest suggestion for the emotion reported now: a screen never pairs "sad"
+        with an idea that was given for "happy" (or shows one while nobody is there)."""
+        if self.picker is None or self.state is None:
+            return None
+        suggestion = self.picker.latest(self.reported_emotion)
+        return {"id": suggestion.id, "text": suggestion.text} if suggestion else None
 
     def _emit_event(self, emotion: str, previous: str, confidence: float) -> None:
         assert self.picker is not None
         self._since = utc_now()
         suggestion = self.picker.pick(emotion, time.monotonic())
         suggestion_dict = {"id": suggestion.id, "text": suggestion.text} if suggestion else None
-        if suggestion_dict:
-            self.last_suggestion = suggestion_dict
         self.events += 1
         payload = event_payload(
             device_id=self.config.device_id,
@@ -577,7 +582,7 @@ class EdgeApp:
             "emotion": self.reported_emotion,
             "confidence": round(self.state.confidence, 4),
             "faces": self.face_count,
-            "suggestion": self.last_suggestion,
+            "suggestion": self.current_suggestion(),
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,
             "model_version": self.model_version,

@@ -138,7 +138,9 @@ class SuggestionsConfig(Strict):
     catalogue: Path | None = Field(
         None, description="user catalogue (TOML or JSON) replacing the built-in one"
     )
-    cooldown_seconds: float = Field(300.0, ge=0, description="minimum time between two suggestions")
+    cooldown_seconds: float = Field(
+        300.0, ge=0, description="minimum time between two suggestions for the same emotion"
+    )
 
 
 class MQTTConfig(Strict):

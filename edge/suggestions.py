@@ -54,8 +54,10 @@ class SuggestionPicker:
     """Picks a suggestion per emotion change.
 
     Every suggestion of an emotion is used once before any repeats (a shuffled bag refilled
-    when empty, never starting with the one just shown), and none is given within
-    ``cooldown_seconds`` of the previous one, so a person is not flooded.
+    when empty, never starting with the one just shown). The cooldown is per emotion: a mood
+    that changes from happy to sad gets a suggestion for sad at once (the moment it is most
+    useful), while flickering between moods yields at most one suggestion per emotion per
+    ``cooldown_seconds``, so a person is not flooded.
     """
 
     def __init__(
@@ -69,17 +71,23 @@ class SuggestionPicker:
         self.rng = rng or random.Random()
         self._bags: dict[str, list[Suggestion]] = {}
         self._last: dict[str, Suggestion] = {}
-        self._last_time: float | None = None
+        self._last_time: dict[str, float] = {}
 
-    def cooldown_left(self, now: float) -> float:
-        if self._last_time is None:
+    def cooldown_left(self, emotion: str, now: float) -> float:
+        """Seconds until ``emotion`` may get another suggestion."""
+        last = self._last_time.get(emotion)
+        if last is None:
             return 0.0
-        return max(0.0, self.cooldown_seconds - (now - self._last_time))
+        return max(0.0, self.cooldown_seconds - (now - last))
+
+    def latest(self, emotion: str) -> Suggestion | None:
+        """The suggestion last given for ``emotion`` (what a screen shows while it lasts)."""
+        return self._last.get(emotion)
 
     def pick(self, emotion: str, now: float) -> Suggestion | None:
-        """A suggestion for ``emotion``, or ``None`` when cooling down or none exists."""
+        """A suggestion for ``emotion``, or ``None`` when it is cooling down or has none."""
         options = self.catalogue.get(emotion)
-        if not options or self.cooldown_left(now) > 0:
+        if not options or self.cooldown_left(emotion, now) > 0:
             return None
         bag = self._bags.get(emotion)
         if not bag:
@@ -91,5 +99,5 @@ class SuggestionPicker:
             self._bags[emotion] = bag
         choice = bag.pop()
         self._last[emotion] = choice
-        self._last_time = now
+        self._last_time[emotion] = now
         return choice

@@ -66,7 +66,8 @@ def test_subscriber_receives_the_emotions_of_the_video(mosquitto, fer_zip, tmp_p
         'device_id = "e2e"\n'
         f'[camera]\ntype = "opencv"\nsource = "{video}"\nrealtime = true\n'
         "[emotion]\nstable_seconds = 1.0\nno_face_seconds = 1.0\n"
-        "[suggestions]\ncooldown_seconds = 0\n"
+        # The default cooldown: it is per emotion, so each new emotion still gets an idea.
+        "[suggestions]\ncooldown_seconds = 300\n"
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
     )
     sub = Subscriber(mosquitto.port, ["yuzug/e2e/#"])

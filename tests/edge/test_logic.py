@@ -93,6 +93,39 @@ def test_suggestions_do_not_repeat_until_all_used_and_respect_cooldown():
     assert picker.pick("unknown", now=100.0) is None
 
 
+def test_the_suggestion_cooldown_is_per_emotion():
+    catalogue = {
+        e: [Suggestion(f"{e}{i}", f"{e} idea {i}") for i in range(3)] for e in ("happy", "sad")
+    }
+    picker = SuggestionPicker(catalogue, cooldown_seconds=300, rng=random.Random(2))
+    happy = picker.pick("happy", now=0.0)
+    sad = picker.pick("sad", now=20.0)  # a change of mood is when an idea helps: not held back
+    assert happy is not None and sad is not None and sad.id.startswith("sad")
+    assert picker.pick("happy", now=40.0) is None  # flickering back: happy is cooling down
+    assert picker.cooldown_left("happy", 40.0) == 260.0
+    assert picker.latest("happy") == happy and picker.latest("sad") == sad
+    assert picker.latest("angry") is None
+    assert picker.pick("happy", now=300.0) is not None
+
+
+def test_the_live_view_shows_the_suggestion_of_the_current_emotion():
+    from edge.app import EdgeApp
+
+    app = EdgeApp(
+        parse_config({"mqtt": {"enabled": False}, "suggestions": {"cooldown_seconds": 300}})
+    )
+    app.init_suggestions()
+    app.state = EmotionState(["angry", "happy", "sad"], 0.5, 1.0, 1.0)
+    for emotion in ("happy", "sad", "happy"):  # the second happy falls in happy's cooldown
+        app.state.current = emotion
+        app._emit_event(emotion, "none", 0.9)
+        shown = app.view_state()["suggestion"]
+        assert shown == app.current_suggestion() and shown is not None
+        assert shown["text"] in {s.text for s in app.picker.catalogue[emotion]}, (emotion, shown)
+    app.state.current = NO_FACE
+    assert app.view_state()["suggestion"] is None
+
+
 def test_builtin_catalogues_cover_the_three_emotions_in_both_languages():
     english, turkish = load_catalogue("en"), load_catalogue("tr")
     for catalogue in (english, turkish):

@@ -500,6 +500,7 @@ class EdgeApp:
                 camera=camera,
                 since=self._since,
                 scores=scores,
+                suggestion=self.current_suggestion(),
             )
         )
         self._last_state_key = key

@@ -75,6 +75,7 @@ def state_payload(
     camera: str,
     since: str,
     scores: dict[str, float] | None = None,
+    suggestion: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
@@ -86,6 +87,9 @@ def state_payload(
         "paused": paused,
         "camera": camera,
         "since": since,
+        # The latest idea given for the current emotion (None for none/no_face/paused), so a
+        # dashboard shows "sad: call a friend" without listening for events.
+        "suggestion": suggestion,
         "model_version": model_version,
         "timestamp": utc_now(),
     }
@@ -124,7 +128,8 @@ def discovery_messages(
     model_version: str,
     software_version: str,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Home Assistant MQTT discovery: one device with emotion, confidence, suggestion, pause."""
+    """Home Assistant MQTT discovery: one device with emotion, confidence, the current
+    suggestion, a suggestion event per emotion change, and the pause switch."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
         "identifiers": [node],
@@ -166,6 +171,19 @@ def discovery_messages(
                 "icon": "mdi:percent",
                 "state_topic": topics.state,
                 "value_template": "{{ (value_json.confidence * 100) | round(0) }}",
+            },
+        ),
+        (
+            f"{discovery_prefix}/sensor/{node}/current_suggestion/config",
+            {
+                **common,
+                "name": "Activity suggestion",
+                "unique_id": f"{node}_current_suggestion",
+                "icon": "mdi:lightbulb-outline",
+                "state_topic": topics.state,
+                # Home Assistant caps a state at 255 characters; a catalogue text may be longer.
+                "value_template": "{{ (value_json.suggestion.text if value_json.suggestion "
+                "else '')[:255] }}",
             },
         ),
         (

@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+import jinja2
 import jsonschema
 import pytest
 
@@ -95,17 +96,28 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)
-            assert components == ["event", "sensor", "sensor", "switch"]
+            assert components == ["event", "sensor", "sensor", "sensor", "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             emotion = next(p for t, p in configs if t.endswith("/emotion/config"))
             assert {"happy", "sad", "angry", "none", "no_face"} <= set(emotion["options"])
             assert emotion["device_class"] == "enum"
+            # The suggestion sensor's template, rendered as Home Assistant would (Jinja).
+            template = next(p for t, p in configs if t.endswith("/current_suggestion/config"))
+            render = jinja2.Environment().from_string(template["value_template"]).render
+            happy = json.loads(
+                sub.wait_payload("/state", lambda p: json.loads(p)["emotion"] == "happy", 10)
+            )
+            jsonschema.validate(happy, SCHEMAS["state"])
+            ideas = {s.text for s in app.picker.catalogue["happy"]}
+            assert happy["suggestion"]["text"] in ideas
+            assert render(value_json=happy) == happy["suggestion"]["text"]
+            assert render(value_json={**happy, "suggestion": None}) == ""
             # Home Assistant restarting asks for discovery again.
             before = len(configs)
             sub.client.publish("homeassistant/status", "online", qos=1)
             wait_for(
-                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= before + 4,
+                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= before + 5,
                 10,
                 what="discovery republished",
             )
@@ -222,7 +234,9 @@ def test_unreachable_broker_at_start_keeps_analysing(face_frames, caplog):
     # One warning with the cause for the first failure, not a line per retry (paho's own
     # "Client is not connected" ERROR on each one is filtered out).
     lines = [r.getMessage() for r in caplog.records if "MQTT" in r.getMessage() or r.name == "paho"]
-    assert len(lines) == 1 and "cannot connect" in lines[0] and "1 attempts" in lines[0], lines
+    # (and at shutdown, one line for the events that never reached a broker).
+    assert len(lines) == 2 and "cannot connect" in lines[0] and "1 attempts" in lines[0], lines
+    assert "events were not delivered" in lines[1], lines
 
 
 def test_password_is_never_logged(mosquitto, face_frames, tmp_path):

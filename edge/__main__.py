@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also classify each mirrored face and average (slower, a little more accurate)",
     )
+    classify.add_argument(
+        "--annotate",
+        type=Path,
+        metavar="DIR",
+        help="also write each image with its face boxes, labels and confidences drawn, as "
+        "DIR/<name>.jpg (its path is the record's 'annotated')",
+    )
 
     watch = commands.add_parser("watch", help="print a device's MQTT events and state")
     watch.add_argument(
@@ -136,6 +143,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         bundle, num_threads=args.threads, flip_average=args.flip_average
     )
     detector = None if args.no_detect else make_detector(BlazeFaceDetectorConfig())
+    if args.annotate:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
     for path, image, error in _iter_images(args.paths):
         record: dict[str, Any] = {"path": path}
         if image is None:
@@ -159,8 +169,41 @@ def cmd_classify(args: argparse.Namespace) -> int:
             }
             for box, p in zip(boxes, predictions, strict=True)
         ]
+        if args.annotate:
+            record["annotated"] = _write_annotated(args.annotate, path, image, record, written)
         print(json.dumps(record), flush=True)
     return 0
+
+
+def _write_annotated(
+    folder: Path, path: str, image: Any, record: dict[str, Any], written: set[str]
+) -> str:
+    """Draws the record's faces on the image and writes it under a name made from its path
+    (folders and zip members flattened, made unique); returns the file written."""
+    import re
+
+    import cv2
+
+    from edge.overlay import draw_face, to_canvas
+
+    canvas = to_canvas(image)
+    # A 48x48 data-set crop is enlarged so that its label stays readable beside the face.
+    zoom = min(8, max(1, -(-240 // max(1, min(canvas.shape[:2])))))
+    if zoom > 1:
+        canvas = cv2.resize(canvas, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
+    for face in record["faces"]:
+        box = tuple(v * zoom for v in face["box"])
+        draw_face(canvas, box, face["label"], face["confidence"])  # type: ignore[arg-type]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).with_suffix("").as_posix()).strip("._")
+    name, copy = f"{stem or 'image'}.jpg", 1
+    while name in written:
+        copy += 1
+        name = f"{stem}-{copy}.jpg"
+    written.add(name)
+    target = folder / name
+    if not cv2.imwrite(str(target), canvas):
+        raise YuzugError(f"--annotate: cannot write {target}")
+    return str(target)
 
 
 def cmd_validate_config(args: argparse.Namespace) -> int:

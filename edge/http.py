@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from edge.config import HTTPConfig
+from edge.overlay import draw_face, to_canvas
 from edge.pipeline import BUCKETS_MS
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COLOURS = {"happy": (80, 200, 60), "sad": (220, 140, 40), "angry": (50, 50, 230)}
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -73,28 +73,11 @@ refresh(); setInterval(refresh, 1000);
 
 def draw_overlay(result: FrameResult) -> np.ndarray:
     """An analysed frame with face boxes, labels and confidences drawn on a copy."""
-    image = result.frame.image
-    canvas = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    canvas = to_canvas(result.frame.image)
     for track in result.tracks:
-        x, y, w, h = track.box
         best = int(np.argmax(track.scores))
         label = result.labels[best] if best < len(result.labels) else "?"
-        colour = COLOURS.get(label, (200, 200, 200))
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, 2)
-        text = f"{label} {float(track.scores[best]):.0%}"
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.6, 2)
-        top = max(0, y - th - 8)
-        cv2.rectangle(canvas, (x, top), (x + tw + 8, top + th + 8), colour, -1)
-        cv2.putText(
-            canvas,
-            text,
-            (x + 4, top + th + 3),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.6,
-            (255, 255, 255),
-            2,
-            cv2.LINE_AA,
-        )
+        draw_face(canvas, track.box, label, float(track.scores[best]))
     banner = f"{result.emotion} {result.confidence:.0%}"
     cv2.putText(
         canvas, banner, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA

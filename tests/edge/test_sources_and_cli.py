@@ -193,6 +193,38 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     assert 150 < w < 330 and 0 <= x < 640 and 0 <= y < 480  # the pasted 240 px face
 
 
+def test_classify_annotate_draws_each_face_box_in_its_label_colour(fer_zip: Path, tmp_path: Path):
+    from edge.overlay import COLOURS, OTHER_COLOUR
+
+    faces = fer_faces(fer_zip, ["happy"], 1)["happy"]
+    frame = next(scripted_frames({"happy": faces}, [Segment("happy", 0.1)], 10))[0]
+    for folder in ("a", "b"):  # the same file name twice: two pictures, not one overwritten
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "scene.png"), frame)
+    cv2.imwrite(str(tmp_path / "crop.png"), faces[0])
+    out = tmp_path / "annotated"
+    result = run_edge("classify", "--annotate", str(out), str(tmp_path / "a"), str(tmp_path / "b"))
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len({r["annotated"] for r in records}) == 2
+    for record in records:
+        picture = cv2.imread(record["annotated"])
+        assert picture.shape == frame.shape
+        (face,) = record["faces"]
+        x, y, w, h = face["box"]
+        colour = COLOURS.get(face["label"], OTHER_COLOUR)
+        # The box's left edge is drawn in the label's colour (JPEG-close), the source is gray.
+        edge = picture[y + h // 4 : y + 3 * h // 4, x].astype(int)
+        assert np.abs(edge - colour).max(axis=1).mean() < 40, (edge[:3], colour)
+        assert np.abs(frame[y + h // 4 : y + 3 * h // 4, x].astype(int) - colour).max() > 40
+    # A 48x48 crop is enlarged for reading, and --no-detect boxes the whole of it.
+    crop = run_edge("classify", "--no-detect", "--annotate", str(out), str(tmp_path / "crop.png"))
+    (record,) = [json.loads(line) for line in crop.stdout.splitlines()]
+    assert cv2.imread(record["annotated"]).shape == (240, 240, 3)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        Path(r["annotated"]).name for r in [*records, record]
+    )
+
+
 def test_daemon_refuses_bad_config_and_bad_models(tmp_path: Path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[classifier]\nnum_threads = 0\n")

@@ -1,0 +1,46 @@
+"""Face boxes, labels and confidences drawn on an image: the live view's frames and
+``yuzug-edge classify --annotate``'s pictures come from the same code."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.preprocess import Box
+
+# BGR, one colour per emotion; any other label (none, a seven-class model's extras) is grey.
+COLOURS = {"happy": (80, 200, 60), "sad": (220, 140, 40), "angry": (50, 50, 230)}
+OTHER_COLOUR = (200, 200, 200)
+
+
+def to_canvas(image: np.ndarray) -> np.ndarray:
+    """A BGR copy of a gray, BGR or BGRA image to draw on."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image.copy()
+
+
+def draw_face(canvas: np.ndarray, box: Box, label: str, confidence: float) -> None:
+    """A box in the label's colour with ``label NN%`` on a filled tab above it (in place)."""
+    x, y, w, h = box
+    colour = COLOURS.get(label, OTHER_COLOUR)
+    # Thin lines on small images (a 48x48 face crop), thicker on camera frames.
+    scale = max(0.35, min(0.6, min(canvas.shape[:2]) / 400))
+    thickness = 1 if scale < 0.5 else 2
+    cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+    text = f"{label} {confidence:.0%}"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    top = max(0, y - th - 8)
+    cv2.rectangle(canvas, (x, top), (x + tw + 8, top + th + 8), colour, -1)
+    cv2.putText(
+        canvas,
+        text,
+        (x + 4, top + th + 3),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        thickness,
+        cv2.LINE_AA,
+    )

@@ -33,6 +33,7 @@ from typing import Any
 
 from deploy.remote import Remote, RemoteError, q
 from edge.bundle import ModelBundle
+from edge.config import format_broker
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +121,8 @@ class Confirmer:
         try:
             client.connect(self.host, self.port, 30)
         except OSError as exc:
-            raise RemoteError(f"cannot reach MQTT broker {self.host}:{self.port}: {exc}") from exc
+            where = format_broker(self.host, self.port)
+            raise RemoteError(f"cannot reach MQTT broker {where}: {exc}") from exc
         client.loop_start()
         try:
             done.wait(timeout)

@@ -226,6 +226,11 @@ class EdgeConfig(Strict):
     http: HTTPConfig = Field(default_factory=HTTPConfig)
 
 
+def format_broker(host: str, port: int) -> str:
+    """``host:port`` as :func:`parse_broker` reads it back (``[v6]:port`` for IPv6)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def parse_broker(text: str, default_port: int = 1883) -> tuple[str, int]:
     """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address -> (host, port).
 

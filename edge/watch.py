@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import MQTTConfig
+from edge.config import MQTTConfig, format_broker
 from edge.publish.mqtt import diagnose, paho_logger, worth_reporting
 
 logger = logging.getLogger(__name__)
@@ -124,7 +124,8 @@ class Watcher:
     def _report(self, message: str, trouble: bool = True) -> None:
         self._troubled = trouble
         if self.status is not None:
-            print(f"watch: {self.host}:{self.port}: {message}", file=self.status, flush=True)
+            where = format_broker(self.host, self.port)
+            print(f"watch: {where}: {message}", file=self.status, flush=True)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload.decode("utf-8", "replace")
@@ -155,7 +156,8 @@ class Watcher:
 def run_watch(host: str, port: int, prefix: str, device: str, raw: bool, seconds: float) -> int:
     watcher = Watcher(host, port, prefix, device, raw=raw, status=sys.stderr)
     watcher.start()
-    print(f"watching {watcher.topic} on {host}:{port} (Ctrl-C to stop)", file=sys.stderr)
+    where = format_broker(host, port)
+    print(f"watching {watcher.topic} on {where} (Ctrl-C to stop)", file=sys.stderr)
     deadline = time.monotonic() + seconds if seconds else None
     try:
         while deadline is None or time.monotonic() < deadline:

@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge.config import MQTTConfig
+from edge.config import MQTTConfig, format_broker
 from edge.publish.payloads import Topics, dumps
 
 logger = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ class MQTTPublisher:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.config.host}:{self.config.port}"
+        return format_broker(self.config.host, self.config.port)
 
     def start(self) -> None:
         """Connects in the background; returns at once even when the broker is down."""

@@ -239,9 +239,10 @@ def test_password_from_environment_draws_no_inline_password_warning(
     ],
 )
 def test_a_broker_address_is_host_and_port(text: str, expected: tuple[str, int]):
-    from edge.config import parse_broker
+    from edge.config import format_broker, parse_broker
 
     assert parse_broker(text) == expected
+    assert parse_broker(format_broker(*expected)) == expected  # what logs show reads back
 
 
 @pytest.mark.parametrize(

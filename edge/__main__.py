@@ -87,12 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--language", choices=("en", "tr"), default="en")
     demo.add_argument("--fps", type=number_argument("--fps", above=0), default=15.0)
 
-    for name, text in (("run", "run the daemon"), ("validate-config", "check a config file")):
+    for name, text in (
+        ("run", "run the daemon"),
+        ("validate-config", "check a config file"),
+        ("doctor", "check config, model, camera, broker and port on this device"),
+    ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
         sub.add_argument("--source", help="override camera: index, video file, URL or folder")
         sub.add_argument("--model", type=Path, help="override classifier.model")
         sub.add_argument("--broker", type=broker_argument, help="override mqtt host[:port]")
+        if name == "doctor":
+            sub.add_argument(
+                "--timeout",
+                type=number_argument("--timeout", above=0),
+                default=10.0,
+                help="seconds each of the camera and broker checks may take (default 10)",
+            )
         if name == "run":
             sub.add_argument(
                 "--max-frames",
@@ -238,7 +249,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.data, args.camera, args.broker, args.model, args.language, args.fps)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from edge.doctor import run_doctor
+
+    return run_doctor(args, sys.stdout, timeout=args.timeout)
+
+
 COMMANDS = {
+    "doctor": cmd_doctor,
     "watch": cmd_watch,
     "demo": cmd_demo,
     "classify": cmd_classify,

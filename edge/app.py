@@ -36,7 +36,7 @@ from edge.config import (
     parse_broker,
     parse_config,
 )
-from edge.detect import FaceDetector, make_detector
+from edge.detect import FaceDetector, detect_boxes, make_detector
 from edge.errors import ConfigError, YuzugError
 from edge.models import default_bundle_path
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
@@ -386,15 +386,7 @@ class EdgeApp:
     def analyse(self, frame: Frame) -> FrameResult:
         assert self.detector and self.classifier and self.tracker and self.state
         t0 = time.perf_counter()
-        detect_image = frame.gray if frame.gray is not None else frame.image
-        faces = self.detector.detect(detect_image)
-        scale = frame.gray_scale if frame.gray is not None else 1.0
-        boxes: list[Box] = [
-            tuple(int(round(v * scale)) for v in face.box)  # type: ignore[misc]
-            for face in faces
-        ]
-        boxes = sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
-        boxes = boxes[: self.config.classifier.max_faces]
+        boxes = detect_boxes(self.detector, frame)[: self.config.classifier.max_faces]
         t1 = time.perf_counter()
         crops = preprocess_faces(frame.image, self.classifier.spec, boxes)
         t2 = time.perf_counter()

@@ -225,6 +225,18 @@ class EdgeConfig(Strict):
     mqtt: MQTTConfig = Field(default_factory=MQTTConfig)
     http: HTTPConfig = Field(default_factory=HTTPConfig)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_types(cls, data: Any) -> Any:
+        # A [camera] or [detector] table without `type` means the default kind, as a missing
+        # table does (pydantic would say "Unable to extract tag using discriminator 'type'").
+        if isinstance(data, dict):
+            for section, kind in (("camera", "opencv"), ("detector", "blazeface")):
+                table = data.get(section)
+                if isinstance(table, dict) and "type" not in table:
+                    data = {**data, section: {"type": kind, **table}}
+        return data
+
 
 def format_broker(host: str, port: int) -> str:
     """``host:port`` as :func:`parse_broker` reads it back (``[v6]:port`` for IPv6)."""

@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edge.detect.base import Face, FaceDetector
+
+if TYPE_CHECKING:
+    from edge.camera.base import Frame
+    from edge.preprocess import Box
+
+
+def detect_boxes(detector: FaceDetector, frame: Frame) -> list[Box]:
+    """The frame's face boxes in full-resolution pixels, largest first.
+
+    Detection runs on the frame's small gray image when the source gives one (picamera2's lores
+    Y plane), so its boxes are scaled up to ``frame.image``, where the crops are taken.
+    """
+    image = frame.gray if frame.gray is not None else frame.image
+    scale = frame.gray_scale if frame.gray is not None else 1.0
+    boxes: list[Box] = [
+        (
+            int(round(face.box[0] * scale)),
+            int(round(face.box[1] * scale)),
+            int(round(face.box[2] * scale)),
+            int(round(face.box[3] * scale)),
+        )
+        for face in detector.detect(image)
+    ]
+    return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
 
 
 def make_detector(config: object) -> FaceDetector:
@@ -33,4 +59,4 @@ def make_detector(config: object) -> FaceDetector:
     raise TypeError(f"unknown detector config {type(config).__name__}")
 
 
-__all__ = ["Face", "FaceDetector", "make_detector"]
+__all__ = ["Face", "FaceDetector", "detect_boxes", "make_detector"]

@@ -48,6 +48,25 @@ def worth_reporting(failures: int) -> bool:
 HA_STATUS_SUFFIX = "status"
 
 
+def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
+    """A paho client with the config's credentials and TLS settings, not yet connected."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client.enable_logger(paho_logger)
+    if config.username:
+        password = config.password.get_secret_value() if config.password is not None else None
+        client.username_pw_set(config.username, password)
+    if config.tls:
+        client.tls_set(
+            ca_certs=str(config.ca_file) if config.ca_file else None,
+            certfile=str(config.cert_file) if config.cert_file else None,
+            keyfile=str(config.key_file) if config.key_file else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        if config.tls_insecure:
+            client.tls_insecure_set(True)
+    return client
+
+
 def diagnose(config: MQTTConfig, timeout: float = 3.0) -> str:
     """Why a connection fails: unreachable, refused, or the TLS handshake and its reason."""
     import socket
@@ -115,26 +134,8 @@ class MQTTPublisher:
         self._client = self._build_client(device_id)
 
     def _build_client(self, device_id: str) -> mqtt.Client:
-        c = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=c.client_id or f"yuzug-{device_id}",
-            protocol=mqtt.MQTTv311,
-        )
-        client.enable_logger(paho_logger)
+        client = make_client(self.config, self.config.client_id or f"yuzug-{device_id}")
         client.will_set(self.topics.availability, "offline", qos=1, retain=True)
-        if c.username:
-            password = c.password.get_secret_value() if c.password is not None else None
-            client.username_pw_set(c.username, password)
-        if c.tls:
-            client.tls_set(
-                ca_certs=str(c.ca_file) if c.ca_file else None,
-                certfile=str(c.cert_file) if c.cert_file else None,
-                keyfile=str(c.key_file) if c.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-            if c.tls_insecure:
-                client.tls_insecure_set(True)
         self._set_reconnect_delay(client)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

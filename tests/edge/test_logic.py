@@ -310,3 +310,18 @@ def test_edge_numeric_options_are_range_checked(command: list[str], named: str, 
         main(command)
     assert stopped.value.code == 2
     assert named in capsys.readouterr().err
+
+
+def test_a_camera_or_detector_table_without_type_is_the_default_kind(tmp_path: Path):
+    # It was "camera: Unable to extract tag using discriminator 'type'".
+    path = tmp_path / "edge.toml"
+    path.write_text('[camera]\nsource = "/dev/video1"\n[detector]\nmin_score = 0.6\n')
+    config = load_config(path)
+    assert (config.camera.type, config.camera.source) == ("opencv", "/dev/video1")
+    assert (config.detector.type, config.detector.min_score) == ("blazeface", 0.6)
+    path.write_text("[camera]\nfps = -1\n")
+    with pytest.raises(ConfigError, match=r"camera\.fps: Input should be greater than 0"):
+        load_config(path)
+    path.write_text('[camera]\ntype = "usb"\n')
+    with pytest.raises(ConfigError, match="'opencv', 'picamera2', 'folder'"):
+        load_config(path)

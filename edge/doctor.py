@@ -1,0 +1,279 @@
+"""``yuzug-edge doctor``: checks, one by one, what the daemon needs on this device.
+
+A Pi that "does nothing" after installation has one of a handful of causes: a config typo, a
+damaged model, a camera that is busy or absent, a broker that is down or refuses the password,
+the live-view port taken. Each check here uses the daemon's own code (config validation, bundle
+verification, frame source, detector, MQTT client settings) and says what it found in one line,
+so the first failing line is the answer. Nothing is published and no state is changed: the
+MQTT check connects under its own client id (the daemon's session is not taken over) and
+disconnects at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TextIO
+
+import numpy as np
+
+from edge.errors import YuzugError
+
+Status = Literal["ok", "warn", "FAIL", "skip"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    detail: str
+
+
+class Doctor:
+    def __init__(self, out: TextIO, timeout: float) -> None:
+        self.out = out
+        self.timeout = timeout
+        self.findings: list[Finding] = []
+
+    def report(self, check: str, status: Status, detail: str) -> None:
+        self.findings.append(Finding(check, status, detail))
+        print(f"  {status:<5} {check:<12} {detail}", file=self.out, flush=True)
+
+    @property
+    def failures(self) -> int:
+        return sum(f.status == "FAIL" for f in self.findings)
+
+
+def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> int:
+    """Runs every check in the daemon's start-up order; returns 0, or 1 if any failed."""
+    from edge.app import resolve_config
+
+    doctor = Doctor(out, timeout)
+    print("yuzug-edge doctor", file=out)
+    try:
+        config = resolve_config(args)
+    except YuzugError as exc:
+        doctor.report("config", "FAIL", str(exc).replace("\n", "\n" + " " * 21))
+        return _verdict(doctor)
+    doctor.report("config", "ok", str(args.config) if args.config else "built-in defaults")
+    classifier = _check_model(doctor, config)
+    detector = _check_detector(doctor, config)
+    _check_suggestions(doctor, config, classifier)
+    frame = _check_camera(doctor, config)
+    _check_faces(doctor, frame, detector, classifier)
+    _check_mqtt(doctor, config)
+    _check_http(doctor, config)
+    return _verdict(doctor)
+
+
+def _verdict(doctor: Doctor) -> int:
+    failures = doctor.failures
+    if failures:
+        print(f"{failures} problem{'s' if failures > 1 else ''} found", file=doctor.out)
+        return 1
+    print("everything the daemon needs works", file=doctor.out)
+    return 0
+
+
+def _check_model(doctor: Doctor, config: Any) -> Any:
+    from edge.bundle import load_bundle
+    from edge.classify.emotion import EmotionClassifier
+    from edge.models import default_bundle_path
+
+    path = config.classifier.model or default_bundle_path()
+    try:
+        bundle = load_bundle(path)
+        classifier = EmotionClassifier.from_bundle(
+            bundle, num_threads=config.classifier.num_threads
+        )
+    except YuzugError as exc:
+        doctor.report("model", "FAIL", str(exc))
+        return None
+    face = np.zeros((1, classifier.spec.size, classifier.spec.size, 1), np.uint8)
+    classifier.probabilities(face)  # the first call allocates
+    started = time.perf_counter()
+    for _ in range(10):
+        classifier.probabilities(face)
+    per_face_ms = (time.perf_counter() - started) * 100
+    doctor.report(
+        "model",
+        "ok",
+        f"{bundle.manifest.full_name} ({bundle.manifest.quantization}, labels "
+        f"{', '.join(bundle.labels)}), {per_face_ms:.2f} ms/face on {classifier.runtime}",
+    )
+    return classifier
+
+
+def _check_detector(doctor: Doctor, config: Any) -> Any:
+    from edge.detect import make_detector
+
+    try:
+        detector = make_detector(config.detector)
+    except YuzugError as exc:
+        doctor.report("detector", "FAIL", str(exc))
+        return None
+    doctor.report("detector", "ok", detector.name)
+    return detector
+
+
+def _check_suggestions(doctor: Doctor, config: Any, classifier: Any) -> None:
+    from edge.suggestions import load_catalogue
+
+    s = config.suggestions
+    try:
+        catalogue = load_catalogue(s.language, s.catalogue)
+    except YuzugError as exc:
+        doctor.report("suggestions", "FAIL", str(exc))
+        return
+    counts = ", ".join(f"{len(items)} {emotion}" for emotion, items in catalogue.items())
+    source = s.catalogue or f"built-in, {s.language}"
+    uncovered = []
+    if classifier is not None:
+        abstain = classifier.bundle.manifest.abstain_label if classifier.bundle else None
+        reportable = [label for label in classifier.labels if label != abstain]
+        uncovered = [label for label in reportable if label not in catalogue]
+    if uncovered:
+        doctor.report(
+            "suggestions", "warn", f"{source}: none for {', '.join(uncovered)} ({counts})"
+        )
+    else:
+        doctor.report("suggestions", "ok", f"{source}: {counts}")
+
+
+def _within(timeout: float, work: Callable[[], Any]) -> Any:
+    """Runs ``work`` in a thread; raises TimeoutError if it has not returned in time (a camera
+    read can block for good on a wedged device)."""
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as exc:  # handed to the caller's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="doctor-check")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {timeout:g} s")
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+def _check_camera(doctor: Doctor, config: Any) -> Any:
+    from edge.camera import make_source
+
+    camera = config.camera
+    where = {"opencv": lambda: camera.source, "folder": lambda: camera.path}.get(
+        camera.type, lambda: f"camera {getattr(camera, 'camera_index', 0)}"
+    )()
+    source = None
+    try:
+        source = make_source(camera)
+        started = time.monotonic()
+        _within(doctor.timeout, source.open)
+        frame = _within(doctor.timeout, source.read)
+        seconds = time.monotonic() - started
+    except (YuzugError, OSError, TimeoutError) as exc:
+        doctor.report("camera", "FAIL", f"{camera.type} {where}: {exc}")
+        return None
+    finally:
+        if source is not None:
+            try:
+                source.close()
+            except Exception:  # noqa: BLE001 - closing a broken source must not hide the finding
+                pass
+    height, width = frame.image.shape[:2]
+    detail = f"{camera.type} {where}: {width}x{height} frame in {seconds:.2f} s"
+    doctor.report("camera", "ok", detail)
+    return frame
+
+
+def _check_faces(doctor: Doctor, frame: Any, detector: Any, classifier: Any) -> None:
+    from edge.detect import detect_boxes
+    from edge.preprocess import preprocess_faces
+
+    if frame is None or detector is None:
+        doctor.report("faces", "skip", "needs a camera frame and a detector")
+        return
+    boxes = detect_boxes(detector, frame)
+    if not boxes:
+        doctor.report(
+            "faces", "warn", "none in this frame (fine if nobody is in front of the camera)"
+        )
+        return
+    detail = f"{len(boxes)} in this frame"
+    if classifier is not None:
+        crop = preprocess_faces(frame.image, classifier.spec, boxes[:1])
+        (prediction,) = classifier.predict(crop)
+        detail += f"; the largest looks {prediction.label} ({prediction.confidence:.0%})"
+    doctor.report("faces", "ok", detail)
+
+
+def _check_mqtt(doctor: Doctor, config: Any) -> None:
+    from edge.config import format_broker
+    from edge.publish.mqtt import diagnose, make_client
+
+    mqtt_config = config.mqtt
+    if not mqtt_config.enabled:
+        doctor.report("mqtt", "skip", "disabled (events go to the log only)")
+        return
+    where = format_broker(mqtt_config.host, mqtt_config.port)
+    answer: dict[str, Any] = {}
+    answered = threading.Event()
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        answer["reason"] = reason_code
+        answered.set()
+
+    # Its own client id: the daemon's id would disconnect a daemon that is running.
+    client = make_client(mqtt_config, f"yuzug-doctor-{config.device_id}")
+    client.on_connect = on_connect
+    try:
+        client.connect_async(mqtt_config.host, mqtt_config.port, mqtt_config.keepalive)
+        client.loop_start()
+        answered.wait(doctor.timeout)
+    except (OSError, ValueError) as exc:
+        answer["error"] = str(exc)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    reason = answer.get("reason")
+    user = mqtt_config.username or "anonymous"
+    tls = ", TLS" if mqtt_config.tls else ""
+    if reason is not None and not reason.is_failure:
+        doctor.report("mqtt", "ok", f"{where}: connected as {user}{tls}")
+    elif reason is not None:
+        doctor.report(
+            "mqtt",
+            "FAIL",
+            f"{where}: the broker refused {user}: {reason} (check mqtt.username and the "
+            "password in $YUZUG_MQTT_PASSWORD or the mqtt_password credential)",
+        )
+    else:
+        why = answer.get("error") or diagnose(mqtt_config, timeout=min(3.0, doctor.timeout))
+        doctor.report("mqtt", "FAIL", f"{where}: {why}")
+
+
+def _check_http(doctor: Doctor, config: Any) -> None:
+    http = config.http
+    if not http.enabled:
+        doctor.report("http", "skip", "live view disabled")
+        return
+    try:
+        with socket.create_server((http.host, http.port)):
+            pass
+    except OSError as exc:
+        doctor.report(
+            "http",
+            "FAIL",
+            f"cannot listen on {http.host}:{http.port}: {exc.strerror or exc} (is yuzug-edge "
+            "already running? stop it first, or pick another http.port)",
+        )
+        return
+    doctor.report("http", "ok", f"{http.host}:{http.port} is free for the live view")

@@ -1,0 +1,131 @@
+"""``yuzug-edge doctor`` against real parts: a folder camera of FER2013 faces, a real Mosquitto
+(anonymous, and one that wants a password), a port somebody holds, a missing camera."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from argparse import Namespace
+from io import StringIO
+from pathlib import Path
+
+import pytest
+
+from edge.config import MQTTConfig
+from edge.doctor import run_doctor
+from edge.publish.mqtt import MQTTPublisher
+from edge.samples import Segment, fer_faces, scripted_frames, write_folder
+from tests.support import MOSQUITTO, Mosquitto, free_port
+
+pytestmark = pytest.mark.mqtt
+
+
+@pytest.fixture(scope="module")
+def face_folder(fer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("doctor-frames")
+    faces = fer_faces(fer_zip, ["happy"], 1)
+    write_folder(scripted_frames(faces, [Segment("happy", 0.3)], 10), folder)
+    return folder
+
+
+def doctor(config: Path, **overrides: object) -> tuple[int, dict[str, tuple[str, str]]]:
+    args = Namespace(config=config, source=None, model=None, broker=None, **overrides)
+    out = StringIO()
+    code = run_doctor(args, out, timeout=5)
+    findings: dict[str, tuple[str, str]] = {}
+    for line in out.getvalue().splitlines()[1:-1]:  # between the title and the verdict
+        if line.startswith(" " * 8):  # a multi-line detail goes on
+            last = list(findings)[-1]
+            findings[last] = (findings[last][0], f"{findings[last][1]}\n{line.strip()}")
+            continue
+        status, check, detail = line.split(maxsplit=2)
+        findings[check] = (status, detail)
+    return code, findings
+
+
+def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_path: Path):
+    http_port = free_port()
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        f"[http]\nenabled = true\nport = {http_port}\n"
+    )
+    # The daemon is running on this broker: the doctor must not take its MQTT session over.
+    daemon = MQTTPublisher(MQTTConfig(host="127.0.0.1", port=mosquitto.port), "yuzug")
+    daemon.start()
+    try:
+        assert daemon.wait_connected(10)
+        code, findings = doctor(config)
+        assert daemon.counters["disconnects"] == 0 and daemon.connected.is_set()
+    finally:
+        daemon.close()
+    assert code == 0, findings
+    assert {check: status for check, (status, _) in findings.items()} == {
+        "config": "ok",
+        "model": "ok",
+        "detector": "ok",
+        "suggestions": "ok",
+        "camera": "ok",
+        "faces": "ok",
+        "mqtt": "ok",
+        "http": "ok",
+    }
+    assert "640x480 frame" in findings["camera"][1]
+    assert findings["faces"][1].startswith("1 in this frame; the largest looks ")
+    assert f"127.0.0.1:{mosquitto.port}: connected as anonymous" in findings["mqtt"][1]
+
+
+def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path):
+    config = tmp_path / "edge.toml"
+    held = socket.create_server(("127.0.0.1", 0))  # somebody else has the live-view port
+    try:
+        config.write_text(
+            f'[camera]\ntype = "folder"\npath = "{tmp_path / "gone"}"\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n'
+            f"[http]\nenabled = true\nport = {held.getsockname()[1]}\n"
+        )
+        code, findings = doctor(config)
+    finally:
+        held.close()
+    assert code == 1
+    assert findings["camera"][0] == "FAIL" and "gone" in findings["camera"][1]
+    assert findings["faces"][0] == "skip"
+    assert findings["mqtt"][0] == "FAIL" and "unreachable" in findings["mqtt"][1]
+    assert findings["http"][0] == "FAIL" and "already running" in findings["http"][1]
+    assert findings["model"][0] == findings["detector"][0] == "ok"
+
+
+def test_a_refused_password_and_a_broken_config_are_named(tmp_path: Path, monkeypatch):
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (make system-deps installs it)")
+    passwords = tmp_path / "passwd"
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(passwords), "cam", "right-pass"],
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
+    broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()
+    try:
+        config = tmp_path / "edge.toml"
+        config.write_text(
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nusername = "cam"\n'
+            '[camera]\ntype = "folder"\npath = "."\n'
+        )
+        monkeypatch.setenv("YUZUG_MQTT_PASSWORD", "wrong-pass")
+        code, findings = doctor(config)
+        assert code == 1
+        status, detail = findings["mqtt"]
+        assert status == "FAIL" and "refused cam" in detail and "YUZUG_MQTT_PASSWORD" in detail
+        assert "wrong-pass" not in detail
+        monkeypatch.setenv("YUZUG_MQTT_PASSWORD", "right-pass")
+        assert doctor(config)[1]["mqtt"][0] == "ok"
+    finally:
+        broker.stop()
+
+    config.write_text("[camera]\nfps = -1\n")
+    code, findings = doctor(config)
+    assert code == 1 and list(findings) == ["config"]
+    assert findings["config"][0] == "FAIL" and "camera.fps" in findings["config"][1]

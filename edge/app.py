@@ -431,13 +431,13 @@ class EdgeApp:
         if self.picker is None or self.state is None:
             return None
         suggestion = self.picker.latest(self.reported_emotion)
-        return {"id": suggestion.id, "text": suggestion.text} if suggestion else None
+        return suggestion.as_payload() if suggestion else None
 
     def _emit_event(self, emotion: str, previous: str, confidence: float) -> None:
         assert self.picker is not None
         self._since = utc_now()
         suggestion = self.picker.pick(emotion, time.monotonic())
-        suggestion_dict = {"id": suggestion.id, "text": suggestion.text} if suggestion else None
+        suggestion_dict = suggestion.as_payload() if suggestion else None
         self.events += 1
         payload = event_payload(
             device_id=self.config.device_id,

@@ -18,6 +18,10 @@ class Suggestion:
     id: str
     text: str
 
+    def as_payload(self) -> dict[str, str]:
+        """The ``suggestion`` object of the event and state payloads."""
+        return {"id": self.id, "text": self.text}
+
 
 def load_catalogue(language: str, path: Path | None = None) -> dict[str, list[Suggestion]]:
     """Reads ``suggestions.<language>.toml`` or a user file (TOML or JSON, same shape).

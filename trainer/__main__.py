@@ -391,6 +391,23 @@ def _load_prepared(run: Path):  # noqa: ANN202 - PreparedData, imported lazily
     return PreparedData.load(path)
 
 
+def _load_prepared_for_model(run: Path):  # noqa: ANN202 - PreparedData, imported lazily
+    """The run's prepared data, checked to be what its model was trained on: a `prepare` run
+    again after `fit` (other classes, another --other-label) would otherwise give a bundle
+    whose labels do not match the model, or scores on faces it was trained on."""
+    from trainer.data import read_run_json
+
+    data = _load_prepared(run)
+    trained_on = read_run_json(run / "fit.json").get("data_fingerprint")
+    if trained_on and trained_on != data.fingerprint:
+        raise ValueError(
+            f"{run}/data.npz was prepared again after fit (fingerprint {data.fingerprint[:16]}; "
+            f"the model was trained on {trained_on[:16]}): run `yuzug-train fit` again, or "
+            "prepare into another run directory"
+        )
+    return data
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from trainer.data import read_run_json
     from trainer.distributed import enable_data_parallel, initialize, scaled_batch_and_lr
@@ -478,7 +495,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from trainer.export import export
 
-    bundle = export(args.run, _load_prepared(args.run), seed=args.seed)
+    bundle = export(args.run, _load_prepared_for_model(args.run), seed=args.seed)
     print(f"export: bundle {bundle.manifest.full_name} in {bundle.path}")
     return 0
 
@@ -486,7 +503,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from trainer.calibrate import calibrate
 
-    report = calibrate(args.run, _load_prepared(args.run))
+    report = calibrate(args.run, _load_prepared_for_model(args.run))
     print(
         f"calibrate: temperature {report['fitted_temperature']} "
         f"({'applied' if report['applied'] else 'model unchanged'}); validation ECE "
@@ -498,7 +515,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from trainer.evaluate import evaluate
 
-    results = evaluate(args.run, _load_prepared(args.run), split=args.split)
+    results = evaluate(args.run, _load_prepared_for_model(args.run), split=args.split)
     print(format_results(results))
     return 0
 

@@ -180,3 +180,21 @@ def test_a_damaged_trained_model_is_said_plainly(tiny_run: Path, tmp_path: Path)
     (run / "model.keras").unlink()
     missing = yuzug_train("evaluate", "--run", str(run))
     assert missing.returncode != 0 and "model.keras: no such model" in missing.stderr
+
+
+def test_data_prepared_again_after_fit_is_refused_before_export(
+    tiny_run: Path, small_fer_dir: Path, tmp_path: Path
+):
+    # Re-preparing a run without "none" left a 4-output model with 3 labels, found only by
+    # the bundle check after every format had been written (or scored on other faces).
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("fit.json", "model.keras"):
+        shutil.copy(tiny_run / name, run / name)
+    prepared = yuzug_train("prepare", str(small_fer_dir), "--size", "32", "--out", str(run))
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    for step in ("calibrate", "export", "evaluate"):
+        result = yuzug_train(step, "--run", str(run))
+        assert result.returncode != 0 and "Traceback" not in result.stderr, step
+        assert "data.npz was prepared again after fit" in result.stderr, result.stderr[-500:]
+    assert not (run / "bundle").exists()

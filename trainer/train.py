@@ -311,6 +311,57 @@ class ClassMeanRecall(keras.metrics.Metric):
         return {**super().get_config(), "num_classes": self.num_classes, "indices": self.indices}
 
 
+# What fit, calibrate, export and evaluate write into a run directory (prepare's data stays).
+TRAINED_OUTPUTS = (
+    "best.keras",
+    "model.keras",
+    "model_uncalibrated.keras",
+    "model.weights.h5",
+    "model.json",
+    "model_float.tflite",
+    "model_int8.tflite",
+    "history.csv",
+    "curves.png",
+    "confusion.png",
+    "confusion_val.png",
+    "fit.json",
+    "calibration.json",
+    "export.json",
+    "metrics.json",
+    "bundle",
+)
+
+
+def keep_earlier_model(run: Path) -> Path | None:
+    """Moves an earlier fit's model and everything made from it to ``run/previous/<time>/``.
+
+    Fitting again into a run used to overwrite hours of training without a word, and left the
+    old bundle and metrics beside the new model, as if they were its own. Returns the folder,
+    or None when the run had no trained model.
+    """
+    trained = [run / name for name in ("model.keras", "best.keras") if (run / name).exists()]
+    if not trained:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(trained[0].stat().st_mtime))
+    target = run / "previous" / stamp
+    copy = 1
+    while target.exists():
+        copy += 1
+        target = run / "previous" / f"{stamp}-{copy}"
+    target.mkdir(parents=True)
+    earlier = [run / name for name in TRAINED_OUTPUTS if (run / name).exists()]
+    for path in earlier:
+        path.rename(target / path.name)
+    logger.warning(
+        "%s already held a trained model: it and what was made from it (%d files) are kept "
+        "in %s",
+        run,
+        len(earlier),
+        target,
+    )
+    return target
+
+
 def make_optimizer(
     preset: Preset, steps_per_epoch: int, epochs: int, per_epoch_schedule: bool = False
 ) -> keras.optimizers.Optimizer:
@@ -411,8 +462,11 @@ def fit(
     if checkpoint_metadata is not None:
         start_epoch = int(checkpoint_metadata["epoch"])
         logger.info("resuming from the checkpoint of epoch %d", start_epoch + 1)
-    elif backup_dir.exists():
-        shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
+    else:
+        if backup_dir.exists():
+            shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
+        # After warm start and teachers are loaded: either may be this run's own model.
+        keep_earlier_model(out)
     batches.set_epoch(start_epoch)
     trained.compile(
         optimizer=make_optimizer(

@@ -198,3 +198,24 @@ def test_data_prepared_again_after_fit_is_refused_before_export(
         assert result.returncode != 0 and "Traceback" not in result.stderr, step
         assert "data.npz was prepared again after fit" in result.stderr, result.stderr[-500:]
     assert not (run / "bundle").exists()
+
+
+def test_fitting_again_keeps_the_earlier_model_and_its_outputs(tiny_run: Path, tmp_path: Path):
+    # A second fit used to overwrite the trained model in silence and leave the earlier
+    # bundle and metrics beside the new one as if they were its own.
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    earlier = {name: (run / name).read_bytes() for name in ("model.keras", "fit.json")}
+    # Warm-started from itself: the earlier model must still be readable when training starts.
+    again = yuzug_train(
+        "fit", "--run", str(run), "--preset", "tiny", "--epochs", "1", "--init-from", str(run)
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    (kept,) = (run / "previous").iterdir()
+    assert {name: (kept / name).read_bytes() for name in earlier} == earlier
+    assert (kept / "bundle" / "model.tflite").exists() and (kept / "metrics.json").exists()
+    assert "already held a trained model" in again.stderr and str(kept) in again.stderr
+    # The run now holds the new model alone: no bundle or metrics of the earlier one.
+    assert (run / "model.keras").read_bytes() != earlier["model.keras"]
+    assert not (run / "bundle").exists() and not (run / "metrics.json").exists()
+    assert (run / "data.npz").exists()

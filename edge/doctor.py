@@ -169,9 +169,12 @@ def _check_camera(doctor: Doctor, config: Any) -> Any:
     from edge.camera import make_source
 
     camera = config.camera
-    where = {"opencv": lambda: camera.source, "folder": lambda: camera.path}.get(
-        camera.type, lambda: f"camera {getattr(camera, 'camera_index', 0)}"
-    )()
+    if camera.type == "opencv":
+        where = camera.source
+    elif camera.type == "folder":
+        where = camera.path
+    else:
+        where = f"camera {camera.camera_index}"
     source = None
     try:
         source = make_source(camera)

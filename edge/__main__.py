@@ -157,10 +157,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.annotate:
         args.annotate.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
+    counts = {"images": 0, "faces": 0, "errors": 0}
     for path, image, error in _iter_images(args.paths):
         record: dict[str, Any] = {"path": path}
         if image is None:
             record["error"] = error
+            counts["errors"] += 1
             print(json.dumps(record), flush=True)
             continue
         height, width = image.shape[:2]
@@ -182,7 +184,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         ]
         if args.annotate:
             record["annotated"] = _write_annotated(args.annotate, path, image, record, written)
+        counts["images"] += 1
+        counts["faces"] += len(record["faces"])
         print(json.dumps(record), flush=True)
+    # On stderr, so that stdout stays one JSON object a line.
+    print(
+        f"classify: {counts['images']} images, {counts['faces']} faces, "
+        f"{counts['errors']} unreadable"
+        + (f"; pictures in {args.annotate}" if args.annotate else ""),
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -126,8 +126,8 @@ def _add_fit_args(parser: argparse.ArgumentParser) -> None:
         "count); linear: per device, learning rate scaled too",
     )
     scale.add_argument("--coordinator", help="host:port of process 0 in a multi-host job")
-    scale.add_argument("--num-processes", type=int)
-    scale.add_argument("--process-id", type=int)
+    scale.add_argument("--num-processes", type=number_argument("--num-processes", int, at_least=1))
+    scale.add_argument("--process-id", type=number_argument("--process-id", int, at_least=0))
 
 
 def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
@@ -240,7 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(export)
     shard = commands.add_parser("shard", help="write prepared data as tar shards")
     shard.add_argument("--shards", type=Path, required=True, help="output directory")
-    shard.add_argument("--shard-size", type=int, default=10000, help="records per shard")
+    shard.add_argument(
+        "--shard-size",
+        type=number_argument("--shard-size", int, at_least=1),
+        default=10000,
+        help="records per shard",
+    )
     _add_common(shard)
     evaluate = commands.add_parser("evaluate", help="score Keras and TFLite models on test data")
     evaluate.add_argument("--split", default="test")
@@ -283,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", type=Path, required=True, help="directory for the lists")
     audit.add_argument(
         "--min-probability",
-        type=float,
+        type=number_argument("--min-probability", above=0, at_most=1),
         default=0.8,
         help="flag a face when the models give another label at least this (default 0.8)",
     )
@@ -293,7 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PNG",
         help="draw the firmest flagged faces (data-set faces: keep it out of the repository)",
     )
-    audit.add_argument("--threads", type=int, default=1, help="interpreter threads per bundle")
+    audit.add_argument(
+        "--threads",
+        type=number_argument("--threads", int, at_least=1),
+        default=1,
+        help="interpreter threads per bundle",
+    )
     audit.add_argument("--log-level", default="INFO")
     audit.set_defaults(run=None)
     presets = commands.add_parser("presets", help="list the model presets")

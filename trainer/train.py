@@ -353,8 +353,7 @@ def keep_earlier_model(run: Path) -> Path | None:
     for path in earlier:
         path.rename(target / path.name)
     logger.warning(
-        "%s already held a trained model: it and what was made from it (%d files) are kept "
-        "in %s",
+        "%s already held a trained model: it and what was made from it (%d files) are kept in %s",
         run,
         len(earlier),
         target,

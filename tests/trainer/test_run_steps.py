@@ -60,6 +60,10 @@ def test_run_forwards_every_option_to_prepare_and_fit():
         ("fit", "--input-threads", "0", "must be at least 1"),
         ("fit", "--checkpoint-every", "0", "must be at least 1"),
         ("prepare", "--size", "4", "must be at least 8"),
+        ("shard", "--shard-size", "0", "must be at least 1"),  # wrote one record a shard
+        ("audit", "--min-probability", "1.5", "must be above 0 and at most 1"),
+        ("audit", "--threads", "0", "must be at least 1"),
+        ("fit", "--process-id", "-1", "must be at least 0"),
     ],
 )
 def test_an_out_of_range_value_is_refused_naming_the_flag(command, flag, value, says, capsys):
@@ -67,6 +71,8 @@ def test_an_out_of_range_value_is_refused_naming_the_flag(command, flag, value, 
         "fit": ["--run", "r"],
         "prepare": ["data", "--out", "r"],
         "run": ["d", "--out", "r"],
+        "shard": ["--run", "r", "--shards", "s"],
+        "audit": ["--run", "r", "--out", "o"],
     }
     with pytest.raises(SystemExit) as refused:
         build_parser().parse_args([command, *required[command], flag, value])

@@ -132,13 +132,28 @@ class Confirmer:
         return matched if done.is_set() else seen
 
     def wait_version(self, device_id: str, version: str, timeout: float) -> bool:
+        return self.unconfirmed(device_id, version, timeout) is None
+
+    def unconfirmed(self, device_id: str, version: str, timeout: float) -> str | None:
+        """None once the device reports ``version``; else what it was last seen doing."""
+
         def confirmed(seen: dict[str, Any]) -> bool:
             state = seen.get("state") or {}
             # Both retained messages must be in: a state that names the version, from a device
             # that is online (a retained state may arrive before a retained "offline").
             return state.get("model_version") == version and seen.get("availability") == "online"
 
-        return confirmed(self._states(device_id, confirmed, timeout))
+        seen = self._states(device_id, confirmed, timeout)
+        if confirmed(seen):
+            return None
+        availability, state = seen.get("availability"), seen.get("state")
+        if availability is None and state is None:
+            return "nothing from the device on the broker (wrong device id or broker?)"
+        if availability == "offline":
+            return "the daemon is offline (crashed or not starting: see its journal)"
+        if state is None:
+            return "the daemon is online but has published no state"
+        return f"the daemon reports {state.get('model_version')}, camera {state.get('camera')}"
 
     def snapshot(self, device_id: str, timeout: float = 2.0) -> dict[str, Any]:
         return self._states(
@@ -244,14 +259,15 @@ def _push(
             target, version, old, confirmer, confirm_timeout, f"restart failed ({exc})"
         )
     if confirmer is not None:
-        if not confirmer.wait_version(target.device_id, version, confirm_timeout):
+        why = confirmer.unconfirmed(target.device_id, version, confirm_timeout)
+        if why is not None:
             return _roll_back(
                 target,
                 version,
                 old,
                 confirmer,
                 confirm_timeout,
-                f"the device did not report {version} within {confirm_timeout:.0f} s",
+                f"the device did not report {version} within {confirm_timeout:.0f} s ({why})",
             )
     prune(target, keep=target.keep)
     detail = f"was {old}" if old else "first model"

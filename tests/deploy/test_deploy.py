@@ -220,7 +220,12 @@ def test_device_that_never_confirms_is_rolled_back(sshd, mosquitto, roots, tmp_p
     outcome = push(target, load_bundle(second), confirmer, confirm_timeout=2)
     assert outcome.status == "rolled back", outcome
     assert "did not report" in outcome.detail
+    assert "nothing from the device on the broker" in outcome.detail  # what it saw, said
     assert current(root) == load_bundle(first).manifest.full_name
+    # A daemon that went down says so (its Last Will), and the push says that instead.
+    _publish(mosquitto.port, [("yuzug/dev3/availability", "offline", True)])
+    outcome = push(target, load_bundle(second), confirmer, confirm_timeout=2)
+    assert outcome.status == "rolled back" and "the daemon is offline" in outcome.detail
 
 
 def _publish(port: int, messages: list[tuple[str, str, bool]]) -> None:

@@ -179,7 +179,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     rows = run_parallel(devices, args.concurrency, lambda d: status(target_for(d, args), confirmer))
     columns = ["host", "device", "version", "versions"]
     if confirmer is not None:
-        columns += ["online", "running", "emotion", "since"]
+        columns += ["online", "running", "camera", "emotion", "since"]
     print_table(rows, columns + ["error"])
     return 0 if all("error" not in r for r in rows) else 1
 

@@ -362,6 +362,7 @@ def status(target: Target, confirmer: Confirmer | None) -> dict[str, Any]:
         state = seen.get("state") or {}
         row["online"] = seen.get("availability", "unknown")
         row["running"] = state.get("model_version", "-")
+        row["camera"] = state.get("camera", "-")  # "lost" is the usual trouble
         row["emotion"] = state.get("emotion", "-")
         row["since"] = state.get("since", "-")
     return row

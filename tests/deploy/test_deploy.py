@@ -113,6 +113,9 @@ def test_push_confirms_repush_is_a_no_op_and_rollback_works(
         status = deploy_cli("status", "dev1", *common)
         assert status.returncode == 0, status.stdout + status.stderr
         assert name2 in status.stdout and "online" in status.stdout
+        header, row = status.stdout.splitlines()[-2:]
+        shown = dict(zip(header.lower().split(), row.split(), strict=True))
+        assert (shown["online"], shown["running"], shown["camera"]) == ("online", name2, "ok")
 
         back = deploy_cli("rollback", "dev1", *common)
         assert back.returncode == 0, back.stdout + back.stderr

@@ -188,9 +188,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
         counts["faces"] += len(record["faces"])
         print(json.dumps(record), flush=True)
     # On stderr, so that stdout stays one JSON object a line.
+    images, faces = counts["images"], counts["faces"]
     print(
-        f"classify: {counts['images']} images, {counts['faces']} faces, "
-        f"{counts['errors']} unreadable"
+        f"classify: {images} image{'' if images == 1 else 's'}, {faces} "
+        f"face{'' if faces == 1 else 's'}, {counts['errors']} unreadable"
         + (f"; pictures in {args.annotate}" if args.annotate else ""),
         file=sys.stderr,
     )

@@ -176,7 +176,7 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     assert lines[2]["path"] == str(tmp_path / "broken.zip") and len(lines) == 3
     assert "not a readable zip archive" in lines[2]["error"]
     # A count on stderr; stdout stays JSON lines only.
-    assert result.stderr.strip().splitlines()[-1] == "classify: 1 images, 1 faces, 2 unreadable"
+    assert result.stderr.strip().splitlines()[-1] == "classify: 1 image, 1 face, 2 unreadable"
 
     mirrored = tmp_path / "mirrored.png"
     cv2.imwrite(str(mirrored), faces[0][:, ::-1])

@@ -264,6 +264,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from edge.doctor import run_doctor
 
+    if args.log_level is None:  # its own lines say what was found; INFO logs would interleave
+        logging.getLogger().setLevel(logging.WARNING)
     return run_doctor(args, sys.stdout, timeout=args.timeout)
 
 

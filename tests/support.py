@@ -56,6 +56,16 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def mosquitto_password_file(path: Path, user: str, password: str) -> Path:
+    """A Mosquitto password file holding one user, made with Mosquitto's own tool."""
+    subprocess.run(
+        ["mosquitto_passwd", "-b", "-c", str(path), user, password],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
 class Mosquitto:
     """A real Mosquitto on a free loopback port, with persistence so sessions survive restarts."""
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 from argparse import Namespace
 from io import StringIO
 from pathlib import Path
@@ -15,7 +14,7 @@ from edge.config import MQTTConfig
 from edge.doctor import run_doctor
 from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
-from tests.support import MOSQUITTO, Mosquitto, free_port
+from tests.support import MOSQUITTO, Mosquitto, free_port, mosquitto_password_file
 
 pytestmark = pytest.mark.mqtt
 
@@ -99,12 +98,7 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
 def test_a_refused_password_and_a_broken_config_are_named(tmp_path: Path, monkeypatch):
     if not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed (make system-deps installs it)")
-    passwords = tmp_path / "passwd"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwords), "cam", "right-pass"],
-        check=True,
-        capture_output=True,
-    )
+    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
     port = free_port()
     extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
     broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()

@@ -28,6 +28,7 @@ from tests.support import (
     Subscriber,
     bundle_as_version,
     free_port,
+    mosquitto_password_file,
     wait_for,
 )
 
@@ -433,12 +434,7 @@ def test_tls_with_password_and_misconfigurations(video, tmp_path):
     certs_dir = tmp_path / "certs"
     certs_dir.mkdir()
     certs = _make_ca(certs_dir)
-    passwords = tmp_path / "passwd"
-    subprocess.run(
-        ["mosquitto_passwd", "-b", "-c", str(passwords), "cam", "right-pass"],
-        check=True,
-        capture_output=True,
-    )
+    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
     port = free_port()
     # The plain listener stays anonymous for the test's subscriber; the TLS one needs a password.
     extra = (

@@ -50,7 +50,7 @@ class Doctor:
 
 def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> int:
     """Runs every check in the daemon's start-up order; returns 0, or 1 if any failed."""
-    from edge.app import resolve_config
+    from edge.app import EdgeApp, resolve_config
 
     doctor = Doctor(out, timeout)
     print("yuzug-edge doctor", file=out)
@@ -60,9 +60,12 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
         doctor.report("config", "FAIL", str(exc).replace("\n", "\n" + " " * 21))
         return _verdict(doctor)
     doctor.report("config", "ok", str(args.config) if args.config else "built-in defaults")
-    classifier = _check_model(doctor, config)
-    detector = _check_detector(doctor, config)
-    _check_suggestions(doctor, config, classifier)
+    # The daemon's own start-up steps (model with its fallback to `previous`, detector,
+    # catalogue), so what passes here is what `yuzug-edge run` would load.
+    app = EdgeApp(config)
+    classifier = _check_model(doctor, app)
+    detector = _check_detector(doctor, app)
+    _check_suggestions(doctor, app)
     frame = _check_camera(doctor, config)
     _check_faces(doctor, frame, detector, classifier)
     _check_mqtt(doctor, config)
@@ -79,63 +82,56 @@ def _verdict(doctor: Doctor) -> int:
     return 0
 
 
-def _check_model(doctor: Doctor, config: Any) -> Any:
-    from edge.bundle import load_bundle
-    from edge.classify.emotion import EmotionClassifier
-    from edge.models import default_bundle_path
-
-    path = config.classifier.model or default_bundle_path()
+def _check_model(doctor: Doctor, app: Any) -> Any:
     try:
-        bundle = load_bundle(path)
-        classifier = EmotionClassifier.from_bundle(
-            bundle, num_threads=config.classifier.num_threads
-        )
+        app.init_model()
     except YuzugError as exc:
         doctor.report("model", "FAIL", str(exc))
         return None
+    bundle, classifier = app.bundle, app.classifier
     face = np.zeros((1, classifier.spec.size, classifier.spec.size, 1), np.uint8)
     classifier.probabilities(face)  # the first call allocates
     started = time.perf_counter()
     for _ in range(10):
         classifier.probabilities(face)
     per_face_ms = (time.perf_counter() - started) * 100
-    doctor.report(
-        "model",
-        "ok",
+    detail = (
         f"{bundle.manifest.full_name} ({bundle.manifest.quantization}, labels "
-        f"{', '.join(bundle.labels)}), {per_face_ms:.2f} ms/face on {classifier.runtime}",
+        f"{', '.join(bundle.labels)}), {per_face_ms:.2f} ms/face on {classifier.runtime}"
     )
+    if app.last_reload_error:  # `current` was refused; the daemon would fall back to `previous`
+        doctor.report(
+            "model", "FAIL", f"{app.last_reload_error}; the daemon would run previous: {detail}"
+        )
+    else:
+        doctor.report("model", "ok", detail)
     return classifier
 
 
-def _check_detector(doctor: Doctor, config: Any) -> Any:
-    from edge.detect import make_detector
-
+def _check_detector(doctor: Doctor, app: Any) -> Any:
     try:
-        detector = make_detector(config.detector)
+        app.init_detector()
     except YuzugError as exc:
         doctor.report("detector", "FAIL", str(exc))
         return None
-    doctor.report("detector", "ok", detector.name)
-    return detector
+    doctor.report("detector", "ok", app.detector.name)
+    return app.detector
 
 
-def _check_suggestions(doctor: Doctor, config: Any, classifier: Any) -> None:
-    from edge.suggestions import load_catalogue
-
-    s = config.suggestions
+def _check_suggestions(doctor: Doctor, app: Any) -> None:
+    s = app.config.suggestions
     try:
-        catalogue = load_catalogue(s.language, s.catalogue)
+        app.init_suggestions()
     except YuzugError as exc:
         doctor.report("suggestions", "FAIL", str(exc))
         return
+    catalogue = app.picker.catalogue
     counts = ", ".join(f"{len(items)} {emotion}" for emotion, items in catalogue.items())
     source = s.catalogue or f"built-in, {s.language}"
     uncovered = []
-    if classifier is not None:
-        abstain = classifier.bundle.manifest.abstain_label if classifier.bundle else None
-        reportable = [label for label in classifier.labels if label != abstain]
-        uncovered = [label for label in reportable if label not in catalogue]
+    if app.bundle is not None:
+        abstain = app.bundle.manifest.abstain_label
+        uncovered = [label for label in app.bundle.labels if label not in (abstain, *catalogue)]
     if uncovered:
         doctor.report(
             "suggestions", "warn", f"{source}: none for {', '.join(uncovered)} ({counts})"

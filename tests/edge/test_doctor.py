@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 from argparse import Namespace
 from io import StringIO
@@ -123,3 +124,26 @@ def test_a_refused_password_and_a_broken_config_are_named(tmp_path: Path, monkey
     code, findings = doctor(config)
     assert code == 1 and list(findings) == ["config"]
     assert findings["config"][0] == "FAIL" and "camera.fps" in findings["config"][1]
+
+
+def test_a_refused_current_model_fails_and_names_the_fallback(face_folder: Path, tmp_path: Path):
+    # The daemon's own start-up step: `current` damaged, `previous` good -> it would run previous.
+    from edge.models import default_bundle_path
+
+    models = tmp_path / "models"
+    for version in ("good", "bad"):
+        shutil.copytree(default_bundle_path(), models / version)
+    with (models / "bad" / "model.tflite").open("ab") as model:
+        model.write(b"x")
+    (models / "current").symlink_to("bad")
+    (models / "previous").symlink_to("good")
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
+        f'[classifier]\nmodel = "{models / "current"}"\n[mqtt]\nenabled = false\n'
+    )
+    code, findings = doctor(config)
+    status, detail = findings["model"]
+    assert code == 1 and status == "FAIL"
+    assert "manifest says" in detail and "the daemon would run previous" in detail
+    assert findings["faces"][0] == "ok"  # the fallback model still classifies

@@ -82,11 +82,18 @@ def _verdict(doctor: Doctor) -> int:
     return 0
 
 
-def _check_model(doctor: Doctor, app: Any) -> Any:
+def _started(doctor: Doctor, check: str, step: Callable[[], None]) -> bool:
+    """Runs one of the daemon's start-up steps; a refusal is that check's FAIL line."""
     try:
-        app.init_model()
+        step()
     except YuzugError as exc:
-        doctor.report("model", "FAIL", str(exc))
+        doctor.report(check, "FAIL", str(exc))
+        return False
+    return True
+
+
+def _check_model(doctor: Doctor, app: Any) -> Any:
+    if not _started(doctor, "model", app.init_model):
         return None
     bundle, classifier = app.bundle, app.classifier
     face = np.zeros((1, classifier.spec.size, classifier.spec.size, 1), np.uint8)
@@ -109,10 +116,7 @@ def _check_model(doctor: Doctor, app: Any) -> Any:
 
 
 def _check_detector(doctor: Doctor, app: Any) -> Any:
-    try:
-        app.init_detector()
-    except YuzugError as exc:
-        doctor.report("detector", "FAIL", str(exc))
+    if not _started(doctor, "detector", app.init_detector):
         return None
     doctor.report("detector", "ok", app.detector.name)
     return app.detector
@@ -120,10 +124,7 @@ def _check_detector(doctor: Doctor, app: Any) -> Any:
 
 def _check_suggestions(doctor: Doctor, app: Any) -> None:
     s = app.config.suggestions
-    try:
-        app.init_suggestions()
-    except YuzugError as exc:
-        doctor.report("suggestions", "FAIL", str(exc))
+    if not _started(doctor, "suggestions", app.init_suggestions):
         return
     catalogue = app.picker.catalogue
     counts = ", ".join(f"{len(items)} {emotion}" for emotion, items in catalogue.items())

@@ -143,6 +143,17 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
         type=number_argument("--learning-rate", above=0),
         help="override the preset's peak learning rate",
     )
+    parser.add_argument(
+        "--optimizer",
+        choices=("adam", "adamw", "sgd"),
+        help="override the preset's optimizer (sgd: Nesterov momentum 0.9; give it a learning "
+        "rate near 0.01 and a --weight-decay near 0.001)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=number_argument("--weight-decay", at_least=0),
+        help="override the preset's decoupled weight decay (adamw, sgd)",
+    )
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -434,11 +445,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
         augment_on=args.augment_on,
         ema_momentum=args.ema,
         mixup_alpha=args.mixup,
         cutmix_alpha=args.cutmix,
     )
+    if preset.optimizer == "adam" and preset.weight_decay:
+        raise ValueError(
+            "--weight-decay needs a decoupled-decay optimizer: add --optimizer adamw or sgd"
+        )
     batch, learning_rate = scaled_batch_and_lr(
         preset.batch_size, preset.learning_rate, devices, args.batch_scaling
     )
@@ -576,6 +593,8 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         ("--epochs", args.epochs),
         ("--batch-size", args.batch_size),
         ("--learning-rate", args.learning_rate),
+        ("--optimizer", args.optimizer),
+        ("--weight-decay", args.weight_decay),
         ("--backend", args.backend),
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
         ("--augment-on", args.augment_on),

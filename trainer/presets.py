@@ -22,7 +22,9 @@ class Preset:
     epochs: int
     batch_size: int
     learning_rate: float
-    optimizer: Literal["adam", "adamw"] = "adam"
+    # "sgd" is SGD with Nesterov momentum 0.9 (Khaireddin & Chen's best on FER2013); its
+    # weight decay is Keras's decoupled kind, applied as lr * weight_decay per step.
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
     weight_decay: float = 0.0
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_epochs: int = 0

@@ -378,6 +378,14 @@ def make_optimizer(
     ema = {"use_ema": True, "ema_momentum": preset.ema_momentum} if preset.ema_momentum else {}
     if preset.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate, weight_decay=preset.weight_decay, **ema)
+    if preset.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=preset.weight_decay or None,
+            **ema,
+        )
     return keras.optimizers.Adam(learning_rate, **ema)
 
 
@@ -569,6 +577,8 @@ def fit(
         "input_threads": getattr(batches, "threads", 1),
         "input_batches_made_on_the_spot": getattr(batches, "made_on_the_spot", None),
         "learning_rate": preset.learning_rate,
+        "optimizer": preset.optimizer,
+        "weight_decay": preset.weight_decay or None,
         "ema_momentum": preset.ema_momentum,
         "mixup_alpha": preset.mixup_alpha or None,
         "cutmix_alpha": preset.cutmix_alpha or None,

@@ -87,10 +87,12 @@ def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_
 def test_mixed_batches_train_on_the_device_and_are_recorded(prepared_run: Path, tmp_path: Path):
     run = copy_prepared(prepared_run, tmp_path / "mixed")
     args = ("fit", "--preset", "tiny", "--epochs", "2", "--augment-on", "device", "--run")
-    result = train(*args, str(run), "--mixup", "0.4", "--cutmix", "1.0")
+    sgd = ("--optimizer", "sgd", "--weight-decay", "0.001", "--learning-rate", "0.01")
+    result = train(*args, str(run), "--mixup", "0.4", "--cutmix", "1.0", *sgd)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run / "fit.json").read_text())
     assert (summary["mixup_alpha"], summary["cutmix_alpha"]) == (0.4, 1.0)
+    assert (summary["optimizer"], summary["weight_decay"]) == ("sgd", 0.001)
     assert summary["epochs_run"] == 2 and summary["augment_on"] == "device"
     losses = [float(v) for v in _column(run, "loss")]
     assert len(losses) == 2 and all(np.isfinite(losses))

@@ -140,6 +140,7 @@ def _iter_images(paths: list[Path]) -> Iterator[tuple[str, Any, str | None]]:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    import cv2
     import numpy as np
 
     from edge.bundle import load_bundle
@@ -157,7 +158,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     if args.annotate:
         args.annotate.mkdir(parents=True, exist_ok=True)
     written: set[str] = set()
-    counts = {"images": 0, "faces": 0, "errors": 0}
+    counts = {"images": 0, "faces": 0, "errors": 0, "failed": 0}
     for path, image, error in _iter_images(args.paths):
         record: dict[str, Any] = {"path": path}
         if image is None:
@@ -166,13 +167,21 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(json.dumps(record), flush=True)
             continue
         height, width = image.shape[:2]
-        if detector is None:
-            boxes = [(0, 0, width, height)]
-            crops = preprocess_face(image, classifier.spec)[np.newaxis]
-        else:
-            boxes = [face.box for face in detector.detect(image)]
-            crops = preprocess_faces(image, classifier.spec, boxes)
-        predictions = classifier.predict(crops) if len(boxes) else []
+        try:
+            if detector is None:
+                boxes = [(0, 0, width, height)]
+                crops = preprocess_face(image, classifier.spec)[np.newaxis]
+            else:
+                boxes = [face.box for face in detector.detect(image)]
+                crops = preprocess_faces(image, classifier.spec, boxes)
+            predictions = classifier.predict(crops) if len(boxes) else []
+        except (cv2.error, ValueError) as exc:
+            # One odd image (a shape no step expected) is its own error line, not the run's end.
+            logger.warning("%s: could not classify", path, exc_info=True)
+            record["error"] = f"could not classify: {str(exc).strip().splitlines()[-1]}"
+            counts["failed"] += 1
+            print(json.dumps(record), flush=True)
+            continue
         record["faces"] = [
             {
                 "box": list(box),
@@ -192,6 +201,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     print(
         f"classify: {images} image{'' if images == 1 else 's'}, {faces} "
         f"face{'' if faces == 1 else 's'}, {counts['errors']} unreadable"
+        + (f", {counts['failed']} failed" if counts["failed"] else "")
         + (f"; pictures in {args.annotate}" if args.annotate else ""),
         file=sys.stderr,
     )

@@ -115,14 +115,33 @@ def _hidden(name: str) -> bool:
 
 
 def decode_image(data: bytes) -> np.ndarray | None:
-    """Decodes image bytes keeping their channels (gray, BGR or BGRA); ``None`` if undecodable."""
+    """Decodes image bytes to 8-bit gray or BGR, upright as the file's EXIF orientation says;
+    ``None`` if undecodable.
+
+    Not ``IMREAD_UNCHANGED``: that flag also skips the EXIF orientation, so a phone's portrait
+    photo (pixels stored sideways) would reach the detector and classifier on its side.
+    16-bit and floating-point images (scans, TIFF exports) are scaled to 8 bits.
+    """
     if not data:
         return None
     buffer = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    image = cv2.imdecode(buffer, cv2.IMREAD_ANYCOLOR | cv2.IMREAD_ANYDEPTH)
     if image is None or image.size == 0:
         return None
-    return image
+    return to_8bit(image)
+
+
+def to_8bit(image: np.ndarray) -> np.ndarray:
+    """``image`` as uint8: 16-bit values scaled by 1/257, floats in [0, 1] by 255 (others
+    clipped to 0-255, as OpenCV stores floats either way)."""
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        return ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    values = np.nan_to_num(image.astype(np.float64), nan=0.0, posinf=255.0, neginf=0.0)
+    if np.issubdtype(image.dtype, np.floating) and values.max(initial=0.0) <= 1.0:
+        values = values * 255.0
+    return np.clip(values + 0.5, 0, 255).astype(np.uint8)
 
 
 def iter_decoded(

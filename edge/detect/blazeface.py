@@ -86,6 +86,8 @@ class BlazeFaceDetector(FaceDetector):
         self._logit_threshold = float(np.log(min_score / (1 - min_score)))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        if min(frame.shape[:2]) < self.min_size:
+            return []  # no face of min_size fits (and a 1-pixel tile would be empty)
         faces = self._detect_region(frame)
         if faces or not self.tiles:
             return faces

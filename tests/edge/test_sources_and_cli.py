@@ -195,6 +195,89 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     assert 150 < w < 330 and 0 <= x < 640 and 0 <= y < 480  # the pasted 240 px face
 
 
+def test_classify_sees_phone_photos_upright_and_reads_deep_or_tiny_images(
+    fer_zip: Path, tmp_path: Path
+):
+    from PIL import Image  # matplotlib's dependency, so in every dev install
+
+    faces = fer_faces(fer_zip, ["happy"], 1)
+    scene = cv2.cvtColor(
+        next(scripted_frames(faces, [Segment("happy", 0.1)], 10))[0], cv2.COLOR_BGR2GRAY
+    )
+    cv2.imwrite(str(tmp_path / "a-upright.png"), scene)
+    # A phone stores a portrait photo's pixels sideways and says "rotate 90 clockwise" (EXIF
+    # orientation 6); viewers, and so the user, see it upright.
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = cv2.rotate(scene, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    Image.fromarray(sideways).save(tmp_path / "b-phone.jpg", exif=exif, quality=95)
+    cv2.imwrite(str(tmp_path / "c-16bit.png"), scene.astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "d-float.tiff"), scene.astype(np.float32) / 255)
+    cv2.imwrite(str(tmp_path / "e-one-pixel.png"), np.zeros((1, 1), np.uint8))
+    cv2.imwrite(str(tmp_path / "f-one-row.png"), np.zeros((1, 640), np.uint8))
+
+    result = run_edge("classify", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    records = {Path(r["path"]).name: r for r in map(json.loads, result.stdout.splitlines())}
+    assert len(records) == 6
+    (upright,) = records["a-upright.png"]["faces"]
+    for name in ("b-phone.jpg", "c-16bit.png", "d-float.tiff"):
+        (face,) = records[name]["faces"]
+        assert np.abs(np.subtract(face["box"], upright["box"])).max() <= 4, name
+        assert face["label"] == upright["label"], name
+        assert abs(face["confidence"] - upright["confidence"]) < 0.05, name
+    assert records["e-one-pixel.png"] == {"path": str(tmp_path / "e-one-pixel.png"), "faces": []}
+    assert records["f-one-row.png"]["faces"] == []
+    assert result.stderr.strip().splitlines()[-1] == "classify: 6 images, 4 faces, 0 unreadable"
+
+
+def test_an_image_no_step_can_handle_is_its_own_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    import edge.detect
+    from edge.__main__ import main
+    from edge.detect.blazeface import BlazeFaceDetector
+
+    class Refuses(BlazeFaceDetector):
+        def detect(self, frame: np.ndarray):  # a shape the detector was never written for
+            if frame.shape[1] == 333:
+                raise cv2.error("OpenCV(4.x) color.cpp: error: (-215:Assertion failed) odd")
+            return super().detect(frame)
+
+    monkeypatch.setattr(edge.detect, "make_detector", lambda config: Refuses())
+    for name, width in (("a.png", 640), ("b.png", 333), ("c.png", 640)):
+        cv2.imwrite(str(tmp_path / name), np.full((480, width), 90, np.uint8))
+    assert main(["classify", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["path"]).name for r in records] == ["a.png", "b.png", "c.png"]
+    assert records[0]["faces"] == [] == records[2]["faces"]
+    assert records[1]["error"].startswith("could not classify: OpenCV(4.x)")
+    assert err.strip().splitlines()[-1] == "classify: 2 images, 0 faces, 0 unreadable, 1 failed"
+
+
+def test_every_detector_takes_frames_too_small_for_a_face():
+    from edge.detect.blazeface import BlazeFaceDetector
+    from edge.detect.haar import HaarDetector
+
+    for detector in (BlazeFaceDetector(), BlazeFaceDetector(tiles=False), HaarDetector()):
+        for shape in ((1, 1), (1, 640, 3), (19, 19, 3), (480, 1)):
+            assert detector.detect(np.zeros(shape, np.uint8)) == [], (detector, shape)
+
+
+def test_16_bit_and_float_pixels_are_scaled_to_8_bits():
+    from edge.imagefiles import to_8bit
+
+    ramp16 = np.array([[0, 257, 32896, 65535]], np.uint16)
+    assert to_8bit(ramp16).tolist() == [[0, 1, 128, 255]]
+    unit = np.array([[0.0, 0.5, 1.0, np.nan]], np.float32)
+    assert to_8bit(unit).tolist() == [[0, 128, 255, 0]]
+    wide = np.array([[-3.0, 12.0, 300.0]], np.float32)  # already 0-255, some out of range
+    assert to_8bit(wide).tolist() == [[0, 12, 255]]
+    same = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert to_8bit(same) is same
+
+
 def test_classify_annotate_draws_each_face_box_in_its_label_colour(fer_zip: Path, tmp_path: Path):
     from edge.overlay import COLOURS, OTHER_COLOUR
 

@@ -15,7 +15,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge.errors import ConfigError
 
@@ -154,7 +162,7 @@ class MQTTConfig(Strict):
         "systemd credential; accepted for tests only and warned about",
     )
     client_id: str | None = Field(None, description="MQTT client id; default yuzug-<device_id>")
-    topic_prefix: str = Field("yuzug", pattern=r"^[^#+]+$", description="root of YUZUG topics")
+    topic_prefix: str = Field("yuzug", description="root of YUZUG topics")
     discovery: bool = Field(True, description="publish Home Assistant MQTT discovery")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
     keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive in seconds")
@@ -169,6 +177,19 @@ class MQTTConfig(Strict):
     stats_interval_seconds: float = Field(30.0, gt=0, description="period of the stats topic")
     reconnect_min_seconds: float = Field(1.0, gt=0, description="first reconnect delay")
     reconnect_max_seconds: float = Field(60.0, gt=0, description="longest reconnect delay")
+
+    @field_validator("topic_prefix", "discovery_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        # Topics are built as f"{prefix}/...": an empty prefix or a trailing slash would
+        # publish to "/sensor/..." or "homeassistant//sensor/...", where nobody listens.
+        if not value or value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError(
+                "must be topic levels joined by '/', without a leading, trailing or doubled '/'"
+            )
+        if "#" in value or "+" in value:
+            raise ValueError("must not contain the MQTT wildcards '#' or '+'")
+        return value
 
     @model_validator(mode="after")
     def _check_tls(self) -> MQTTConfig:

@@ -21,7 +21,7 @@ from typing import Any, Literal, TextIO
 
 import numpy as np
 
-from edge.errors import YuzugError
+from edge.errors import ConfigError, YuzugError
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 
@@ -232,7 +232,11 @@ def _check_mqtt(doctor: Doctor, config: Any) -> None:
         answered.set()
 
     # Its own client id: the daemon's id would disconnect a daemon that is running.
-    client = make_client(mqtt_config, f"yuzug-doctor-{config.device_id}")
+    try:
+        client = make_client(mqtt_config, f"yuzug-doctor-{config.device_id}")
+    except ConfigError as exc:  # an unreadable or invalid TLS file
+        doctor.report("mqtt", "FAIL", f"{where}: {exc}")
+        return
     client.on_connect = on_connect
     try:
         client.connect_async(mqtt_config.host, mqtt_config.port, mqtt_config.keepalive)

@@ -22,6 +22,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from edge.config import MQTTConfig, format_broker
+from edge.errors import ConfigError
 from edge.publish.payloads import Topics, dumps
 
 logger = logging.getLogger(__name__)
@@ -56,12 +57,29 @@ def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
         password = config.password.get_secret_value() if config.password is not None else None
         client.username_pw_set(config.username, password)
     if config.tls:
-        client.tls_set(
-            ca_certs=str(config.ca_file) if config.ca_file else None,
-            certfile=str(config.cert_file) if config.cert_file else None,
-            keyfile=str(config.key_file) if config.key_file else None,
-            cert_reqs=ssl.CERT_REQUIRED,
-        )
+        files = {
+            "ca_file": config.ca_file,
+            "cert_file": config.cert_file,
+            "key_file": config.key_file,
+        }
+        for key, path in files.items():
+            if path is not None:
+                try:
+                    with open(path, "rb"):
+                        pass
+                except OSError as exc:
+                    raise ConfigError(f"mqtt.{key}: cannot read {path} ({exc.strerror})") from None
+        try:
+            client.tls_set(
+                ca_certs=str(config.ca_file) if config.ca_file else None,
+                certfile=str(config.cert_file) if config.cert_file else None,
+                keyfile=str(config.key_file) if config.key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+        except ssl.SSLError as exc:
+            # Readable but not PEM, or a key that does not match its certificate.
+            named = ", ".join(f"mqtt.{key} {path}" for key, path in files.items() if path)
+            raise ConfigError(f"{named or 'mqtt.tls'}: not usable for TLS ({exc})") from None
         if config.tls_insecure:
             client.tls_insecure_set(True)
     return client

@@ -95,6 +95,17 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
     assert findings["http"][0] == "FAIL" and "already running" in findings["http"][1]
     assert findings["model"][0] == findings["detector"][0] == "ok"
 
+    # A CA file that is not there is a failing line naming the key, not a traceback.
+    config.write_text(
+        f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\ntls = true\n'
+        f'ca_file = "{tmp_path / "no-ca.crt"}"\n'
+    )
+    code, findings = doctor(config)
+    assert code == 1 and findings["camera"][0] == "ok"
+    assert findings["mqtt"][0] == "FAIL"
+    assert f"mqtt.ca_file: cannot read {tmp_path / 'no-ca.crt'}" in findings["mqtt"][1]
+
 
 def test_a_refused_password_and_a_broken_config_are_named(tmp_path: Path, monkeypatch):
     if not Path(MOSQUITTO).exists():

@@ -325,3 +325,23 @@ def test_a_camera_or_detector_table_without_type_is_the_default_kind(tmp_path: P
     path.write_text('[camera]\ntype = "usb"\n')
     with pytest.raises(ConfigError, match="'opencv', 'picamera2', 'folder'"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("", "without a leading, trailing or doubled '/'"),
+        ("homeassistant/", "without a leading, trailing or doubled '/'"),  # -> "ha//sensor/..."
+        ("/yuzug", "without a leading, trailing or doubled '/'"),
+        ("home//yuzug", "without a leading, trailing or doubled '/'"),
+        ("yuzug/+", "must not contain the MQTT wildcards"),
+        ("a/#", "must not contain the MQTT wildcards"),
+    ],
+)
+def test_topic_prefixes_that_would_publish_where_nobody_listens_are_refused(value: str, why: str):
+    for key in ("topic_prefix", "discovery_prefix"):
+        named = rf"mqtt\.{key}: Value error, .*{re.escape(why)}.* \(got '{re.escape(value)}'\)"
+        with pytest.raises(ConfigError, match=named):
+            parse_config({"mqtt": {key: value}})
+    nested = parse_config({"mqtt": {"topic_prefix": "home/cams", "discovery_prefix": "ha"}})
+    assert (nested.mqtt.topic_prefix, nested.mqtt.discovery_prefix) == ("home/cams", "ha")

@@ -493,6 +493,31 @@ def test_tls_with_password_and_misconfigurations(video, tmp_path):
         broker.stop()
 
 
+def test_an_unreadable_or_invalid_tls_file_stops_the_daemon_naming_the_key(video, tmp_path):
+    # Before, paho's FileNotFoundError / ssl.SSLError was a traceback, and under systemd a
+    # restart loop; now it is the bad-config exit (78) that the unit does not restart.
+    not_a_cert = tmp_path / "ca.crt"
+    not_a_cert.write_text("this is not PEM\n")
+    cases = {
+        "missing": ("ca_file", tmp_path / "nowhere" / "ca.crt", "cannot read"),
+        "garbage": ("ca_file", not_a_cert, "not usable for TLS"),
+    }
+    for name, (key, path, why) in cases.items():
+        daemon = Daemon(
+            _subdir(tmp_path, name),
+            f'[camera]\ntype = "opencv"\nsource = "{video}"\n'
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\ntls = true\n{key} = "{path}"\n',
+        )
+        try:
+            code = daemon.process.wait(60)
+        finally:
+            daemon.stop()
+        assert code == 78, daemon.text()
+        error = next(line for line in daemon.text().splitlines() if "ERROR" in line)
+        assert f"mqtt.{key}" in error and why in error and str(path) in error
+        assert "Traceback" not in daemon.text()
+
+
 def test_systemd_readiness_and_watchdog_notifications(video, tmp_path):
     import socket as socket_module
 

@@ -17,7 +17,12 @@ from deploy.inventory import Device, from_hosts, load_inventory
 from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
 from edge.bundle import load_bundle
-from edge.cli import broker_argument, number_argument
+from edge.cli import (
+    broker_argument,
+    device_id_argument,
+    number_argument,
+    topic_prefix_argument,
+)
 from edge.config import parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
@@ -33,8 +38,12 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
         type=broker_argument,
         help="MQTT host[:port] to confirm versions and read status",
     )
-    parser.add_argument("--topic-prefix", default=None)
-    parser.add_argument("--device-id", help="device_id of a single HOST (default: host name)")
+    parser.add_argument("--topic-prefix", type=topic_prefix_argument, default=None)
+    parser.add_argument(
+        "--device-id",
+        type=device_id_argument,
+        help="device_id of a single HOST (default: host name)",
+    )
     parser.add_argument("--root", help="device root (default /; tests use a directory)")
     parser.add_argument("--restart-command", help="run on the device after switching")
     parser.add_argument("--ssh-config", type=Path, help="ssh config file instead of ~/.ssh/config")
@@ -73,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_targets(commands.add_parser("status", help="version, online state, last emotion"))
     confirm = commands.add_parser("confirm", help="wait until a device reports a version")
     confirm.add_argument("--broker", type=broker_argument, required=True, help="MQTT host[:port]")
-    confirm.add_argument("--device-id", required=True)
+    confirm.add_argument("--device-id", type=device_id_argument, required=True)
     confirm.add_argument("--version", required=True, help="<name>-<version> of the bundle")
-    confirm.add_argument("--topic-prefix", default="yuzug")
+    confirm.add_argument("--topic-prefix", type=topic_prefix_argument, default="yuzug")
     confirm.add_argument("--timeout", type=number_argument("--timeout", above=0), default=60)
     install = commands.add_parser("install", help="first-time set-up of a Pi")
     install.add_argument("--wheel", type=Path, help="yuzug wheel to install (default: build one)")
@@ -100,12 +109,26 @@ def resolve(args: argparse.Namespace) -> tuple[list[Device], dict[str, Any]]:
             raise YuzugError("--device-id applies to a single HOST; use an inventory for many")
         defaults = {}
         devices = from_hosts(args.hosts, overrides)
+    refuse_duplicates(devices)
     settings = {
         "broker": args.broker or defaults.get("broker"),
         "topic_prefix": args.topic_prefix or defaults.get("topic_prefix", "yuzug"),
         "timeout": args.timeout or float(defaults.get("confirm_timeout", 60)),
     }
     return devices, settings
+
+
+def refuse_duplicates(devices: list[Device]) -> None:
+    """Two entries for one host would push to it twice at once; two devices with one id would
+    confirm each other's versions (their reports share a topic)."""
+    for what, key in (("host", lambda d: d.host), ("device_id", lambda d: d.device_id)):
+        seen: dict[str, str] = {}
+        for device in devices:
+            value = key(device)
+            if value in seen:
+                also = "" if what == "host" else f" ({seen[value]} and {device.host})"
+                raise YuzugError(f"{what} {value!r} is listed twice{also}")
+            seen[value] = device.host
 
 
 def make_confirmer(settings: dict[str, Any]) -> Confirmer | None:

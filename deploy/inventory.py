@@ -10,7 +10,13 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 
-from edge.config import Strict, describe_validation_error, parse_broker
+from edge.config import (
+    DEVICE_ID_PATTERN,
+    Strict,
+    check_topic_prefix,
+    describe_validation_error,
+    parse_broker,
+)
 from edge.errors import ConfigError
 
 DEFAULTS: dict[str, Any] = {
@@ -66,15 +72,28 @@ class InventoryDefaults(Strict):
             parse_broker(value)
         return value
 
+    @field_validator("topic_prefix")
+    @classmethod
+    def _check_topic_prefix(cls, value: str) -> str:
+        return check_topic_prefix(value)
+
 
 class InventoryDevice(Strict):
     """One ``[[devices]]`` entry."""
 
     host: str = Field(min_length=1)
-    device_id: str | None = None
+    # As the device's edge.toml must spell it: another spelling is never confirmed.
+    device_id: str | None = Field(None, pattern=DEVICE_ID_PATTERN)
     root: str | None = Field(None, min_length=1)
     restart_command: str | None = None
     keep: int | None = Field(None, ge=1)
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        if value.startswith("-"):
+            raise ValueError("an ssh destination cannot start with '-' (ssh would read an option)")
+        return value
 
 
 class Inventory(Strict):

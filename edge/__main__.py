@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.cli import broker_argument, number_argument
-from edge.config import parse_broker
+from edge.cli import broker_argument, checked_argument, number_argument, topic_prefix_argument
+from edge.config import check_device_id, parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -65,8 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--broker", type=broker_argument, default="localhost:1883", help="host[:port]"
     )
-    watch.add_argument("--device", default="+", help="device id (default: all)")
-    watch.add_argument("--prefix", default="yuzug", help="topic prefix")
+    watch.add_argument(
+        "--device",
+        type=checked_argument(lambda text: text == "+" or check_device_id(text)),
+        default="+",
+        help="device id (default: all)",
+    )
+    watch.add_argument("--prefix", type=topic_prefix_argument, default="yuzug", help="topic prefix")
     watch.add_argument("--json", action="store_true", help="print raw JSON lines")
     watch.add_argument(
         "--seconds",

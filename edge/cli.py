@@ -6,16 +6,29 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from edge.config import parse_broker
+from edge.config import check_device_id, check_topic_prefix, parse_broker
 
 
-def broker_argument(text: str) -> str:
-    """argparse ``type=`` for ``--broker``: refuses a bad address with the option's name."""
-    try:
-        parse_broker(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def checked_argument(check: Callable[[str], object]) -> Callable[[str], str]:
+    """An argparse ``type=`` that keeps the text but refuses it, with the option's name (exit
+    2), when ``check`` raises ValueError: the same check the config files get."""
+
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except ValueError as exc:
+            message = str(exc)
+            if text not in message:
+                message += f" (got {text!r})"
+            raise argparse.ArgumentTypeError(message) from None
+        return text
+
+    return parse
+
+
+broker_argument = checked_argument(parse_broker)
+topic_prefix_argument = checked_argument(check_topic_prefix)
+device_id_argument = checked_argument(check_device_id)
 
 
 def number_argument(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 import tomllib
 from pathlib import Path
@@ -32,6 +33,32 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG_PATH = Path("/etc/yuzug/edge.toml")
 PASSWORD_ENV = "YUZUG_MQTT_PASSWORD"
 PASSWORD_CREDENTIAL = "mqtt_password"
+
+
+DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def check_topic_prefix(value: str) -> str:
+    """Refuses an MQTT topic prefix that would publish where nobody listens: topics are built
+    as f"{prefix}/...", so an empty prefix or a trailing slash gives "/sensor/..." or
+    "homeassistant//sensor/...", and a wildcard cannot be published to at all."""
+    if not value or value.startswith("/") or value.endswith("/") or "//" in value:
+        raise ValueError(
+            "must be topic levels joined by '/', without a leading, trailing or doubled '/'"
+        )
+    if "#" in value or "+" in value:
+        raise ValueError("must not contain the MQTT wildcards '#' or '+'")
+    return value
+
+
+def check_device_id(value: str) -> str:
+    """Refuses a device id the daemon's config would refuse (it names topics and entities)."""
+    if not re.fullmatch(DEVICE_ID_PATTERN, value):
+        raise ValueError(
+            f"device id {value!r}: use lowercase letters, digits, _ and -, starting with a "
+            "letter or digit (63 at most), as the device's edge.toml must"
+        )
+    return value
 
 
 class Strict(BaseModel):
@@ -181,15 +208,7 @@ class MQTTConfig(Strict):
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
-        # Topics are built as f"{prefix}/...": an empty prefix or a trailing slash would
-        # publish to "/sensor/..." or "homeassistant//sensor/...", where nobody listens.
-        if not value or value.startswith("/") or value.endswith("/") or "//" in value:
-            raise ValueError(
-                "must be topic levels joined by '/', without a leading, trailing or doubled '/'"
-            )
-        if "#" in value or "+" in value:
-            raise ValueError("must not contain the MQTT wildcards '#' or '+'")
-        return value
+        return check_topic_prefix(value)
 
     @model_validator(mode="after")
     def _check_tls(self) -> MQTTConfig:
@@ -234,7 +253,7 @@ class HTTPConfig(Strict):
 class EdgeConfig(Strict):
     device_id: str = Field(
         "yuzug",
-        pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
+        pattern=DEVICE_ID_PATTERN,
         description="this device's name in topics and Home Assistant (lowercase, digits, _ -)",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -36,6 +36,17 @@ def test_the_example_inventory_loads_with_defaults_and_overrides():
             '[defaults]\nbroker = "ha.local:188300"\n[[devices]]\nhost = "a"',
             ["defaults.broker: Value error, port '188300' of 'ha.local:188300' is not a number"],
         ),
+        (  # the daemon would publish under yuzug//..., and Kitchen is never a device's id
+            '[defaults]\ntopic_prefix = "yuzug/"\n[[devices]]\nhost = "a"\ndevice_id = "Kitchen"',
+            [
+                "defaults.topic_prefix: Value error, must be topic levels joined by '/'",
+                "devices.0.device_id: String should match pattern",
+            ],
+        ),
+        (
+            '[[devices]]\nhost = "-oProxyCommand=touch x"',
+            ["devices.0.host: Value error, an ssh destination cannot start with '-'"],
+        ),
     ],
 )
 def test_a_wrong_inventory_names_every_bad_key(tmp_path: Path, text: str, named: list[str]):
@@ -84,3 +95,54 @@ def test_a_host_that_fails_gets_a_clean_table_row_and_exit_1(capsys):
     assert header.split() == ["HOST", "STATUS", "VERSION", "SECONDS", "DETAIL"]
     assert row.split()[:3] == ["pi@yuzug-test.invalid", "failed", "-"], row  # not "None"
     assert "ssh" in row and not row.endswith(" ")
+
+
+@pytest.mark.parametrize(
+    ("inventory", "hosts", "refusal"),
+    [
+        (
+            '[[devices]]\nhost = "pi@a"\n[[devices]]\nhost = "pi@a"',
+            [],
+            "host 'pi@a' is listed twice",
+        ),
+        ('[[devices]]\nhost = "pi@kitchen.local"', ["pi@kitchen.local"], "host 'pi@kitchen.local'"),
+        (
+            '[[devices]]\nhost = "pi@a"\ndevice_id = "cam"\n[[devices]]\nhost = "pi@b"\n'
+            'device_id = "cam"',
+            [],
+            "device_id 'cam' is listed twice (pi@a and pi@b)",
+        ),
+    ],
+)
+def test_a_device_listed_twice_is_refused_before_anything_is_sent(
+    tmp_path: Path, inventory: str, hosts: list[str], refusal: str, capsys
+):
+    from deploy.__main__ import main
+
+    path = tmp_path / "devices.toml"
+    path.write_text(inventory + "\n")
+    assert main(["status", "--inventory", str(path), *hosts]) == 2
+    err = capsys.readouterr().err
+    assert refusal in err and "ssh" not in err
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--topic-prefix", "yuzug/"], "argument --topic-prefix: must be topic levels"),
+        (["--device-id", "Kitchen"], "argument --device-id: device id 'Kitchen'"),
+    ],
+)
+def test_deploy_checks_prefix_and_device_id_as_the_daemon_would(options, named, capsys):
+    from deploy.__main__ import main
+
+    for command in (["status", "pi@kitchen.local"], ["confirm", "--broker", "h", "--version", "v"]):
+        extra = (
+            ["--device-id", "kitchen"]
+            if command[0] == "confirm" and "--device-id" not in options
+            else []
+        )
+        with pytest.raises(SystemExit) as stopped:
+            main([*command, *extra, *options])
+        assert stopped.value.code == 2
+        assert named in capsys.readouterr().err

@@ -301,9 +301,12 @@ def test_broker_override_keeps_the_config_port_when_none_is_given(tmp_path: Path
         (["watch", "--seconds", "-1"], "--seconds must be at least 0"),
         (["classify", "--threads", "0", "x.jpg"], "--threads must be at least 1"),
         (["run", "--max-frames", "ten"], "--max-frames takes a whole number"),
+        # Would subscribe to yuzug//... or to a device id no edge.toml can have: silence.
+        (["watch", "--prefix", "yuzug/"], "argument --prefix: must be topic levels"),
+        (["watch", "--device", "Kitchen"], "argument --device: device id 'Kitchen'"),
     ],
 )
-def test_edge_numeric_options_are_range_checked(command: list[str], named: str, capsys):
+def test_edge_options_are_checked_naming_the_flag(command: list[str], named: str, capsys):
     from edge.__main__ import main
 
     with pytest.raises(SystemExit) as stopped:

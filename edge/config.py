@@ -238,6 +238,9 @@ class HTTPConfig(Strict):
     password: SecretStr | None = Field(None, description="see username")
     stream_fps: float = Field(10.0, gt=0, le=30, description="live view frame rate")
     stream_quality: int = Field(70, ge=10, le=95, description="live view JPEG quality")
+    max_viewers: int = Field(
+        4, ge=1, le=64, description="live streams served at once; more get 503 (a Pi's CPU)"
+    )
 
     @model_validator(mode="after")
     def _check_exposure(self) -> HTTPConfig:

@@ -1,8 +1,10 @@
 """Live view, ``/healthz`` and ``/metrics`` over HTTP (off by default; binds 127.0.0.1).
 
 The live stream is MJPEG. It takes the frames the pipeline already analysed (never the camera a
-second time), and a frame is drawn and JPEG-encoded only in a viewer's own thread, at
-``http.stream_fps``: with nobody watching it costs nothing, and a viewer never blocks analysis.
+second time), at ``http.stream_fps``; a frame is drawn and JPEG-encoded once, by whichever
+viewer's thread asks first, and the others send the same bytes: with nobody watching it costs
+nothing, more viewers cost no more encoding (up to ``http.max_viewers``), and a viewer never
+blocks analysis (a viewer that stops reading is dropped after a write timeout).
 Access can require a bearer token (``?token=`` for the browser) or HTTP basic auth.
 """
 
@@ -17,7 +19,7 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, quote, urlparse
 
 import cv2
 import numpy as np
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from edge.app import EdgeApp, FrameResult
 
 logger = logging.getLogger(__name__)
+
+STREAM_WRITE_TIMEOUT_S = 10.0
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
@@ -85,7 +89,7 @@ def draw_overlay(result: FrameResult) -> np.ndarray:
     return canvas
 
 
-def prometheus_metrics(app: EdgeApp) -> str:
+def prometheus_metrics(app: EdgeApp, service: HTTPService | None = None) -> str:
     stats = app.stats()
     lines: list[str] = []
 
@@ -148,6 +152,14 @@ def prometheus_metrics(app: EdgeApp) -> str:
         ):
             name = f"yuzug_mqtt_{key}" + ("_total" if kind == "counter" else "")
             metric(name, kind, f"MQTT {key.replace('_', ' ')}", mqtt[key])
+    if service is not None:
+        metric("yuzug_http_viewers", "gauge", "Live streams being watched", service.viewers)
+        for key, help_text in (
+            ("viewers_refused", "Live streams refused at http.max_viewers"),
+            ("frames_streamed", "Live-view frames sent, all viewers together"),
+            ("frames_encoded", "Live-view frames drawn and JPEG-encoded"),
+        ):
+            metric(f"yuzug_http_{key}_total", "counter", help_text, getattr(service, key))
     lines.append("# HELP yuzug_stage_latency_seconds Time per pipeline stage and per frame")
     lines.append("# TYPE yuzug_stage_latency_seconds histogram")
     for stage, (counts, total_ms) in app.timer.histogram_snapshot().items():
@@ -170,8 +182,12 @@ class HTTPService:
         self.app = app
         self.config = config
         self.viewers = 0
+        self.viewers_refused = 0
         self.frames_streamed = 0
+        self.frames_encoded = 0
         self._lock = threading.Lock()
+        self._encode_lock = threading.Lock()
+        self._encoded: tuple[FrameResult | None, bytes] = (None, b"")
         handler = type("Handler", (_Handler,), {"service": self})
         self.server = ThreadingHTTPServer((config.host, config.port), handler)
         self.server.daemon_threads = True
@@ -212,6 +228,34 @@ class HTTPService:
             )
         return False
 
+    def jpeg(self, result: FrameResult) -> bytes:
+        """``result`` drawn and encoded; each result is encoded once for all viewers."""
+        with self._encode_lock:
+            encoded_for, data = self._encoded
+            if encoded_for is not result:
+                ok, jpeg = cv2.imencode(
+                    ".jpg",
+                    draw_overlay(result),
+                    [cv2.IMWRITE_JPEG_QUALITY, self.config.stream_quality],
+                )
+                data = jpeg.tobytes() if ok else b""
+                self._encoded = (result, data)
+                self.frames_encoded += 1
+            return data
+
+    def join_stream(self) -> bool:
+        """Counts a new viewer in, unless ``max_viewers`` are already watching."""
+        with self._lock:
+            if self.viewers >= self.config.max_viewers:
+                self.viewers_refused += 1
+                return False
+            self.viewers += 1
+            return True
+
+    def leave_stream(self) -> None:
+        with self._lock:
+            self.viewers -= 1
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -244,7 +288,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path in ("/", "/index.html"):
             token = query.get("token", [""])[0]
             body = PAGE.format(
-                device=service.app.config.device_id, query=f"?token={token}" if token else ""
+                device=service.app.config.device_id,
+                query=f"?token={quote(token, safe='')}" if token else "",
             ).encode()
             self._send(body, "text/html; charset=utf-8")
         elif url.path == "/stream.mjpg":
@@ -253,7 +298,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(service.app.view_state())
         elif url.path == "/metrics":
             self._send(
-                prometheus_metrics(service.app).encode(), "text/plain; version=0.0.4; charset=utf-8"
+                prometheus_metrics(service.app, service).encode(),
+                "text/plain; version=0.0.4; charset=utf-8",
             )
         else:
             self.send_error(HTTPStatus.NOT_FOUND)
@@ -271,25 +317,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self) -> None:
         service = self.service
+        if not service.join_stream():
+            self._send(
+                f"{service.config.max_viewers} viewers are already watching "
+                "(http.max_viewers)\n".encode(),
+                "text/plain; charset=utf-8",
+                HTTPStatus.SERVICE_UNAVAILABLE,
+            )
+            return
         period = 1.0 / service.config.stream_fps
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        with service._lock:
-            service.viewers += 1
+        # A viewer that stops reading (a suspended laptop) fills the socket buffer; without a
+        # timeout its thread would block in write() and hold a viewer slot for good.
+        self.connection.settimeout(STREAM_WRITE_TIMEOUT_S)
         try:
-            last_id = None
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            sent = None
             while not service.app.stop_event.is_set():
                 result = service.app.last_result
-                if result is not None and id(result) != last_id:
-                    last_id = id(result)
-                    canvas = draw_overlay(result)
-                    ok, jpeg = cv2.imencode(
-                        ".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, service.config.stream_quality]
-                    )
-                    if ok:
-                        data = jpeg.tobytes()
+                if result is not None and result is not sent:
+                    sent = result
+                    data = service.jpeg(result)
+                    if data:
                         self.wfile.write(
                             b"--frame\r\nContent-Type: image/jpeg\r\n"
                             + f"Content-Length: {len(data)}\r\n\r\n".encode()
@@ -298,8 +349,7 @@ class _Handler(BaseHTTPRequestHandler):
                         )
                         service.frames_streamed += 1
                 time.sleep(period)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the viewer went away
+        except OSError:
+            pass  # the viewer went away or stopped reading (reset, broken pipe, timeout)
         finally:
-            with service._lock:
-                service.viewers -= 1
+            service.leave_stream()

@@ -1,0 +1,107 @@
+"""The live view's MJPEG stream, served by the real HTTP service to real sockets: each frame is
+encoded once for every viewer, viewers past ``http.max_viewers`` are turned away, and a viewer
+that stops reading loses its place instead of holding it for good."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+import edge.http
+from edge.app import EdgeApp, FrameResult
+from edge.camera.base import Frame
+from edge.config import parse_config
+from edge.http import HTTPService, prometheus_metrics
+from tests.support import wait_for
+
+
+@pytest.fixture
+def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPService]:
+    monkeypatch.setattr(edge.http, "STREAM_WRITE_TIMEOUT_S", 1.0)
+    config = parse_config(
+        {
+            "mqtt": {"enabled": False},
+            "http": {"enabled": True, "port": 0, "max_viewers": 2, "stream_fps": 30},
+        }
+    )
+    app = EdgeApp(config)
+    rng = np.random.default_rng(0)
+
+    def analyse() -> None:  # a new analysed frame every 20 ms; noise makes large JPEGs
+        index = 0
+        while not app.stop_event.is_set():
+            image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+            app.last_result = FrameResult(Frame(image, index=index), [], [], "none", 0.0)
+            index += 1
+            time.sleep(0.02)
+
+    producer = threading.Thread(target=analyse, daemon=True)
+    producer.start()
+    service = HTTPService(app, config.http)
+    service.start()
+    try:
+        yield service
+    finally:
+        app.stop_event.set()
+        producer.join(5)
+        service.stop()
+
+
+def open_stream(port: int) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.request("GET", "/stream.mjpg")
+    return connection.getresponse()
+
+
+def read_frames(response: http.client.HTTPResponse, count: int) -> list[bytes]:
+    frames = []
+    while len(frames) < count:
+        assert response.readline() == b"--frame\r\n"
+        assert response.readline() == b"Content-Type: image/jpeg\r\n"
+        length = int(response.readline().split(b":")[1])
+        response.readline()
+        frames.append(response.read(length))
+        response.readline()
+    return frames
+
+
+def test_two_viewers_share_each_encoded_frame_and_a_third_is_turned_away(service: HTTPService):
+    first, second = open_stream(service.port), open_stream(service.port)
+    assert first.status == second.status == 200
+    frames = [read_frames(first, 15), read_frames(second, 15)]
+    assert all(frame.startswith(b"\xff\xd8") for frame in frames[0] + frames[1])
+    third = open_stream(service.port)
+    assert third.status == 503
+    assert b"2 viewers are already watching (http.max_viewers)" in third.read()
+    # Reading both streams cost about one encoding per frame, not one per frame and viewer.
+    assert service.frames_streamed >= 30
+    assert service.frames_encoded < 0.75 * service.frames_streamed
+    metrics = prometheus_metrics(service.app, service)
+    assert "yuzug_http_viewers 2\n" in metrics and "yuzug_http_viewers_refused_total 1\n" in metrics
+    first.close()
+    second.close()
+    wait_for(lambda: service.viewers == 0, 10, what="both viewers counted out")
+    assert open_stream(service.port).status == 200  # a place is free again
+
+
+def test_a_viewer_that_stops_reading_loses_its_place(service: HTTPService):
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", service.port))
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+    try:
+        wait_for(lambda: service.viewers == 1, 10, what="the stalled viewer counted in")
+        reading = open_stream(service.port)
+        assert reading.status == 200
+        # The stalled viewer's writes block once the socket buffers are full, then time out.
+        wait_for(lambda: service.viewers == 1, 30, what="the stalled viewer dropped")
+        read_frames(reading, 5)  # the reading viewer is served all along
+        assert open_stream(service.port).status == 200
+    finally:
+        stalled.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -33,6 +35,10 @@ class OpenCVSource(FrameSource):
         self._capture: cv2.VideoCapture | None = None
         self._index = 0
         self._pacer = Pacer(config.fps, False)
+        if not logger.isEnabledFor(logging.DEBUG):
+            # OpenCV's own "[ WARN:0@3.1] ... can't open camera by index" lines would repeat
+            # every retry beside ours, which say the same with a reason; DEBUG keeps them.
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
     @property
     def description(self) -> str:
@@ -44,7 +50,7 @@ class OpenCVSource(FrameSource):
         capture = cv2.VideoCapture(self.source)
         if not capture.isOpened():
             capture.release()
-            raise CameraError(f"cannot open {self.description}")
+            raise CameraError(f"cannot open {self.description}{self._why_not_opened()}")
         if self.is_file:
             fps = capture.get(cv2.CAP_PROP_FPS) or self.config.fps
             self._pacer = Pacer(fps if 0 < fps < 1000 else self.config.fps, self.config.realtime)
@@ -56,6 +62,22 @@ class OpenCVSource(FrameSource):
             capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self._capture = capture
         logger.info("opened %s", self.description)
+
+    def _why_not_opened(self) -> str:
+        """For a local camera, what the device nodes say: missing, not permitted, or busy."""
+        if isinstance(self.source, int):
+            node = f"/dev/video{self.source}"
+        elif self.source.startswith("/dev/"):
+            node = self.source
+        else:
+            return ""
+        if not os.path.exists(node):
+            present = sorted(glob.glob("/dev/video*"), key=lambda p: (len(p), p))
+            found = ", ".join(present) if present else "none (is the camera plugged in?)"
+            return f": {node} does not exist; video devices here: {found}"
+        if not os.access(node, os.R_OK | os.W_OK):
+            return f": no permission on {node} (add the daemon's user to the 'video' group)"
+        return f": {node} is there but would not open (in use by another program, or not a camera)"
 
     def read(self) -> Frame:
         if self._capture is None:

@@ -142,6 +142,21 @@ def test_picamera2_adapter_uses_two_streams_and_releases_requests(monkeypatch):
     assert camera.released == 2 and camera.closed
 
 
+def test_a_local_camera_that_will_not_open_says_why():
+    missing = next(i for i in range(60, 200) if not Path(f"/dev/video{i}").exists())
+    with pytest.raises(CameraError) as refused:
+        make_source(OpenCVCameraConfig(source=missing)).open()
+    message = str(refused.value)
+    assert f"cannot open camera {missing}: /dev/video{missing} does not exist" in message
+    assert "video devices here: " in message
+    with pytest.raises(CameraError, match="/dev/null is there but would not open"):
+        make_source(OpenCVCameraConfig(source="/dev/null")).open()
+    # A URL or file gets no device talk.
+    with pytest.raises(CameraError) as url:
+        make_source(OpenCVCameraConfig(source="rtsp://127.0.0.1:1/none")).open()
+    assert "/dev/" not in str(url.value)
+
+
 def test_picamera2_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(CameraError, match="python3-picamera2"):

@@ -212,6 +212,11 @@ def _class_selection(
                 f"the data set has no {', '.join(absent)} class (it has {found}); "
                 "to train without it, name the classes with --classes"
             )
+    for name, given in (("--classes", wanted), ("--other-classes", list(other_classes or []))):
+        repeated = sorted({c for c in given if given.count(c) > 1})
+        if repeated:
+            # Two outputs with one name: the bundle's labels could not tell them apart.
+            raise ValueError(f"{name} names {', '.join(repeated)} more than once")
     missing = [c for c in [*wanted, *(other_classes or [])] if c not in found]
     if missing:
         raise ValueError(f"classes {missing} are not in the data set (it has {found})")
@@ -228,6 +233,12 @@ def _class_selection(
         for c in other_classes or found:
             mapping.setdefault(c, other_label)
         labels.append(other_label)
+    if len(labels) < 2:
+        # A one-output softmax is always 100% sure and always right: nothing to learn.
+        raise ValueError(
+            f"one class ({labels[0]}) is nothing to tell apart: name at least two with "
+            "--classes, or add --other-label for the rest"
+        )
     return labels, mapping
 
 

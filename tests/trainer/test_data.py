@@ -123,6 +123,25 @@ def test_unknown_class_is_a_clear_error(small_fer_dir: Path):
         prepare(small_fer_dir, SPEC, classes=["happy", "contempt"])
 
 
+def test_a_class_named_twice_or_a_single_class_is_refused(small_fer_dir: Path):
+    # Both prepared before: duplicate labels in the bundle, or a one-output model that is
+    # always 100% sure.
+    with pytest.raises(ValueError, match="--classes names angry more than once"):
+        prepare(small_fer_dir, SPEC, classes=["angry", "angry", "happy"])
+    with pytest.raises(ValueError, match="--other-classes names fear more than once"):
+        prepare(
+            small_fer_dir,
+            SPEC,
+            classes=["happy"],
+            other_label="none",
+            other_classes=["fear", "fear"],
+        )
+    with pytest.raises(ValueError, match=r"one class \(angry\) is nothing to tell apart"):
+        prepare(small_fer_dir, SPEC, classes=["angry"])
+    data, _ = prepare(small_fer_dir, SPEC, classes=["happy"], other_label="none")
+    assert data.classes == ["happy", "none"]
+
+
 def test_a_data_set_missing_one_default_emotion_is_refused(small_fer_dir: Path, tmp_path: Path):
     # It used to prepare the two emotions it found: a model that can never say "sad".
     partial = tmp_path / "no-sad"
@@ -161,9 +180,11 @@ def test_stratified_split_keeps_class_shares():
 def test_prepared_pixels_match_edge_preprocessing(small_fer_dir: Path, tmp_path: Path):
     """Train/serve parity: the trainer's arrays are exactly what edge.preprocess makes."""
     data, _ = prepare(
-        small_fer_dir, PreprocessSpec(size=40), classes=["angry"], duplicate_rms=0, seed=1
+        small_fer_dir, PreprocessSpec(size=40), classes=["angry", "sad"], duplicate_rms=0, seed=1
     )
-    tests = sorted((small_fer_dir / "test" / "angry").glob("*.jpg"))
+    tests = [
+        p for c in ("angry", "sad") for p in sorted((small_fer_dir / "test" / c).glob("*.jpg"))
+    ]
     expected = np.stack(
         [preprocess_face(decode_image(p.read_bytes()), PreprocessSpec(size=40)) for p in tests]
     )

@@ -20,6 +20,7 @@ from edge.bundle import load_bundle
 from edge.cli import (
     broker_argument,
     device_id_argument,
+    log_level_argument,
     number_argument,
     topic_prefix_argument,
 )
@@ -63,7 +64,7 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yuzug-deploy", description=__doc__.split("\n")[0])
-    parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--log-level", type=log_level_argument, default="WARNING")
     commands = parser.add_subparsers(dest="command", required=True)
     push_parser = commands.add_parser("push", help="put a model bundle on devices")
     push_parser.add_argument("--model", type=Path, required=True, help="bundle directory")

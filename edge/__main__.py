@@ -17,7 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.cli import broker_argument, checked_argument, number_argument, topic_prefix_argument
+from edge.cli import (
+    broker_argument,
+    checked_argument,
+    log_level_argument,
+    number_argument,
+    topic_prefix_argument,
+)
 from edge.config import check_device_id, parse_broker
 from edge.errors import YuzugError
 from edge.log import setup_logging
@@ -27,7 +33,9 @@ logger = logging.getLogger("edge")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yuzug-edge", description="YUZUG edge daemon and tools")
-    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR")
+    parser.add_argument(
+        "--log-level", type=log_level_argument, default=None, help="DEBUG, INFO, WARNING or ERROR"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     classify = commands.add_parser("classify", help="classify faces in images (JSON lines)")

@@ -26,6 +26,18 @@ def checked_argument(check: Callable[[str], object]) -> Callable[[str], str]:
     return parse
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level_argument(text: str) -> str:
+    """argparse ``type=`` for ``--log-level``: any case, refused by name (logging raised a
+    ValueError traceback at set-up)."""
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
 broker_argument = checked_argument(parse_broker)
 topic_prefix_argument = checked_argument(check_topic_prefix)
 device_id_argument = checked_argument(check_device_id)

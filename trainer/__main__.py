@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.cli import number_argument
+from edge.cli import log_level_argument, number_argument
 from edge.errors import YuzugError
 from edge.log import setup_logging
 
@@ -37,7 +37,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="run directory (created if missing)",
     )
     parser.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", type=log_level_argument, default="INFO")
 
 
 def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="interpreter threads per bundle",
     )
-    audit.add_argument("--log-level", default="INFO")
+    audit.add_argument("--log-level", type=log_level_argument, default="INFO")
     audit.set_defaults(run=None)
     presets = commands.add_parser("presets", help="list the model presets")
     presets.set_defaults(run=None)

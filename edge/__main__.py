@@ -169,7 +169,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     )
     detector = None if args.no_detect else make_detector(BlazeFaceDetectorConfig())
     if args.annotate:
-        args.annotate.mkdir(parents=True, exist_ok=True)
+        try:
+            args.annotate.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise YuzugError(
+                f"--annotate: cannot create {args.annotate} ({exc.strerror})"
+            ) from None
     written: set[str] = set()
     counts = {"images": 0, "faces": 0, "errors": 0, "failed": 0}
     for path, image, error in _iter_images(args.paths):
@@ -241,6 +246,7 @@ def _write_annotated(
         box = tuple(v * zoom for v in face["box"])
         draw_face(canvas, box, face["label"], face["confidence"])  # type: ignore[arg-type]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).with_suffix("").as_posix()).strip("._")
+    stem = stem[-180:]  # a deep path would pass the 255-byte file-name limit; its end differs
     name, copy = f"{stem or 'image'}.jpg", 1
     while name in written:
         copy += 1

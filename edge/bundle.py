@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import BundleError
 from edge.preprocess import PreprocessSpec
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.tflite"
@@ -155,6 +158,10 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         BundleError: with the path and the first mismatch found.
     """
     directory = Path(path)
+    if directory.is_file() and (directory.parent / MANIFEST_FILE).is_file():
+        # models/default/model.tflite for models/default: the bundle is the folder it is in.
+        logger.info("%s is a file of the bundle %s; using the bundle", directory, directory.parent)
+        directory = directory.parent
     if not directory.is_dir():
         raise BundleError(f"model bundle {directory} is not a directory")
     manifest_path = directory / MANIFEST_FILE

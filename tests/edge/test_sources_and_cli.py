@@ -325,6 +325,40 @@ def test_classify_annotate_draws_each_face_box_in_its_label_colour(fer_zip: Path
     )
 
 
+def test_classify_takes_a_bundle_file_for_its_folder_and_names_a_bad_annotate_folder(
+    tmp_path: Path,
+):
+    image = tmp_path / "grey.png"
+    cv2.imwrite(str(image), np.full((64, 64), 120, np.uint8))
+    by_folder = run_edge(
+        "classify", "--no-detect", "--model", str(default_bundle_path()), str(image)
+    )
+    by_file = run_edge(
+        "classify",
+        "--no-detect",
+        "--model",
+        str(default_bundle_path() / "model.tflite"),
+        str(image),
+    )
+    assert by_file.returncode == 0, by_file.stderr
+    assert json.loads(by_file.stdout) == json.loads(by_folder.stdout)
+    # A file outside any bundle is still refused.
+    image_as_model = run_edge("classify", "--model", str(image), str(image))
+    assert image_as_model.returncode != 0 and "not a directory" in image_as_model.stderr
+
+    # Was a NotADirectoryError traceback.
+    bad = run_edge("classify", "--annotate", str(image / "out"), str(image))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert f"--annotate: cannot create {image / 'out'} (Not a directory)" in bad.stderr
+    # A path deeper than a file name may be long still gets its picture.
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 12)
+    deep.mkdir(parents=True)
+    cv2.imwrite(str(deep / "face.png"), np.full((64, 64), 120, np.uint8))
+    drawn = run_edge("classify", "--no-detect", "--annotate", str(tmp_path / "out"), str(deep))
+    assert drawn.returncode == 0, drawn.stderr
+    assert Path(json.loads(drawn.stdout)["annotated"]).is_file()
+
+
 def test_daemon_refuses_bad_config_and_bad_models(tmp_path: Path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[classifier]\nnum_threads = 0\n")

@@ -16,6 +16,7 @@ import socket
 import tempfile
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,17 @@ def find_faces(data: Path | None) -> tuple[dict[str, Any], str]:
     if os.environ.get("YUZUG_DEMO_DATA"):
         candidates.insert(0, Path(os.environ["YUZUG_DEMO_DATA"]))
     for path in candidates:
-        if path and path.is_file() and path.suffix == ".zip":
+        if not (path and path.is_file() and path.suffix == ".zip"):
+            continue
+        try:
             return fer_faces(path, ["happy", "sad", "angry"], 4, seed=7), str(path)
+        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+            if path == data:
+                raise YuzugError(f"--data {data}: not a FER2013-layout zip ({exc})") from None
+            logger.warning("skipping %s: not a FER2013-layout zip (%s)", path, exc)
     if data:
-        raise YuzugError(f"--data {data}: expected a FER2013-layout .zip")
+        why = "no such file" if not data.exists() else "expected a FER2013-layout .zip"
+        raise YuzugError(f"--data {data}: {why}")
     try:
         from skimage import data as skimage_data
     except ImportError as exc:

@@ -23,3 +23,35 @@ def test_demo_runs_the_whole_loop_and_ends_by_itself(fer_zip: Path):
     events = summary.split("MQTT: ")[1].split(", ")
     assert len(events) >= 3 and events[-1].endswith("-> no_face")
     assert "suggestion:" in out
+
+
+def test_demo_names_a_bad_data_file_and_skips_a_bad_found_one(
+    fer_zip: Path, tmp_path: Path, monkeypatch, caplog
+):
+    import re
+    import zipfile
+
+    import pytest
+
+    from edge.demo import find_faces
+    from edge.errors import YuzugError
+
+    not_zip = tmp_path / "faces.zip"
+    not_zip.write_text("not a zip")
+    no_faces = tmp_path / "other.zip"
+    with zipfile.ZipFile(no_faces, "w") as archive:
+        archive.writestr("readme.txt", "no faces here")
+    # Both were tracebacks (BadZipFile, ValueError) out of `yuzug-edge demo --data`.
+    for path, why in (
+        (not_zip, "not a FER2013-layout zip (File is not a zip file)"),
+        (no_faces, "not a FER2013-layout zip"),
+        (tmp_path / "missing.zip", "no such file"),
+    ):
+        with pytest.raises(YuzugError, match=re.escape(f"--data {path}: {why}")):
+            find_faces(path)
+    # A data set found on its own (here via $YUZUG_DEMO_DATA) that is broken is skipped.
+    monkeypatch.setenv("YUZUG_DEMO_DATA", str(not_zip))
+    monkeypatch.setattr("edge.demo.FER_CANDIDATES", [str(fer_zip)])
+    faces, source = find_faces(None)
+    assert source == str(fer_zip) and set(faces) == {"happy", "sad", "angry"}
+    assert f"skipping {not_zip}: not a FER2013-layout zip" in caplog.text

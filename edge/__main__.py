@@ -260,11 +260,15 @@ def _write_annotated(
 
 def cmd_validate_config(args: argparse.Namespace) -> int:
     from edge.app import resolve_config
-    from edge.config import redacted
+    from edge.config import missing_files, redacted
 
     config = resolve_config(args)
     print(json.dumps(redacted(config), indent=2))
-    print("configuration is valid", file=sys.stderr)
+    missing = missing_files(config)
+    for line in missing:
+        print(f"warning: {line} does not exist on this machine", file=sys.stderr)
+    note = f" ({len(missing)} file{'s' if len(missing) > 1 else ''} not here)" if missing else ""
+    print(f"configuration is valid{note}", file=sys.stderr)
     return 0
 
 

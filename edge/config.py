@@ -340,6 +340,27 @@ def describe_validation_error(
     return "\n".join(lines)
 
 
+def missing_files(config: EdgeConfig) -> list[str]:
+    """The config's file paths that do not exist on this machine, each as ``key: path``
+    (a config checked on a workstation before it goes to the Pi may rightly name some)."""
+    missing = []
+    for section_name in EdgeConfig.model_fields:
+        section = getattr(config, section_name)
+        if not isinstance(section, BaseModel):
+            continue
+        for key in type(section).model_fields:
+            value = getattr(section, key)
+            if isinstance(section, OpenCVCameraConfig) and key == "source":
+                # Only a video file: not a camera index, /dev node (the camera check says
+                # those) or URL.
+                is_file = isinstance(value, str) and "://" not in value
+                is_file = is_file and not value.isdigit() and not value.startswith("/dev/")
+                value = Path(value) if is_file else None
+            if isinstance(value, Path) and not value.exists():
+                missing.append(f"{section_name}.{key}: {value}")
+    return missing
+
+
 def read_secret_password(environ: dict[str, str] | None = None) -> str | None:
     """The MQTT password from ``$YUZUG_MQTT_PASSWORD`` or ``$CREDENTIALS_DIRECTORY``."""
     return read_secret(PASSWORD_ENV, PASSWORD_CREDENTIAL, environ)

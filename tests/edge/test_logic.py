@@ -348,3 +348,31 @@ def test_topic_prefixes_that_would_publish_where_nobody_listens_are_refused(valu
             parse_config({"mqtt": {key: value}})
     nested = parse_config({"mqtt": {"topic_prefix": "home/cams", "discovery_prefix": "ha"}})
     assert (nested.mqtt.topic_prefix, nested.mqtt.discovery_prefix) == ("home/cams", "ha")
+
+
+def test_validate_config_warns_of_files_that_are_not_on_this_machine(tmp_path: Path, capsys):
+    from edge.__main__ import main
+
+    catalogue = tmp_path / "ideas.toml"
+    catalogue.write_text("")
+    path = tmp_path / "edge.toml"
+    path.write_text(
+        f'[camera]\nsource = "{tmp_path / "clip.mp4"}"\n'
+        f'[classifier]\nmodel = "{tmp_path / "models" / "current"}"\n'
+        f'[suggestions]\ncatalogue = "{catalogue}"\n'
+        f'[mqtt]\ntls = true\nca_file = "{tmp_path / "ca.crt"}"\n'
+    )
+    assert main(["validate-config", "--config", str(path)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        f"warning: camera.source: {tmp_path / 'clip.mp4'} does not exist on this machine",
+        f"warning: classifier.model: {tmp_path / 'models' / 'current'} does not exist on this "
+        "machine",
+        f"warning: mqtt.ca_file: {tmp_path / 'ca.crt'} does not exist on this machine",
+        "configuration is valid (3 files not here)",
+    ]
+    # A camera index, a /dev node or a URL is not a file to look for.
+    for source in ("2", "/dev/video9", "rtsp://cam.local/stream"):
+        path.write_text(f'[camera]\nsource = "{source}"\n')
+        assert main(["validate-config", "--config", str(path)]) == 0
+        assert capsys.readouterr().err.splitlines() == ["configuration is valid"]

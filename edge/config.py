@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG_PATH = Path("/etc/yuzug/edge.toml")
 PASSWORD_ENV = "YUZUG_MQTT_PASSWORD"
 PASSWORD_CREDENTIAL = "mqtt_password"
+SPOOL_NAME = "pending-events.jsonl"
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -204,6 +205,11 @@ class MQTTConfig(Strict):
     stats_interval_seconds: float = Field(30.0, gt=0, description="period of the stats topic")
     reconnect_min_seconds: float = Field(1.0, gt=0, description="first reconnect delay")
     reconnect_max_seconds: float = Field(60.0, gt=0, description="longest reconnect delay")
+    spool_file: Path | None = Field(
+        None,
+        description="queued events are also kept here, so a restart or power cut loses none; "
+        "default $STATE_DIRECTORY/pending-events.jsonl under systemd, else memory only",
+    )
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -340,6 +346,13 @@ def describe_validation_error(
     return "\n".join(lines)
 
 
+def default_spool_path(environ: dict[str, str] | None = None) -> Path | None:
+    """``$STATE_DIRECTORY/pending-events.jsonl`` under systemd (the unit's ``StateDirectory=``)."""
+    state = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")
+    first = state.split(":")[0]
+    return Path(first) / SPOOL_NAME if first else None
+
+
 def missing_files(config: EdgeConfig) -> list[str]:
     """The config's file paths that do not exist on this machine, each as ``key: path``
     (a config checked on a workstation before it goes to the Pi may rightly name some)."""
@@ -356,6 +369,8 @@ def missing_files(config: EdgeConfig) -> list[str]:
                 is_file = isinstance(value, str) and "://" not in value
                 is_file = is_file and not value.isdigit() and not value.startswith("/dev/")
                 value = Path(value) if is_file else None
+            if key == "spool_file":
+                continue  # written by the daemon, not read: it need not exist yet
             if isinstance(value, Path) and not value.exists():
                 missing.append(f"{section_name}.{key}: {value}")
     return missing
@@ -400,6 +415,8 @@ def parse_config(
     secret = read_secret_password(environ)
     if secret is not None:
         config.mqtt.password = SecretStr(secret)
+    if config.mqtt.spool_file is None:
+        config.mqtt.spool_file = default_spool_path(environ)
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
     for field_name, variable, credential in (

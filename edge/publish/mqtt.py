@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge.config import MQTTConfig, format_broker
 from edge.errors import ConfigError
 from edge.publish.payloads import Topics, dumps
+from edge.publish.spool import EventSpool
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,15 @@ class MQTTPublisher:
         self.discovery = discovery
         self.connected = threading.Event()
         self._lock = threading.Lock()
-        self._pending: deque[str] = deque()
+        # Events waiting for the broker: (id, JSON text); ids tie them to their spool lines.
+        self._pending: deque[tuple[int, str]] = deque()
+        self._next_id = 0
+        # Events handed to paho whose acknowledgement (QoS 1) has not come, by message id, and
+        # acknowledgements that came before publish() returned their id. Their own lock: paho
+        # calls on_publish holding its message lock, which publish() (under self._lock) needs.
+        self._ack_lock = threading.Lock()
+        self._unacknowledged: dict[int, int] = {}
+        self._early_acks: set[int] = set()
         self._state: str | None = None
         self._paused = False
         self._started = False
@@ -149,6 +158,19 @@ class MQTTPublisher:
             "connect_failures": 0,
         }
         self.last_error: str | None = None
+        self.spool: EventSpool | None = None
+        if config.spool_file is not None:
+            self.spool = EventSpool(config.spool_file, config.queue_limit)
+            restored = self.spool.load()
+            if restored:
+                self._pending.extend(restored)
+                self._next_id = restored[-1][0] + 1
+                logger.info(
+                    "MQTT: %d events from before the restart wait in %s for the broker",
+                    len(restored),
+                    config.spool_file,
+                )
+        self._counts["events_restored"] = len(self._pending)
         self._client = self._build_client(device_id)
 
     def _build_client(self, device_id: str) -> mqtt.Client:
@@ -159,6 +181,7 @@ class MQTTPublisher:
         client.on_disconnect = self._on_disconnect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
+        client.on_publish = self._on_publish
         return client
 
     @property
@@ -230,10 +253,10 @@ class MQTTPublisher:
             self.connected.set()
             flushed = 0
             while self._pending:
-                info = client.publish(self.topics.event, self._pending[0], qos=1)
+                info = client.publish(self.topics.event, self._pending[0][1], qos=1)
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break
-                self._pending.popleft()
+                self._handed_over(info.mid, self._pending.popleft()[0])
                 flushed += 1
                 self._counts["events_published"] += 1
         if flushed:
@@ -265,6 +288,28 @@ class MQTTPublisher:
                 self.last_error,
                 failures,
             )
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: Any, properties: Any
+    ) -> None:
+        with self._ack_lock:
+            event_id = self._unacknowledged.pop(mid, None)
+            if event_id is None:
+                self._early_acks.add(mid)  # publish() has not returned this mid yet
+                return
+        if self.spool is not None:
+            self.spool.settle(event_id)
+
+    def _handed_over(self, mid: int, event_id: int) -> None:
+        """Records an event paho accepted, to settle its spool line when the broker acks it."""
+        with self._ack_lock:
+            acknowledged = mid in self._early_acks
+            if acknowledged:
+                self._early_acks.discard(mid)
+            else:
+                self._unacknowledged[mid] = event_id
+        if acknowledged and self.spool is not None:
+            self.spool.settle(event_id)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload.decode("utf-8", "replace").strip()
@@ -314,15 +359,22 @@ class MQTTPublisher:
         """QoS 1 event; queued (bounded, oldest dropped and counted) while disconnected."""
         text = dumps(payload)
         with self._lock:
+            event_id, self._next_id = self._next_id, self._next_id + 1
+            if self.spool is not None:
+                # On disk before anything else: a power cut from here on cannot lose it.
+                self.spool.add(event_id, text)
             if self.connected.is_set() and not self._pending:
                 info = self._client.publish(self.topics.event, text, qos=1)
                 if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    self._handed_over(info.mid, event_id)
                     self._counts["events_published"] += 1
                     return
             if len(self._pending) >= self.config.queue_limit:
-                self._pending.popleft()
+                dropped, _ = self._pending.popleft()
                 self._counts["events_dropped"] += 1
-            self._pending.append(text)
+                if self.spool is not None:
+                    self.spool.settle(dropped)
+            self._pending.append((event_id, text))
             self._counts["events_queued"] += 1
 
     def publish_stats(self, payload: dict[str, Any]) -> None:
@@ -346,8 +398,14 @@ class MQTTPublisher:
         self.connected.clear()
         with self._lock:
             undelivered = len(self._pending)
-        if undelivered:
-            # Held in memory only (the service may write nowhere): say what is lost.
+        spool = self.spool if self.spool is not None and self.spool.enabled else None
+        if spool is not None and spool.waiting:
+            # The queued ones, and any the broker had not yet acknowledged.
+            logger.info(
+                "MQTT: %d events are kept in %s for the next start", spool.waiting, spool.path
+            )
+        elif undelivered:
+            # Held in memory only (no spool file, or it could not be written): say what is lost.
             logger.warning(
                 "MQTT: %d queued events were not delivered: the broker was unreachable at "
                 "shutdown (last error: %s)",

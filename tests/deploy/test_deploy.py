@@ -339,6 +339,7 @@ def test_systemd_unit_verifies(tmp_path):
     assert (
         "Type=notify" in unit and "WatchdogSec=" in unit and "RestartPreventExitStatus=78" in unit
     )
+    assert "StateDirectory=yuzug-edge" in unit  # the MQTT event spool's only writable place
     copy = tmp_path / "yuzug-edge.service"
     copy.write_text(unit.replace("/opt/yuzug/venv/bin/yuzug-edge", str(stand_in)))
     result = subprocess.run(

@@ -44,7 +44,7 @@ from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.errors import YuzugError  # noqa: E402
 from edge.preprocess import PreprocessSpec  # noqa: E402
 from trainer.audit import DEFAULT_MIN_PROBABILITY  # noqa: E402
-from trainer.data import prepare  # noqa: E402
+from trainer.data import MissingClassError, prepare  # noqa: E402
 from trainer.evaluate import ABSTAIN_MIN_CONFIDENCE, measure_latency  # noqa: E402
 from trainer.metrics import emotion_rate, target_probabilities, target_report  # noqa: E402
 from trainer.plots import face_grid  # noqa: E402
@@ -457,7 +457,7 @@ def non_emotion_probs(
             continue
         try:
             split = test_split(data, candidate.spec, (expression,), None)
-        except ValueError:  # the data set does not have this expression
+        except MissingClassError:  # the data set does not have this expression
             continue
         found[expression] = classifier.probabilities(split[0])
     return found

@@ -384,6 +384,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         seed=args.seed,
         fold=args.fold,
         exclude=exclude,
+        min_classes=2,
     )
     args.run.mkdir(parents=True, exist_ok=True)
     data.save(args.run / "data.npz")

@@ -91,6 +91,8 @@ class ClassSelection(NamedTuple):
     classes: list[str] | None
     other_label: str | None
     other_classes: list[str] | None = None
+    # Training needs two labels at least; reading one class's faces (the benchmarks do) does not.
+    min_classes: int = 1
 
 
 @dataclass
@@ -193,11 +195,16 @@ def _layout(relatives: Sequence[str]) -> tuple[int, bool]:
         return depth, False
 
 
+class MissingClassError(ValueError):
+    """A class asked for is not in the data set (callers may skip it; other errors they may not)."""
+
+
 def _class_selection(
     found: Iterable[str],
     classes: Sequence[str] | None,
     other_label: str | None,
     other_classes: Sequence[str] | None = None,
+    min_classes: int = 1,
 ) -> tuple[list[str], dict[str, str]]:
     """Maps source class names to output labels; returns (label order, mapping)."""
     found = sorted(set(found))
@@ -219,7 +226,7 @@ def _class_selection(
             raise ValueError(f"{name} names {', '.join(repeated)} more than once")
     missing = [c for c in [*wanted, *(other_classes or [])] if c not in found]
     if missing:
-        raise ValueError(f"classes {missing} are not in the data set (it has {found})")
+        raise MissingClassError(f"classes {missing} are not in the data set (it has {found})")
     if other_classes and not other_label:
         raise ValueError("other classes were given without an 'other' label to map them to")
     mapping = {c: c for c in wanted}
@@ -233,7 +240,7 @@ def _class_selection(
         for c in other_classes or found:
             mapping.setdefault(c, other_label)
         labels.append(other_label)
-    if len(labels) < 2:
+    if len(labels) < min_classes:
         # A one-output softmax is always 100% sure and always right: nothing to learn.
         raise ValueError(
             f"one class ({labels[0]}) is nothing to tell apart: name at least two with "
@@ -481,6 +488,7 @@ def prepare(
     seed: int = 1337,
     fold: tuple[int, int] | None = None,
     exclude: Collection[str] = (),
+    min_classes: int = 1,
 ) -> tuple[PreparedData, PrepareReport]:
     """Reads a data set, cleans it and splits it.
 
@@ -501,6 +509,11 @@ def prepare(
             the ``heldout`` split, for out-of-sample scoring by a cross-fitted model.
         exclude: face keys to drop from train (after the splits are made, so validation, test
             and folds stay those of the full data set); keys elsewhere are counted, not dropped.
+        min_classes: fewer labels than this is refused (``yuzug-train prepare`` asks for 2).
+
+    Raises:
+        MissingClassError: a class asked for is not in the data set.
+        ValueError: any other unusable selection or data set.
     """
     if fold is not None and not (fold[1] >= 2 and 0 <= fold[0] < fold[1]):
         raise ValueError(
@@ -515,6 +528,7 @@ def prepare(
         list(classes) if classes else None,
         other_label,
         list(other_classes) if other_classes else None,
+        min_classes,
     )
     if path.is_file() and path.suffix.lower() == ".csv":
         samples, labels = read_fer_csv(path, spec, selection, report)

@@ -14,7 +14,14 @@ import pytest
 from edge.imagefiles import decode_image
 from edge.preprocess import PreprocessSpec, preprocess_face
 from tests.conftest import extract_subset
-from trainer.data import PreparedData, find_duplicate_groups, prepare, stratified_split
+from tests.support import yuzug_train
+from trainer.data import (
+    MissingClassError,
+    PreparedData,
+    find_duplicate_groups,
+    prepare,
+    stratified_split,
+)
 
 SPEC = PreprocessSpec(size=48)
 
@@ -119,11 +126,11 @@ def test_other_classes_are_checked(small_fer_dir: Path):
 
 
 def test_unknown_class_is_a_clear_error(small_fer_dir: Path):
-    with pytest.raises(ValueError, match="contempt"):
+    with pytest.raises(MissingClassError, match="contempt"):
         prepare(small_fer_dir, SPEC, classes=["happy", "contempt"])
 
 
-def test_a_class_named_twice_or_a_single_class_is_refused(small_fer_dir: Path):
+def test_a_class_named_twice_or_a_single_class_is_refused(small_fer_dir: Path, tmp_path: Path):
     # Both prepared before: duplicate labels in the bundle, or a one-output model that is
     # always 100% sure.
     with pytest.raises(ValueError, match="--classes names angry more than once"):
@@ -137,7 +144,18 @@ def test_a_class_named_twice_or_a_single_class_is_refused(small_fer_dir: Path):
             other_classes=["fear", "fear"],
         )
     with pytest.raises(ValueError, match=r"one class \(angry\) is nothing to tell apart"):
-        prepare(small_fer_dir, SPEC, classes=["angry"])
+        prepare(small_fer_dir, SPEC, classes=["angry"], min_classes=2)
+    # Reading one class's faces stays possible (the benchmarks score each expression alone);
+    # `yuzug-train prepare` is what asks for two.
+    (alone, _) = prepare(small_fer_dir, SPEC, classes=["angry"])
+    assert alone.classes == ["angry"]
+    refused = yuzug_train(
+        "prepare", str(small_fer_dir), "--run", str(tmp_path / "r"), "--classes", "angry"
+    )
+    assert (
+        refused.returncode == 2 and "one class (angry) is nothing to tell apart" in refused.stderr
+    )
+    assert not (tmp_path / "r" / "data.npz").exists()
     data, _ = prepare(small_fer_dir, SPEC, classes=["happy"], other_label="none")
     assert data.classes == ["happy", "none"]
 

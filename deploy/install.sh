@@ -73,4 +73,4 @@ systemctl daemon-reload
 systemctl enable --now yuzug-edge
 systemctl --no-pager --lines=0 status yuzug-edge || true
 echo "installed: edit /etc/yuzug/edge.toml (mqtt.host, camera) and: systemctl restart yuzug-edge"
-echo "if it does nothing: systemctl stop yuzug-edge; CREDENTIALS_DIRECTORY=/etc/yuzug $PREFIX/venv/bin/yuzug-edge doctor --config /etc/yuzug/edge.toml"
+echo "if it does nothing: systemctl stop yuzug-edge; CREDENTIALS_DIRECTORY=/etc/yuzug STATE_DIRECTORY=/var/lib/yuzug-edge $PREFIX/venv/bin/yuzug-edge doctor --config /etc/yuzug/edge.toml"

@@ -69,6 +69,7 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
     frame = _check_camera(doctor, config)
     _check_faces(doctor, frame, detector, classifier)
     _check_mqtt(doctor, config)
+    _check_spool(doctor, config)
     _check_http(doctor, config)
     return _verdict(doctor)
 
@@ -262,6 +263,36 @@ def _check_mqtt(doctor: Doctor, config: Any) -> None:
     else:
         why = answer.get("error") or diagnose(mqtt_config, timeout=min(3.0, doctor.timeout))
         doctor.report("mqtt", "FAIL", f"{where}: {why}")
+
+
+def _check_spool(doctor: Doctor, config: Any) -> None:
+    """Where undelivered events would survive a restart, and whether some already wait."""
+    import os
+
+    from edge.publish.spool import EventSpool
+
+    path = config.mqtt.spool_file
+    if not config.mqtt.enabled:
+        return
+    if path is None:
+        doctor.report(
+            "spool",
+            "skip",
+            "undelivered events are kept in memory only (no mqtt.spool_file; under systemd "
+            "it is $STATE_DIRECTORY/pending-events.jsonl)",
+        )
+        return
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), path.parent)
+    if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
+        doctor.report("spool", "FAIL", f"{path}: {folder} is not a writable folder")
+        return
+    waiting = len(EventSpool(path, config.mqtt.queue_limit).load())  # reads, changes nothing
+    held = (
+        f"{waiting} event{'s' if waiting != 1 else ''} from an earlier run wait"
+        if waiting
+        else ("no event waits")
+    )
+    doctor.report("spool", "ok", f"{path}: {held}")
 
 
 def _check_http(doctor: Doctor, config: Any) -> None:

@@ -46,9 +46,12 @@ def doctor(config: Path, **overrides: object) -> tuple[int, dict[str, tuple[str,
 def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_path: Path):
     http_port = free_port()
     config = tmp_path / "edge.toml"
+    spool = tmp_path / "state" / "pending-events.jsonl"
+    spool.parent.mkdir()
+    spool.write_text('{"sequence": 0}\n{"sequence": 1}\n')  # left by a run cut short
     config.write_text(
         f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nspool_file = "{spool}"\n'
         f"[http]\nenabled = true\nport = {http_port}\n"
     )
     # The daemon is running on this broker: the doctor must not take its MQTT session over.
@@ -69,8 +72,11 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
         "camera": "ok",
         "faces": "ok",
         "mqtt": "ok",
+        "spool": "ok",
         "http": "ok",
     }
+    assert findings["spool"][1] == f"{spool}: 2 events from an earlier run wait"
+    assert len(spool.read_text().splitlines()) == 2  # looked at, not touched
     assert "640x480 frame" in findings["camera"][1]
     assert findings["faces"][1].startswith("1 in this frame; the largest looks ")
     assert f"127.0.0.1:{mosquitto.port}: connected as anonymous" in findings["mqtt"][1]
@@ -92,6 +98,7 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
     assert findings["camera"][0] == "FAIL" and "gone" in findings["camera"][1]
     assert findings["faces"][0] == "skip"
     assert findings["mqtt"][0] == "FAIL" and "unreachable" in findings["mqtt"][1]
+    assert findings["spool"][0] == "skip" and "memory only" in findings["spool"][1]
     assert findings["http"][0] == "FAIL" and "already running" in findings["http"][1]
     assert findings["model"][0] == findings["detector"][0] == "ok"
 
@@ -100,11 +107,16 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
         f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\ntls = true\n'
         f'ca_file = "{tmp_path / "no-ca.crt"}"\n'
+        f'spool_file = "{config / "pending.jsonl"}"\n'  # under a file: cannot be written
     )
     code, findings = doctor(config)
     assert code == 1 and findings["camera"][0] == "ok"
     assert findings["mqtt"][0] == "FAIL"
     assert f"mqtt.ca_file: cannot read {tmp_path / 'no-ca.crt'}" in findings["mqtt"][1]
+    assert findings["spool"] == (
+        "FAIL",
+        f"{config / 'pending.jsonl'}: {config} is not a writable folder",
+    )
 
 
 def test_a_refused_password_and_a_broken_config_are_named(tmp_path: Path, monkeypatch):

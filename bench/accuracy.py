@@ -142,7 +142,7 @@ def evaluate_model(
     own_classes = [label for label in labels if label != abstain]
     try:
         x, split_y, classes, keys = test_split(data, candidate.spec, tuple(own_classes), abstain)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # a bad data set, or none there
         where = "" if str(data) in str(error) else f"{data}: "
         raise SystemExit(f"{candidate.row}: {where}{error}") from error
     y = np.array([labels.index(c) for c in classes])[split_y]

@@ -92,6 +92,9 @@ def test_a_bad_model_or_data_set_is_one_line_naming_it(tmp_path: Path):
     assert str(refused.value).endswith(
         f": {truncated}: not a readable zip archive (File is not a zip file)"
     )
+    with pytest.raises(SystemExit) as absent:  # was a FileNotFoundError traceback
+        evaluate_model(shipped, tmp_path / "nowhere.zip", ["angry", "happy", "sad"], 0.5)
+    assert str(absent.value).endswith(f": {tmp_path / 'nowhere.zip'}: data set not found")
 
 
 @pytest.mark.parametrize(("reference_only", "candidate_only"), [(0, 0), (0, 10), (7, 3), (40, 62)])

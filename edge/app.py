@@ -529,7 +529,8 @@ class EdgeApp:
         """``/healthz``: camera, model, broker and the last frame; status ok or degraded."""
         camera = self.camera_status
         last = self.capture.last_frame_time if self.capture else None
-        age = round(time.time() - last, 2) if last else None
+        seen = self.capture.last_frame_monotonic if self.capture else None
+        age = round(time.monotonic() - seen, 2) if seen is not None else None
         broker: dict[str, Any] = {"enabled": self.publisher is not None}
         if self.publisher is not None:
             broker.update(

@@ -144,7 +144,10 @@ class CaptureThread(threading.Thread):
         self.frames = 0
         self.errors = 0
         self.reconnects = 0
-        self.last_frame_time: float | None = None
+        self.last_frame_time: float | None = None  # wall clock, for reports
+        # For ages: a Pi sets its clock by NTP after boot, and a wall-clock jump of months
+        # would make a fresh frame look stale (or from the future) in /healthz.
+        self.last_frame_monotonic: float | None = None
         self.last_error: str | None = None
 
     def _set_status(self, status: str) -> None:
@@ -196,6 +199,7 @@ class CaptureThread(threading.Thread):
                 frame.timestamp = time.monotonic()
                 self.frames += 1
                 self.last_frame_time = time.time()
+                self.last_frame_monotonic = frame.timestamp
                 self._set_status("ok")
                 self.slot.put(frame)
         except Exception:  # noqa: BLE001 - thread boundary: log, mark, let the app decide

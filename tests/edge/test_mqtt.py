@@ -295,3 +295,17 @@ def test_watch_says_when_the_broker_is_away_and_when_it_is_back(mosquitto):
         watcher.stop()
     # Retries in between are not a line each.
     assert status.getvalue().count("cannot connect") == 1, status.getvalue()
+
+
+def test_a_wall_clock_jump_does_not_make_a_fresh_frame_look_stale(face_frames, monkeypatch):
+    # A Pi without a real-time clock boots with an old time and NTP moves it months ahead.
+    import time
+
+    config = make_config(free_port(), face_frames, mqtt={"enabled": False})
+    with RunningApp(config) as app:
+        wait_for(lambda: app.frames_analysed > 5, 30, what="frames analysed")
+        real_time = time.time
+        monkeypatch.setattr(time, "time", lambda: real_time() + 180 * 86400)
+        health = app.health()
+        assert health["last_frame_age_s"] is not None and health["last_frame_age_s"] < 5
+        assert "no recent frame" not in health["problems"] and health["status"] == "ok"

@@ -333,10 +333,32 @@ def main(argv: list[str] | None = None) -> int:
     else:
         os.environ.setdefault("KERAS_BACKEND", "jax")
     try:
+        _check_output_folder(args)
         return COMMANDS[args.command](args)
     except (YuzugError, ValueError, FileNotFoundError) as exc:
         logger.error("%s", exc)
         return 2
+    except OSError as exc:  # a folder that cannot be written, a full disk: one line, not a trace
+        logger.debug("%s failed", args.command, exc_info=True)
+        where = f"{exc.filename}: " if exc.filename else ""
+        logger.error("%s%s", where, exc.strerror or exc)
+        return 2
+
+
+# The folder each command writes into and may have to make.
+OUTPUT_FOLDERS = {"prepare": "run", "run": "run", "audit": "out", "shard": "shards"}
+
+
+def _check_output_folder(args: argparse.Namespace) -> None:
+    """Makes the command's output folder before the work (an audit scores for minutes, a
+    prepare decodes for seconds first), so that a folder that cannot be made is said at once."""
+    name = OUTPUT_FOLDERS.get(args.command)
+    folder = getattr(args, name, None) if name else None
+    if isinstance(folder, Path):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise YuzugError(f"--{name} {folder}: cannot be made ({exc.strerror})") from None
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

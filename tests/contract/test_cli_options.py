@@ -39,3 +39,25 @@ def test_log_level_is_checked_and_case_free_in_every_cli(tool: str, capsys):
         assert "argument --log-level: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR" in err
         parsed = parser.parse_args([part.format(level="debug") for part in command])
         assert parsed.log_level == "DEBUG"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["prepare", "faces.zip", "--run", "{bad}"], "--run"),
+        (["run", "faces.zip", "--out", "{bad}"], "--run"),
+        (["audit", "faces.zip", "--model", "m", "--out", "{bad}"], "--out"),
+        (["shard", "--run", "r", "--shards", "{bad}"], "--shards"),
+    ],
+)
+def test_an_output_folder_that_cannot_be_made_is_said_before_any_work(
+    tmp_path, command: list[str], flag: str, capsys
+):
+    from trainer.__main__ import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    bad = blocker / "out"
+    # Were NotADirectoryError tracebacks, after the audit's minutes of scoring.
+    assert main([part.format(bad=bad) for part in command]) == 2
+    assert f"{flag} {bad}: cannot be made (Not a directory)" in capsys.readouterr().err

@@ -49,6 +49,11 @@ def worth_reporting(failures: int) -> bool:
 
 HA_STATUS_SUFFIX = "status"
 
+# publish() results after which paho holds the message and will send it: NO_CONN (the link
+# dropped before on_disconnect ran) keeps a QoS 1 message for the next connection, so queueing
+# it here too would deliver it twice.
+TAKEN = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+
 
 def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
     """A paho client with the config's credentials and TLS settings, not yet connected."""
@@ -254,7 +259,7 @@ class MQTTPublisher:
             flushed = 0
             while self._pending:
                 info = client.publish(self.topics.event, self._pending[0][1], qos=1)
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if info.rc not in TAKEN:
                     break
                 self._handed_over(info.mid, self._pending.popleft()[0])
                 flushed += 1
@@ -365,7 +370,7 @@ class MQTTPublisher:
                 self.spool.add(event_id, text)
             if self.connected.is_set() and not self._pending:
                 info = self._client.publish(self.topics.event, text, qos=1)
-                if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                if info.rc in TAKEN:
                     self._handed_over(info.mid, event_id)
                     self._counts["events_published"] += 1
                     return

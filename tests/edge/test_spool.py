@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,29 @@ def test_a_write_that_fails_later_turns_the_spool_off_once(tmp_path: Path, caplo
     spool.add(2, '{"sequence": 2}')
     assert not spool.enabled
     assert caplog.text.count("MQTT spool off: cannot write") == 1
+
+
+def test_an_event_paho_keeps_for_the_next_connection_is_delivered_once(tmp_path: Path):
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is needed")
+    broker = Mosquitto(tmp_path / "broker").start()
+    subscriber = Subscriber(broker.port, ["yuzug/cam/event"])
+    spool = tmp_path / "pending-events.jsonl"
+    config = MQTTConfig(host="127.0.0.1", port=broker.port, discovery=False, spool_file=spool)
+    publisher = MQTTPublisher(config, "cam")
+    try:
+        # The link is gone but on_disconnect has not run yet: paho answers NO_CONN and keeps
+        # the QoS 1 message for the next connection.
+        publisher.connected.set()
+        publisher.publish_event({"sequence": 0})
+        publisher.connected.clear()
+        assert publisher.counters["events_pending"] == 0  # not queued a second time here
+        publisher.start()
+        wait_for(lambda: subscriber.json("/event"), 20, what="the event")
+        wait_for(lambda: not spool.exists(), 10, what="the event acknowledged")
+        threading.Event().wait(1.0)  # a duplicate would follow the first at once
+        assert [e["sequence"] for e in subscriber.json("/event")] == [0]
+    finally:
+        publisher.close()
+        subscriber.close()
+        broker.stop()

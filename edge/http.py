@@ -146,6 +146,7 @@ def prometheus_metrics(app: EdgeApp, service: HTTPService | None = None) -> str:
             ("events_queued", "counter"),
             ("events_dropped", "counter"),
             ("events_pending", "gauge"),
+            ("events_restored", "counter"),
             ("connects", "counter"),
             ("disconnects", "counter"),
             ("connect_failures", "counter"),

@@ -93,6 +93,12 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             stats = json.loads(sub.wait_payload("/stats", lambda p: True, 5))
             jsonschema.validate(stats, SCHEMAS["stats"])
             assert stats["frames_analysed"] > 0 and "detect" in stats["latency"]
+            assert stats["mqtt"]["events_restored"] == 0  # no spool here: nothing carried over
+            from edge.http import prometheus_metrics
+
+            metrics = prometheus_metrics(app)
+            assert "yuzug_mqtt_connected 1\n" in metrics
+            assert "yuzug_mqtt_events_restored_total 0\n" in metrics
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)

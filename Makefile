@@ -59,6 +59,7 @@ bench: setup $(EDGE_VENV)/bin/.installed system-deps
 	$(BIN)/python bench/pipeline.py --data $(DATA) --json $(BENCH_OUT)/pipeline.json
 	$(BIN)/python bench/daemon.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/daemon.json
 	$(BIN)/python bench/deploy_push.py --json $(BENCH_OUT)/deploy.json
+	$(BIN)/python bench/spool.py --json $(BENCH_OUT)/spool.json
 
 soak: setup $(EDGE_VENV)/bin/.installed system-deps
 	mkdir -p $(BENCH_OUT)

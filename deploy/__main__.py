@@ -209,12 +209,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    from deploy.install import install
+    from deploy.install import install, wheel_for_install
 
     devices, _ = resolve(args)
-    outcomes = run_parallel(
-        devices, args.concurrency, lambda d: install(target_for(d, args), args.wheel)
-    )
+    with wheel_for_install(args.wheel) as wheel:  # built once, not once per device
+        outcomes = run_parallel(
+            devices, args.concurrency, lambda d: install(target_for(d, args), wheel)
+        )
     print_table([vars(o) for o in outcomes], ["host", "status", "seconds", "detail"])
     return 0 if all(o.ok for o in outcomes) else 1
 

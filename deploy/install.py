@@ -9,46 +9,83 @@ import sys
 import tarfile
 import tempfile
 import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deploy.push import Outcome, Target
 from deploy.remote import RemoteError, q
+from edge.errors import YuzugError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_wheel(out: Path) -> Path:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
-        check=True,
-    )
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--quiet",
+                "-w",
+                str(out),
+                str(ROOT),
+            ],
+            check=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise YuzugError(f"building the yuzug wheel failed (pip exit {exc.returncode})") from None
     return next(out.glob("yuzug-*.whl"))
 
 
-def install(target: Target, wheel: Path | None) -> Outcome:
+def check_wheel(path: Path) -> Path:
+    """Refuses, before any device is touched, a --wheel that is missing or not a yuzug wheel
+    (install.sh's pip would fail on every device, after the copy)."""
+    if not path.is_file():
+        raise YuzugError(f"--wheel {path}: no such file")
+    if not (path.name.startswith("yuzug-") and path.suffix == ".whl"):
+        raise YuzugError(f"--wheel {path}: not a yuzug wheel (yuzug-<version>-...whl)")
+    if not zipfile.is_zipfile(path):
+        raise YuzugError(f"--wheel {path}: not a wheel (a wheel is a zip archive)")
+    return path
+
+
+@contextmanager
+def wheel_for_install(wheel: Path | None) -> Iterator[Path]:
+    """The given wheel, checked, or one built from this checkout, once for every device."""
+    if wheel is not None:
+        yield check_wheel(wheel)
+        return
+    with tempfile.TemporaryDirectory() as workdir:
+        yield build_wheel(Path(workdir))
+
+
+def install(target: Target, wheel: Path) -> Outcome:
     started = time.monotonic()
     host = target.remote.host
     try:
-        with tempfile.TemporaryDirectory() as workdir:
-            wheel = wheel or build_wheel(Path(workdir))
-            buffer = io.BytesIO()
-            with tarfile.open(fileobj=buffer, mode="w") as archive:
-                archive.add(ROOT / "deploy" / "install.sh", arcname="install.sh")
-                archive.add(ROOT / "edge.example.toml", arcname="edge.example.toml")
-                archive.add(ROOT / "systemd" / "yuzug-edge.service", arcname="yuzug-edge.service")
-                archive.add(wheel, arcname=wheel.name)
-            staging = "/tmp/yuzug-install"
-            target.remote.run(
-                f"rm -rf {staging} && mkdir -p {staging} && tar -x -C {staging}",
-                input_bytes=buffer.getvalue(),
-                timeout=300,
-            )
-            target.remote.run(
-                f"sudo bash {staging}/install.sh --wheel {q(staging + '/' + wheel.name)}",
-                timeout=1800,
-            )
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            archive.add(ROOT / "deploy" / "install.sh", arcname="install.sh")
+            archive.add(ROOT / "edge.example.toml", arcname="edge.example.toml")
+            archive.add(ROOT / "systemd" / "yuzug-edge.service", arcname="yuzug-edge.service")
+            archive.add(wheel, arcname=wheel.name)
+        staging = "/tmp/yuzug-install"
+        target.remote.run(
+            f"rm -rf {staging} && mkdir -p {staging} && tar -x -C {staging}",
+            input_bytes=buffer.getvalue(),
+            timeout=300,
+        )
+        target.remote.run(
+            f"sudo bash {staging}/install.sh --wheel {q(staging + '/' + wheel.name)}",
+            timeout=1800,
+        )
         outcome = Outcome(host, "ok", None, "installed and started yuzug-edge")
-    except (RemoteError, subprocess.CalledProcessError) as exc:
+    except RemoteError as exc:
         outcome = Outcome(host, "failed", None, str(exc))
     outcome.seconds = round(time.monotonic() - started, 1)
     return outcome

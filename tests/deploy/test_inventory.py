@@ -146,3 +146,42 @@ def test_deploy_checks_prefix_and_device_id_as_the_daemon_would(options, named, 
             main([*command, *extra, *options])
         assert stopped.value.code == 2
         assert named in capsys.readouterr().err
+
+
+def test_install_checks_the_wheel_first_and_builds_one_for_all_devices(
+    tmp_path: Path, monkeypatch, capsys
+):
+    import zipfile
+
+    import deploy.install
+    from deploy.__main__ import main
+
+    hosts = ["pi@yuzug-a.invalid", "pi@yuzug-b.invalid", "pi@yuzug-c.invalid"]
+    # Was a FileNotFoundError traceback; a file that is no wheel went to every device.
+    not_zip = tmp_path / "yuzug-1.0-py3-none-any.whl"
+    not_zip.write_text("not a zip")
+    for wheel, why in (
+        (tmp_path / "gone.whl", "no such file"),
+        (tmp_path / "README.md", "not a yuzug wheel"),
+        (not_zip, "not a wheel (a wheel is a zip archive)"),
+    ):
+        if wheel.name == "README.md":
+            wheel.write_text("")
+        assert main(["install", "--wheel", str(wheel), *hosts]) == 2
+        err = capsys.readouterr().err
+        assert f"--wheel {wheel}: {why}" in err and "ssh" not in err
+    # Without --wheel one is built, once for every device (it was built once per device).
+    built = []
+
+    def fake_build(out: Path) -> Path:
+        built.append(out)
+        wheel = out / "yuzug-0.0.0-py3-none-any.whl"
+        with zipfile.ZipFile(wheel, "w") as archive:
+            archive.writestr("yuzug/__init__.py", "")
+        return wheel
+
+    monkeypatch.setattr(deploy.install, "build_wheel", fake_build)
+    assert main(["install", *hosts]) == 1  # the hosts do not exist
+    assert len(built) == 1
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[:2] for row in rows] == [[host, "failed"] for host in hosts]

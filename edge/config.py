@@ -80,6 +80,16 @@ class OpenCVCameraConfig(Strict):
     loop: bool = Field(False, description="restart a video file when it ends")
 
 
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("a camera index is 0 or more (0 is the first camera)")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: give a camera index, /dev/videoN, a file or a URL")
+        return value
+
+
 class Picamera2CameraConfig(Strict):
     type: Literal["picamera2"] = "picamera2"
     width: int = Field(640, gt=0, description="main stream width (face crops)")

@@ -376,3 +376,13 @@ def test_validate_config_warns_of_files_that_are_not_on_this_machine(tmp_path: P
         path.write_text(f'[camera]\nsource = "{source}"\n')
         assert main(["validate-config", "--config", str(path)]) == 0
         assert capsys.readouterr().err.splitlines() == ["configuration is valid"]
+
+
+def test_a_negative_camera_index_or_an_empty_source_is_refused():
+    with pytest.raises(
+        ConfigError, match=r"camera\.source: Value error, a camera index is 0 or more"
+    ):
+        parse_config({"camera": {"source": -3}})
+    with pytest.raises(ConfigError, match=r"camera\.source: Value error, is empty"):
+        parse_config({"camera": {"source": " "}})
+    assert parse_config({"camera": {"source": 2}}).camera.source == 2

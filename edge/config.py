@@ -79,7 +79,6 @@ class OpenCVCameraConfig(Strict):
     )
     loop: bool = Field(False, description="restart a video file when it ends")
 
-
     @field_validator("source")
     @classmethod
     def _check_source(cls, value: int | str) -> int | str:

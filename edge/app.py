@@ -297,6 +297,7 @@ class EdgeApp:
             emotions=emotions,
             model_version=self.model_version,
             software_version=_version(),
+            stats_interval_seconds=self.config.mqtt.stats_interval_seconds,
         )
 
     @property

@@ -14,6 +14,9 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
+# What state.camera says (docs/schemas/state.schema.json).
+CAMERA_STATES = ("starting", "ok", "lost", "paused", "ended", "failed")
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -127,9 +130,11 @@ def discovery_messages(
     emotions: list[str],
     model_version: str,
     software_version: str,
+    stats_interval_seconds: float = 30.0,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
-    suggestion, a suggestion event per emotion change, and the pause switch."""
+    suggestion, a suggestion event per emotion change, the pause switch, and diagnostic
+    sensors (camera, analysis rate, events waiting for the broker)."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
         "identifiers": [node],
@@ -196,6 +201,48 @@ def discovery_messages(
                 "state_topic": topics.event,
                 "event_types": states,
             },
+        ),
+        (
+            f"{discovery_prefix}/sensor/{node}/camera/config",
+            {
+                **common,
+                "name": "Camera",
+                "unique_id": f"{node}_camera",
+                "entity_category": "diagnostic",
+                "device_class": "enum",
+                "options": list(CAMERA_STATES),
+                "icon": "mdi:camera-outline",
+                "state_topic": topics.state,
+                "value_template": "{{ value_json.camera }}",
+            },
+        ),
+        *(
+            (
+                f"{discovery_prefix}/sensor/{node}/{key}/config",
+                {
+                    **common,
+                    "name": name,
+                    "unique_id": f"{node}_{key}",
+                    "entity_category": "diagnostic",
+                    "state_class": "measurement",
+                    "icon": icon,
+                    "state_topic": topics.stats,
+                    "value_template": template,
+                    **({"unit_of_measurement": unit} if unit else {}),
+                    # Stats come every stats_interval_seconds: three missed, the value is stale.
+                    "expire_after": max(1, round(3 * stats_interval_seconds)),
+                },
+            )
+            for key, name, icon, template, unit in (
+                ("fps", "Analysis rate", "mdi:speedometer", "{{ value_json.fps }}", "fps"),
+                (
+                    "events_waiting",
+                    "Events waiting",
+                    "mdi:tray-full",
+                    "{{ value_json.mqtt.events_pending if value_json.mqtt else 0 }}",
+                    None,
+                ),
+            )
         ),
         (
             f"{discovery_prefix}/switch/{node}/pause/config",

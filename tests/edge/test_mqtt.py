@@ -102,7 +102,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)
-            assert components == ["event", "sensor", "sensor", "sensor", "switch"]
+            assert components == ["event", *["sensor"] * 6, "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             emotion = next(p for t, p in configs if t.endswith("/emotion/config"))
@@ -119,11 +119,31 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             assert happy["suggestion"]["text"] in ideas
             assert render(value_json=happy) == happy["suggestion"]["text"]
             assert render(value_json={**happy, "suggestion": None}) == ""
+            # Diagnostics: the camera from the state, rate and backlog from the stats, each
+            # rendered from the payloads the daemon really sent.
+            diagnostics = {
+                t.split("/")[-2]: p for t, p in configs if p.get("entity_category") == "diagnostic"
+            }
+            assert sorted(diagnostics) == ["camera", "events_waiting", "fps"]
+            env = jinja2.Environment()
+
+            def shown(key: str, payload: dict) -> str:
+                return env.from_string(diagnostics[key]["value_template"]).render(
+                    value_json=payload
+                )
+
+            assert shown("camera", happy) == "ok" and "ok" in diagnostics["camera"]["options"]
+            assert set(diagnostics["camera"]["options"]) == set(
+                SCHEMAS["state"]["properties"]["camera"]["enum"]
+            )
+            assert float(shown("fps", stats)) == stats["fps"]
+            assert shown("events_waiting", stats) == str(stats["mqtt"]["events_pending"])
+            assert diagnostics["fps"]["expire_after"] == 2  # three stats intervals of 0.5 s
             # Home Assistant restarting asks for discovery again.
             before = len(configs)
             sub.client.publish("homeassistant/status", "online", qos=1)
             wait_for(
-                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= before + 5,
+                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= before + 8,
                 10,
                 what="discovery republished",
             )

@@ -408,8 +408,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         exclude=exclude,
         min_classes=2,
     )
-    args.run.mkdir(parents=True, exist_ok=True)
-    data.save(args.run / "data.npz")
+    data.save(args.run / "data.npz")  # main() made args.run before the work
     report_dict = report.to_dict()
     report_dict["other_label"] = args.other_label
     report_dict["other_classes"] = other_classes

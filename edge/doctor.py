@@ -271,9 +271,9 @@ def _check_spool(doctor: Doctor, config: Any) -> None:
 
     from edge.publish.spool import EventSpool
 
-    path = config.mqtt.spool_file
     if not config.mqtt.enabled:
         return
+    path = config.mqtt.spool_file
     if path is None:
         doctor.report(
             "spool",
@@ -288,9 +288,9 @@ def _check_spool(doctor: Doctor, config: Any) -> None:
         return
     waiting = len(EventSpool(path, config.mqtt.queue_limit).load())  # reads, changes nothing
     held = (
-        f"{waiting} event{'s' if waiting != 1 else ''} from an earlier run wait"
+        f"{waiting} event{'s' if waiting > 1 else ''} from an earlier run wait"
         if waiting
-        else ("no event waits")
+        else "no event waits"
     )
     doctor.report("spool", "ok", f"{path}: {held}")
 

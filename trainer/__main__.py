@@ -451,6 +451,21 @@ def _load_prepared_for_model(run: Path):  # noqa: ANN202 - PreparedData, importe
     return data
 
 
+def _sized_to(preset, size: int):  # noqa: ANN001, ANN202 - Preset, imported lazily
+    """The preset at the prepared data's input size: `prepare --size` chose it, and the data
+    (and so the bundle's input contract) cannot be trained at any other."""
+    if size != preset.input_size:
+        logger.info(
+            "training preset %s at the prepared data's %dx%d (its own size is %dx%d)",
+            preset.name,
+            size,
+            size,
+            preset.input_size,
+            preset.input_size,
+        )
+    return preset.with_overrides(input_size=size)
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from trainer.data import read_run_json
     from trainer.distributed import enable_data_parallel, initialize, scaled_batch_and_lr
@@ -492,12 +507,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
         data = prepared_from_shards(args.shards)
         counts = label_counts(args.shards)
-        weights = balanced_class_weights(counts) if preset.class_weighting else None
-        batches = ShardBatches(args.shards, preset, args.seed, weights, *process)
     else:
         data = _load_prepared(args.run)
         counts = np.bincount(data.y["train"], minlength=len(data.classes))
-        weights = balanced_class_weights(counts) if preset.class_weighting else None
+    preset = _sized_to(preset, data.spec.size)
+    weights = balanced_class_weights(counts) if preset.class_weighting else None
+    if args.shards:
+        batches = ShardBatches(args.shards, preset, args.seed, weights, *process)
+    else:
         batches = TrainBatches(
             data, preset, args.seed, weights, *process, threads=args.input_threads
         )

@@ -219,3 +219,24 @@ def test_fitting_again_keeps_the_earlier_model_and_its_outputs(tiny_run: Path, t
     assert (run / "model.keras").read_bytes() != earlier["model.keras"]
     assert not (run / "bundle").exists() and not (run / "metrics.json").exists()
     assert (run / "data.npz").exists()
+
+
+def test_a_run_prepared_at_another_size_trains_and_exports_at_that_size(
+    small_fer_dir: Path, tmp_path: Path
+):
+    # `prepare --size` (and `run --size`) used to end in fit refusing the data as the wrong
+    # size for the preset, with advice to pass a --size that fit did not have.
+    run = tmp_path / "run"
+    prepare = ("prepare", str(small_fer_dir), "--preset", "tiny", "--size", "24", "--out", str(run))
+    assert yuzug_train(*prepare).returncode == 0
+    fit = yuzug_train("fit", "--run", str(run), "--preset", "tiny", "--epochs", "1")
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert "at the prepared data's 24x24 (its own size is 32x32)" in fit.stderr
+    exported = yuzug_train("export", "--run", str(run))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    bundle = load_bundle(run / "bundle")
+    assert bundle.manifest.input.shape == [1, 24, 24, 1]
+    (prediction,) = EmotionClassifier.from_bundle(bundle).predict(
+        np.zeros((1, 24, 24, 1), np.uint8)
+    )
+    assert set(prediction.scores) == {"angry", "happy", "sad"}

@@ -71,15 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="print a device's MQTT events and state")
     watch.add_argument(
-        "--broker", type=broker_argument, default="localhost:1883", help="host[:port]"
+        "--config",
+        type=Path,
+        help="a daemon's config file: watch its broker (user, TLS; password from "
+        "$YUZUG_MQTT_PASSWORD), topic prefix and device",
     )
+    watch.add_argument("--broker", type=broker_argument, help="host[:port] (default: localhost)")
+    watch.add_argument(
+        "--username", help="broker user; the password is read from $YUZUG_MQTT_PASSWORD"
+    )
+    watch.add_argument("--tls", action="store_true", help="connect with TLS")
+    watch.add_argument("--ca-file", type=Path, help="CA bundle for the broker's certificate")
     watch.add_argument(
         "--device",
         type=checked_argument(lambda text: text == "+" or check_device_id(text)),
-        default="+",
-        help="device id (default: all)",
+        help="device id (default: the config's, else all)",
     )
-    watch.add_argument("--prefix", type=topic_prefix_argument, default="yuzug", help="topic prefix")
+    watch.add_argument(
+        "--prefix",
+        type=topic_prefix_argument,
+        help="topic prefix (default: the config's, else yuzug)",
+    )
     watch.add_argument("--json", action="store_true", help="print raw JSON lines")
     watch.add_argument(
         "--seconds",
@@ -282,10 +294,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from edge.config import MQTTConfig, load_config, read_secret_password
     from edge.watch import run_watch
 
-    host, port = parse_broker(args.broker)
-    return run_watch(host, port, args.prefix, args.device, args.json, args.seconds)
+    config = load_config(args.config) if args.config else None
+    broker = config.mqtt.model_dump() if config else {}
+    if args.broker:
+        broker["host"], broker["port"] = parse_broker(args.broker)
+    if args.username:
+        broker["username"] = args.username
+        broker["password"] = read_secret_password()
+    if args.tls or args.ca_file:
+        broker["tls"] = True
+    if args.ca_file:
+        broker["ca_file"] = args.ca_file
+    mqtt_config = MQTTConfig.model_validate(broker)  # the flags were checked as they were read
+    prefix = args.prefix or mqtt_config.topic_prefix
+    device = args.device or (config.device_id if config else "+")
+    return run_watch(mqtt_config, prefix, device, args.json, args.seconds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ def run_demo(
     fps: float,
 ) -> int:
     from edge.app import EdgeApp
-    from edge.config import parse_broker, parse_config
+    from edge.config import MQTTConfig, parse_broker, parse_config
     from edge.watch import Watcher
 
     # Find the footage first: a missing data set is reported before anything is started.
@@ -184,7 +184,7 @@ def run_demo(
         # The subscriber's view is the point of the demo; the daemon only speaks up on problems.
         for name in ("edge.app", "edge.publish", "edge.camera", "edge.pipeline"):
             logging.getLogger(name).setLevel(logging.WARNING)
-        watcher = Watcher(host, port, device="demo", show_state=False)
+        watcher = Watcher(MQTTConfig(host=host, port=port), device="demo", show_state=False)
         watcher.start()
         watcher.subscribed.wait(5)
         app = EdgeApp(config)

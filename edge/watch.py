@@ -11,10 +11,9 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.config import MQTTConfig, format_broker
-from edge.publish.mqtt import diagnose, paho_logger, worth_reporting
+from edge.config import PASSWORD_ENV, MQTTConfig, format_broker
+from edge.publish.mqtt import diagnose, make_client, worth_reporting
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +62,7 @@ class Watcher:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        broker: MQTTConfig,
         prefix: str = "yuzug",
         device: str = "+",
         out: TextIO | None = None,
@@ -85,25 +83,30 @@ class Watcher:
         self.messages: list[tuple[str, str]] = []
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="")
+        # The daemon's own client set-up: its user, password and TLS, so a broker that needs
+        # a login (Home Assistant's Mosquitto add-on does) can be watched too.
+        self.client = make_client(broker, client_id="")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_disconnect = self._on_disconnect
-        self.client.enable_logger(paho_logger)  # its reconnect noise filtered, as the daemon's
         self.client.reconnect_delay_set(1, 10)  # a person is watching: retry often
-        self.host, self.port = host, port
+        self.broker = broker
 
     def start(self) -> None:
-        self.client.connect_async(self.host, self.port, 30)
+        self.client.connect_async(self.broker.host, self.broker.port, 30)
         self.client.loop_start()
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         if reason_code.is_failure:
-            self._report(f"the broker refused the connection: {reason_code}; retrying")
+            user = self.broker.username or "anonymous"
+            self._report(
+                f"the broker refused {user}: {reason_code} (check --username or the config's "
+                f"mqtt.username, and ${PASSWORD_ENV}); retrying"
+            )
             return
         client.subscribe(self.topic, qos=1)
         if self._troubled:
@@ -112,7 +115,7 @@ class Watcher:
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self.connect_failures += 1
         if worth_reporting(self.connect_failures):
-            why = diagnose(MQTTConfig(host=self.host, port=self.port))
+            why = diagnose(self.broker)
             self._report(f"cannot connect: {why} ({self.connect_failures} attempts); retrying")
 
     def _on_disconnect(
@@ -121,11 +124,14 @@ class Watcher:
         if reason_code.is_failure:  # not our own disconnect() at the end
             self._report(f"lost the broker ({reason_code}); reconnecting")
 
+    @property
+    def where(self) -> str:
+        return format_broker(self.broker.host, self.broker.port)
+
     def _report(self, message: str, trouble: bool = True) -> None:
         self._troubled = trouble
         if self.status is not None:
-            where = format_broker(self.host, self.port)
-            print(f"watch: {where}: {message}", file=self.status, flush=True)
+            print(f"watch: {self.where}: {message}", file=self.status, flush=True)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         payload = message.payload.decode("utf-8", "replace")
@@ -153,11 +159,11 @@ class Watcher:
         self.client.loop_stop()
 
 
-def run_watch(host: str, port: int, prefix: str, device: str, raw: bool, seconds: float) -> int:
-    watcher = Watcher(host, port, prefix, device, raw=raw, status=sys.stderr)
+def run_watch(broker: MQTTConfig, prefix: str, device: str, raw: bool, seconds: float) -> int:
+    """Prints until Ctrl-C or ``seconds``; 1 if the broker was never reached, for scripts."""
+    watcher = Watcher(broker, prefix, device, raw=raw, status=sys.stderr)
+    print(f"watching {watcher.topic} on {watcher.where} (Ctrl-C to stop)", file=sys.stderr)
     watcher.start()
-    where = format_broker(host, port)
-    print(f"watching {watcher.topic} on {where} (Ctrl-C to stop)", file=sys.stderr)
     deadline = time.monotonic() + seconds if seconds else None
     try:
         while deadline is None or time.monotonic() < deadline:
@@ -166,4 +172,7 @@ def run_watch(host: str, port: int, prefix: str, device: str, raw: bool, seconds
         pass
     finally:
         watcher.stop()
+    if not watcher.subscribed.is_set():
+        print(f"watch: never subscribed on {watcher.where}", file=sys.stderr)
+        return 1
     return 0

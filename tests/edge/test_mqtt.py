@@ -18,11 +18,18 @@ import jsonschema
 import pytest
 
 from edge.app import EdgeApp
-from edge.config import parse_config
+from edge.config import MQTTConfig, parse_config
 from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
 from edge.watch import Watcher
-from tests.support import Subscriber, free_port, wait_for
+from tests.support import (
+    MOSQUITTO,
+    Mosquitto,
+    Subscriber,
+    free_port,
+    mosquitto_password_file,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = {
@@ -307,7 +314,7 @@ def test_password_is_never_logged(mosquitto, face_frames, tmp_path):
 def test_watch_says_when_the_broker_is_away_and_when_it_is_back(mosquitto):
     mosquitto.stop()
     status, out = io.StringIO(), io.StringIO()
-    watcher = Watcher("127.0.0.1", mosquitto.port, out=out, status=status)
+    watcher = Watcher(MQTTConfig(host="127.0.0.1", port=mosquitto.port), out=out, status=status)
     watcher.start()
     try:
         wait_for(lambda: "cannot connect" in status.getvalue(), 15, what="failure reported")
@@ -321,6 +328,59 @@ def test_watch_says_when_the_broker_is_away_and_when_it_is_back(mosquitto):
         watcher.stop()
     # Retries in between are not a line each.
     assert status.getvalue().count("cannot connect") == 1, status.getvalue()
+
+
+def test_watch_logs_in_with_a_daemons_config_and_fails_when_it_never_gets_in(tmp_path: Path):
+    # Home Assistant's Mosquitto add-on needs a login; watch used to connect anonymously only.
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (make system-deps installs it)")
+    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
+    port = free_port()
+    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
+    broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()
+    config = tmp_path / "edge.toml"
+    config.write_text(
+        f'device_id = "kitchen"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nusername = "cam"\n'
+        'topic_prefix = "home"\n'
+    )
+
+    def watch(password: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge", "watch", "--config", str(config), "--seconds", "4"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "YUZUG_MQTT_PASSWORD": password},
+        )
+
+    try:
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2)
+        publisher.username_pw_set("cam", "right-pass")
+        publisher.connect("127.0.0.1", port)
+        publisher.loop_start()
+        for device in ("kitchen", "hall"):
+            publisher.publish(f"home/{device}/availability", "online", qos=1, retain=True)
+            publisher.publish(f"yuzug/{device}/availability", "offline", qos=1, retain=True)
+        publisher.disconnect()
+        publisher.loop_stop()
+
+        allowed = watch("right-pass")
+        assert allowed.returncode == 0, allowed.stderr
+        lines = allowed.stdout.splitlines()
+        # The config's prefix and device: the other device and the other prefix stay out.
+        assert len(lines) == 1 and lines[0].split()[1:] == ["kitchen", "is", "online"], lines
+        assert "right-pass" not in allowed.stdout + allowed.stderr
+
+        refused = watch("wrong-pass")
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert "the broker refused cam: Not authorized" in refused.stderr, refused.stderr
+        assert refused.stderr.rstrip().endswith(f"never subscribed on 127.0.0.1:{port}")
+        assert "wrong-pass" not in refused.stderr
+    finally:
+        broker.stop()
 
 
 def test_a_wall_clock_jump_does_not_make_a_fresh_frame_look_stale(face_frames, monkeypatch):

@@ -18,9 +18,11 @@ from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
 from edge.bundle import load_bundle
 from edge.cli import (
+    add_mqtt_login_arguments,
     broker_argument,
     device_id_argument,
     log_level_argument,
+    mqtt_login,
     number_argument,
     topic_prefix_argument,
 )
@@ -39,6 +41,7 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
         type=broker_argument,
         help="MQTT host[:port] to confirm versions and read status",
     )
+    add_mqtt_login_arguments(parser)
     parser.add_argument("--topic-prefix", type=topic_prefix_argument, default=None)
     parser.add_argument(
         "--device-id",
@@ -83,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_targets(commands.add_parser("status", help="version, online state, last emotion"))
     confirm = commands.add_parser("confirm", help="wait until a device reports a version")
     confirm.add_argument("--broker", type=broker_argument, required=True, help="MQTT host[:port]")
+    add_mqtt_login_arguments(confirm)
     confirm.add_argument("--device-id", type=device_id_argument, required=True)
     confirm.add_argument("--version", required=True, help="<name>-<version> of the bundle")
     confirm.add_argument("--topic-prefix", type=topic_prefix_argument, default="yuzug")
@@ -113,6 +117,10 @@ def resolve(args: argparse.Namespace) -> tuple[list[Device], dict[str, Any]]:
     refuse_duplicates(devices)
     settings = {
         "broker": args.broker or defaults.get("broker"),
+        **{
+            key: getattr(args, key) or defaults.get(key)
+            for key in ("mqtt_username", "mqtt_tls", "mqtt_ca_file")
+        },
         "topic_prefix": args.topic_prefix or defaults.get("topic_prefix", "yuzug"),
         "timeout": args.timeout or float(defaults.get("confirm_timeout", 60)),
     }
@@ -132,11 +140,20 @@ def refuse_duplicates(devices: list[Device]) -> None:
             seen[value] = device.host
 
 
-def make_confirmer(settings: dict[str, Any]) -> Confirmer | None:
+def make_confirmer(settings: dict[str, Any], check: bool = True) -> Confirmer | None:
+    """The broker connection that confirms versions; with ``check``, logged into once first,
+    so a broker that is down or refuses the login stops the command before any device is
+    touched."""
     if not settings["broker"]:
         return None
     host, port = parse_broker(str(settings["broker"]))
-    return Confirmer(host, port, settings["topic_prefix"])
+    broker = mqtt_login(
+        host, port, settings["mqtt_username"], settings["mqtt_tls"], settings["mqtt_ca_file"]
+    )
+    confirmer = Confirmer(broker, settings["topic_prefix"])
+    if check:
+        confirmer.check()
+    return confirmer
 
 
 def target_for(device: Device, args: argparse.Namespace) -> Target:
@@ -199,13 +216,30 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     devices, settings = resolve(args)
-    confirmer = make_confirmer(settings)
+    confirmer = make_confirmer(settings, check=False)  # what ssh sees is worth showing anyway
     rows = run_parallel(devices, args.concurrency, lambda d: status(target_for(d, args), confirmer))
     columns = ["host", "device", "version", "versions"]
     if confirmer is not None:
         columns += ["online", "running", "camera", "emotion", "since"]
     print_table(rows, columns + ["error"])
     return 0 if all("error" not in r for r in rows) else 1
+
+
+def cmd_confirm(args: argparse.Namespace) -> int:
+    """The Ansible playbook's confirmation step: 0 once the device reports the version."""
+    host, port = parse_broker(args.broker)
+    broker = mqtt_login(host, port, args.mqtt_username, args.mqtt_tls, args.mqtt_ca_file)
+    confirmer = Confirmer(broker, args.topic_prefix)
+    confirmer.check()
+    why = confirmer.unconfirmed(args.device_id, args.version, args.timeout)
+    if why is not None:
+        print(
+            f"{args.device_id} did not report {args.version} within {args.timeout:g} s: {why}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{args.device_id} runs {args.version}")
+    return 0
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -224,6 +258,7 @@ COMMANDS = {
     "push": cmd_push,
     "rollback": cmd_rollback,
     "status": cmd_status,
+    "confirm": cmd_confirm,
     "install": cmd_install,
 }
 

@@ -62,6 +62,11 @@ class InventoryDefaults(Strict):
     restart_command: str = DEFAULTS["restart_command"]
     keep: int = Field(DEFAULTS["keep"], ge=1)
     broker: str | None = None
+    # The broker's login, as the devices' own mqtt.username / tls / ca_file; the password from
+    # $YUZUG_MQTT_PASSWORD on the machine that deploys.
+    mqtt_username: str | None = None
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
     topic_prefix: str = "yuzug"
     confirm_timeout: float = Field(60.0, gt=0)
 

@@ -33,7 +33,8 @@ from typing import Any
 
 from deploy.remote import Remote, RemoteError, q
 from edge.bundle import ModelBundle
-from edge.config import format_broker
+from edge.config import MQTTConfig, format_broker
+from edge.publish.mqtt import LOGIN_HINT, make_client
 
 logger = logging.getLogger(__name__)
 
@@ -74,29 +75,77 @@ class Outcome:
         return self.status in ("updated", "unchanged", "ok")
 
 
+class BrokerError(RemoteError):
+    """The MQTT broker, not a device, failed: unreachable, silent, or it refused the login."""
+
+
 class Confirmer:
     """Waits for a device's retained MQTT state to report a model version."""
 
-    def __init__(self, host: str, port: int, prefix: str = "yuzug") -> None:
-        self.host, self.port, self.prefix = host, port, prefix
+    def __init__(self, broker: MQTTConfig, prefix: str = "yuzug") -> None:
+        self.broker, self.prefix = broker, prefix
+
+    @property
+    def where(self) -> str:
+        return format_broker(self.broker.host, self.broker.port)
+
+    def check(self, timeout: float = 10.0) -> None:
+        """Logs in once before any device is touched. A broker that refuses the login (Home
+        Assistant's needs one) would otherwise hide every device's report, and each push would
+        wait out its timeout and roll a healthy device back.
+
+        Raises:
+            BrokerError: unreachable, no answer within ``timeout``, or the login refused.
+        """
+        answered = threading.Event()
+        self._session([], None, answered, timeout)
+        if not answered.is_set():
+            raise BrokerError(f"MQTT broker {self.where} did not answer within {timeout:.0f} s")
+
+    def _session(
+        self,
+        topics: list[str],
+        on_message: Callable[..., None] | None,
+        done: threading.Event,
+        timeout: float,
+    ) -> None:
+        """Connects, subscribes to ``topics`` (none: ``done`` is set once logged in) and waits
+        for ``done`` or ``timeout``."""
+        refused: list[str] = []
+
+        def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+            if rc.is_failure:
+                refused.append(str(rc))
+                done.set()
+            elif topics:
+                client.subscribe([(topic, 1) for topic in topics])
+            else:
+                done.set()
+
+        client = make_client(self.broker, client_id="")
+        client.on_connect, client.on_message = on_connect, on_message
+        try:
+            client.connect(self.broker.host, self.broker.port, 30)
+        except OSError as exc:
+            raise BrokerError(f"cannot reach MQTT broker {self.where}: {exc}") from exc
+        client.loop_start()
+        try:
+            done.wait(timeout)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+        if refused:
+            user = self.broker.username or "anonymous"
+            raise BrokerError(
+                f"MQTT broker {self.where} refused {user}: {refused[0]} ({LOGIN_HINT})"
+            )
 
     def _states(
         self, device_id: str, until: Callable[[dict[str, Any]], bool], timeout: float
     ) -> dict[str, Any]:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
         seen: dict[str, Any] = {}
         matched: dict[str, Any] = {}
         done = threading.Event()
-
-        def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-            client.subscribe(
-                [
-                    (f"{self.prefix}/{device_id}/state", 1),
-                    (f"{self.prefix}/{device_id}/availability", 1),
-                ]
-            )
 
         def on_message(client: Any, userdata: Any, message: Any) -> None:
             text = message.payload.decode(errors="replace")
@@ -116,20 +165,9 @@ class Confirmer:
                 matched.update(seen)  # the verdict is taken here, not after later messages
                 done.set()
 
-        client = mqtt.Client(CallbackAPIVersion.VERSION2)
-        client.on_connect, client.on_message = on_connect, on_message
-        try:
-            client.connect(self.host, self.port, 30)
-        except OSError as exc:
-            where = format_broker(self.host, self.port)
-            raise RemoteError(f"cannot reach MQTT broker {where}: {exc}") from exc
-        client.loop_start()
-        try:
-            done.wait(timeout)
-        finally:
-            client.disconnect()
-            client.loop_stop()
-        return matched if done.is_set() else seen
+        topics = [f"{self.prefix}/{device_id}/{kind}" for kind in ("state", "availability")]
+        self._session(topics, on_message, done, timeout)
+        return matched if matched else seen
 
     def wait_version(self, device_id: str, version: str, timeout: float) -> bool:
         return self.unconfirmed(device_id, version, timeout) is None
@@ -259,7 +297,17 @@ def _push(
             target, version, old, confirmer, confirm_timeout, f"restart failed ({exc})"
         )
     if confirmer is not None:
-        why = confirmer.unconfirmed(target.device_id, version, confirm_timeout)
+        try:
+            why = confirmer.unconfirmed(target.device_id, version, confirm_timeout)
+        except BrokerError as exc:
+            # The device may well be fine: rolling it back would blame it for the broker.
+            return Outcome(
+                host,
+                "unconfirmed",
+                version,
+                f"switched to {version} but could not confirm it ({exc}); not rolled back: "
+                "see `yuzug-deploy status` once the broker answers",
+            )
         if why is not None:
             return _roll_back(
                 target,

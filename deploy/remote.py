@@ -11,8 +11,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.errors import YuzugError
 
-class RemoteError(Exception):
+
+class RemoteError(YuzugError):
     """An SSH or remote-command failure, with the host and what failed."""
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli import (
+    add_mqtt_login_arguments,
     broker_argument,
     checked_argument,
     log_level_argument,
+    mqtt_login,
     number_argument,
     topic_prefix_argument,
 )
@@ -77,11 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "$YUZUG_MQTT_PASSWORD), topic prefix and device",
     )
     watch.add_argument("--broker", type=broker_argument, help="host[:port] (default: localhost)")
-    watch.add_argument(
-        "--username", help="broker user; the password is read from $YUZUG_MQTT_PASSWORD"
-    )
-    watch.add_argument("--tls", action="store_true", help="connect with TLS")
-    watch.add_argument("--ca-file", type=Path, help="CA bundle for the broker's certificate")
+    add_mqtt_login_arguments(watch)
     watch.add_argument(
         "--device",
         type=checked_argument(lambda text: text == "+" or check_device_id(text)),
@@ -294,24 +292,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from edge.config import MQTTConfig, load_config, read_secret_password
+    from edge.config import load_config
     from edge.watch import run_watch
 
     config = load_config(args.config) if args.config else None
-    broker = config.mqtt.model_dump() if config else {}
     if args.broker:
-        broker["host"], broker["port"] = parse_broker(args.broker)
-    if args.username:
-        broker["username"] = args.username
-        broker["password"] = read_secret_password()
-    if args.tls or args.ca_file:
-        broker["tls"] = True
-    if args.ca_file:
-        broker["ca_file"] = args.ca_file
-    mqtt_config = MQTTConfig.model_validate(broker)  # the flags were checked as they were read
-    prefix = args.prefix or mqtt_config.topic_prefix
+        host, port = parse_broker(args.broker)
+    else:
+        host, port = (config.mqtt.host, config.mqtt.port) if config else ("localhost", 1883)
+    broker = mqtt_login(
+        host,
+        port,
+        args.mqtt_username,
+        args.mqtt_tls,
+        args.mqtt_ca_file,
+        base=config.mqtt if config else None,
+    )
+    prefix = args.prefix or broker.topic_prefix
     device = args.device or (config.device_id if config else "+")
-    return run_watch(mqtt_config, prefix, device, args.json, args.seconds)
+    return run_watch(broker, prefix, device, args.json, args.seconds)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

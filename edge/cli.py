@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
-from edge.config import check_device_id, check_topic_prefix, parse_broker
+from edge.config import (
+    MQTTConfig,
+    check_device_id,
+    check_topic_prefix,
+    parse_broker,
+    read_secret_password,
+)
 
 
 def checked_argument(check: Callable[[str], object]) -> Callable[[str], str]:
@@ -78,3 +85,36 @@ def number_argument(
         return value
 
     return parse
+
+
+def add_mqtt_login_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--mqtt-username``/``--mqtt-tls``/``--mqtt-ca-file``, named as the config keys they
+    set: a broker that asks for a login (Home Assistant's Mosquitto add-on does) refuses an
+    anonymous client, so every tool that subscribes must be able to log in as the daemon does.
+    The password is never a flag (it would sit in shell history and ``ps``)."""
+    parser.add_argument(
+        "--mqtt-username", help="broker user; the password is read from $YUZUG_MQTT_PASSWORD"
+    )
+    parser.add_argument("--mqtt-tls", action="store_true", help="connect to the broker with TLS")
+    parser.add_argument("--mqtt-ca-file", type=Path, help="CA bundle for the broker's certificate")
+
+
+def mqtt_login(
+    host: str,
+    port: int,
+    username: str | None = None,
+    tls: bool = False,
+    ca_file: Path | None = None,
+    base: MQTTConfig | None = None,
+) -> MQTTConfig:
+    """The broker settings a subscribing tool connects with: ``base`` (a daemon's config, if
+    any) with the given host, port and login on top; the password from the environment."""
+    settings = base.model_dump() if base is not None else {}
+    settings.update(host=host, port=port)
+    if username:
+        settings.update(username=username, password=read_secret_password())
+    if tls or ca_file:
+        settings["tls"] = True
+    if ca_file:
+        settings["ca_file"] = ca_file
+    return MQTTConfig.model_validate(settings)

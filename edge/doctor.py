@@ -218,7 +218,7 @@ def _check_faces(doctor: Doctor, frame: Any, detector: Any, classifier: Any) -> 
 
 def _check_mqtt(doctor: Doctor, config: Any) -> None:
     from edge.config import format_broker
-    from edge.publish.mqtt import diagnose, make_client
+    from edge.publish.mqtt import LOGIN_HINT, diagnose, make_client
 
     mqtt_config = config.mqtt
     if not mqtt_config.enabled:
@@ -257,8 +257,7 @@ def _check_mqtt(doctor: Doctor, config: Any) -> None:
         doctor.report(
             "mqtt",
             "FAIL",
-            f"{where}: the broker refused {user}: {reason} (check mqtt.username and the "
-            "password in $YUZUG_MQTT_PASSWORD or the mqtt_password credential)",
+            f"{where}: the broker refused {user}: {reason} ({LOGIN_HINT})",
         )
     else:
         why = answer.get("error") or diagnose(mqtt_config, timeout=min(3.0, doctor.timeout))

@@ -12,8 +12,8 @@ from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
 
-from edge.config import PASSWORD_ENV, MQTTConfig, format_broker
-from edge.publish.mqtt import diagnose, make_client, worth_reporting
+from edge.config import MQTTConfig, format_broker
+from edge.publish.mqtt import LOGIN_HINT, diagnose, make_client, worth_reporting
 
 logger = logging.getLogger(__name__)
 
@@ -103,10 +103,7 @@ class Watcher:
     ) -> None:
         if reason_code.is_failure:
             user = self.broker.username or "anonymous"
-            self._report(
-                f"the broker refused {user}: {reason_code} (check --username or the config's "
-                f"mqtt.username, and ${PASSWORD_ENV}); retrying"
-            )
+            self._report(f"the broker refused {user}: {reason_code} ({LOGIN_HINT}); retrying")
             return
         client.subscribe(self.topic, qos=1)
         if self._troubled:

@@ -55,6 +55,13 @@ HA_STATUS_SUFFIX = "status"
 TAKEN = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
 
 
+# What to check when a broker refuses a login, for the daemon, doctor, watch and deploy alike.
+LOGIN_HINT = (
+    "check mqtt.username (--mqtt-username) and the password in $YUZUG_MQTT_PASSWORD or the "
+    "mqtt_password credential"
+)
+
+
 def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
     """A paho client with the config's credentials and TLS settings, not yet connected."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -237,10 +244,10 @@ class MQTTPublisher:
             self._counts["connect_failures"] += 1
             self.last_error = f"broker refused the connection: {reason_code}"
             logger.error(
-                "MQTT: %s refused the connection: %s (check mqtt.username and the "
-                "password credential); retrying with backoff",
+                "MQTT: %s refused the connection: %s (%s); retrying with backoff",
                 self.endpoint,
                 reason_code,
+                LOGIN_HINT,
             )
             return
         self._counts["connects"] += 1

@@ -103,9 +103,11 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     server.stop()
 
 
-def restart_script(workdir: Path, broker_port: int, frames: Path) -> Path:
+def restart_script(workdir: Path, broker_port: int, frames: Path, mqtt_extra: str = "") -> Path:
     """What `systemctl restart yuzug-edge` does on a Pi: stop the daemon, start it again on the
-    bundle `current` points to. Here the daemon is the real `yuzug-edge run` process."""
+    bundle `current` points to. Here the daemon is the real `yuzug-edge run` process.
+    ``mqtt_extra``: more ``[mqtt]`` lines (a login, say)."""
+    indented_extra = mqtt_extra.replace("\n", "\n" + " " * 8)  # the template is dedented
     script = workdir / "restart.sh"
     script.write_text(
         textwrap.dedent(f"""\
@@ -129,6 +131,7 @@ def restart_script(workdir: Path, broker_port: int, frames: Path) -> Path:
         host = "127.0.0.1"
         port = {broker_port}
         discovery = false
+        {indented_extra}
         CONF
         cd {ROOT}
         nohup setsid {sys.executable} -m edge run --config "$root/edge.toml" \\

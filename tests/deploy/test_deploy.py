@@ -22,19 +22,33 @@ from deploy import push as push_module
 from deploy.push import Confirmer, Target, push
 from deploy.remote import Remote
 from edge.bundle import load_bundle
+from edge.config import MQTTConfig
 from edge.models import default_bundle_path
 from edge.samples import Segment, scripted_frames, write_folder
 from tests.deploy.conftest import restart_script
-from tests.support import bundle_as_version, wait_for
+from tests.support import (
+    MOSQUITTO,
+    Mosquitto,
+    bundle_as_version,
+    free_port,
+    mosquitto_password_file,
+    wait_for,
+)
 
 pytestmark = pytest.mark.ssh
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = "var/lib/yuzug/models"
 
 
-def deploy_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def deploy_cli(
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "deploy", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "deploy", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -99,6 +113,14 @@ def test_push_confirms_repush_is_a_no_op_and_rollback_works(
         name1 = load_bundle(first).manifest.full_name
         assert current(root) == name1
         assert not list((root / MODELS).glob(".incoming-*"))
+        # The Ansible playbook's confirmation step (it crashed with a KeyError until 2026-11-27).
+        broker = ("--broker", f"127.0.0.1:{mosquitto.port}", "--device-id", "dev1")
+        confirmed = deploy_cli("confirm", *broker, "--version", name1, "--timeout", "30")
+        assert confirmed.returncode == 0, confirmed.stderr
+        assert confirmed.stdout.strip() == f"dev1 runs {name1}"
+        other = deploy_cli("confirm", *broker, "--version", "yuzug-other", "--timeout", "2")
+        assert other.returncode == 1 and "did not report yuzug-other within 2 s" in other.stderr
+        assert f"the daemon reports {name1}" in other.stderr
 
         again = deploy_cli("push", "--model", str(first), "dev1", *common)
         assert again.returncode == 0 and "unchanged" in again.stdout
@@ -219,7 +241,7 @@ def test_device_that_never_confirms_is_rolled_back(sshd, mosquitto, roots, tmp_p
     first, second = make_version(tmp_path, "7"), make_version(tmp_path, "8")
     target = Target(Remote("dev3", ssh_config=sshd.config), "dev3", str(root), "true")
     assert push(target, load_bundle(first), confirmer=None).status == "updated"
-    confirmer = Confirmer("127.0.0.1", mosquitto.port)
+    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=mosquitto.port))
     outcome = push(target, load_bundle(second), confirmer, confirm_timeout=2)
     assert outcome.status == "rolled back", outcome
     assert "did not report" in outcome.detail
@@ -229,6 +251,60 @@ def test_device_that_never_confirms_is_rolled_back(sshd, mosquitto, roots, tmp_p
     _publish(mosquitto.port, [("yuzug/dev3/availability", "offline", True)])
     outcome = push(target, load_bundle(second), confirmer, confirm_timeout=2)
     assert outcome.status == "rolled back" and "the daemon is offline" in outcome.detail
+
+
+def test_a_broker_that_needs_a_login(sshd, frames, roots, tmp_path):
+    # Home Assistant's Mosquitto add-on refuses anonymous clients: the confirmation used to
+    # connect anonymously, see nothing, and roll every healthy device back after its timeout.
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (make system-deps installs it)")
+    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
+    port = free_port()
+    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
+    broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()
+    login = 'username = "cam"\npassword = "right-pass"'  # the daemon's own login
+    script = restart_script(tmp_path, port, frames, mqtt_extra=login)
+    root = roots[6]
+    common = [
+        *("dev7", "--ssh-config", str(sshd.config), "--root", str(root)),
+        *("--restart-command", f"{script} {root} dev7", "--broker", f"127.0.0.1:{port}"),
+        *("--timeout", "60"),
+    ]
+    first, second = make_version(tmp_path, "l1"), make_version(tmp_path, "l2")
+    password = {"YUZUG_MQTT_PASSWORD": "right-pass"}
+    try:
+        anonymous = deploy_cli("push", "--model", str(first), *common)
+        assert anonymous.returncode == 2, anonymous.stdout + anonymous.stderr
+        assert f"MQTT broker 127.0.0.1:{port} refused anonymous: Not authorized" in (
+            anonymous.stderr
+        )
+        assert not (root / MODELS).exists()  # refused before any device was touched
+
+        logged_in = deploy_cli(
+            "push", "--model", str(first), *common, "--mqtt-username", "cam", env=password
+        )
+        assert logged_in.returncode == 0, logged_in.stdout + logged_in.stderr
+        name1 = load_bundle(first).manifest.full_name
+        assert current(root) == name1 and "updated" in logged_in.stdout
+        assert "right-pass" not in logged_in.stdout + logged_in.stderr
+
+        # The broker goes away mid-push: the device is not blamed (rolled back) for it.
+        confirmer = Confirmer(
+            MQTTConfig(host="127.0.0.1", port=port, username="cam", password="right-pass")
+        )
+        confirmer.check()
+        broker.stop()
+        target = Target(Remote("dev7", ssh_config=sshd.config), "dev7", str(root), "true")
+        outcome = push(target, load_bundle(second), confirmer, confirm_timeout=5)
+        assert outcome.status == "unconfirmed", outcome
+        assert "cannot reach MQTT broker" in outcome.detail and "not rolled back" in outcome.detail
+        assert current(root) == load_bundle(second).manifest.full_name
+        down = deploy_cli("rollback", *common, "--mqtt-username", "cam", env=password)
+        assert down.returncode == 2 and "cannot reach MQTT broker" in down.stderr
+        assert current(root) == load_bundle(second).manifest.full_name  # untouched
+    finally:
+        stop_daemons(roots)
+        broker.stop()
 
 
 def _publish(port: int, messages: list[tuple[str, str, bool]]) -> None:
@@ -250,7 +326,7 @@ def test_confirmation_waits_for_the_restarted_daemon_not_a_stale_state(mosquitto
     """The old daemon hot-reloads the new bundle as `current` switches, publishes its state,
     and is then stopped: the broker keeps a state naming the new version beside "offline"."""
     state, availability = "yuzug/dev9/state", "yuzug/dev9/availability"
-    confirmer = Confirmer("127.0.0.1", mosquitto.port)
+    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=mosquitto.port))
 
     def restart(stale: str, restarted: str, waiting_for: str, timeout: float) -> list[bool]:
         _publish(
@@ -290,13 +366,17 @@ def test_keeps_only_the_newest_versions(sshd, roots, tmp_path):
     assert len(versions) == 2 and versions[-1].endswith("testd")
 
 
-def test_ansible_playbook_pushes_and_switches(sshd, roots, tmp_path):
+def test_ansible_playbook_pushes_switches_and_confirms(sshd, mosquitto, frames, roots, tmp_path):
     if shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("ansible-core not installed")
     root = roots[5]
     bundle = make_version(tmp_path, "9")
+    script = restart_script(tmp_path, mosquitto.port, frames)
     inventory = tmp_path / "hosts.ini"
-    inventory.write_text(f"[yuzug]\ndev6 device_root={root} yuzug_restart_command=true\n")
+    inventory.write_text(
+        f'[yuzug]\ndev6 device_root={root} yuzug_restart_command="{script} {root} dev6" '
+        f"yuzug_broker=127.0.0.1:{mosquitto.port}\n"
+    )
     env = {
         **os.environ,
         "ANSIBLE_SSH_ARGS": f"-F {sshd.config}",
@@ -313,15 +393,16 @@ def test_ansible_playbook_pushes_and_switches(sshd, roots, tmp_path):
             str(ROOT / "deploy" / "ansible" / "push.yml"),
             "-e",
             f"bundle_dir={bundle}",
-            "-e",
-            "yuzug_confirm=false",
         ],
         capture_output=True,
         text=True,
         timeout=300,
         env=env,
     )
+    stop_daemons(roots)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "Wait until the device reports the new version" in result.stdout
+    assert "rescued=0" in result.stdout and "failed=0" in result.stdout
     assert (root / MODELS / "current").exists(), result.stdout[-3000:]
     assert current(root) == load_bundle(bundle).manifest.full_name
     manifest = json.loads((root / MODELS / "current" / "manifest.json").read_text())

@@ -126,6 +126,21 @@ class Mosquitto:
         self.process = None
 
 
+def broker_with_login(workdir: Path, user: str, password: str) -> tuple[Mosquitto, int]:
+    """A real Mosquitto with a second listener that refuses anonymous clients and knows one
+    user, as Home Assistant's add-on does; returns the broker and that listener's port (its
+    ``port`` stays anonymous, for a test's own subscriber)."""
+    import pytest
+
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (make system-deps installs it)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    passwords = mosquitto_password_file(workdir / "passwd", user, password)
+    port = free_port()
+    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
+    return Mosquitto(workdir / "broker", extra_config=extra, per_listener=True).start(), port
+
+
 class Subscriber:
     """A paho subscriber that records every message it gets, with helpers to wait for some."""
 

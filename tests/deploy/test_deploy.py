@@ -27,11 +27,8 @@ from edge.models import default_bundle_path
 from edge.samples import Segment, scripted_frames, write_folder
 from tests.deploy.conftest import restart_script
 from tests.support import (
-    MOSQUITTO,
-    Mosquitto,
+    broker_with_login,
     bundle_as_version,
-    free_port,
-    mosquitto_password_file,
     wait_for,
 )
 
@@ -256,12 +253,7 @@ def test_device_that_never_confirms_is_rolled_back(sshd, mosquitto, roots, tmp_p
 def test_a_broker_that_needs_a_login(sshd, frames, roots, tmp_path):
     # Home Assistant's Mosquitto add-on refuses anonymous clients: the confirmation used to
     # connect anonymously, see nothing, and roll every healthy device back after its timeout.
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (make system-deps installs it)")
-    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
-    port = free_port()
-    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
-    broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()
+    broker, port = broker_with_login(tmp_path / "login", "cam", "right-pass")
     login = 'username = "cam"\npassword = "right-pass"'  # the daemon's own login
     script = restart_script(tmp_path, port, frames, mqtt_extra=login)
     root = roots[6]

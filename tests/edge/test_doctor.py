@@ -15,7 +15,7 @@ from edge.config import MQTTConfig
 from edge.doctor import run_doctor
 from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
-from tests.support import MOSQUITTO, Mosquitto, free_port, mosquitto_password_file
+from tests.support import broker_with_login, free_port
 
 pytestmark = pytest.mark.mqtt
 
@@ -120,12 +120,7 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
 
 
 def test_a_refused_password_and_a_broken_config_are_named(tmp_path: Path, monkeypatch):
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (make system-deps installs it)")
-    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
-    port = free_port()
-    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
-    broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()
+    broker, port = broker_with_login(tmp_path / "login", "cam", "right-pass")
     try:
         config = tmp_path / "edge.toml"
         config.write_text(

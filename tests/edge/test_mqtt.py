@@ -23,11 +23,9 @@ from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
 from edge.watch import Watcher
 from tests.support import (
-    MOSQUITTO,
-    Mosquitto,
     Subscriber,
+    broker_with_login,
     free_port,
-    mosquitto_password_file,
     wait_for,
 )
 
@@ -335,12 +333,7 @@ def test_watch_logs_in_with_a_daemons_config_and_fails_when_it_never_gets_in(tmp
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (make system-deps installs it)")
-    passwords = mosquitto_password_file(tmp_path / "passwd", "cam", "right-pass")
-    port = free_port()
-    extra = f"listener {port} 127.0.0.1\npassword_file {passwords}\nallow_anonymous false\n"
-    broker = Mosquitto(tmp_path / "broker", extra_config=extra, per_listener=True).start()
+    broker, port = broker_with_login(tmp_path / "login", "cam", "right-pass")
     config = tmp_path / "edge.toml"
     config.write_text(
         f'device_id = "kitchen"\n[mqtt]\nhost = "127.0.0.1"\nport = {port}\nusername = "cam"\n'

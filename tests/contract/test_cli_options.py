@@ -61,3 +61,17 @@ def test_an_output_folder_that_cannot_be_made_is_said_before_any_work(
     # Were NotADirectoryError tracebacks, after the audit's minutes of scoring.
     assert main([part.format(bad=bad) for part in command]) == 2
     assert f"{flag} {bad}: cannot be made (Not a directory)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("tool", ["edge", "deploy", "trainer"])
+def test_every_subcommand_a_parser_offers_has_a_handler(tool: str):
+    # `yuzug-deploy confirm` was offered, documented and used by the Ansible playbook, and
+    # ended in a KeyError traceback: it had no entry in the dispatch table.
+    import importlib
+
+    module = importlib.import_module(f"{tool}.__main__")
+    parser = parsers()[tool]()
+    (subparsers,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    offered = set(subparsers.choices)
+    assert len(offered) >= 5
+    assert offered == set(module.COMMANDS), tool

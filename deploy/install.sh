@@ -9,11 +9,26 @@ set -euo pipefail
 WHEEL=""
 PASSWORD_FILE=""
 PREFIX=/opt/yuzug
+MODEL_STORE=/var/lib/yuzug/models
 here="$(cd "$(dirname "$0")" && pwd)"
+example="$here/edge.example.toml"  # staged beside this script by yuzug-deploy install
+[ -e "$example" ] || example="$here/../edge.example.toml"  # run from a checkout
+
+# The example config with the model store (where yuzug-deploy push switches `current`) and this
+# host's name as device_id filled in. `--print-config` prints it, so it can be checked anywhere.
+device_config() {
+    local device_id
+    device_id="$(hostname -s | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-')"
+    sed -e "s|^# model = \"$MODEL_STORE/current\".*|model = \"$MODEL_STORE/current\"|" \
+        -e "s|^device_id = \"yuzug\"|device_id = \"$device_id\"|" \
+        "$example"
+}
+
 while [ $# -gt 0 ]; do
     case "$1" in
         --wheel) WHEEL="$2"; shift 2 ;;
         --password-file) PASSWORD_FILE="$2"; shift 2 ;;
+        --print-config) device_config; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -52,10 +67,10 @@ chgrp -R yuzug /var/lib/yuzug/models && chmod -R g+rX /var/lib/yuzug/models
 echo "== config /etc/yuzug/edge.toml"
 install -d -m 0755 /etc/yuzug
 if [ ! -e /etc/yuzug/edge.toml ]; then
-    sed -e 's|^# model = "/var/lib/yuzug/models/current".*|model = "/var/lib/yuzug/models/current"|' \
-        -e "s|^device_id = \"yuzug\"|device_id = \"$(hostname -s | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-')\"|" \
-        "$here/edge.example.toml" > /etc/yuzug/edge.toml
-    grep -q '^\[classifier\]' /etc/yuzug/edge.toml
+    device_config > /etc/yuzug/edge.toml
+    # Without this line the daemon would run the model inside the package, and no push would
+    # ever reach it.
+    grep -q "^model = \"$MODEL_STORE/current\"" /etc/yuzug/edge.toml
 fi
 chmod 0644 /etc/yuzug/edge.toml
 

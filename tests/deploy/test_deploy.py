@@ -442,3 +442,34 @@ def test_install_script_parses_and_installs_what_it_promises():
         "validate-config",
     ):
         assert promise in script, promise
+
+
+@pytest.mark.parametrize("hostname", ["raspberrypi", "Kitchen_PI", "living room"])
+def test_the_config_install_writes_is_valid_and_reads_the_model_store(hostname, tmp_path):
+    # The daemon must load the bundle `yuzug-deploy push` switches, not the one in the package:
+    # install.sh fills that line in by editing the example config.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "hostname").write_text(f"#!/bin/sh\necho '{hostname}'\n")
+    (fake_bin / "hostname").chmod(0o755)
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
+    printed = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "install.sh"), "--print-config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert printed.returncode == 0, printed.stderr
+    config_file = tmp_path / "edge.toml"
+    config_file.write_text(printed.stdout)
+    validated = subprocess.run(
+        [sys.executable, "-m", "edge", "validate-config", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validated.returncode == 0, validated.stderr
+    config = json.loads(validated.stdout)
+    assert config["classifier"]["model"] == "/var/lib/yuzug/models/current"
+    assert config["device_id"] == hostname.lower().replace(" ", "-")

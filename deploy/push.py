@@ -34,7 +34,7 @@ from typing import Any
 from deploy.remote import Remote, RemoteError, q
 from edge.bundle import ModelBundle
 from edge.config import MQTTConfig, format_broker
-from edge.publish.mqtt import LOGIN_HINT, make_client
+from edge.publish.mqtt import LOGIN_HINT, make_client, try_login
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +97,9 @@ class Confirmer:
         Raises:
             BrokerError: unreachable, no answer within ``timeout``, or the login refused.
         """
-        answered = threading.Event()
-        self._session([], None, answered, timeout)
-        if not answered.is_set():
-            raise BrokerError(f"MQTT broker {self.where} did not answer within {timeout:.0f} s")
+        why = try_login(self.broker, timeout=timeout)
+        if why is not None:
+            raise BrokerError(f"MQTT broker {self.where}: {why}")
 
     def _session(
         self,

@@ -2,9 +2,9 @@
 
 It finds face photos (the user's FER2013 download when present, else scikit-image's astronaut
 photo), films a short scripted scene from them (neutral room, then happy, sad and angry faces),
-starts an embedded MQTT broker unless one answers on localhost:1883, runs the daemon on the
-footage and prints what a subscriber receives. It ends by itself; ``--camera`` uses a real
-camera instead and runs until Ctrl-C.
+starts an embedded MQTT broker unless one on localhost:1883 takes anonymous clients, runs the
+daemon on the footage and prints what a subscriber receives. It ends by itself; ``--camera``
+uses a real camera instead and runs until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -134,6 +134,7 @@ def run_demo(
 ) -> int:
     from edge.app import EdgeApp
     from edge.config import MQTTConfig, parse_broker, parse_config
+    from edge.publish.mqtt import try_login
     from edge.watch import Watcher
 
     # Find the footage first: a missing data set is reported before anything is started.
@@ -141,14 +142,21 @@ def run_demo(
     embedded = None
     if broker:
         host, port = parse_broker(broker)
-    elif reachable("127.0.0.1", 1883):
-        host, port = "127.0.0.1", 1883
-        print("demo: using the MQTT broker on localhost:1883")
     else:
-        host, port = "127.0.0.1", find_port()
-        embedded = EmbeddedBroker(port)
-        embedded.start()
-        print(f"demo: started an embedded MQTT broker on {host}:{port}")
+        host, port = "127.0.0.1", 1883
+        # A broker here that wants a login (or is something else) would take no events.
+        refused = (
+            try_login(MQTTConfig(host=host, port=port), timeout=3) if reachable(host, port) else ""
+        )
+        if refused is None:
+            print("demo: using the MQTT broker on localhost:1883")
+        else:
+            if refused:
+                print(f"demo: not using localhost:1883 ({refused})")
+            port = find_port()
+            embedded = EmbeddedBroker(port)
+            embedded.start()
+            print(f"demo: started an embedded MQTT broker on {host}:{port}")
 
     with tempfile.TemporaryDirectory(prefix="yuzug-demo-") as workdir:
         if camera is None:
@@ -203,4 +211,8 @@ def run_demo(
             f"{len(events)} emotion events received over MQTT: "
             + ", ".join(f"{e['previous']} -> {e['emotion']}" for e in events)
         )
+        if code == 0 and camera is None and not events:
+            # The scripted faces always change emotion: none arriving means the broker failed.
+            print(f"demo: no event reached a subscriber on {host}:{port}; see the errors above")
+            return 1
         return code

@@ -218,50 +218,24 @@ def _check_faces(doctor: Doctor, frame: Any, detector: Any, classifier: Any) -> 
 
 def _check_mqtt(doctor: Doctor, config: Any) -> None:
     from edge.config import format_broker
-    from edge.publish.mqtt import LOGIN_HINT, diagnose, make_client
+    from edge.publish.mqtt import try_login
 
     mqtt_config = config.mqtt
     if not mqtt_config.enabled:
         doctor.report("mqtt", "skip", "disabled (events go to the log only)")
         return
     where = format_broker(mqtt_config.host, mqtt_config.port)
-    answer: dict[str, Any] = {}
-    answered = threading.Event()
-
-    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
-        answer["reason"] = reason_code
-        answered.set()
-
-    # Its own client id: the daemon's id would disconnect a daemon that is running.
     try:
-        client = make_client(mqtt_config, f"yuzug-doctor-{config.device_id}")
+        # Its own client id: the daemon's id would disconnect a daemon that is running.
+        why = try_login(mqtt_config, f"yuzug-doctor-{config.device_id}", doctor.timeout)
     except ConfigError as exc:  # an unreadable or invalid TLS file
         doctor.report("mqtt", "FAIL", f"{where}: {exc}")
         return
-    client.on_connect = on_connect
-    try:
-        client.connect_async(mqtt_config.host, mqtt_config.port, mqtt_config.keepalive)
-        client.loop_start()
-        answered.wait(doctor.timeout)
-    except (OSError, ValueError) as exc:
-        answer["error"] = str(exc)
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    reason = answer.get("reason")
-    user = mqtt_config.username or "anonymous"
-    tls = ", TLS" if mqtt_config.tls else ""
-    if reason is not None and not reason.is_failure:
-        doctor.report("mqtt", "ok", f"{where}: connected as {user}{tls}")
-    elif reason is not None:
-        doctor.report(
-            "mqtt",
-            "FAIL",
-            f"{where}: the broker refused {user}: {reason} ({LOGIN_HINT})",
-        )
-    else:
-        why = answer.get("error") or diagnose(mqtt_config, timeout=min(3.0, doctor.timeout))
+    if why is not None:
         doctor.report("mqtt", "FAIL", f"{where}: {why}")
+        return
+    user = mqtt_config.username or "anonymous"
+    doctor.report("mqtt", "ok", f"{where}: connected as {user}{', TLS' if mqtt_config.tls else ''}")
 
 
 def _check_spool(doctor: Doctor, config: Any) -> None:

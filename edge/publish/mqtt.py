@@ -98,6 +98,39 @@ def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
     return client
 
 
+def try_login(config: MQTTConfig, client_id: str = "", timeout: float = 5.0) -> str | None:
+    """Connects once: ``None`` when the broker accepts the login, else why not (unreachable,
+    the login refused, TLS). Use a client id of its own: a running daemon's would be kicked off.
+
+    Raises:
+        ConfigError: an unreadable or invalid TLS file.
+    """
+    answer: dict[str, Any] = {}
+    answered = threading.Event()
+
+    def on_connect(client: Any, userdata: Any, flags: Any, reason_code: Any, props: Any) -> None:
+        answer["reason"] = reason_code
+        answered.set()
+
+    client = make_client(config, client_id)
+    client.on_connect = on_connect
+    try:
+        client.connect(config.host, config.port, config.keepalive)
+        client.loop_start()
+        answered.wait(timeout)
+    except (OSError, ValueError):  # unreachable, a bad host name, a failed TLS handshake
+        pass
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    reason = answer.get("reason")
+    if reason is None:
+        return diagnose(config, timeout=min(3.0, timeout))
+    if reason.is_failure:
+        return f"the broker refused {config.username or 'anonymous'}: {reason} ({LOGIN_HINT})"
+    return None
+
+
 def diagnose(config: MQTTConfig, timeout: float = 3.0) -> str:
     """Why a connection fails: unreachable, refused, or the TLS handshake and its reason."""
     import socket
@@ -242,13 +275,17 @@ class MQTTPublisher:
     ) -> None:
         if reason_code.is_failure:
             self._counts["connect_failures"] += 1
+            failures = self._counts["connect_failures"]
             self.last_error = f"broker refused the connection: {reason_code}"
-            logger.error(
-                "MQTT: %s refused the connection: %s (%s); retrying with backoff",
-                self.endpoint,
-                reason_code,
-                LOGIN_HINT,
-            )
+            if worth_reporting(failures):
+                logger.error(
+                    "MQTT: %s refused the connection: %s (%s; %d attempts so far); retrying "
+                    "with backoff",
+                    self.endpoint,
+                    reason_code,
+                    LOGIN_HINT,
+                    failures,
+                )
             return
         self._counts["connects"] += 1
         self.last_error = None
@@ -279,7 +316,11 @@ class MQTTPublisher:
     ) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
-        self._set_reconnect_delay(client)
+        if was_connected:
+            # A lost link starts the backoff afresh (with a new jitter draw). After a refused
+            # login paho disconnects too, and starting afresh there meant a retry every second
+            # for ever: the backoff must keep growing.
+            self._set_reconnect_delay(client)
         if was_connected and self._started:
             self._counts["disconnects"] += 1
             logger.warning(

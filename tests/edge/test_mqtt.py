@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import jinja2
@@ -248,6 +249,41 @@ def test_events_still_queued_at_shutdown_are_reported_not_silently_lost(caplog):
     publisher.close()
     lost = [r.getMessage() for r in caplog.records if "not delivered" in r.getMessage()]
     assert len(lost) == 1 and lost[0].startswith("MQTT: 3 queued events"), lost
+
+
+def test_a_refused_login_backs_off_and_is_not_a_line_per_retry(tmp_path: Path, caplog):
+    # After a refused CONNACK paho disconnects, and the backoff was started afresh on every
+    # disconnect: a wrong password meant a login attempt, and an ERROR line, every second.
+    from edge.config import MQTTConfig
+
+    broker, port = broker_with_login(tmp_path / "login", "cam", "right-pass")
+    config = MQTTConfig(
+        host="127.0.0.1",
+        port=port,
+        username="cam",
+        password="wrong-pass",
+        discovery=False,
+        reconnect_min_seconds=1,
+        reconnect_max_seconds=60,
+    )
+    caplog.set_level(logging.WARNING)
+    publisher = MQTTPublisher(config, "refused")
+    try:
+        publisher.start()
+        wait_for(lambda: publisher.counters["connect_failures"] >= 1, 10, what="a refusal")
+        time.sleep(9)
+        attempts = publisher.counters["connect_failures"]
+    finally:
+        publisher.close()
+        broker.stop()
+    # Delays of 1-2, 2-4, 4-8 s: at most four attempts in about nine seconds (nine or ten
+    # without the backoff).
+    assert 2 <= attempts <= 4, attempts
+    refusals = [
+        r.getMessage() for r in caplog.records if "refused the connection" in r.getMessage()
+    ]
+    assert len(refusals) == 1 and "Not authorized" in refusals[0], refusals
+    assert "wrong-pass" not in caplog.text
 
 
 def test_unreachable_broker_at_start_keeps_analysing(face_frames, caplog):

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -343,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         logger.error("%s%s", where, exc.strerror or exc)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside fit's training loop, which saves and stops
+        logger.warning("%s: interrupted", args.command)
+        return INTERRUPTED
 
 
 # The folder each command writes into and may have to make.
@@ -546,6 +550,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
         f"{summary['best_epoch']} (best {summary['selected_by']}), val accuracy "
         f"{summary['best_val_accuracy']}"
     )
+    if summary["interrupted_by"]:
+        logger.warning(
+            "fit was stopped by %s after %d of %d epochs; its best epoch so far is saved in "
+            "%s: carry on with `yuzug-train calibrate --run %s`, then export and evaluate",
+            summary["interrupted_by"],
+            summary["epochs_run"],
+            summary["epochs_requested"],
+            args.run / "model.keras",
+            args.run,
+        )
+        return INTERRUPTED
     return 0
 
 
@@ -656,9 +671,16 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
 def cmd_run(args: argparse.Namespace) -> int:
     """Runs each step in a fresh interpreter: export needs a different Keras backend."""
     started = time.perf_counter()
+    stop_requested: list[int] = []
     for step in run_steps(args):
         logger.info("step %s", step[0])
-        code = subprocess.call([sys.executable, "-m", "trainer", *step])
+        code = _call_passing_signals_on([sys.executable, "-m", "trainer", *step], stop_requested)
+        if code == INTERRUPTED or stop_requested:
+            logger.warning(
+                "run stopped in step %s; the run directory keeps what the steps produced",
+                step[0],
+            )
+            return INTERRUPTED
         if code != 0:
             logger.error(
                 "step %s failed with exit code %d; the run directory keeps what the "
@@ -669,6 +691,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             return code
     print(f"run: done in {time.perf_counter() - started:.0f} s; bundle in {args.run / 'bundle'}")
     return 0
+
+
+# A command stopped by SIGINT/SIGTERM after saving its work (128 + SIGINT, as shells say).
+INTERRUPTED = 130
+
+
+def _call_passing_signals_on(command: list[str], stop_requested: list[int]) -> int:
+    """Runs a step, passing SIGINT and SIGTERM on to it rather than dying with them: the
+    step (fit) stops cleanly and saves its work, and ``run`` starts no further step.
+
+    The step gets a process group of its own, so a terminal's Ctrl-C (sent to the foreground
+    group) reaches it once, through here, not twice: a second signal means "quit at once",
+    and even one landing twice within a millisecond could break JAX mid-step."""
+    child = subprocess.Popen(command, process_group=0)
+
+    def pass_on(number: int, frame: object) -> None:
+        stop_requested.append(number)
+        child.send_signal(number)
+
+    previous = {
+        number: signal.signal(number, pass_on) for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return child.wait()
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def cmd_audit(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ import json
 import logging
 import random
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -210,6 +212,54 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.durations.append(time.perf_counter() - self._start)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """SIGINT (Ctrl-C) or SIGTERM ends training after the current batch, and the run is then
+    saved as usual (its best epoch so far as model.keras, fit.json, curves), so hours of
+    training are not lost to a Ctrl-C or a scheduler's stop. A second signal, a second or more
+    later, quits at once; within a second it is taken for the same stop delivered twice (a
+    service manager that signals every process of the unit)."""
+
+    REPEAT_WINDOW_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.received: str | None = None
+        self._first_at = 0.0
+        self._previous: dict[int, Any] = {}
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if threading.current_thread() is threading.main_thread():  # signal() works there only
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.received:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+    def _handle(self, number: int, frame: Any) -> None:
+        name = signal.Signals(number).name
+        if self.received is None:
+            # Keras is told at the next batch end, its own point for stopping: set from here,
+            # at any bytecode, about one stop in four broke on a donated JAX buffer.
+            self.received, self._first_at = name, time.monotonic()
+            logger.warning(
+                "%s: stopping after this batch; the best epoch so far will be saved "
+                "(send it again to quit at once, losing this run)",
+                name,
+            )
+        elif time.monotonic() - self._first_at > self.REPEAT_WINDOW_S:
+            self._restore()
+            signal.raise_signal(number)
 
 
 class TimeBudget(EpochTimer):
@@ -488,7 +538,9 @@ def fit(
     usable = len(x_val) - len(x_val) % devices
     budget = TimeBudget(preset, time_budget) if time_budget is not None else None
     timer = budget or EpochTimer()
+    stopper = StopOnSignal()
     callbacks: list[keras.callbacks.Callback] = [
+        stopper,
         timer,
         keras.callbacks.CSVLogger(str(out / "history.csv"), append=start_epoch > 0),
     ]
@@ -552,7 +604,8 @@ def fit(
     val_acc = _history(out, "val_accuracy")  # the whole run, resumed parts included
     selected = _history(out, monitor)
     best_index = int(np.argmax(selected)) if selected else None
-    steady = timer.durations[1:] or timer.durations
+    durations = timer.durations[:-1] if stopper.received else timer.durations  # a cut epoch
+    steady = durations[1:] or durations
     summary = {
         "preset": preset.name,
         "params": int(model.count_params()),
@@ -584,6 +637,9 @@ def fit(
         "cutmix_alpha": preset.cutmix_alpha or None,
         "augment_on": preset.augment_on if preset.augment is not None else None,
         "time_budget_s": time_budget,
+        # The signal that stopped training early (SIGINT, SIGTERM); the run is complete
+        # otherwise, its kept epoch chosen among those that ran.
+        "interrupted_by": stopper.received,
         "planned_epochs": budget.planned_epochs if budget is not None else None,
         "device_count": devices,
         "seed": seed,

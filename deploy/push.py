@@ -34,7 +34,7 @@ from typing import Any
 from deploy.remote import Remote, RemoteError, q
 from edge.bundle import ModelBundle
 from edge.config import MQTTConfig, format_broker
-from edge.publish.mqtt import LOGIN_HINT, make_client, try_login
+from edge.publish.mqtt import make_client, refusal, try_login
 
 logger = logging.getLogger(__name__)
 
@@ -104,22 +104,19 @@ class Confirmer:
     def _session(
         self,
         topics: list[str],
-        on_message: Callable[..., None] | None,
+        on_message: Callable[..., None],
         done: threading.Event,
         timeout: float,
     ) -> None:
-        """Connects, subscribes to ``topics`` (none: ``done`` is set once logged in) and waits
-        for ``done`` or ``timeout``."""
-        refused: list[str] = []
+        """Connects, subscribes to ``topics`` and waits for ``done`` or ``timeout``."""
+        refused: list[Any] = []
 
         def on_connect(client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
             if rc.is_failure:
-                refused.append(str(rc))
+                refused.append(rc)
                 done.set()
-            elif topics:
-                client.subscribe([(topic, 1) for topic in topics])
             else:
-                done.set()
+                client.subscribe([(topic, 1) for topic in topics])
 
         client = make_client(self.broker, client_id="")
         client.on_connect, client.on_message = on_connect, on_message
@@ -134,10 +131,7 @@ class Confirmer:
             client.disconnect()
             client.loop_stop()
         if refused:
-            user = self.broker.username or "anonymous"
-            raise BrokerError(
-                f"MQTT broker {self.where} refused {user}: {refused[0]} ({LOGIN_HINT})"
-            )
+            raise BrokerError(f"MQTT broker {self.where}: {refusal(self.broker, refused[0])}")
 
     def _states(
         self, device_id: str, until: Callable[[dict[str, Any]], bool], timeout: float

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import paho.mqtt.client as mqtt
 
 from edge.config import MQTTConfig, format_broker
-from edge.publish.mqtt import LOGIN_HINT, diagnose, make_client, worth_reporting
+from edge.publish.mqtt import diagnose, make_client, refusal, worth_reporting
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ class Watcher:
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         if reason_code.is_failure:
-            user = self.broker.username or "anonymous"
-            self._report(f"the broker refused {user}: {reason_code} ({LOGIN_HINT}); retrying")
+            self._report(f"{refusal(self.broker, reason_code)}; retrying")
             return
         client.subscribe(self.topic, qos=1)
         if self._troubled:

@@ -62,6 +62,11 @@ LOGIN_HINT = (
 )
 
 
+def refusal(config: MQTTConfig, reason: object) -> str:
+    """What a refused CONNACK means, and what to check."""
+    return f"the broker refused {config.username or 'anonymous'}: {reason} ({LOGIN_HINT})"
+
+
 def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
     """A paho client with the config's credentials and TLS settings, not yet connected."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
@@ -127,7 +132,7 @@ def try_login(config: MQTTConfig, client_id: str = "", timeout: float = 5.0) -> 
     if reason is None:
         return diagnose(config, timeout=min(3.0, timeout))
     if reason.is_failure:
-        return f"the broker refused {config.username or 'anonymous'}: {reason} ({LOGIN_HINT})"
+        return refusal(config, reason)
     return None
 
 

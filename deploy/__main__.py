@@ -145,6 +145,9 @@ def make_confirmer(settings: dict[str, Any], check: bool = True) -> Confirmer | 
     so a broker that is down or refuses the login stops the command before any device is
     touched."""
     if not settings["broker"]:
+        login = [key for key in ("mqtt_username", "mqtt_tls", "mqtt_ca_file") if settings[key]]
+        if login:  # a login for no broker: the user meant to confirm, and nothing would be
+            raise YuzugError(f"{login[0]} is set but no broker is: add --broker HOST[:PORT]")
         return None
     host, port = parse_broker(str(settings["broker"]))
     broker = mqtt_login(

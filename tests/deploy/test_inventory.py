@@ -87,6 +87,26 @@ def test_deploy_numeric_options_are_range_checked(options: list[str], named: str
     assert named in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("options", "inventory", "named"),
+    [
+        (["--mqtt-username", "deploy"], "", "mqtt_username is set but no broker is"),
+        ([], "mqtt_tls = true\n", "mqtt_tls is set but no broker is"),
+    ],
+)
+def test_a_broker_login_without_a_broker_is_refused_before_anything_is_sent(
+    tmp_path: Path, options: list[str], inventory: str, named: str, capsys
+):
+    # The user meant the push to be confirmed; without a broker it would not be, in silence.
+    from deploy.__main__ import main
+
+    path = tmp_path / "devices.toml"
+    path.write_text(f'[defaults]\n{inventory}[[devices]]\nhost = "pi@yuzug-test.invalid"\n')
+    code = main(["push", "--model", "models/default", "--inventory", str(path), *options])
+    err = capsys.readouterr().err
+    assert code == 2 and named in err and "ssh" not in err
+
+
 def test_a_host_that_fails_gets_a_clean_table_row_and_exit_1(capsys):
     from deploy.__main__ import main
 

@@ -79,8 +79,6 @@ def calibrate(run_dir: Path, data: PreparedData) -> dict[str, Any]:
     model_path = run_dir / "model.keras"
     original = run_dir / "model_uncalibrated.keras"
     source = original if original.exists() else model_path
-    if not source.exists():
-        raise FileNotFoundError(f"{model_path}: no trained model; run `yuzug-train fit` first")
     labels = data.y["val"]
     if not len(labels):
         raise CalibrationError(f"{run_dir}: no validation images to fit a temperature on")

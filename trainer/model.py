@@ -17,7 +17,14 @@ def load_trained(path: Path) -> keras.Model:
     """A saved ``.keras`` model without its optimizer state; a missing or damaged file is said
     plainly (Keras reports a truncated archive as "File not found")."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model; has `yuzug-train fit` run for it?")
+        unfinished = path.parent / "best.keras"
+        hint = (
+            f" ({unfinished} holds the best epoch of a fit that was killed before it finished:"
+            f" copy it to {path.name} to use it)"
+            if path.name == "model.keras" and unfinished.is_file()
+            else ""
+        )
+        raise FileNotFoundError(f"{path}: no such model; has `yuzug-train fit` run for it?{hint}")
     if not zipfile.is_zipfile(path):  # a copy or a save cut short
         raise ValueError(f"{path}: damaged, not a complete .keras archive; retrain or restore it")
     return keras.saving.load_model(path, compile=False)

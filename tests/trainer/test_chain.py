@@ -240,3 +240,14 @@ def test_a_run_prepared_at_another_size_trains_and_exports_at_that_size(
         np.zeros((1, 24, 24, 1), np.uint8)
     )
     assert set(prediction.scores) == {"angry", "happy", "sad"}
+
+
+def test_a_fit_killed_before_it_finished_is_pointed_at_its_best_epoch(tmp_path: Path):
+    from trainer.model import load_trained
+
+    with pytest.raises(FileNotFoundError) as plain:
+        load_trained(tmp_path / "model.keras")
+    assert "best.keras" not in str(plain.value)
+    (tmp_path / "best.keras").write_bytes(b"PK")  # SIGKILL, OOM or power loss mid-fit
+    with pytest.raises(FileNotFoundError, match="best.keras holds the best epoch of a fit"):
+        load_trained(tmp_path / "model.keras")

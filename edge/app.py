@@ -32,6 +32,7 @@ from edge.config import (
     EdgeConfig,
     FolderCameraConfig,
     OpenCVCameraConfig,
+    live_view_url,
     load_config,
     parse_broker,
     parse_config,
@@ -298,6 +299,9 @@ class EdgeApp:
             model_version=self.model_version,
             software_version=_version(),
             stats_interval_seconds=self.config.mqtt.stats_interval_seconds,
+            configuration_url=live_view_url(
+                self.config.http, self.http.port if self.http else self.config.http.port
+            ),
         )
 
     @property

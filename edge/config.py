@@ -236,6 +236,9 @@ class MQTTConfig(Strict):
         return self
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 class HTTPConfig(Strict):
     enabled: bool = Field(False, description="serve the live view, /healthz and /metrics")
     host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 exposes it on the LAN")
@@ -256,16 +259,46 @@ class HTTPConfig(Strict):
     max_viewers: int = Field(
         4, ge=1, le=64, description="live streams served at once; more get 503 (a Pi's CPU)"
     )
+    public_url: str | None = Field(
+        None,
+        description="where other machines open the live view, linked from the Home Assistant "
+        "device page; default http://<hostname>.local:<port>/ when host is not loopback",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
     @model_validator(mode="after")
     def _check_exposure(self) -> HTTPConfig:
-        if self.host not in ("127.0.0.1", "localhost", "::1") and not (self.token or self.username):
+        if self.host not in LOOPBACK_HOSTS and not (self.token or self.username):
             logger.warning(
                 "http.host %s exposes the live view without authentication; set "
                 "http.username or $YUZUG_HTTP_TOKEN",
                 self.host,
             )
         return self
+
+
+def live_view_url(http: HTTPConfig, port: int, hostname: str | None = None) -> str | None:
+    """Where other machines open the live view: ``http.public_url``, else the bound address,
+    or for a wildcard bind this host's mDNS name (``<hostname>.local``, which Raspberry Pi OS
+    announces); ``None`` when the view is off or on loopback only."""
+    if not http.enabled:
+        return None
+    if http.public_url:
+        return http.public_url
+    if http.host in LOOPBACK_HOSTS:
+        return None
+    import socket
+
+    name = http.host
+    if name in ("0.0.0.0", "::", ""):
+        name = f"{(hostname or socket.gethostname()).split('.')[0]}.local"
+    return f"http://{f'[{name}]' if ':' in name else name}:{port}/"
 
 
 class EdgeConfig(Strict):

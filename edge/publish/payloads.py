@@ -131,6 +131,7 @@ def discovery_messages(
     model_version: str,
     software_version: str,
     stats_interval_seconds: float = 30.0,
+    configuration_url: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
     suggestion, a suggestion event per emotion change, the pause switch, and diagnostic
@@ -143,6 +144,8 @@ def discovery_messages(
         "model": f"emotion camera ({model_version})",
         "sw_version": software_version,
     }
+    if configuration_url:  # the device page's "Visit" link: the live view
+        device["configuration_url"] = configuration_url
     common = {
         "availability_topic": topics.availability,
         "payload_available": "online",

@@ -386,3 +386,25 @@ def test_a_negative_camera_index_or_an_empty_source_is_refused():
     with pytest.raises(ConfigError, match=r"camera\.source: Value error, is empty"):
         parse_config({"camera": {"source": " "}})
     assert parse_config({"camera": {"source": 2}}).camera.source == 2
+
+
+@pytest.mark.parametrize(
+    ("http", "url"),
+    [
+        ({"enabled": False, "host": "0.0.0.0"}, None),
+        ({"enabled": True}, None),  # loopback only: nothing to link to from elsewhere
+        ({"enabled": True, "host": "0.0.0.0", "username": "me"}, "http://kitchen-pi.local:8080/"),
+        ({"enabled": True, "host": "192.168.1.20", "username": "me"}, "http://192.168.1.20:8080/"),
+        ({"enabled": True, "host": "fd00::20", "username": "me"}, "http://[fd00::20]:8080/"),
+        ({"enabled": True, "public_url": "https://cam.example/"}, "https://cam.example/"),
+    ],
+)
+def test_the_live_view_url_home_assistant_links_to(http: dict, url: str | None):
+    from edge.config import HTTPConfig, live_view_url
+
+    assert live_view_url(HTTPConfig(**http), 8080, hostname="kitchen-pi.lan") == url
+
+
+def test_a_public_url_that_is_not_http_is_refused_by_name():
+    with pytest.raises(ConfigError, match="http.public_url"):
+        parse_config({"http": {"public_url": "kitchen.local:8080"}}, "test")

@@ -85,7 +85,8 @@ class RunningApp:
 
 
 def test_availability_state_stats_and_discovery(mosquitto, face_frames):
-    with RunningApp(make_config(mosquitto.port, face_frames)) as app:
+    live_view = {"enabled": True, "port": 0, "public_url": "http://kitchen.local:8080/"}
+    with RunningApp(make_config(mosquitto.port, face_frames, http=live_view)) as app:
         wait_for(lambda: app.frames_analysed > 20, 30, what="frames analysed")
         # A subscriber arriving later gets the retained messages at once.
         sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#", "homeassistant/#"])
@@ -111,6 +112,10 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             assert components == ["event", *["sensor"] * 6, "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
+            # Home Assistant's device page links to the live view ("Visit").
+            assert {p["device"]["configuration_url"] for _, p in configs} == {
+                live_view["public_url"]
+            }
             emotion = next(p for t, p in configs if t.endswith("/emotion/config"))
             assert {"happy", "sad", "angry", "none", "no_face"} <= set(emotion["options"])
             assert emotion["device_class"] == "enum"

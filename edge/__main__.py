@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.cli import (
+    TerminalProgress,
     add_mqtt_login_arguments,
     broker_argument,
     checked_argument,
@@ -187,7 +188,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             ) from None
     written: set[str] = set()
     counts = {"images": 0, "faces": 0, "errors": 0, "failed": 0}
-    for path, image, error in _iter_images(args.paths):
+    progress = TerminalProgress("classify", sys.stderr)
+    for done, (path, image, error) in enumerate(_iter_images(args.paths)):
+        progress.update(done, "images")
         record: dict[str, Any] = {"path": path}
         if image is None:
             record["error"] = error
@@ -224,6 +227,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         counts["images"] += 1
         counts["faces"] += len(record["faces"])
         print(json.dumps(record), flush=True)
+    progress.close()
     # On stderr, so that stdout stays one JSON object a line.
     images, faces = counts["images"], counts["faces"]
     print(

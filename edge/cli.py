@@ -4,8 +4,10 @@ that refuse a bad value with the option's name (exit 2) before any work starts."
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 from edge.config import (
     MQTTConfig,
@@ -118,3 +120,23 @@ def mqtt_login(
     if ca_file:
         settings["ca_file"] = ca_file
     return MQTTConfig.model_validate(settings)
+
+
+class TerminalProgress:
+    """A running count redrawn on one line of ``stream`` at most every ``interval`` seconds,
+    and only when it is a terminal: a pipe or a log file gets none of it."""
+
+    def __init__(self, label: str, stream: TextIO, interval: float = 0.5) -> None:
+        self.label, self.stream, self.interval = label, stream, interval
+        self.enabled = stream.isatty()
+        self._shown_at: float | None = None
+
+    def update(self, done: int, what: str) -> None:
+        now = time.monotonic()
+        if self.enabled and (self._shown_at is None or now - self._shown_at >= self.interval):
+            self._shown_at = now
+            print(f"\r{self.label}: {done:,} {what}…", end="", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self._shown_at is not None:
+            print("\r\033[K", end="", file=self.stream, flush=True)  # the summary line follows

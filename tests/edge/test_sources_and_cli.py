@@ -4,6 +4,7 @@ JSON contract, and the daemon's handling of bad inputs, run as real processes.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -163,6 +164,14 @@ def test_picamera2_missing_is_a_clear_error(monkeypatch):
         make_source(Picamera2CameraConfig()).open()
 
 
+def _read_or_nothing(fd: int) -> bytes:
+    """A pty's master end raises EIO once the other end is closed and drained."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return b""
+
+
 def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     faces = fer_faces(fer_zip, ["happy"], 1)["happy"]
     crop = tmp_path / "crop.png"
@@ -190,8 +199,29 @@ def test_classify_json_contract(fer_zip: Path, tmp_path: Path):
     # A broken archive is one error line too, and the run goes on to its end.
     assert lines[2]["path"] == str(tmp_path / "broken.zip") and len(lines) == 3
     assert "not a readable zip archive" in lines[2]["error"]
-    # A count on stderr; stdout stays JSON lines only.
+    # A count on stderr; stdout stays JSON lines only, and a pipe gets no progress redraws.
     assert result.stderr.strip().splitlines()[-1] == "classify: 1 image, 1 face, 2 unreadable"
+    assert "\r" not in result.stderr
+
+    # On a terminal, a running count (cleared before the summary), as stdout goes to a file.
+    import pty
+
+    terminal, terminal_end = pty.openpty()
+    shown = subprocess.run(
+        [sys.executable, "-m", "edge", "classify", "--no-detect", str(crop), str(crop)],
+        stdout=subprocess.PIPE,
+        stderr=terminal_end,
+        timeout=120,
+    )
+    os.close(terminal_end)
+    seen = b""
+    while chunk := _read_or_nothing(terminal):
+        seen += chunk
+    os.close(terminal)
+    assert shown.returncode == 0 and len(shown.stdout.splitlines()) == 2
+    text = seen.decode()
+    assert "\rclassify: 0 images…" in text, text
+    assert text.index("\r\x1b[K") < text.index("classify: 2 images, 2 faces, 0 unreadable")
 
     mirrored = tmp_path / "mirrored.png"
     cv2.imwrite(str(mirrored), faces[0][:, ::-1])

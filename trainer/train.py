@@ -219,7 +219,8 @@ class StopOnSignal(keras.callbacks.Callback):
     saved as usual (its best epoch so far as model.keras, fit.json, curves), so hours of
     training are not lost to a Ctrl-C or a scheduler's stop. A second signal, a second or more
     later, quits at once; within a second it is taken for the same stop delivered twice (a
-    service manager that signals every process of the unit)."""
+    terminal's Ctrl-C reaches ``yuzug-train run`` and its fit step both, and ``run`` passes it
+    on; a service manager signals every process of the unit)."""
 
     REPEAT_WINDOW_S = 1.0
 

@@ -514,10 +514,21 @@ def load_config(
     return config
 
 
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*):[^/@\s]*@")
+
+
+def hide_url_password(text: str) -> str:
+    """``rtsp://admin:secret@cam/stream`` -> ``rtsp://admin:********@cam/stream``: an IP
+    camera's URL carries its password, and the URL goes into logs, errors and doctor's report."""
+    return _URL_PASSWORD.sub(r"\1:********@", text)
+
+
 def redacted(config: EdgeConfig) -> dict[str, Any]:
-    """The config as a dict for logs and ``validate-config``, with the password hidden."""
+    """The config as a dict for logs and ``validate-config``, with the passwords hidden."""
     data = config.model_dump(mode="json")
     for section, key in (("mqtt", "password"), ("http", "token"), ("http", "password")):
         if data[section].get(key) is not None:
             data[section][key] = "********"
+    if isinstance(data["camera"].get("source"), str):
+        data["camera"]["source"] = hide_url_password(data["camera"]["source"])
     return data

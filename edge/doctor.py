@@ -165,10 +165,11 @@ def _within(timeout: float, work: Callable[[], Any]) -> Any:
 
 def _check_camera(doctor: Doctor, config: Any) -> Any:
     from edge.camera import make_source
+    from edge.config import hide_url_password
 
     camera = config.camera
     if camera.type == "opencv":
-        where = camera.source
+        where = hide_url_password(str(camera.source))
     elif camera.type == "folder":
         where = camera.path
     else:

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 
 from edge.camera.base import CameraError, EndOfStream, Frame, FrameSource, Pacer
-from edge.config import OpenCVCameraConfig
+from edge.config import OpenCVCameraConfig, hide_url_password
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,9 @@ class OpenCVSource(FrameSource):
 
     @property
     def description(self) -> str:
-        return f"camera {self.source}" if isinstance(self.source, int) else str(self.source)
+        if isinstance(self.source, int):
+            return f"camera {self.source}"
+        return hide_url_password(self.source)
 
     def open(self) -> None:
         if self.is_file and not Path(str(self.source)).is_file():
@@ -92,7 +94,7 @@ class OpenCVSource(FrameSource):
                     self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
                     ok, image = self._capture.read()
                 if not ok or image is None:
-                    raise EndOfStream(str(self.source))
+                    raise EndOfStream(self.description)
             else:
                 waited = time.monotonic() - started
                 raise CameraError(f"{self.description} delivered no frame ({waited:.1f} s)")

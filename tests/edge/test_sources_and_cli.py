@@ -158,6 +158,27 @@ def test_a_local_camera_that_will_not_open_says_why():
     assert "/dev/" not in str(url.value)
 
 
+def test_an_ip_cameras_password_stays_out_of_errors_doctor_and_validate_config(tmp_path: Path):
+    # rtsp://user:password@host is how IP cameras are addressed; the URL went into the log
+    # line "opened ...", every camera error, doctor's report and validate-config's output.
+    from edge.config import hide_url_password
+
+    url = "rtsp://admin:s3cr:et@127.0.0.1:1/stream"
+    assert hide_url_password(url) == "rtsp://admin:********@127.0.0.1:1/stream"
+    assert hide_url_password("rtsp://cam.local/stream") == "rtsp://cam.local/stream"
+    with pytest.raises(CameraError) as failed:
+        make_source(OpenCVCameraConfig(source=url)).open()
+    assert "s3cr" not in str(failed.value) and "admin:********@" in str(failed.value)
+    config = tmp_path / "edge.toml"
+    config.write_text(f'[camera]\ntype = "opencv"\nsource = "{url}"\n[mqtt]\nenabled = false\n')
+    shown = run_edge("validate-config", "--config", str(config))
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["camera"]["source"] == hide_url_password(url)
+    doctor = run_edge("doctor", "--config", str(config), "--timeout", "5")
+    assert "admin:********@" in doctor.stdout + doctor.stderr
+    assert "s3cr" not in shown.stdout + shown.stderr + doctor.stdout + doctor.stderr
+
+
 def test_picamera2_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)
     with pytest.raises(CameraError, match="python3-picamera2"):

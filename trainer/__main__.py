@@ -553,12 +553,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if summary["interrupted_by"]:
         logger.warning(
             "fit was stopped by %s after %d of %d epochs; its best epoch so far is saved in "
-            "%s: carry on with `yuzug-train calibrate --run %s`, then export and evaluate",
+            "%s: carry on with `yuzug-train calibrate --run %s`, then export and evaluate%s",
             summary["interrupted_by"],
             summary["epochs_run"],
             summary["epochs_requested"],
             args.run / "model.keras",
             args.run,
+            " (or train on from the last checkpoint: the same fit command with --resume)"
+            if args.checkpoint_every
+            else "",
         )
         return INTERRUPTED
     return 0

@@ -520,6 +520,9 @@ def fit(
     if checkpoint_metadata is not None:
         start_epoch = int(checkpoint_metadata["epoch"])
         logger.info("resuming from the checkpoint of epoch %d", start_epoch + 1)
+        # Rows for epochs the checkpoint does not hold (one cut short by a Ctrl-C is logged)
+        # are run again, so they go: the history has each epoch once.
+        _keep_history_rows(out / "history.csv", start_epoch)
     else:
         if backup_dir.exists():
             shutil.rmtree(backup_dir)  # a fresh run must not pick up an old run's checkpoint
@@ -655,6 +658,12 @@ def fit(
         summary["distill_weight"] = distill_weight
     (out / "fit.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _keep_history_rows(path: Path, epochs: int) -> None:
+    if path.exists():
+        header, *rows = path.read_text().splitlines(keepends=True)
+        path.write_text(header + "".join(rows[:epochs]))
 
 
 def _history(out: Path, column: str) -> list[float]:

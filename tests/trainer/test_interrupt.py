@@ -69,3 +69,40 @@ def test_a_stopped_run_saves_its_best_epoch_and_runs_no_further_step(
         env={**os.environ, "KERAS_BACKEND": "jax"},
     )
     assert calibrated.returncode == 0, calibrated.stderr[-2000:]
+
+
+def test_a_stopped_fit_with_checkpoints_trains_on_with_resume(small_fer_dir: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    trainer = [sys.executable, "-m", "trainer"]
+    prepared = subprocess.run(
+        [*trainer, "prepare", str(small_fer_dir), "--preset", "tiny", "--run", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert prepared.returncode == 0, prepared.stderr[-2000:]
+    fit = [*trainer, "fit", "--run", str(run), "--preset", "tiny", "--checkpoint-every", "5"]
+    first = subprocess.Popen([*fit, "--epochs", "5000"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(lambda: epochs_logged(run) >= 3, 240, interval=0.2, what="three epochs")
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=180)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 130, err[-3000:]
+    assert "the same fit command with --resume" in err
+    stopped_at = json.loads((run / "fit.json").read_text())["epochs_run"]
+    resumed = subprocess.run(
+        [*fit, "--epochs", str(stopped_at + 2), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from the checkpoint of epoch" in resumed.stderr
+    assert json.loads((run / "fit.json").read_text())["interrupted_by"] is None
+    assert epochs_logged(run) == stopped_at + 2  # the history goes on, not over

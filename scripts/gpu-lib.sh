@@ -8,7 +8,8 @@ mkdir -p "$RUNS"
 log() { echo "[$(($(date +%s) - started))s] $*" | tee -a "$RUNS/experiments.log"; }
 left() { echo $((BUDGET_S - ($(date +%s) - started))); }
 
-# fit RUN_DIR SECONDS ARGS...: one training, killed after SECONDS (its best checkpoint stays).
+# fit RUN_DIR SECONDS ARGS...: one training, stopped after SECONDS: SIGTERM makes fit save
+# its best epoch so far as model.keras with fit.json (exit 130); SIGKILL 10 s later if not.
 fit() {
     local run=$1 seconds=$2
     shift 2
@@ -57,7 +58,7 @@ EOF
     grep -q "backend ok: keras" <(tail -n 1 "$RUNS/experiments.log")
 }
 
-# A fit cut short has only best.keras (with optimizer state, 3x the size): keep its weights.
+# A fit killed outright has only best.keras (with optimizer state, 3x the size): keep its weights.
 keep_best_weights() {
     "$PYTHON" - "$RUNS" <<'EOF' 2>&1 | tee -a "$RUNS/experiments.log"
 import sys

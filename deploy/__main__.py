@@ -117,10 +117,7 @@ def resolve(args: argparse.Namespace) -> tuple[list[Device], dict[str, Any]]:
     refuse_duplicates(devices)
     settings = {
         "broker": args.broker or defaults.get("broker"),
-        **{
-            key: getattr(args, key) or defaults.get(key)
-            for key in ("mqtt_username", "mqtt_tls", "mqtt_ca_file")
-        },
+        **{key: getattr(args, key) or defaults.get(key) for key in MQTT_LOGIN_KEYS},
         "topic_prefix": args.topic_prefix or defaults.get("topic_prefix", "yuzug"),
         "timeout": args.timeout or float(defaults.get("confirm_timeout", 60)),
     }
@@ -140,12 +137,16 @@ def refuse_duplicates(devices: list[Device]) -> None:
             seen[value] = device.host
 
 
+# The broker-login settings, as flags (add_mqtt_login_arguments) and inventory defaults.
+MQTT_LOGIN_KEYS = ("mqtt_username", "mqtt_tls", "mqtt_ca_file")
+
+
 def make_confirmer(settings: dict[str, Any], check: bool = True) -> Confirmer | None:
     """The broker connection that confirms versions; with ``check``, logged into once first,
     so a broker that is down or refuses the login stops the command before any device is
     touched."""
     if not settings["broker"]:
-        login = [key for key in ("mqtt_username", "mqtt_tls", "mqtt_ca_file") if settings[key]]
+        login = [key for key in MQTT_LOGIN_KEYS if settings[key]]
         if login:  # a login for no broker: the user meant to confirm, and nothing would be
             raise YuzugError(f"{login[0]} is set but no broker is: add --broker HOST[:PORT]")
         return None
@@ -230,10 +231,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_confirm(args: argparse.Namespace) -> int:
     """The Ansible playbook's confirmation step: 0 once the device reports the version."""
-    host, port = parse_broker(args.broker)
-    broker = mqtt_login(host, port, args.mqtt_username, args.mqtt_tls, args.mqtt_ca_file)
-    confirmer = Confirmer(broker, args.topic_prefix)
-    confirmer.check()
+    settings = {key: getattr(args, key) for key in ("broker", "topic_prefix", *MQTT_LOGIN_KEYS)}
+    confirmer = make_confirmer(settings)
+    assert confirmer is not None  # --broker is required
     why = confirmer.unconfirmed(args.device_id, args.version, args.timeout)
     if why is not None:
         print(

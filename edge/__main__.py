@@ -296,22 +296,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from edge.config import load_config
+    from edge.config import MQTTConfig, load_config
     from edge.watch import run_watch
 
     config = load_config(args.config) if args.config else None
-    if args.broker:
-        host, port = parse_broker(args.broker)
-    else:
-        host, port = (config.mqtt.host, config.mqtt.port) if config else ("localhost", 1883)
-    broker = mqtt_login(
-        host,
-        port,
-        args.mqtt_username,
-        args.mqtt_tls,
-        args.mqtt_ca_file,
-        base=config.mqtt if config else None,
-    )
+    base = config.mqtt if config else MQTTConfig()
+    host, port = parse_broker(args.broker) if args.broker else (base.host, base.port)
+    broker = mqtt_login(host, port, args.mqtt_username, args.mqtt_tls, args.mqtt_ca_file, base=base)
     prefix = args.prefix or broker.topic_prefix
     device = args.device or (config.device_id if config else "+")
     return run_watch(broker, prefix, device, args.json, args.seconds)

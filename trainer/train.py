@@ -661,9 +661,9 @@ def fit(
 
 
 def _keep_history_rows(path: Path, epochs: int) -> None:
-    if path.exists():
-        header, *rows = path.read_text().splitlines(keepends=True)
-        path.write_text(header + "".join(rows[:epochs]))
+    lines = path.read_text().splitlines(keepends=True) if path.exists() else []
+    if lines:  # a run killed before its first epoch ended has an empty (or no) history
+        path.write_text("".join(lines[: epochs + 1]))  # the header and the kept epochs
 
 
 def _history(out: Path, column: str) -> list[float]:

@@ -123,3 +123,34 @@ PY
     fi
     log "fit flags: ${FIT_ARGS[*]}"
 }
+
+# score DIR...: each run's Keras model on its test split, on the GPU box (the bundles are made
+# on a workstation): accuracy over all its classes and argmax over angry/happy/sad on those
+# faces (the issue's measure), each also with flip averaging, into the log.
+score() {
+    "$PYTHON" - "$@" <<'EOF_PY' 2>&1 | grep -v WARNING | tee -a "$RUNS/experiments.log"
+import sys
+from pathlib import Path
+import numpy as np
+from edge.preprocess import to_float
+from trainer.data import PreparedData
+from trainer.model import load_trained
+for run in map(Path, sys.argv[1:]):
+    if not (run / "model.keras").exists():
+        print(f"score {run.name}: no model")
+        continue
+    data = PreparedData.load(run / "data.npz")
+    x, y = to_float(data.x["test"], data.spec), data.y["test"]
+    model = load_trained(run / "model.keras")
+    plain = np.asarray(model.predict(x, batch_size=512, verbose=0))
+    flipped = np.asarray(model.predict(x[:, :, ::-1], batch_size=512, verbose=0))
+    emotions = [data.classes.index(c) for c in ("angry", "happy", "sad") if c in data.classes]
+    faces = np.isin(y, emotions)
+    line = [f"score {run.name} ({len(data.classes)} classes, {model.count_params():,} params):"]
+    for name, probs in (("plain", plain), ("flip-avg", (plain + flipped) / 2)):
+        overall = float(np.mean(probs.argmax(1) == y))
+        three = np.asarray(emotions)[probs[faces][:, emotions].argmax(1)]
+        line.append(f"{name} all {overall:.4f} a/h/s {float(np.mean(three == y[faces])):.4f};")
+    print(" ".join(line))
+EOF_PY
+}

@@ -155,6 +155,13 @@ def _add_schedule_args(parser: argparse.ArgumentParser) -> None:
         type=number_argument("--weight-decay", at_least=0),
         help="override the preset's decoupled weight decay (adamw, sgd)",
     )
+    parser.add_argument(
+        "--class-weights",
+        choices=("balanced", "none"),
+        help="override the preset's loss weights per class: balanced (each class counts "
+        "equally; the trained presets' default, for recall on small classes) or none (every "
+        "face counts equally, for plain accuracy)",
+    )
 
 
 def _add_input_args(parser: argparse.ArgumentParser) -> None:
@@ -492,6 +499,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         ema_momentum=args.ema,
         mixup_alpha=args.mixup,
         cutmix_alpha=args.cutmix,
+        class_weighting=None if args.class_weights is None else args.class_weights == "balanced",
     )
     if preset.optimizer == "adam" and preset.weight_decay:
         raise ValueError(
@@ -652,6 +660,7 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         ("--learning-rate", args.learning_rate),
         ("--optimizer", args.optimizer),
         ("--weight-decay", args.weight_decay),
+        ("--class-weights", args.class_weights),
         ("--backend", args.backend),
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
         ("--augment-on", args.augment_on),

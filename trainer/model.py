@@ -84,6 +84,40 @@ def build_teacher(input_size: int, num_classes: int) -> keras.Model:
     return build_compact(input_size, num_classes, widths=(64, 128, 256, 512), dropout=0.4)
 
 
+def _basic_block(x: keras.KerasTensor, filters: int, stride: int, name: str) -> keras.KerasTensor:
+    shortcut = x
+    y = layers.Conv2D(filters, 3, stride, padding="same", use_bias=False, name=f"{name}_conv1")(x)
+    y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+    y = layers.ReLU(name=f"{name}_relu1")(y)
+    y = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv2")(y)
+    y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    y = layers.Add(name=f"{name}_add")([y, shortcut])
+    return layers.ReLU(name=f"{name}_out")(y)
+
+
+def build_resnet(
+    input_size: int,
+    num_classes: int,
+    widths: tuple[int, ...] = (64, 128, 256, 512),
+    dropout: float = 0.4,
+) -> keras.Model:
+    """ResNet-18 for 48x48 faces (~11M parameters): a 3x3 stem and no early downsampling,
+    so the four stages see 48, 24, 12 and 6 pixels. A teacher for distillation, far too big
+    and slow for the Pi."""
+    inputs = keras.Input((input_size, input_size, 1), name="pixels")
+    x = _conv_bn(inputs, widths[0], "stem")
+    for stage, filters in enumerate(widths):
+        x = _basic_block(x, filters, 1 if stage == 0 else 2, f"r{stage}a")
+        x = _basic_block(x, filters, 1, f"r{stage}b")
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="resnet")
+
+
 def build_tiny(input_size: int, num_classes: int) -> keras.Model:
     """A few-thousand-parameter CNN for smoke tests of the whole chain on a CPU."""
     return build_compact(input_size, num_classes, widths=(8, 16), dropout=0.0)

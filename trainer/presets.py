@@ -114,6 +114,12 @@ for _name, _builder, _description in (
         "a distillation teacher: the default recipe at 2x the channels (~2.3M params, 48x48), "
         "too big for the Pi",
     ),
+    (
+        "resnet",
+        "build_resnet",
+        "a larger teacher: ResNet-18 for 48x48 faces with the default recipe (~11M params), "
+        "for a GPU",
+    ),
 ):
     PRESETS[_name] = replace(
         PRESETS["default"], name=_name, builder=_builder, description=_description

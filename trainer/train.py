@@ -636,6 +636,9 @@ def fit(
         "learning_rate": preset.learning_rate,
         "optimizer": preset.optimizer,
         "weight_decay": preset.weight_decay or None,
+        "class_weights": [round(float(w), 4) for w in train_batches.class_weights]
+        if train_batches.class_weights is not None
+        else None,
         "ema_momentum": preset.ema_momentum,
         "mixup_alpha": preset.mixup_alpha or None,
         "cutmix_alpha": preset.cutmix_alpha or None,

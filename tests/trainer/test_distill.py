@@ -168,6 +168,7 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
         *args,
         *("--teacher", str(teacher), "--distill-weight", "0.7", "--learning-rate", "0.004"),
         *("--init-from", str(teacher)),  # a warm-started student, on the same prepared data
+        *("--class-weights", "none"),  # every face counts the same, whatever its class
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "distilled from 1 teacher(s), starting from" in result.stderr
@@ -177,6 +178,12 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
     teacher_summary = json.loads((teacher / "fit.json").read_text())
     assert summary["distill_weight"] == 0.7
     assert summary["learning_rate"] == 0.004 != teacher_summary["learning_rate"]
+    # The tiny preset weights classes (sklearn's "balanced"); --class-weights none turned it off.
+    counts = np.bincount(np.load(teacher / "data.npz")["y_train"])
+    balanced = counts.sum() / (len(counts) * counts)
+    assert teacher_summary["class_weights"] == pytest.approx(balanced.tolist(), abs=1e-4)
+    assert len(set(teacher_summary["class_weights"])) > 1  # the small data set is imbalanced
+    assert summary["class_weights"] is None
     assert summary["distilled_from"] == [
         {
             "path": str(teacher),

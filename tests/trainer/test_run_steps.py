@@ -19,7 +19,7 @@ RUN = [
     *("--augment-on", "device", "--time-budget", "60", "--input-threads", "4"),
     *("--mixup", "0.3", "--cutmix", "1.0", "--optimizer", "sgd", "--weight-decay", "0.001"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
-    *("--distill-weight", "0.9", "--init-from", "runs/start"),
+    *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
 ]
 
 

@@ -182,7 +182,6 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
     counts = np.bincount(np.load(teacher / "data.npz")["y_train"])
     balanced = counts.sum() / (len(counts) * counts)
     assert teacher_summary["class_weights"] == pytest.approx(balanced.tolist(), abs=1e-4)
-    assert len(set(teacher_summary["class_weights"])) > 1  # the small data set is imbalanced
     assert summary["class_weights"] is None
     assert summary["distilled_from"] == [
         {

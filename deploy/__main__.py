@@ -1,4 +1,4 @@
-"""``yuzug-deploy``: push | rollback | status | install, over the user's own SSH.
+"""``yuzug-deploy``: push | rollback | status | confirm | install, over the user's own SSH.
 
 Many hosts are handled in parallel (``--concurrency``); a per-host table is printed at the end,
 and the exit status is 1 if any host failed.

@@ -69,6 +69,12 @@ class EventSpool:
         with self._lock:
             self._events = dict(kept)
             self._stale = len(events) + damaged - len(kept)
+            # Rewritten at once when anything was dropped: a torn last line has no newline,
+            # and the next event appended would be glued onto it and lost at the next start.
+            if self._stale and self._events:
+                self._rewrite()
+            elif self._stale:
+                self._remove()
         return kept
 
     def add(self, event_id: int, text: str) -> None:
@@ -87,11 +93,7 @@ class EventSpool:
                 return
             self._stale += 1
             if not self._events:
-                try:
-                    self.path.unlink(missing_ok=True)
-                except OSError as exc:
-                    self._disable(f"cannot remove {self.path} ({exc.strerror})")
-                self._stale = 0
+                self._remove()
             elif self._stale >= STALE_LINES:
                 self._rewrite()
 
@@ -99,6 +101,13 @@ class EventSpool:
     def waiting(self) -> int:
         with self._lock:
             return len(self._events)
+
+    def _remove(self) -> None:
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            self._disable(f"cannot remove {self.path} ({exc.strerror})")
+        self._stale = 0
 
     def _rewrite(self) -> None:
         temporary = self.path.with_name(self.path.name + ".tmp")

@@ -113,6 +113,19 @@ def test_a_torn_line_is_skipped_and_the_newest_events_kept(tmp_path: Path, caplo
     assert not path.exists() and spool.waiting == 0  # all settled: nothing left to keep
 
 
+def test_an_event_written_after_a_torn_last_line_survives_the_next_restart(tmp_path: Path):
+    # A power cut mid-write leaves the file's last line without its newline; an event appended
+    # after it must not be glued onto that half line (it was then lost at the next start).
+    path = tmp_path / "pending-events.jsonl"
+    path.write_text(json.dumps({"sequence": 0}) + '\n{"sequence": 1, "emo')
+    spool = EventSpool(path, limit=10)
+    assert [json.loads(e)["sequence"] for _, e in spool.load()] == [0]
+    spool.add(5, json.dumps({"sequence": 2}))
+
+    after_restart = EventSpool(path, limit=10).load()
+    assert [json.loads(e)["sequence"] for _, e in after_restart] == [0, 2]
+
+
 def test_settled_lines_leave_the_file_in_batches(tmp_path: Path):
     path = tmp_path / "pending-events.jsonl"
     spool = EventSpool(path, limit=1000)

@@ -105,6 +105,7 @@ class EdgeApp:
         self.stop_event = threading.Event()
         self.paused = threading.Event()
         self.notifier = Notifier()
+        self._told_systemd: str | None = None  # the camera error systemd last heard of
         self.timer = StageTimer()
         self.slot = LatestFrameSlot()
         self.started_at = time.monotonic()
@@ -372,6 +373,13 @@ class EdgeApp:
                     break
                 if self.paused.is_set():
                     self.notifier.watchdog()  # paused is healthy, not hung
+                elif self.capture.status == "lost" and self.capture.responsive(now):
+                    # Retrying a camera that is gone is the daemon working: restarting it
+                    # (watchdog) or failing its start (no READY) would only add a restart loop.
+                    if self._told_systemd != self.capture.last_error:
+                        self._told_systemd = self.capture.last_error
+                        self.notifier.ready(f"camera lost, retrying: {self._told_systemd}")
+                    self.notifier.watchdog()
                 self.publish_state()  # camera status changes reach the state while no frames
                 self._maybe_stats(now)
                 continue
@@ -379,9 +387,11 @@ class EdgeApp:
                 continue
             next_time = now + min_period
             self.analyse(frame)
-            if self.frames_analysed == 1:
+            if self.frames_analysed == 1 or self._told_systemd is not None:
+                self._told_systemd = None
                 self.notifier.ready(f"analysing with {self.model_version}")
-            # Only the frame loop pets the watchdog: a hung camera or a stuck loop restarts us.
+            # Frames, a pause or a camera being retried pet the watchdog; a camera call that
+            # hangs (HUNG_CALL_SECONDS) or a stuck loop does not, and systemd restarts us.
             self.notifier.watchdog()
             self._maybe_stats(now)
             if max_frames and self.frames_analysed >= max_frames:

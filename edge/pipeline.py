@@ -109,6 +109,12 @@ class StageTimer:
         return out
 
 
+# One open() or read() running longer than this counts as hung: the frame loop then stops
+# petting the systemd watchdog, which restarts the daemon. Network streams time out well
+# before (edge.camera.opencv_source); a camera that is merely gone is retried, not restarted.
+HUNG_CALL_SECONDS = 20.0
+
+
 class CaptureThread(threading.Thread):
     """Reads frames into the slot until stopped; reopens a lost camera with backoff.
 
@@ -149,6 +155,12 @@ class CaptureThread(threading.Thread):
         # would make a fresh frame look stale (or from the future) in /healthz.
         self.last_frame_monotonic: float | None = None
         self.last_error: str | None = None
+        self._call_started: float | None = None  # monotonic start of an open() or read()
+
+    def responsive(self, now: float) -> bool:
+        """Alive and not stuck inside the camera: retrying a lost camera is healthy."""
+        started = self._call_started
+        return self.is_alive() and (started is None or now - started < HUNG_CALL_SECONDS)
 
     def _set_status(self, status: str) -> None:
         if status != self.status:
@@ -170,6 +182,7 @@ class CaptureThread(threading.Thread):
                     continue
                 if not is_open:
                     try:
+                        self._call_started = time.monotonic()
                         self.source.open()
                         is_open = True
                         if self.errors:
@@ -179,8 +192,11 @@ class CaptureThread(threading.Thread):
                         self.stop_event.wait(delay)
                         delay = min(delay * 2, self.backoff[1])
                         continue
+                    finally:
+                        self._call_started = None
                 started = time.perf_counter()
                 try:
+                    self._call_started = time.monotonic()
                     frame = self.source.read()
                 except EndOfStream:
                     logger.info("source ended after %d frames", self.frames)
@@ -188,12 +204,15 @@ class CaptureThread(threading.Thread):
                     self.ended.set()
                     return
                 except CameraError as exc:
+                    self._call_started = None
                     self.source.close()
                     is_open = False
                     self._lost(exc, delay)
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
+                finally:
+                    self._call_started = None
                 delay = self.backoff[0]
                 self.timer.add("capture", (time.perf_counter() - started) * 1000)
                 frame.timestamp = time.monotonic()

@@ -16,7 +16,8 @@ from edge.config import OpenCVCameraConfig, hide_url_password
 
 logger = logging.getLogger(__name__)
 
-# A live device or stream that delivers nothing for this long counts as lost.
+# A network stream that delivers nothing for this long counts as lost (FFmpeg's own default
+# is 30 s, as long as the systemd watchdog); opening one may take twice as long.
 STALL_SECONDS = 5.0
 
 
@@ -32,6 +33,7 @@ class OpenCVSource(FrameSource):
         self.is_file = (
             isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
         )
+        self.is_stream = isinstance(source, str) and "://" in source  # RTSP, HTTP
         self._capture: cv2.VideoCapture | None = None
         self._index = 0
         self._pacer = Pacer(config.fps, False)
@@ -49,7 +51,16 @@ class OpenCVSource(FrameSource):
     def open(self) -> None:
         if self.is_file and not Path(str(self.source)).is_file():
             raise CameraError(f"video file {self.source} not found")
-        capture = cv2.VideoCapture(self.source)
+        if self.is_stream:
+            timeouts = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(2 * STALL_SECONDS * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(STALL_SECONDS * 1000),
+            ]
+            capture = cv2.VideoCapture(self.source, cv2.CAP_ANY, timeouts)
+        else:
+            capture = cv2.VideoCapture(self.source)
         if not capture.isOpened():
             capture.release()
             raise CameraError(f"cannot open {self.description}{self._why_not_opened()}")

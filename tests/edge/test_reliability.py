@@ -541,3 +541,32 @@ def test_systemd_readiness_and_watchdog_notifications(video, tmp_path):
     watchdog = next(i for i, m in enumerate(messages) if m.startswith("WATCHDOG=1"))
     assert ready <= watchdog  # ready after the first analysed frame, then the frame loop pets
     assert "STATUS=analysing with yuzug-" in messages[ready]
+
+
+def test_a_missing_camera_is_retried_under_systemd_not_restarted(tmp_path):
+    """A camera unplugged at boot: the daemon tells systemd it is up and retrying, and keeps
+    petting the watchdog, instead of failing its start (no READY=1 within TimeoutStartSec) or
+    being killed by the watchdog every 30 s, a restart loop that cannot bring a camera back."""
+    import socket as socket_module
+
+    address = str(tmp_path / "notify.sock")
+    listener = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    listener.bind(address)
+    listener.settimeout(30)
+    missing = tmp_path / "unplugged.avi"
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{missing}"\n[mqtt]\nenabled = false\n',
+        env={"NOTIFY_SOCKET": address},
+    )
+    messages: list[str] = []
+    try:
+        while sum(m.startswith("WATCHDOG=1") for m in messages) < 3:
+            messages.append(listener.recv(4096).decode())
+        assert daemon.process.poll() is None, daemon.text()
+    finally:
+        assert daemon.stop() == 0
+        listener.close()
+    ready = next(m for m in messages if m.startswith("READY=1"))
+    assert f"STATUS=camera lost, retrying: video file {missing} not found" in ready
+    assert f"camera: video file {missing} not found; retrying in" in daemon.text()

@@ -158,6 +158,57 @@ def test_a_local_camera_that_will_not_open_says_why():
     assert "/dev/" not in str(url.value)
 
 
+def test_a_network_stream_that_stalls_is_lost_before_the_watchdog_fires():
+    """An MJPEG camera on loopback that sends a few frames, then nothing on an open
+    connection: the read fails after STALL_SECONDS, well inside HUNG_CALL_SECONDS, so the
+    daemon reconnects on its own instead of hanging in FFmpeg's 30 s default until systemd's
+    watchdog (30 s) kills it."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from edge.camera.opencv_source import STALL_SECONDS
+    from edge.pipeline import HUNG_CALL_SECONDS
+
+    jpeg = cv2.imencode(".jpg", np.full((120, 160, 3), 128, np.uint8))[1].tobytes()
+    release = threading.Event()
+
+    class StallingCamera(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+            for _ in range(10):
+                self.wfile.write(part % len(jpeg) + jpeg + b"\r\n")
+                self.wfile.flush()
+            release.wait(60)  # the connection stays open and silent
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), StallingCamera)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    source = make_source(
+        OpenCVCameraConfig(source=f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg")
+    )
+    try:
+        source.open()
+        frames = 0
+        with pytest.raises(CameraError, match="delivered no frame"):
+            while True:
+                source.read()
+                frames += 1
+                stalled_since = time.monotonic()
+        waited = time.monotonic() - stalled_since
+        assert frames >= 5
+        assert STALL_SECONDS - 1 <= waited < HUNG_CALL_SECONDS
+    finally:
+        release.set()
+        source.close()
+        server.shutdown()
+
+
 def test_an_ip_cameras_password_stays_out_of_errors_doctor_and_validate_config(tmp_path: Path):
     # rtsp://user:password@host is how IP cameras are addressed; the URL went into the log
     # line "opened ...", every camera error, doctor's report and validate-config's output.

@@ -222,6 +222,9 @@ class EdgeApp:
             on_pause=self._on_pause,
             discovery=self._discovery,
         )
+        if self.publisher.paused:  # before the camera opens: a restart keeps the privacy switch
+            self.paused.set()
+            logger.info("analysis paused: the privacy switch was ON before this start")
         self.publisher.start()
 
     def init_http(self) -> None:

@@ -34,6 +34,7 @@ DEFAULT_CONFIG_PATH = Path("/etc/yuzug/edge.toml")
 PASSWORD_ENV = "YUZUG_MQTT_PASSWORD"
 PASSWORD_CREDENTIAL = "mqtt_password"
 SPOOL_NAME = "pending-events.jsonl"
+PAUSE_NAME = "privacy-pause"
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -219,6 +220,12 @@ class MQTTConfig(Strict):
         description="queued events are also kept here, so a restart or power cut loses none; "
         "default $STATE_DIRECTORY/pending-events.jsonl under systemd, else memory only",
     )
+    pause_file: Path | None = Field(
+        None,
+        description="the privacy switch's position is kept here, so a restart or power cut "
+        "never turns a paused camera back on; default $STATE_DIRECTORY/privacy-pause under "
+        "systemd, else memory only",
+    )
 
     @field_validator("topic_prefix", "discovery_prefix")
     @classmethod
@@ -388,11 +395,11 @@ def describe_validation_error(
     return "\n".join(lines)
 
 
-def default_spool_path(environ: dict[str, str] | None = None) -> Path | None:
-    """``$STATE_DIRECTORY/pending-events.jsonl`` under systemd (the unit's ``StateDirectory=``)."""
+def default_state_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
+    """``$STATE_DIRECTORY/<name>`` under systemd (the unit's ``StateDirectory=``)."""
     state = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")
     first = state.split(":")[0]
-    return Path(first) / SPOOL_NAME if first else None
+    return Path(first) / name if first else None
 
 
 def missing_files(config: EdgeConfig) -> list[str]:
@@ -411,8 +418,8 @@ def missing_files(config: EdgeConfig) -> list[str]:
                 is_file = isinstance(value, str) and "://" not in value
                 is_file = is_file and not value.isdigit() and not value.startswith("/dev/")
                 value = Path(value) if is_file else None
-            if key == "spool_file":
-                continue  # written by the daemon, not read: it need not exist yet
+            if key in ("spool_file", "pause_file"):
+                continue  # written by the daemon: it need not exist yet
             if isinstance(value, Path) and not value.exists():
                 missing.append(f"{section_name}.{key}: {value}")
     return missing
@@ -458,7 +465,9 @@ def parse_config(
     if secret is not None:
         config.mqtt.password = SecretStr(secret)
     if config.mqtt.spool_file is None:
-        config.mqtt.spool_file = default_spool_path(environ)
+        config.mqtt.spool_file = default_state_path(SPOOL_NAME, environ)
+    if config.mqtt.pause_file is None:
+        config.mqtt.pause_file = default_state_path(PAUSE_NAME, environ)
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
     for field_name, variable, credential in (

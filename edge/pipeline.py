@@ -177,7 +177,7 @@ class CaptureThread(threading.Thread):
                     if is_open:
                         self.source.close()
                         is_open = False
-                        self._set_status("paused")
+                    self._set_status("paused")  # also when it starts paused (kept over a restart)
                     self.stop_event.wait(0.2)
                     continue
                 if not is_open:

@@ -11,6 +11,7 @@ reconnect in lock-step after a broker restart.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import ssl
 import threading
@@ -197,7 +198,7 @@ class MQTTPublisher:
         self._unacknowledged: dict[int, int] = {}
         self._early_acks: set[int] = set()
         self._state: str | None = None
-        self._paused = False
+        self._paused = self._load_pause()
         self._started = False
         self._counts = {
             "events_published": 0,
@@ -399,11 +400,52 @@ class MQTTPublisher:
         if self.connected.is_set():
             self._publish_discovery()
 
+    @property
+    def paused(self) -> bool:
+        """The privacy switch, as the last run left it when a pause file is kept."""
+        return self._paused
+
     def set_paused(self, paused: bool) -> None:
         with self._lock:
             self._paused = paused
+            self._save_pause()
             if self.connected.is_set():
                 self._publish_pause(self._client)
+
+    def _load_pause(self) -> bool:
+        path = self.config.pause_file
+        if path is None:
+            return False
+        try:
+            return path.read_text(encoding="utf-8").strip() != "OFF"
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            # Privacy first: a switch that cannot be read may have been ON.
+            logger.warning(
+                "cannot read the privacy switch from %s (%s): starting paused", path, exc.strerror
+            )
+            return True
+
+    def _save_pause(self) -> None:
+        path = self.config.pause_file
+        if path is None:
+            return
+        temporary = path.with_name(path.name + ".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write("ON\n" if self._paused else "OFF\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as exc:
+            logger.warning(
+                "cannot keep the privacy switch in %s (%s): a restart will find it as it was "
+                "before this change",
+                path,
+                exc.strerror,
+            )
 
     def publish_state(self, payload: dict[str, Any]) -> None:
         """Retained state; the newest one is re-sent on every reconnect."""

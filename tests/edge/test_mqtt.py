@@ -181,6 +181,37 @@ def test_pause_command_releases_the_camera_and_resumes(mosquitto, face_frames):
         sub.close()
 
 
+def test_the_privacy_switch_survives_a_restart(mosquitto, face_frames, tmp_path):
+    """Paused, then restarted (a reboot, a power cut, a watchdog restart): the camera must stay
+    off from the first moment, not wait for the broker, and the switch must still read ON."""
+    pause_file = tmp_path / "state" / "privacy-pause"
+    config = make_config(mosquitto.port, face_frames, mqtt={"pause_file": str(pause_file)})
+    with RunningApp(config) as app:
+        wait_for(lambda: app.frames_analysed > 0, 30, what="frames analysed")
+        app.publisher.set_paused(True)  # as the pause/set command does
+    assert pause_file.read_text() == "ON\n"
+
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#"])
+    try:
+        with RunningApp(config) as app:
+            wait_for(lambda: app.capture is not None, 10, what="capture started")
+            assert app.paused.is_set()
+            wait_for(lambda: app.capture.status == "paused", 5, what="camera reported paused")
+            sub.wait_payload("/state", lambda p: json.loads(p)["emotion"] == "paused")
+            # The retained ON from before, then the new start's own: not reset to OFF.
+            wait_for(lambda: len(sub.payloads("/pause")) >= 2, 10, what="the switch announced")
+            assert set(sub.payloads("/pause")) == {"ON"}
+            threading.Event().wait(0.5)
+            assert app.frames_analysed == 0  # the camera was never read
+            sub.client.publish("yuzug/test-cam/pause/set", "OFF", qos=1)
+            wait_for(lambda: app.frames_analysed > 0, 15, what="analysis resumed")
+    finally:
+        sub.close()
+    assert pause_file.read_text() == "OFF\n"
+    with RunningApp(config) as app:
+        wait_for(lambda: app.frames_analysed > 0, 30, what="frames analysed after resuming")
+
+
 def test_last_will_reports_a_killed_daemon_offline(mosquitto, face_frames, tmp_path):
     config = tmp_path / "edge.toml"
     config.write_text(

@@ -165,7 +165,9 @@ def test_an_unwritable_spool_leaves_the_events_in_memory(tmp_path: Path, caplog)
 def test_systemd_state_directory_is_the_default_spool(tmp_path: Path):
     config = parse_config({}, environ={"STATE_DIRECTORY": f"{tmp_path}/a:{tmp_path}/b"})
     assert config.mqtt.spool_file == tmp_path / "a" / "pending-events.jsonl"
+    assert config.mqtt.pause_file == tmp_path / "a" / "privacy-pause"  # the privacy switch too
     assert parse_config({}, environ={}).mqtt.spool_file is None
+    assert parse_config({}, environ={}).mqtt.pause_file is None
     chosen = parse_config({"mqtt": {"spool_file": str(tmp_path / "x.jsonl")}}, environ={})
     assert chosen.mqtt.spool_file == tmp_path / "x.jsonl"
 

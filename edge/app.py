@@ -329,6 +329,7 @@ class EdgeApp:
     def _on_pause(self, paused: bool) -> None:
         if paused:
             self.paused.set()
+            self.last_result = None  # nothing of the last picture stays on offer
         else:
             self.paused.clear()
         logger.info("analysis %s by MQTT command", "paused" if paused else "resumed")

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STREAM_WRITE_TIMEOUT_S = 10.0
+PAUSED = object()  # what a viewer was last sent while the privacy switch is on
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
@@ -189,6 +190,7 @@ class HTTPService:
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._encoded: tuple[FrameResult | None, bytes] = (None, b"")
+        self._paused_frame: bytes | None = None
         handler = type("Handler", (_Handler,), {"service": self})
         self.server = ThreadingHTTPServer((config.host, config.port), handler)
         self.server.daemon_threads = True
@@ -243,6 +245,15 @@ class HTTPService:
                 self._encoded = (result, data)
                 self.frames_encoded += 1
             return data
+
+    def paused_jpeg(self) -> bytes:
+        """The frame viewers get while the privacy switch is on, in place of the camera's."""
+        if self._paused_frame is None:
+            canvas = np.full((480, 640, 3), 32, np.uint8)
+            for text, y in (("paused", 230), ("the privacy switch is on", 280)):
+                cv2.putText(canvas, text, (40, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (200,) * 3, 2)
+            self._paused_frame = cv2.imencode(".jpg", canvas)[1].tobytes()
+        return self._paused_frame
 
     def join_stream(self) -> bool:
         """Counts a new viewer in, unless ``max_viewers`` are already watching."""
@@ -335,12 +346,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
-            sent = None
+            sent: object = None
             while not service.app.stop_event.is_set():
-                result = service.app.last_result
+                # Paused means no camera picture at all, not the last one before the pause,
+                # whatever frame the analysis may still have been finishing.
+                paused = service.app.paused.is_set()
+                result = PAUSED if paused else service.app.last_result
                 if result is not None and result is not sent:
                     sent = result
-                    data = service.jpeg(result)
+                    data = service.paused_jpeg() if paused else service.jpeg(result)
                     if data:
                         self.wfile.write(
                             b"--frame\r\nContent-Type: image/jpeg\r\n"

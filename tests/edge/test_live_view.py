@@ -105,3 +105,30 @@ def test_a_viewer_that_stops_reading_loses_its_place(service: HTTPService):
         assert open_stream(service.port).status == 200
     finally:
         stalled.close()
+
+
+def test_a_paused_camera_is_never_shown_not_even_its_last_picture(service: HTTPService):
+    import cv2
+
+    def picture(jpeg: bytes) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+    watching = open_stream(service.port)
+    assert all(picture(f).std() > 50 for f in read_frames(watching, 3))  # the camera's noise
+    # The privacy switch goes on while the analysis goes on producing (a frame in flight).
+    service.app.paused.set()
+    for _ in range(5):  # at most the frames already on their way
+        placeholder = read_frames(watching, 1)[0]
+        if picture(placeholder).std() < 50:
+            break
+    else:
+        raise AssertionError("no paused picture after the switch went on")
+    streamed = service.frames_streamed
+    time.sleep(0.5)  # 25 new analysed frames, none of them sent: the placeholder stays on screen
+    assert service.frames_streamed == streamed
+    newcomer = open_stream(service.port)
+    assert read_frames(newcomer, 1)[0] == placeholder  # not the last picture before the pause
+    service.app.paused.clear()
+    assert picture(read_frames(newcomer, 2)[1]).std() > 50  # the camera is back
+    watching.close()
+    newcomer.close()

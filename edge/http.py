@@ -351,10 +351,14 @@ class _Handler(BaseHTTPRequestHandler):
                 # Paused means no camera picture at all, not the last one before the pause,
                 # whatever frame the analysis may still have been finishing.
                 paused = service.app.paused.is_set()
-                result = PAUSED if paused else service.app.last_result
-                if result is not None and result is not sent:
-                    sent = result
-                    data = service.paused_jpeg() if paused else service.jpeg(result)
+                result = service.app.last_result
+                showing = PAUSED if paused else result
+                if showing is not None and showing is not sent:
+                    sent = showing
+                    if paused or result is None:
+                        data = service.paused_jpeg()
+                    else:
+                        data = service.jpeg(result)
                     if data:
                         self.wfile.write(
                             b"--frame\r\nContent-Type: image/jpeg\r\n"

@@ -66,6 +66,7 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
     classifier = _check_model(doctor, app)
     detector = _check_detector(doctor, app)
     _check_suggestions(doctor, app)
+    _check_privacy(doctor, config)
     frame = _check_camera(doctor, config)
     _check_faces(doctor, frame, detector, classifier)
     _check_mqtt(doctor, config)
@@ -239,6 +240,20 @@ def _check_mqtt(doctor: Doctor, config: Any) -> None:
     doctor.report("mqtt", "ok", f"{where}: connected as {user}{', TLS' if mqtt_config.tls else ''}")
 
 
+def _check_privacy(doctor: Doctor, config: Any) -> None:
+    """A device that analyses nothing because someone paused it is not broken: say so first."""
+    from edge.publish.mqtt import read_pause_file
+
+    path = config.mqtt.pause_file
+    if config.mqtt.enabled and path is not None and read_pause_file(path):
+        doctor.report(
+            "privacy",
+            "ok",
+            f"the privacy switch is ON ({path}): the daemon keeps the camera closed and "
+            "analyses nothing until pause/set OFF (this check still opens the camera once)",
+        )
+
+
 def _check_spool(doctor: Doctor, config: Any) -> None:
     """Where undelivered events would survive a restart, and whether some already wait."""
     import os
@@ -260,7 +275,8 @@ def _check_spool(doctor: Doctor, config: Any) -> None:
     if not (folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)):
         doctor.report("spool", "FAIL", f"{path}: {folder} is not a writable folder")
         return
-    waiting = len(EventSpool(path, config.mqtt.queue_limit).load())  # reads, changes nothing
+    # Only looks: a running daemon may be appending to the file.
+    waiting = len(EventSpool(path, config.mqtt.queue_limit).load(repair=False))
     held = (
         f"{waiting} event{'s' if waiting > 1 else ''} from an earlier run wait"
         if waiting

@@ -17,6 +17,7 @@ import ssl
 import threading
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -163,6 +164,20 @@ def diagnose(config: MQTTConfig, timeout: float = 3.0) -> str:
             )
         except (ssl.SSLError, OSError) as exc:
             return f"TLS handshake failed: {exc}"
+
+
+def read_pause_file(path: Path) -> bool:
+    """Whether the privacy switch kept in ``path`` is ON (no file: OFF)."""
+    try:
+        return path.read_text(encoding="utf-8").strip() != "OFF"
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        # Privacy first: a switch that cannot be read may have been ON.
+        logger.warning(
+            "cannot read the privacy switch from %s (%s): taking it as ON", path, exc.strerror
+        )
+        return True
 
 
 class MQTTPublisher:
@@ -413,19 +428,7 @@ class MQTTPublisher:
                 self._publish_pause(self._client)
 
     def _load_pause(self) -> bool:
-        path = self.config.pause_file
-        if path is None:
-            return False
-        try:
-            return path.read_text(encoding="utf-8").strip() != "OFF"
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            # Privacy first: a switch that cannot be read may have been ON.
-            logger.warning(
-                "cannot read the privacy switch from %s (%s): starting paused", path, exc.strerror
-            )
-            return True
+        return self.config.pause_file is not None and read_pause_file(self.config.pause_file)
 
     def _save_pause(self) -> None:
         path = self.config.pause_file

@@ -44,9 +44,11 @@ class EventSpool:
         self._events: dict[int, str] = {}  # id -> JSON text, in the order written
         self._stale = 0  # settled events whose lines are still in the file
 
-    def load(self, first_id: int = 0) -> list[tuple[int, str]]:
+    def load(self, first_id: int = 0, repair: bool = True) -> list[tuple[int, str]]:
         """The events a previous run left, newest ``limit`` kept, numbered from ``first_id``; a
-        torn or foreign line (a power cut mid-write) is skipped and counted in the log."""
+        torn or foreign line (a power cut mid-write) is skipped and counted in the log, and
+        with ``repair`` the file is rewritten without it (``repair=False``: only look, as
+        ``doctor`` does beside a running daemon that may be appending)."""
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
@@ -71,9 +73,9 @@ class EventSpool:
             self._stale = len(events) + damaged - len(kept)
             # Rewritten at once when anything was dropped: a torn last line has no newline,
             # and the next event appended would be glued onto it and lost at the next start.
-            if self._stale and self._events:
+            if repair and self._stale and self._events:
                 self._rewrite()
-            elif self._stale:
+            elif repair and self._stale:
                 self._remove()
         return kept
 

@@ -48,10 +48,15 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
     config = tmp_path / "edge.toml"
     spool = tmp_path / "state" / "pending-events.jsonl"
     spool.parent.mkdir()
-    spool.write_text('{"sequence": 0}\n{"sequence": 1}\n')  # left by a run cut short
+    # Left by a run cut short, the last line torn by the power cut.
+    left = '{"sequence": 0}\n{"sequence": 1}\n{"seq'
+    spool.write_text(left)
+    pause = tmp_path / "state" / "privacy-pause"
+    pause.write_text("ON\n")
     config.write_text(
         f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nspool_file = "{spool}"\n'
+        f'pause_file = "{pause}"\n'
         f"[http]\nenabled = true\nport = {http_port}\n"
     )
     # The daemon is running on this broker: the doctor must not take its MQTT session over.
@@ -74,9 +79,11 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
         "mqtt": "ok",
         "spool": "ok",
         "http": "ok",
+        "privacy": "ok",
     }
     assert findings["spool"][1] == f"{spool}: 2 events from an earlier run wait"
-    assert len(spool.read_text().splitlines()) == 2  # looked at, not touched
+    assert spool.read_text() == left  # looked at, not repaired under a running daemon
+    assert findings["privacy"][1].startswith(f"the privacy switch is ON ({pause})")
     assert "640x480 frame" in findings["camera"][1]
     assert findings["faces"][1].startswith("1 in this frame; the largest looks ")
     assert f"127.0.0.1:{mosquitto.port}: connected as anonymous" in findings["mqtt"][1]

@@ -14,6 +14,7 @@ import base64
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from http import HTTPStatus
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STREAM_WRITE_TIMEOUT_S = 10.0
+TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
 PAUSED = object()  # what a viewer was last sent while the privacy switch is on
 
 PAGE = """<!doctype html>
@@ -278,7 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "yuzug"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        logger.debug("http %s - %s", self.address_string(), format % args)
+        # The request line carries a browser's ?token=: no secret goes to the log.
+        line = TOKEN_IN_QUERY.sub(r"\1********", format % args)
+        logger.debug("http %s - %s", self.address_string(), line)
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         url = urlparse(self.path)

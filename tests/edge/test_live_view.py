@@ -132,3 +132,23 @@ def test_a_paused_camera_is_never_shown_not_even_its_last_picture(service: HTTPS
     assert picture(read_frames(newcomer, 2)[1]).std() > 50  # the camera is back
     watching.close()
     newcomer.close()
+
+
+def test_the_browsers_token_stays_out_of_the_request_log(caplog):
+    config = parse_config(
+        {"mqtt": {"enabled": False}, "http": {"enabled": True, "port": 0, "token": "s3cret-T"}}
+    )
+    service = HTTPService(EdgeApp(config), config.http)
+    service.start()
+    caplog.set_level("DEBUG", logger="edge.http")
+    try:
+        for query, status in (("?token=s3cret-T", 200), ("?a=1&token=s3cret-T&b=2", 200)):
+            connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            connection.request("GET", "/" + query)
+            assert connection.getresponse().status == status
+            connection.close()
+        wait_for(lambda: caplog.text.count('"GET /') == 2, 5, what="both requests logged")
+    finally:
+        service.stop()
+    assert "s3cret-T" not in caplog.text
+    assert "GET /?token=******** HTTP/1.1" in caplog.text and "&b=2" in caplog.text

@@ -57,6 +57,7 @@ from edge.tracking import NO_FACE, EmotionState, FaceTracker, Track
 logger = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: systemd's RestartPreventExitStatus skips restarts
+EXIT_CAMERA_CRASHED = 70  # sysexits.h EX_SOFTWARE: a failure systemd's Restart=on-failure retries
 STATE_REFRESH_SECONDS = 1.0
 
 
@@ -400,6 +401,14 @@ class EdgeApp:
             self._maybe_stats(now)
             if max_frames and self.frames_analysed >= max_frames:
                 break
+        if self.capture.status == "failed":
+            # Not the end of a video: exiting 0 would leave the device unwatched for good.
+            logger.error(
+                "stopping: the capture thread crashed (above); exit %d so that "
+                "systemd restarts the daemon",
+                EXIT_CAMERA_CRASHED,
+            )
+            return EXIT_CAMERA_CRASHED
         return 0
 
     def analyse(self, frame: Frame) -> FrameResult:

@@ -570,3 +570,28 @@ def test_a_missing_camera_is_retried_under_systemd_not_restarted(tmp_path):
     ready = next(m for m in messages if m.startswith("READY=1"))
     assert f"STATUS=camera lost, retrying: video file {missing} not found" in ready
     assert f"camera: video file {missing} not found; retrying in" in daemon.text()
+
+
+def test_a_crashed_capture_thread_exits_so_that_systemd_restarts_it(video, monkeypatch, caplog):
+    """A camera driver that raises something unforeseen (not a lost camera: a bug) ends the
+    capture thread. Exiting 0, as at the end of a video, left the device unwatched for good
+    (Restart=on-failure does not restart a clean exit)."""
+    from edge.app import EXIT_CAMERA_CRASHED, EdgeApp
+    from edge.camera.opencv_source import OpenCVSource
+    from edge.config import parse_config
+
+    real_read = OpenCVSource.read
+    reads = []
+
+    def read_then_crash(self: OpenCVSource):
+        reads.append(1)
+        if len(reads) > 3:
+            raise RuntimeError("driver bug")
+        return real_read(self)
+
+    monkeypatch.setattr(OpenCVSource, "read", read_then_crash)
+    config = {"camera": {"type": "opencv", "source": str(video)}, "mqtt": {"enabled": False}}
+    app = EdgeApp(parse_config(config))
+    assert app.run() == EXIT_CAMERA_CRASHED == 70
+    assert app.capture.status == "failed"
+    assert "capture thread crashed" in caplog.text and "so that systemd restarts" in caplog.text

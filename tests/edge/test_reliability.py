@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -518,7 +519,9 @@ def test_an_unreadable_or_invalid_tls_file_stops_the_daemon_naming_the_key(video
         assert "Traceback" not in daemon.text()
 
 
-def test_systemd_readiness_and_watchdog_notifications(video, tmp_path):
+def systemd_notifications(tmp_path: Path, camera: str, enough: Callable[[list[str]], bool]):
+    """The daemon run as systemd would with ``NOTIFY_SOCKET``: its notifications, read until
+    ``enough`` says so; the daemon must still be running then and stop cleanly."""
     import socket as socket_module
 
     address = str(tmp_path / "notify.sock")
@@ -526,17 +529,25 @@ def test_systemd_readiness_and_watchdog_notifications(video, tmp_path):
     listener.bind(address)
     listener.settimeout(30)
     daemon = Daemon(
-        tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n[mqtt]\nenabled = false\n',
-        env={"NOTIFY_SOCKET": address},
+        tmp_path, f"[camera]\n{camera}\n[mqtt]\nenabled = false\n", env={"NOTIFY_SOCKET": address}
     )
     messages: list[str] = []
     try:
-        while not any(m.startswith("WATCHDOG=1") for m in messages):
+        while not enough(messages):
             messages.append(listener.recv(4096).decode())
+        assert daemon.process.poll() is None, daemon.text()
     finally:
         assert daemon.stop() == 0
         listener.close()
+    return messages, daemon
+
+
+def test_systemd_readiness_and_watchdog_notifications(video, tmp_path):
+    messages, _ = systemd_notifications(
+        tmp_path,
+        f'type = "opencv"\nsource = "{video}"\nloop = true',
+        lambda messages: any(m.startswith("WATCHDOG=1") for m in messages),
+    )
     ready = next(i for i, m in enumerate(messages) if m.startswith("READY=1"))
     watchdog = next(i for i, m in enumerate(messages) if m.startswith("WATCHDOG=1"))
     assert ready <= watchdog  # ready after the first analysed frame, then the frame loop pets
@@ -547,26 +558,12 @@ def test_a_missing_camera_is_retried_under_systemd_not_restarted(tmp_path):
     """A camera unplugged at boot: the daemon tells systemd it is up and retrying, and keeps
     petting the watchdog, instead of failing its start (no READY=1 within TimeoutStartSec) or
     being killed by the watchdog every 30 s, a restart loop that cannot bring a camera back."""
-    import socket as socket_module
-
-    address = str(tmp_path / "notify.sock")
-    listener = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
-    listener.bind(address)
-    listener.settimeout(30)
     missing = tmp_path / "unplugged.avi"
-    daemon = Daemon(
+    messages, daemon = systemd_notifications(
         tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{missing}"\n[mqtt]\nenabled = false\n',
-        env={"NOTIFY_SOCKET": address},
+        f'type = "opencv"\nsource = "{missing}"',
+        lambda messages: sum(m.startswith("WATCHDOG=1") for m in messages) >= 3,
     )
-    messages: list[str] = []
-    try:
-        while sum(m.startswith("WATCHDOG=1") for m in messages) < 3:
-            messages.append(listener.recv(4096).decode())
-        assert daemon.process.poll() is None, daemon.text()
-    finally:
-        assert daemon.stop() == 0
-        listener.close()
     ready = next(m for m in messages if m.startswith("READY=1"))
     assert f"STATUS=camera lost, retrying: video file {missing} not found" in ready
     assert f"camera: video file {missing} not found; retrying in" in daemon.text()

@@ -181,22 +181,22 @@ class CaptureThread(threading.Thread):
                     self.stop_event.wait(0.2)
                     continue
                 if not is_open:
+                    self._call_started = time.monotonic()
                     try:
-                        self._call_started = time.monotonic()
                         self.source.open()
                         is_open = True
                         if self.errors:
                             self.reconnects += 1
                     except CameraError as exc:
+                        self._call_started = None  # waiting out the backoff is not hanging
                         self._lost(exc, delay)
                         self.stop_event.wait(delay)
                         delay = min(delay * 2, self.backoff[1])
                         continue
-                    finally:
-                        self._call_started = None
+                    self._call_started = None
                 started = time.perf_counter()
+                self._call_started = time.monotonic()
                 try:
-                    self._call_started = time.monotonic()
                     frame = self.source.read()
                 except EndOfStream:
                     logger.info("source ended after %d frames", self.frames)
@@ -211,8 +211,7 @@ class CaptureThread(threading.Thread):
                     self.stop_event.wait(delay)
                     delay = min(delay * 2, self.backoff[1])
                     continue
-                finally:
-                    self._call_started = None
+                self._call_started = None
                 delay = self.backoff[0]
                 self.timer.add("capture", (time.perf_counter() - started) * 1000)
                 frame.timestamp = time.monotonic()

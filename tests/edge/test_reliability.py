@@ -592,3 +592,34 @@ def test_a_crashed_capture_thread_exits_so_that_systemd_restarts_it(video, monke
     assert app.run() == EXIT_CAMERA_CRASHED == 70
     assert app.capture.status == "failed"
     assert "capture thread crashed" in caplog.text and "so that systemd restarts" in caplog.text
+
+
+def test_waiting_out_the_reconnect_backoff_is_not_a_hung_camera(tmp_path, monkeypatch):
+    """Between attempts to open a missing camera the capture thread only waits; it must count
+    as responsive all along, or the daemon stops feeding the watchdog during long backoffs."""
+    import threading
+
+    import edge.pipeline
+    from edge.camera.opencv_source import OpenCVSource
+    from edge.config import OpenCVCameraConfig
+    from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
+
+    monkeypatch.setattr(edge.pipeline, "HUNG_CALL_SECONDS", 0.3)
+    stop = threading.Event()
+    capture = CaptureThread(
+        OpenCVSource(OpenCVCameraConfig(source=str(tmp_path / "unplugged.avi"))),
+        LatestFrameSlot(),
+        stop,
+        threading.Event(),
+        StageTimer(),
+        backoff=(2.0, 2.0),
+    )
+    capture.start()
+    try:
+        wait_for(lambda: capture.status == "lost", 5, what="the first failed open")
+        for _ in range(10):  # 1 s into a 2 s backoff, far past HUNG_CALL_SECONDS
+            assert capture.responsive(time.monotonic())
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        capture.join(5)

@@ -37,6 +37,9 @@ class Picamera2Source(FrameSource):
         c = self.config
         try:
             camera = Picamera2(c.camera_index)
+        except (RuntimeError, IndexError, OSError) as exc:
+            raise CameraError(f"cannot start Pi camera {c.camera_index}: {exc}") from exc
+        try:
             configuration = camera.create_preview_configuration(
                 main={"size": (c.width, c.height), "format": "RGB888"},
                 lores={"size": (c.lores_width, c.lores_height), "format": "YUV420"},
@@ -45,7 +48,9 @@ class Picamera2Source(FrameSource):
             )
             camera.configure(configuration)
             camera.start()
-        except (RuntimeError, IndexError, OSError) as exc:
+        except (RuntimeError, IndexError, OSError, ValueError) as exc:
+            # Acquired but not started: release it, or every retry finds the camera busy.
+            camera.close()
             raise CameraError(f"cannot start Pi camera {c.camera_index}: {exc}") from exc
         self._camera = camera
         logger.info(

@@ -143,6 +143,21 @@ def test_picamera2_adapter_uses_two_streams_and_releases_requests(monkeypatch):
     assert camera.released == 2 and camera.closed
 
 
+def test_a_pi_camera_that_will_not_start_is_released_for_the_next_try(monkeypatch):
+    class RefusingPicamera2(FakePicamera2):
+        def configure(self, configuration) -> None:
+            raise RuntimeError("Failed to configure camera")
+
+    monkeypatch.setitem(
+        sys.modules, "picamera2", types.SimpleNamespace(Picamera2=RefusingPicamera2)
+    )
+    source = make_source(Picamera2CameraConfig())
+    with pytest.raises(CameraError, match="cannot start Pi camera 0: Failed to configure"):
+        source.open()
+    # Left acquired, every later open would find the camera busy until a restart.
+    assert FakePicamera2.instances[-1].closed
+
+
 def test_a_local_camera_that_will_not_open_says_why():
     missing = next(i for i in range(60, 200) if not Path(f"/dev/video{i}").exists())
     with pytest.raises(CameraError) as refused:

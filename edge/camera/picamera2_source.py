@@ -79,8 +79,12 @@ class Picamera2Source(FrameSource):
 
     def close(self) -> None:
         camera, self._camera = self._camera, None
-        if camera is not None:
+        if camera is None:
+            return
+        # A camera that has gone away may fail to stop: closing must still release it and
+        # never raise, or the capture thread would die instead of retrying.
+        for step in (camera.stop, camera.close):
             try:
-                camera.stop()
-            finally:
-                camera.close()
+                step()
+            except Exception as exc:  # noqa: BLE001 - libcamera raises assorted errors here
+                logger.warning("Pi camera %s failed: %s", step.__name__, exc)

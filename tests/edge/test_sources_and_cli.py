@@ -158,6 +158,21 @@ def test_a_pi_camera_that_will_not_start_is_released_for_the_next_try(monkeypatc
     assert FakePicamera2.instances[-1].closed
 
 
+def test_a_pi_camera_that_fails_to_stop_is_still_closed_without_an_error(monkeypatch, caplog):
+    class UnpluggedPicamera2(FakePicamera2):
+        def stop(self) -> None:
+            raise RuntimeError("Device or resource busy")
+
+    monkeypatch.setitem(
+        sys.modules, "picamera2", types.SimpleNamespace(Picamera2=UnpluggedPicamera2)
+    )
+    source = make_source(Picamera2CameraConfig())
+    source.open()
+    source.close()  # the capture thread's retry path: it must not raise
+    assert FakePicamera2.instances[-1].closed
+    assert "Pi camera stop failed: Device or resource busy" in caplog.text
+
+
 def test_a_local_camera_that_will_not_open_says_why():
     missing = next(i for i in range(60, 200) if not Path(f"/dev/video{i}").exists())
     with pytest.raises(CameraError) as refused:

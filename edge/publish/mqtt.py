@@ -26,7 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge.config import MQTTConfig, format_broker
 from edge.errors import ConfigError
 from edge.publish.payloads import Topics, dumps
-from edge.publish.spool import EventSpool
+from edge.publish.spool import EventSpool, write_synced
 
 logger = logging.getLogger(__name__)
 
@@ -436,11 +436,7 @@ class MQTTPublisher:
             return
         temporary = path.with_name(path.name + ".tmp")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write("ON\n" if self._paused else "OFF\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            write_synced(temporary, "ON\n" if self._paused else "OFF\n")
             os.replace(temporary, path)
         except OSError as exc:
             logger.warning(

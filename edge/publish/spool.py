@@ -29,6 +29,16 @@ logger = logging.getLogger(__name__)
 STALE_LINES = 64
 
 
+def write_synced(path: Path, text: str, mode: str = "w") -> None:
+    """Writes (or appends) ``text`` and waits until it is on the disk, so that it survives a
+    power cut; makes the folder first. Raises ``OSError``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, mode, encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 class EventSpool:
     """A JSON-lines file mirroring the events not yet acknowledged, by the publisher's ids.
 
@@ -124,11 +134,7 @@ class EventSpool:
     def _write(self, text: str, mode: str, path: Path | None = None) -> bool:
         target = path or self.path
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with open(target, mode, encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())  # the point of the spool is surviving a power cut
+            write_synced(target, text, mode)
         except OSError as exc:
             self._disable(f"cannot write {target} ({exc.strerror})")
             return False

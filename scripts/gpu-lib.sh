@@ -71,17 +71,22 @@ for best in sorted(Path(sys.argv[1]).glob("*/best.keras")):
 EOF
 }
 
-# pack NAME DIR...: run directories into $OUT/NAME.tar, without data or optimizer state.
+# pack NAME DIR...: run directories into $OUT/NAME.tar, without data or optimizer state; a tar
+# over 16 MB (the largest file the device tool brings back) is split into NAME.tar.0, .1, ...:
+# cat NAME.tar.* | tar -x.
 pack() {
     local name=$1
     shift
     tar -cf "$OUT/$name.tar" --exclude=data.npz --exclude=best.keras --exclude=backup \
         -C "$RUNS" "$@"
+    if [ "$(stat -c %s "$OUT/$name.tar")" -gt 16000000 ]; then
+        split -b 16000000 -d -a 1 "$OUT/$name.tar" "$OUT/$name.tar." && rm "$OUT/$name.tar"
+    fi
 }
 
 # finish STUDENT_DIR... -- TEACHER_DIR...: ends the experiment; with $OUT set (the device tool)
-# packs the students into one tar and each teacher into its own (at most 8 files of 16 MiB
-# come back), with the log and the GPU utilisation.
+# packs the students into one tar and each teacher into its own (at most 8 files of 16 MiB,
+# 64 MiB in all, come back), with the log and the GPU utilisation.
 finish() {
     stop_gpu_monitor
     keep_best_weights

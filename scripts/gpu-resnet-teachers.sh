@@ -12,7 +12,7 @@
 # Each model is scored on its test split here (Keras float, with and without flip averaging);
 # calibration, export (TensorFlow) and bench/accuracy.py run afterwards on a workstation.
 # With $OUT set (the device tool) the students come back in one tar and the ResNets named in
-# TEACHERS_BACK split in parts of 16 MB: cat resnet4.tar.* | tar -x. At most 64 MB come back
+# TEACHERS_BACK split in parts of 16 MB by gpu-lib's pack: cat resnet4.tar.* | tar -x. At most 64 MB come back
 # from one call and a ResNet is 45 MB, so only one can come with the students; the other
 # stays in $RUNS on the warm machine for a second call to fetch.
 #
@@ -83,17 +83,6 @@ for student in student4 student4-unweighted student7-unweighted; do
 done
 wait "${pids[@]}"
 score "$RUNS"/student4 "$RUNS"/student4-unweighted "$RUNS"/student7-unweighted
-stop_gpu_monitor
-keep_best_weights
-log "done"
-[ -n "${OUT:-}" ] || exit 0
-pack students resnet4/prepare_report.json resnet7/prepare_report.json experiments.log \
-    gpu-utilisation.csv default7 default7-unweighted student4 student4-unweighted \
-    student7-unweighted
-for teacher in $TEACHERS_BACK; do
-    pack "$teacher" "$teacher"
-    split -b 16000000 -d -a 1 "$OUT/$teacher.tar" "$OUT/$teacher.tar."
-    rm "$OUT/$teacher.tar"
-done
-cp "$RUNS/experiments.log" "$OUT/"
-ls -la "$OUT"
+# shellcheck disable=SC2086 # TEACHERS_BACK is a list of run names
+finish resnet4/prepare_report.json resnet7/prepare_report.json default7 default7-unweighted \
+    student4 student4-unweighted student7-unweighted -- $TEACHERS_BACK

@@ -89,6 +89,14 @@ class OpenCVCameraConfig(Strict):
             raise ValueError("is empty: give a camera index, /dev/videoN, a file or a URL")
         return value
 
+    @property
+    def source_kind(self) -> Literal["camera", "stream", "file"]:
+        """A camera (an index or a /dev node), a network stream (RTSP, HTTP) or a video file."""
+        source = self.source
+        if isinstance(source, int) or re.fullmatch(r"\d+", source) or source.startswith("/dev/"):
+            return "camera"
+        return "stream" if "://" in source else "file"
+
 
 class Picamera2CameraConfig(Strict):
     type: Literal["picamera2"] = "picamera2"
@@ -413,11 +421,8 @@ def missing_files(config: EdgeConfig) -> list[str]:
         for key in type(section).model_fields:
             value = getattr(section, key)
             if isinstance(section, OpenCVCameraConfig) and key == "source":
-                # Only a video file: not a camera index, /dev node (the camera check says
-                # those) or URL.
-                is_file = isinstance(value, str) and "://" not in value
-                is_file = is_file and not value.isdigit() and not value.startswith("/dev/")
-                value = Path(value) if is_file else None
+                # Only a video file: the camera check says what a camera or a URL does.
+                value = Path(value) if section.source_kind == "file" else None
             if key in ("spool_file", "pause_file"):
                 continue  # written by the daemon: it need not exist yet
             if isinstance(value, Path) and not value.exists():

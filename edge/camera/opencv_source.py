@@ -30,10 +30,8 @@ class OpenCVSource(FrameSource):
         if isinstance(source, str) and re.fullmatch(r"\d+", source):
             source = int(source)
         self.source: int | str = source
-        self.is_file = (
-            isinstance(source, str) and "://" not in source and not source.startswith("/dev/")
-        )
-        self.is_stream = isinstance(source, str) and "://" in source  # RTSP, HTTP
+        self.is_file = config.source_kind == "file"
+        self.is_stream = config.source_kind == "stream"  # RTSP, HTTP
         self._capture: cv2.VideoCapture | None = None
         self._index = 0
         self._pacer = Pacer(config.fps, False)

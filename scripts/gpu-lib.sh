@@ -131,7 +131,9 @@ PY
 
 # score DIR...: each run's Keras model on its test split, on the GPU box (the bundles are made
 # on a workstation): accuracy over all its classes and argmax over angry/happy/sad on those
-# faces (the issue's measure), each also with flip averaging, into the log.
+# faces (the issue's measure), each also with flip averaging, into the log. The probabilities
+# go to DIR/test_probs.npz (plain, flipped, y, classes), so models too big to bring back can
+# still be combined into ensembles afterwards.
 score() {
     "$PYTHON" - "$@" <<'EOF_PY' 2>&1 | grep -v WARNING | tee -a "$RUNS/experiments.log"
 import sys
@@ -149,6 +151,8 @@ for run in map(Path, sys.argv[1:]):
     model = load_trained(run / "model.keras")
     plain = np.asarray(model.predict(x, batch_size=512, verbose=0))
     flipped = np.asarray(model.predict(x[:, :, ::-1], batch_size=512, verbose=0))
+    np.savez_compressed(run / "test_probs.npz", plain=plain, flipped=flipped, y=y,
+                        classes=np.asarray(data.classes))
     emotions = [data.classes.index(c) for c in ("angry", "happy", "sad") if c in data.classes]
     faces = np.isin(y, emotions)
     line = [f"score {run.name} ({len(data.classes)} classes, {model.count_params():,} params):"]

@@ -106,12 +106,27 @@ class Inventory(Strict):
     devices: list[InventoryDevice] = Field(min_length=1)
 
 
+def _beside(inventory: Path, ca_file: Path) -> Path:
+    """``mqtt_ca_file`` as the inventory means it: a relative path is beside the inventory (the
+    example's ``ca.crt``), not in whatever folder the command runs from; it must be readable."""
+    resolved = ca_file if ca_file.is_absolute() else inventory.parent / ca_file
+    try:
+        with open(resolved, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{inventory}: defaults.mqtt_ca_file: cannot read {resolved} ({exc.strerror})"
+        ) from None
+    return resolved
+
+
 def load_inventory(path: Path, overrides: dict[str, Any]) -> tuple[list[Device], dict[str, Any]]:
     """Reads ``[defaults]`` and ``[[devices]]``; returns the devices and the defaults table.
 
     Raises:
         ConfigError: naming every wrong key (``devices.2.keep``), an unknown one (a typo in a
-            key would otherwise be ignored) or a missing ``[[devices]]``.
+            key would otherwise be ignored), a missing ``[[devices]]`` or an unreadable
+            ``mqtt_ca_file`` (a relative one is read beside the inventory).
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -125,6 +140,8 @@ def load_inventory(path: Path, overrides: dict[str, Any]) -> tuple[list[Device],
         **inventory.defaults.model_dump(),
         **{k: v for k, v in overrides.items() if v is not None},
     }
+    if overrides.get("mqtt_ca_file") is None and inventory.defaults.mqtt_ca_file is not None:
+        defaults["mqtt_ca_file"] = _beside(path, inventory.defaults.mqtt_ca_file)
     devices = []
     for entry in inventory.devices:
         own = entry.model_dump(exclude_none=True)

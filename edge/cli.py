@@ -89,6 +89,18 @@ def number_argument(
     return parse
 
 
+def readable_file(text: str) -> Path:
+    """An argparse ``type=`` for a file the tool reads: refused with the option's name (exit 2)
+    when it cannot be opened, instead of a later error under a config key the user never
+    typed."""
+    try:
+        with open(text, "rb"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {text} ({exc.strerror})") from None
+    return Path(text)
+
+
 def add_mqtt_login_arguments(parser: argparse.ArgumentParser) -> None:
     """``--mqtt-username``/``--mqtt-tls``/``--mqtt-ca-file``, named as the config keys they
     set: a broker that asks for a login (Home Assistant's Mosquitto add-on does) refuses an
@@ -98,7 +110,9 @@ def add_mqtt_login_arguments(parser: argparse.ArgumentParser) -> None:
         "--mqtt-username", help="broker user; the password is read from $YUZUG_MQTT_PASSWORD"
     )
     parser.add_argument("--mqtt-tls", action="store_true", help="connect to the broker with TLS")
-    parser.add_argument("--mqtt-ca-file", type=Path, help="CA bundle for the broker's certificate")
+    parser.add_argument(
+        "--mqtt-ca-file", type=readable_file, help="CA bundle for the broker's certificate"
+    )
 
 
 def mqtt_login(

@@ -75,3 +75,27 @@ def test_every_subcommand_a_parser_offers_has_a_handler(tool: str):
     offered = set(subparsers.choices)
     assert len(offered) >= 5
     assert offered == set(module.COMMANDS), tool
+
+
+@pytest.mark.parametrize(
+    ("tool", "command"),
+    [
+        ("deploy", ["push", "--model", "models/default", "pi@kitchen.local"]),
+        ("deploy", ["rollback", "pi@kitchen.local"]),
+        ("edge", ["watch"]),
+    ],
+)
+def test_an_unreadable_ca_file_is_named_by_its_flag(
+    tmp_path, tool: str, command: list[str], capsys
+):
+    # It surfaced later as "mqtt.ca_file: cannot read ...", a key the user never typed.
+    missing = tmp_path / "ca.crt"
+    parser = parsers()[tool]()
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args([*command, "--broker", "ha.local", "--mqtt-ca-file", str(missing)])
+    assert refused.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --mqtt-ca-file: cannot read {missing} (No such file or directory)" in err
+    missing.write_text("-----BEGIN CERTIFICATE-----\n")
+    parsed = parser.parse_args([*command, "--broker", "ha.local", "--mqtt-ca-file", str(missing)])
+    assert parsed.mqtt_ca_file == missing

@@ -205,3 +205,30 @@ def test_install_checks_the_wheel_first_and_builds_one_for_all_devices(
     assert len(built) == 1
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split()[:2] for row in rows] == [[host, "failed"] for host in hosts]
+
+
+def test_a_relative_ca_file_is_read_beside_the_inventory(tmp_path: Path, monkeypatch):
+    # The example says mqtt_ca_file = "ca.crt": the CA kept with the inventory, wherever the
+    # command runs from.
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    (fleet / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
+    inventory = fleet / "devices.toml"
+    inventory.write_text('[defaults]\nmqtt_ca_file = "ca.crt"\n[[devices]]\nhost = "a"\n')
+    monkeypatch.chdir(tmp_path)
+    _, defaults = load_inventory(inventory, {})
+    assert defaults["mqtt_ca_file"] == fleet / "ca.crt"
+    # The command line's --mqtt-ca-file (already checked by argparse) wins and is kept as given.
+    _, defaults = load_inventory(inventory, {"mqtt_ca_file": Path("/etc/ssl/other.crt")})
+    assert defaults["mqtt_ca_file"] == Path("/etc/ssl/other.crt")
+
+
+def test_an_unreadable_ca_file_is_named_by_its_inventory_key(tmp_path: Path):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_text('[defaults]\nmqtt_ca_file = "missing.crt"\n[[devices]]\nhost = "a"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_inventory(inventory, {})
+    assert str(refused.value) == (
+        f"{inventory}: defaults.mqtt_ca_file: cannot read {tmp_path / 'missing.crt'}"
+        " (No such file or directory)"
+    )

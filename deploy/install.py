@@ -64,6 +64,12 @@ def wheel_for_install(wheel: Path | None) -> Iterator[Path]:
         yield build_wheel(Path(workdir))
 
 
+# mktemp's template: a directory of its own (mode 0700) for each install. A fixed name in the
+# shared /tmp could be made first by another local user, who could then swap install.sh between
+# the copy and the sudo that runs it.
+STAGING_TEMPLATE = "/tmp/yuzug-install.XXXXXXXXXX"
+
+
 def install(target: Target, wheel: Path) -> Outcome:
     started = time.monotonic()
     host = target.remote.host
@@ -74,23 +80,25 @@ def install(target: Target, wheel: Path) -> Outcome:
             archive.add(ROOT / "edge.example.toml", arcname="edge.example.toml")
             archive.add(ROOT / "systemd" / "yuzug-edge.service", arcname="yuzug-edge.service")
             archive.add(wheel, arcname=wheel.name)
-        staging = "/tmp/yuzug-install"
-        target.remote.run(
-            f"rm -rf {staging} && mkdir -p {staging} && tar -x -C {staging}",
-            input_bytes=buffer.getvalue(),
-            timeout=300,
-        )
-        installer = f"bash {staging}/install.sh --wheel {q(staging + '/' + wheel.name)}"
+        staging = target.remote.text(f"mktemp -d {STAGING_TEMPLATE}").strip()
+        keep_staging = False
         try:
-            # -n: a sudo that wants a password fails at once instead of waiting on no terminal.
-            target.remote.run(f"sudo -n {installer}", timeout=1800)
-        except RemoteError as exc:
-            if "password is required" not in str(exc):
-                raise
-            raise RemoteError(
-                f"{host}: sudo asks for a password there; allow it without one for this user, "
-                f"or log in and run: sudo {installer}"
-            ) from exc
+            target.remote.run(f"tar -x -C {q(staging)}", input_bytes=buffer.getvalue(), timeout=300)
+            installer = f"bash {q(staging + '/install.sh')} --wheel {q(staging + '/' + wheel.name)}"
+            try:
+                # -n: a sudo that wants a password fails at once instead of waiting on no terminal.
+                target.remote.run(f"sudo -n {installer}", timeout=1800)
+            except RemoteError as exc:
+                if "password is required" not in str(exc):
+                    raise
+                keep_staging = True  # for the command the message gives
+                raise RemoteError(
+                    f"{host}: sudo asks for a password there; allow it without one for this "
+                    f"user, or log in and run: sudo {installer}"
+                ) from exc
+        finally:
+            if not keep_staging:
+                target.remote.run(f"rm -rf {q(staging)}", check=False)
         outcome = Outcome(host, "ok", None, "installed and started yuzug-edge")
     except RemoteError as exc:
         outcome = Outcome(host, "failed", None, str(exc))

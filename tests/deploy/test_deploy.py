@@ -400,6 +400,63 @@ def test_ansible_playbook_pushes_switches_and_confirms(sshd, mosquitto, frames, 
     assert manifest["version"] == "test9"
 
 
+def test_ansible_install_stages_in_a_folder_of_its_own_and_cleans_up(sshd, tmp_path):
+    # The real playbook over the loopback sshd, in a copy of the repository whose install.sh
+    # only records where it ran (the real one would install packages on this machine).
+    if shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("ansible-core not installed")
+    copy = tmp_path / "repo"
+    (copy / "deploy" / "ansible").mkdir(parents=True)
+    (copy / "systemd").mkdir()
+    shutil.copy(ROOT / "deploy" / "ansible" / "install.yml", copy / "deploy" / "ansible")
+    shutil.copy(ROOT / "edge.example.toml", copy)
+    shutil.copy(ROOT / "systemd" / "yuzug-edge.service", copy / "systemd")
+    record = tmp_path / "ran.txt"
+    (copy / "deploy" / "install.sh").write_text(
+        f'#!/bin/sh\nd=$(dirname "$0")\n'
+        f'{{ echo "$d"; stat -c %a "$d"; ls "$d"; echo "$@"; }} > {record}\n'
+    )
+    wheel = tmp_path / "yuzug-0.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text("[yuzug]\ndev7\n")
+    env = {
+        **os.environ,
+        "ANSIBLE_SSH_ARGS": f"-F {sshd.config}",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
+        "ANSIBLE_NOCOLOR": "1",
+    }
+    before = set(Path("/tmp").glob("yuzug-install*"))
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(copy / "deploy" / "ansible" / "install.yml"),
+            "-e",
+            f"wheel={wheel}",
+            "-e",
+            "ansible_become=false",  # already root here, and no sudo on this "device"
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    staged, mode, *listed, arguments = record.read_text().splitlines()
+    assert staged.startswith("/tmp/yuzug-install.") and staged != "/tmp/yuzug-install.", staged
+    assert mode == "700"
+    assert sorted(listed) == sorted(
+        ["edge.example.toml", "install.sh", "yuzug-edge.service", wheel.name]
+    )
+    assert arguments == f"--wheel {staged}/{wheel.name}"
+    assert not Path(staged).exists()  # removed afterwards
+    assert set(Path("/tmp").glob("yuzug-install*")) == before
+
+
 def test_systemd_unit_verifies(tmp_path):
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not available here")
@@ -426,6 +483,33 @@ def test_systemd_unit_verifies(tmp_path):
     )
     score = float(security.stdout.rsplit("exposure level for", 1)[1].split(":")[1].split()[0])
     assert score <= 2.5, security.stdout[-500:]
+
+
+def test_install_stages_in_a_folder_of_its_own_and_leaves_nothing_behind(sshd, tmp_path):
+    # It staged in a fixed /tmp/yuzug-install, which another local user could make first and
+    # fill with an install.sh of their own for sudo to run, and left the copy there.
+    import zipfile
+
+    from deploy.install import install
+
+    if shutil.which("sudo"):
+        pytest.skip("sudo is installed here: the real installer would run")
+    planted = Path("/tmp/yuzug-install")
+    planted.mkdir(exist_ok=True)
+    (planted / "install.sh").write_text("touch /tmp/yuzug-planted-ran\n")
+    wheel = tmp_path / "yuzug-0.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("yuzug/__init__.py", "")
+    try:
+        before = set(Path("/tmp").glob("yuzug-install*"))
+        outcome = install(Target(Remote("dev1", ssh_config=sshd.config), "dev1"), wheel)
+        # No sudo on this "device": the install fails there, after the copy was staged.
+        assert outcome.status == "failed" and "sudo" in outcome.detail, outcome
+        assert set(Path("/tmp").glob("yuzug-install*")) == before
+        assert (planted / "install.sh").read_text() == "touch /tmp/yuzug-planted-ran\n"
+        assert not Path("/tmp/yuzug-planted-ran").exists()
+    finally:
+        shutil.rmtree(planted)
 
 
 def test_install_script_parses_and_installs_what_it_promises():

@@ -38,6 +38,14 @@ STREAM_WRITE_TIMEOUT_S = 10.0
 TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
 PAUSED = object()  # what a viewer was last sent while the privacy switch is on
 
+
+def _same(offered: str, secret: str) -> bool:
+    """Constant-time comparison of UTF-8 bytes: ``hmac.compare_digest`` raises TypeError for
+    str with non-ASCII characters, so a password such as "şifre" could never log in and any
+    client could make each request fail with a traceback by sending one."""
+    return hmac.compare_digest(offered.encode(), secret.encode())
+
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -221,14 +229,14 @@ class HTTPService:
             offered = query.get("token", [""])[0]
             if header.startswith("Bearer "):
                 offered = header[7:]
-            if offered and hmac.compare_digest(offered, token):
+            if offered and _same(offered, token):
                 return True
         if self.config.username and self.config.password and header.startswith("Basic "):
             try:
                 user, _, password = base64.b64decode(header[6:]).decode().partition(":")
             except (ValueError, UnicodeDecodeError):
                 return False
-            return hmac.compare_digest(user, self.config.username) and hmac.compare_digest(
+            return _same(user, self.config.username) and _same(
                 password, self.config.password.get_secret_value()
             )
         return False

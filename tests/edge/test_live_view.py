@@ -4,6 +4,7 @@ that stops reading loses its place instead of holding it for good."""
 
 from __future__ import annotations
 
+import base64
 import http.client
 import socket
 import threading
@@ -152,3 +153,54 @@ def test_the_browsers_token_stays_out_of_the_request_log(caplog):
         service.stop()
     assert "s3cret-T" not in caplog.text
     assert "GET /?token=******** HTTP/1.1" in caplog.text and "&b=2" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("credentials", "status"),
+    [
+        ("ayşe:şifre-Ğ", 200),
+        ("ayşe:sifre-G", 401),
+        ("ayse:şifre-Ğ", 401),
+        ("ayşe:ş", 401),
+    ],
+)
+def test_basic_auth_takes_a_password_beyond_ascii(credentials: str, status: int):
+    # hmac.compare_digest raised TypeError on non-ASCII str: a Turkish password never got in,
+    # and every such request died with a traceback instead of an answer.
+    config = parse_config(
+        {
+            "mqtt": {"enabled": False},
+            "http": {"enabled": True, "port": 0, "username": "ayşe", "password": "şifre-Ğ"},
+        }
+    )
+    service = HTTPService(EdgeApp(config), config.http)
+    service.start()
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        encoded = base64.b64encode(credentials.encode()).decode()
+        connection.request("GET", "/", headers={"Authorization": f"Basic {encoded}"})
+        assert connection.getresponse().status == status
+        connection.close()
+        # A non-ASCII token offered where a token is not even configured is a plain 401 too.
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        connection.request("GET", "/?token=%C5%9F")
+        assert connection.getresponse().status == 401
+        connection.close()
+    finally:
+        service.stop()
+
+
+def test_a_token_beyond_ascii_is_compared_not_crashed_on():
+    config = parse_config(
+        {"mqtt": {"enabled": False}, "http": {"enabled": True, "port": 0, "token": "gizli-ş"}}
+    )
+    service = HTTPService(EdgeApp(config), config.http)
+    service.start()
+    try:
+        for query, status in (("?token=gizli-%C5%9F", 200), ("?token=%C5%9F%C5%9F", 401)):
+            connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+            connection.request("GET", "/" + query)
+            assert connection.getresponse().status == status
+            connection.close()
+    finally:
+        service.stop()

@@ -130,7 +130,7 @@ def load_inventory(path: Path, overrides: dict[str, Any]) -> tuple[list[Device],
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read inventory: {exc}") from exc
     try:
         inventory = Inventory.model_validate(data)

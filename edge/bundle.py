@@ -173,9 +173,14 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         raise BundleError(f"{manifest_path}: unreadable manifest: {exc}") from exc
     if not isinstance(raw, dict):
         raise BundleError(f"{manifest_path}: manifest must be a JSON object")
-    if raw.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+    declared = raw.get("format_version", FORMAT_VERSION)
+    if isinstance(declared, str) and declared.isdigit():
+        declared = int(declared)  # the model below reads "2" as 2 too
+    # Anything but a number (null, "two") is left to the model's check, which names the key;
+    # comparing it here raised TypeError, a traceback instead of a refused bundle.
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared > FORMAT_VERSION:
         raise BundleError(
-            f"{manifest_path}: bundle format {raw['format_version']} is newer than this "
+            f"{manifest_path}: bundle format {declared} is newer than this "
             f"daemon understands ({FORMAT_VERSION}); upgrade yuzug on the device"
         )
     try:
@@ -206,7 +211,7 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         file_labels = [
             line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines()
         ]
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # a flipped bit on an SD card
         raise BundleError(f"{directory}: cannot read {LABELS_FILE}: {exc}") from exc
     file_labels = [label for label in file_labels if label]
     if file_labels != manifest.labels:

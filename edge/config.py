@@ -449,7 +449,7 @@ def read_secret(
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read systemd credential {path}: {exc}") from exc
     return None
 

@@ -60,6 +60,13 @@ def test_a_wrong_inventory_names_every_bad_key(tmp_path: Path, text: str, named:
         assert f"\n  {line}" in message, message
 
 
+def test_an_inventory_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path):
+    inventory = tmp_path / "devices.toml"
+    inventory.write_bytes(b'[[devices]]\nhost = "k\xfcche"\n')
+    with pytest.raises(ConfigError, match=f"{inventory}: cannot read inventory"):
+        load_inventory(inventory, {})
+
+
 @pytest.mark.parametrize("command", ["push", "rollback", "status", "confirm"])
 def test_deploy_refuses_a_bad_broker_address_before_anything_is_sent(command: str, capsys):
     from deploy.__main__ import main

@@ -185,6 +185,14 @@ def test_secret_comes_from_environment_or_credentials(tmp_path: Path):
         parse_config({}, environ={"YUZUG_MQTT_PASSWORD": "x"})
 
 
+def test_a_credential_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path):
+    (tmp_path / "mqtt_password").write_bytes(b"p\xe4ss\n")  # written from a Latin-1 terminal
+    with pytest.raises(ConfigError, match="cannot read systemd credential .*mqtt_password"):
+        parse_config(
+            {"mqtt": {"username": "cam"}}, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)}
+        )
+
+
 def test_world_readable_password_file_is_warned_about(tmp_path: Path, caplog):
     path = tmp_path / "edge.toml"
     path.write_text('[mqtt]\nusername = "cam"\npassword = "inline"\n')

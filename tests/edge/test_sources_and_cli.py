@@ -510,6 +510,42 @@ def test_daemon_refuses_bad_config_and_bad_models(tmp_path: Path):
     assert "Traceback" not in refused.stderr
 
 
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("labels", "cannot read labels.txt"),
+        ("format_version=null", "invalid manifest key 'format_version'"),
+        ("format_version=two", "invalid manifest key 'format_version'"),
+        ("format_version=99", "bundle format 99 is newer than this daemon understands"),
+        ('format_version="99"', "bundle format 99 is newer than this daemon understands"),
+    ],
+)
+def test_a_damaged_labels_file_or_manifest_version_is_a_refused_bundle(
+    tmp_path: Path, damage: str, named: str
+):
+    # Were a UnicodeDecodeError and a TypeError: a traceback and exit 1 at start-up (systemd
+    # restarts that, unlike 78), and a crash of the running daemon on a hot reload.
+    from edge.bundle import load_bundle
+    from edge.errors import BundleError
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(default_bundle_path(), bundle)
+    if damage == "labels":
+        labels = (bundle / "labels.txt").read_bytes()
+        (bundle / "labels.txt").write_bytes(labels.replace(b"happy", b"h\xe4ppy"))
+    else:
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        value = damage.split("=", 1)[1]
+        manifest["format_version"] = {"null": None, "two": "two", "99": 99}.get(value, "99")
+        (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=named):
+        load_bundle(bundle)
+    if damage == "labels":  # and the daemon says so with the exit status systemd won't retry
+        refused = run_edge("run", "--model", str(bundle), "--source", str(tmp_path))
+        assert refused.returncode == 78 and "labels.txt" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
 def test_unreadable_video_is_retried_not_fatal(tmp_path: Path):
     config = tmp_path / "edge.toml"
     config.write_text(

@@ -35,7 +35,7 @@ class TensorContract(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    shape: list[int]
+    shape: list[int] = Field(min_length=1)
     dtype: Literal["float32", "uint8", "int8"]
     scale: float = 0.0
     zero_point: int = 0
@@ -44,7 +44,8 @@ class TensorContract(BaseModel):
 class ModelFileInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    file: str = MODEL_FILE
+    # A file of the bundle's own folder: deploy copies that folder, nothing outside it.
+    file: str = Field(MODEL_FILE, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int
 
@@ -229,6 +230,10 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         raise BundleError(
             f"{directory}: abstain label {manifest.abstain_label!r} is not one of the labels"
         )
+    try:
+        manifest.preprocess.spec()  # the ranges edge.preprocess needs (a positive scale, ...)
+    except ValueError as exc:
+        raise BundleError(f"{manifest_path}: invalid manifest key 'preprocess': {exc}") from exc
     size = manifest.preprocess.size
     if manifest.input.shape[1:3] != [size, size]:
         raise BundleError(

@@ -518,9 +518,15 @@ def test_daemon_refuses_bad_config_and_bad_models(tmp_path: Path):
         ("format_version=two", "invalid manifest key 'format_version'"),
         ("format_version=99", "bundle format 99 is newer than this daemon understands"),
         ('format_version="99"', "bundle format 99 is newer than this daemon understands"),
+        # Hand-edited manifests: were IndexError and ValueError, or a model from elsewhere.
+        ("output.shape=[]", "invalid manifest key 'output.shape'"),
+        ("preprocess.scale=0", "invalid manifest key 'preprocess': .*scale must be positive"),
+        ("preprocess.margin=-1", "invalid manifest key 'preprocess': .*margin"),
+        ("model.file=/tmp/model.tflite", "invalid manifest key 'model.file'"),
+        ("model.file=../default/model.tflite", "invalid manifest key 'model.file'"),
     ],
 )
-def test_a_damaged_labels_file_or_manifest_version_is_a_refused_bundle(
+def test_a_damaged_labels_file_or_manifest_is_a_refused_bundle(
     tmp_path: Path, damage: str, named: str
 ):
     # Were a UnicodeDecodeError and a TypeError: a traceback and exit 1 at start-up (systemd
@@ -535,8 +541,12 @@ def test_a_damaged_labels_file_or_manifest_version_is_a_refused_bundle(
         (bundle / "labels.txt").write_bytes(labels.replace(b"happy", b"h\xe4ppy"))
     else:
         manifest = json.loads((bundle / "manifest.json").read_text())
-        value = damage.split("=", 1)[1]
-        manifest["format_version"] = {"null": None, "two": "two", "99": 99}.get(value, "99")
+        key, text = damage.split("=", 1)
+        if key == "format_version":
+            manifest[key] = {"null": None, "two": "two", "99": 99}.get(text, "99")
+        else:
+            section, field = key.split(".")
+            manifest[section][field] = text if field == "file" else json.loads(text)
         (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BundleError, match=named):
         load_bundle(bundle)

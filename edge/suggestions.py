@@ -35,6 +35,10 @@ def load_catalogue(language: str, path: Path | None = None) -> dict[str, list[Su
         raw = json.loads(text) if file.suffix.lower() == ".json" else tomllib.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"suggestions.catalogue: cannot read {file}: {exc}") from exc
+    if not isinstance(raw, dict):  # a JSON list or string: there is no emotion to look up
+        raise ConfigError(
+            f"suggestions.catalogue: {file}: expected a table of emotion = [suggestions]"
+        )
     catalogue: dict[str, list[Suggestion]] = {}
     for emotion, entries in raw.items():
         if not isinstance(entries, list) or not entries:

@@ -140,6 +140,9 @@ def test_user_catalogue_errors_name_the_key(tmp_path: Path):
     bad.write_text('{"happy": []}')
     with pytest.raises(ConfigError, match="suggestions.catalogue"):
         load_catalogue("en", bad)
+    bad.write_text('["Sing", "Jump"]')  # was an AttributeError traceback at start-up
+    with pytest.raises(ConfigError, match="expected a table of emotion"):
+        load_catalogue("en", bad)
     good = tmp_path / "mine.toml"
     good.write_text('happy = ["Sing", "Jump"]\n')
     assert [s.text for s in load_catalogue("en", good)["happy"]] == ["Sing", "Jump"]

@@ -29,6 +29,15 @@ def describe(topic: str, payload: str, prefix: str) -> str | None:
         data: Any = json.loads(payload) if payload.startswith("{") else payload
     except json.JSONDecodeError:
         data = payload
+    try:
+        return _line(stamp, device, kind, data)
+    except (TypeError, ValueError, AttributeError):
+        # Another publisher, or another version's payload: shown as it came, and the watcher
+        # goes on (an exception here would end paho's network thread, and the watch with it).
+        return f"{stamp} {device:<12} {kind}: {payload[:200]}"
+
+
+def _line(stamp: str, device: str, kind: str, data: Any) -> str | None:
     if kind == "availability":
         return f"{stamp} {device:<12} {'is ' + str(data)}"
     if kind == "event" and isinstance(data, dict):

@@ -400,6 +400,41 @@ def test_watch_says_when_the_broker_is_away_and_when_it_is_back(mosquitto):
     assert status.getvalue().count("cannot connect") == 1, status.getvalue()
 
 
+def test_watch_shows_a_foreign_payload_as_it_came_and_keeps_watching(mosquitto):
+    # A payload of another publisher or version (a confidence that is no number, a suggestion
+    # that is a string) raised inside paho's callback, which ended its network thread: the
+    # watch went on running and printed nothing more.
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    out = io.StringIO()
+    watcher = Watcher(MQTTConfig(host="127.0.0.1", port=mosquitto.port), out=out)
+    watcher.start()
+    publisher = mqtt.Client(CallbackAPIVersion.VERSION2)
+    try:
+        wait_for(watcher.subscribed.is_set, 15, what="subscribed")
+        publisher.connect("127.0.0.1", mosquitto.port)
+        publisher.loop_start()
+        for topic, payload in (
+            ("yuzug/cam/event", '{"emotion": "happy", "confidence": "high"}'),
+            ("yuzug/cam/event", '{"emotion": "sad", "confidence": 0.7, "suggestion": "walk"}'),
+            ("yuzug/cam/state", '{"emotion": "sad", "confidence": null}'),
+            ("yuzug/cam/event", '{"previous": "sad", "emotion": "angry", "confidence": 0.9}'),
+        ):
+            publisher.publish(topic, payload, qos=1).wait_for_publish(5)
+        wait_for(lambda: "EVENT sad -> angry (90%)" in out.getvalue(), 10, what="the valid event")
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+        watcher.stop()
+    lines = out.getvalue().splitlines()
+    assert any(
+        line.endswith('cam          event: {"emotion": "happy", "confidence": "high"}')
+        for line in lines
+    ), lines
+    assert any(line.endswith('state: {"emotion": "sad", "confidence": null}') for line in lines)
+
+
 def test_watch_logs_in_with_a_daemons_config_and_fails_when_it_never_gets_in(tmp_path: Path):
     # Home Assistant's Mosquitto add-on needs a login; watch used to connect anonymously only.
     import paho.mqtt.client as mqtt

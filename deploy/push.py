@@ -151,9 +151,14 @@ class Confirmer:
                     seen.pop("state", None)
             else:
                 try:
-                    seen["state"] = json.loads(text)
+                    state = json.loads(text)
                 except json.JSONDecodeError:
                     return
+                if not isinstance(state, dict):
+                    # Not a daemon's state (another publisher's "1"): reading it as one raised
+                    # in paho's thread, and a healthy device was rolled back at the timeout.
+                    return
+                seen["state"] = state
             if not done.is_set() and until(seen):
                 matched.update(seen)  # the verdict is taken here, not after later messages
                 done.set()

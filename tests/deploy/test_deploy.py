@@ -347,6 +347,21 @@ def test_confirmation_waits_for_the_restarted_daemon_not_a_stale_state(mosquitto
     assert restart("v3", restarted="v2", waiting_for="v3", timeout=3) == [False]
 
 
+def test_a_state_that_is_no_json_object_does_not_stop_the_confirmation(mosquitto):
+    state, availability = "yuzug/dev8/state", "yuzug/dev8/availability"
+    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=mosquitto.port))
+    _publish(mosquitto.port, [(availability, "online", True), (state, "1", True)])
+    result: list[bool] = []
+    waiter = threading.Thread(
+        target=lambda: result.append(confirmer.wait_version("dev8", "v5", 15))
+    )
+    waiter.start()
+    time.sleep(1.0)
+    _publish(mosquitto.port, [(state, json.dumps({"model_version": "v5"}), True)])
+    waiter.join(20)
+    assert result == [True]
+
+
 def test_keeps_only_the_newest_versions(sshd, roots, tmp_path):
     root = roots[4]
     target = Target(Remote("dev5", ssh_config=sshd.config), "dev5", str(root), "true", keep=2)

@@ -372,17 +372,15 @@ def test_keeps_only_the_newest_versions(sshd, roots, tmp_path):
     assert len(versions) == 2 and versions[-1].endswith("testd")
 
 
-def test_ansible_playbook_pushes_switches_and_confirms(sshd, mosquitto, frames, roots, tmp_path):
-    if shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) is None:
+ANSIBLE_PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+def run_playbook(
+    sshd, tmp_path: Path, playbook: Path, inventory: Path, *extra_vars: str
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook`` (the venv's ansible-core) over the loopback sshd."""
+    if not ANSIBLE_PLAYBOOK.exists():
         pytest.skip("ansible-core not installed")
-    root = roots[5]
-    bundle = make_version(tmp_path, "9")
-    script = restart_script(tmp_path, mosquitto.port, frames)
-    inventory = tmp_path / "hosts.ini"
-    inventory.write_text(
-        f'[yuzug]\ndev6 device_root={root} yuzug_restart_command="{script} {root} dev6" '
-        f"yuzug_broker=127.0.0.1:{mosquitto.port}\n"
-    )
     env = {
         **os.environ,
         "ANSIBLE_SSH_ARGS": f"-F {sshd.config}",
@@ -391,19 +389,23 @@ def test_ansible_playbook_pushes_switches_and_confirms(sshd, mosquitto, frames, 
         "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
         "ANSIBLE_NOCOLOR": "1",
     }
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(ROOT / "deploy" / "ansible" / "push.yml"),
-            "-e",
-            f"bundle_dir={bundle}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    command = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)]
+    for variable in extra_vars:
+        command += ["-e", variable]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def test_ansible_playbook_pushes_switches_and_confirms(sshd, mosquitto, frames, roots, tmp_path):
+    root = roots[5]
+    bundle = make_version(tmp_path, "9")
+    script = restart_script(tmp_path, mosquitto.port, frames)
+    inventory = tmp_path / "hosts.ini"
+    inventory.write_text(
+        f'[yuzug]\ndev6 device_root={root} yuzug_restart_command="{script} {root} dev6" '
+        f"yuzug_broker=127.0.0.1:{mosquitto.port}\n"
+    )
+    result = run_playbook(
+        sshd, tmp_path, ROOT / "deploy" / "ansible" / "push.yml", inventory, f"bundle_dir={bundle}"
     )
     stop_daemons(roots)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -418,8 +420,6 @@ def test_ansible_playbook_pushes_switches_and_confirms(sshd, mosquitto, frames, 
 def test_ansible_install_stages_in_a_folder_of_its_own_and_cleans_up(sshd, tmp_path):
     # The real playbook over the loopback sshd, in a copy of the repository whose install.sh
     # only records where it ran (the real one would install packages on this machine).
-    if shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("ansible-core not installed")
     copy = tmp_path / "repo"
     (copy / "deploy" / "ansible").mkdir(parents=True)
     (copy / "systemd").mkdir()
@@ -435,30 +435,14 @@ def test_ansible_install_stages_in_a_folder_of_its_own_and_cleans_up(sshd, tmp_p
     wheel.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[yuzug]\ndev7\n")
-    env = {
-        **os.environ,
-        "ANSIBLE_SSH_ARGS": f"-F {sshd.config}",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
-        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-local"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
     before = set(Path("/tmp").glob("yuzug-install*"))
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            "-i",
-            str(inventory),
-            str(copy / "deploy" / "ansible" / "install.yml"),
-            "-e",
-            f"wheel={wheel}",
-            "-e",
-            "ansible_become=false",  # already root here, and no sudo on this "device"
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
+    result = run_playbook(
+        sshd,
+        tmp_path,
+        copy / "deploy" / "ansible" / "install.yml",
+        inventory,
+        f"wheel={wheel}",
+        "ansible_become=false",  # already root here, and no sudo on this "device"
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     staged, mode, *listed, arguments = record.read_text().splitlines()

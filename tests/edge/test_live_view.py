@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -135,22 +136,35 @@ def test_a_paused_camera_is_never_shown_not_even_its_last_picture(service: HTTPS
     newcomer.close()
 
 
-def test_the_browsers_token_stays_out_of_the_request_log(caplog):
+@contextmanager
+def served(**http: object) -> Iterator[HTTPService]:
+    """The live view's HTTP service alone, on a free port, with these ``[http]`` settings."""
     config = parse_config(
-        {"mqtt": {"enabled": False}, "http": {"enabled": True, "port": 0, "token": "s3cret-T"}}
+        {"mqtt": {"enabled": False}, "http": {"enabled": True, "port": 0, **http}}
     )
     service = HTTPService(EdgeApp(config), config.http)
     service.start()
-    caplog.set_level("DEBUG", logger="edge.http")
     try:
-        for query, status in (("?token=s3cret-T", 200), ("?a=1&token=s3cret-T&b=2", 200)):
-            connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
-            connection.request("GET", "/" + query)
-            assert connection.getresponse().status == status
-            connection.close()
-        wait_for(lambda: caplog.text.count('"GET /') == 2, 5, what="both requests logged")
+        yield service
     finally:
         service.stop()
+
+
+def status_of(service: HTTPService, path: str, headers: dict[str, str] | None = None) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_the_browsers_token_stays_out_of_the_request_log(caplog):
+    with served(token="s3cret-T") as service:
+        caplog.set_level("DEBUG", logger="edge.http")
+        for query in ("?token=s3cret-T", "?a=1&token=s3cret-T&b=2"):
+            assert status_of(service, "/" + query) == 200
+        wait_for(lambda: caplog.text.count('"GET /') == 2, 5, what="both requests logged")
     assert "s3cret-T" not in caplog.text
     assert "GET /?token=******** HTTP/1.1" in caplog.text and "&b=2" in caplog.text
 
@@ -167,40 +181,14 @@ def test_the_browsers_token_stays_out_of_the_request_log(caplog):
 def test_basic_auth_takes_a_password_beyond_ascii(credentials: str, status: int):
     # hmac.compare_digest raised TypeError on non-ASCII str: a Turkish password never got in,
     # and every such request died with a traceback instead of an answer.
-    config = parse_config(
-        {
-            "mqtt": {"enabled": False},
-            "http": {"enabled": True, "port": 0, "username": "ayşe", "password": "şifre-Ğ"},
-        }
-    )
-    service = HTTPService(EdgeApp(config), config.http)
-    service.start()
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+    with served(username="ayşe", password="şifre-Ğ") as service:
         encoded = base64.b64encode(credentials.encode()).decode()
-        connection.request("GET", "/", headers={"Authorization": f"Basic {encoded}"})
-        assert connection.getresponse().status == status
-        connection.close()
-        # A non-ASCII token offered where a token is not even configured is a plain 401 too.
-        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
-        connection.request("GET", "/?token=%C5%9F")
-        assert connection.getresponse().status == 401
-        connection.close()
-    finally:
-        service.stop()
+        assert status_of(service, "/", {"Authorization": f"Basic {encoded}"}) == status
+        # A non-ASCII token offered where no token is configured is a plain 401 too.
+        assert status_of(service, "/?token=%C5%9F") == 401
 
 
 def test_a_token_beyond_ascii_is_compared_not_crashed_on():
-    config = parse_config(
-        {"mqtt": {"enabled": False}, "http": {"enabled": True, "port": 0, "token": "gizli-ş"}}
-    )
-    service = HTTPService(EdgeApp(config), config.http)
-    service.start()
-    try:
-        for query, status in (("?token=gizli-%C5%9F", 200), ("?token=%C5%9F%C5%9F", 401)):
-            connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
-            connection.request("GET", "/" + query)
-            assert connection.getresponse().status == status
-            connection.close()
-    finally:
-        service.stop()
+    with served(token="gizli-ş") as service:
+        assert status_of(service, "/?token=gizli-%C5%9F") == 200
+        assert status_of(service, "/?token=%C5%9F%C5%9F") == 401

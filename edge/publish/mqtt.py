@@ -73,6 +73,9 @@ def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
     """A paho client with the config's credentials and TLS settings, not yet connected."""
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     client.enable_logger(paho_logger)
+    # An exception in a callback (a bug, a payload nobody foresaw) would otherwise end paho's
+    # network thread: no more messages, no reconnects, and nothing said. Logged instead.
+    client.suppress_exceptions = True
     if config.username:
         password = config.password.get_secret_value() if config.password is not None else None
         client.username_pw_set(config.username, password)

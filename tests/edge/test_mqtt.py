@@ -400,6 +400,35 @@ def test_watch_says_when_the_broker_is_away_and_when_it_is_back(mosquitto):
     assert status.getvalue().count("cannot connect") == 1, status.getvalue()
 
 
+def test_an_exception_in_a_callback_is_logged_and_the_client_goes_on(mosquitto, caplog):
+    # Every YUZUG client (daemon, watch, doctor, deploy) comes from make_client.
+    from edge.publish.mqtt import make_client
+
+    received: list[bytes] = []
+
+    def on_message(client, userdata, message) -> None:
+        received.append(message.payload)
+        if message.payload == b"first":
+            raise RuntimeError("a bug in a callback")
+
+    client = make_client(MQTTConfig(host="127.0.0.1", port=mosquitto.port), client_id="")
+    client.on_message = on_message
+    subscribed = threading.Event()
+    client.on_connect = lambda c, *a: c.subscribe("yuzug/test/#", qos=1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    try:
+        wait_for(subscribed.is_set, 10, what="subscribed")
+        for payload in ("first", "second"):
+            client.publish("yuzug/test/x", payload, qos=1)
+        wait_for(lambda: received == [b"first", b"second"], 10, what="both messages")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    assert "a bug in a callback" in caplog.text
+
+
 def test_watch_shows_a_foreign_payload_as_it_came_and_keeps_watching(mosquitto):
     # A payload of another publisher or version (a confidence that is no number, a suggestion
     # that is a string) raised inside paho's callback, which ended its network thread: the

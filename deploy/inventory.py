@@ -16,6 +16,7 @@ from edge.config import (
     check_topic_prefix,
     describe_validation_error,
     parse_broker,
+    unreadable,
 )
 from edge.errors import ConfigError
 
@@ -110,13 +111,9 @@ def _beside(inventory: Path, ca_file: Path) -> Path:
     """``mqtt_ca_file`` as the inventory means it: a relative path is beside the inventory (the
     example's ``ca.crt``), not in whatever folder the command runs from; it must be readable."""
     resolved = ca_file if ca_file.is_absolute() else inventory.parent / ca_file
-    try:
-        with open(resolved, "rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"{inventory}: defaults.mqtt_ca_file: cannot read {resolved} ({exc.strerror})"
-        ) from None
+    why = unreadable(resolved)
+    if why:
+        raise ConfigError(f"{inventory}: defaults.mqtt_ca_file: cannot read {resolved} ({why})")
     return resolved
 
 

@@ -15,6 +15,7 @@ from edge.config import (
     check_topic_prefix,
     parse_broker,
     read_secret_password,
+    unreadable,
 )
 
 
@@ -93,11 +94,9 @@ def readable_file(text: str) -> Path:
     """An argparse ``type=`` for a file the tool reads: refused with the option's name (exit 2)
     when it cannot be opened, instead of a later error under a config key the user never
     typed."""
-    try:
-        with open(text, "rb"):
-            pass
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot read {text} ({exc.strerror})") from None
+    why = unreadable(text)
+    if why:
+        raise argparse.ArgumentTypeError(f"cannot read {text} ({why})")
     return Path(text)
 
 

@@ -403,6 +403,17 @@ def describe_validation_error(
     return "\n".join(lines)
 
 
+def unreadable(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be opened for reading (the system's reason), or ``None`` if it can:
+    for files a tool reads later (a CA bundle), checked when the user names them."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def default_state_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
     """``$STATE_DIRECTORY/<name>`` under systemd (the unit's ``StateDirectory=``)."""
     state = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")

@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from edge.config import MQTTConfig, format_broker
+from edge.config import MQTTConfig, format_broker, unreadable
 from edge.errors import ConfigError
 from edge.publish.payloads import Topics, dumps
 from edge.publish.spool import EventSpool, write_synced
@@ -86,12 +86,9 @@ def make_client(config: MQTTConfig, client_id: str) -> mqtt.Client:
             "key_file": config.key_file,
         }
         for key, path in files.items():
-            if path is not None:
-                try:
-                    with open(path, "rb"):
-                        pass
-                except OSError as exc:
-                    raise ConfigError(f"mqtt.{key}: cannot read {path} ({exc.strerror})") from None
+            why = unreadable(path) if path is not None else None
+            if why:
+                raise ConfigError(f"mqtt.{key}: cannot read {path} ({why})")
         try:
             client.tls_set(
                 ca_certs=str(config.ca_file) if config.ca_file else None,

@@ -11,7 +11,6 @@ reconnect in lock-step after a broker restart.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import ssl
 import threading
@@ -26,7 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from edge.config import MQTTConfig, format_broker, unreadable
 from edge.errors import ConfigError
 from edge.publish.payloads import Topics, dumps
-from edge.publish.spool import EventSpool, write_synced
+from edge.publish.spool import EventSpool, replace_synced
 
 logger = logging.getLogger(__name__)
 
@@ -434,10 +433,8 @@ class MQTTPublisher:
         path = self.config.pause_file
         if path is None:
             return
-        temporary = path.with_name(path.name + ".tmp")
         try:
-            write_synced(temporary, "ON\n" if self._paused else "OFF\n")
-            os.replace(temporary, path)
+            replace_synced(path, "ON\n" if self._paused else "OFF\n")
         except OSError as exc:
             logger.warning(
                 "cannot keep the privacy switch in %s (%s): a restart will find it as it was "

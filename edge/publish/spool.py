@@ -39,6 +39,14 @@ def write_synced(path: Path, text: str, mode: str = "w") -> None:
         os.fsync(handle.fileno())
 
 
+def replace_synced(path: Path, text: str) -> None:
+    """Replaces ``path`` with ``text`` in one step (a synced temporary file renamed over it),
+    so that a power cut leaves the old content or the new, never half. Raises ``OSError``."""
+    temporary = path.with_name(path.name + ".tmp")
+    write_synced(temporary, text)
+    os.replace(temporary, path)
+
+
 class EventSpool:
     """A JSON-lines file mirroring the events not yet acknowledged, by the publisher's ids.
 
@@ -95,7 +103,10 @@ class EventSpool:
             if not self.enabled:
                 return
             self._events[event_id] = text
-            self._write(text + "\n", "a")
+            try:
+                write_synced(self.path, text + "\n", "a")
+            except OSError as exc:
+                self._disable(f"cannot write {self.path} ({exc.strerror})")
 
     def settle(self, event_id: int) -> None:
         """The event was acknowledged by the broker or dropped from the queue: it leaves the
@@ -122,23 +133,12 @@ class EventSpool:
         self._stale = 0
 
     def _rewrite(self) -> None:
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        if self._write("".join(f"{e}\n" for e in self._events.values()), "w", temporary):
-            try:
-                os.replace(temporary, self.path)
-            except OSError as exc:
-                self._disable(f"cannot replace {self.path} ({exc.strerror})")
-                return
-            self._stale = 0
-
-    def _write(self, text: str, mode: str, path: Path | None = None) -> bool:
-        target = path or self.path
         try:
-            write_synced(target, text, mode)
+            replace_synced(self.path, "".join(f"{e}\n" for e in self._events.values()))
         except OSError as exc:
-            self._disable(f"cannot write {target} ({exc.strerror})")
-            return False
-        return True
+            self._disable(f"cannot write {exc.filename or self.path} ({exc.strerror})")
+            return
+        self._stale = 0
 
     def _disable(self, why: str) -> None:
         self.enabled = False

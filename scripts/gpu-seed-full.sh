@@ -5,8 +5,8 @@
 # flip averaging). A CPU manages two epochs an hour of it; the curves show whether it overfits
 # the way the original report says (training accuracy 99.8%, validation loss rising).
 # The model (22.2M parameters, 89 MB) stays behind; with $OUT set (the device tool) the run's
-# curves, history and test probabilities come back in seed.tar, and the history is copied to
-# $OUT every 10 s in case the call is cut short.
+# curves, history and test probabilities come back in students.tar (gpu-lib's finish), and
+# the history is copied to $OUT every 10 s in case the call is cut short.
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-seed-full.sh
 #   PRESET=tiny FIT_S=20 ... (a dry run on a CPU)
@@ -32,10 +32,7 @@ log "prepared: $(grep fingerprint "$RUNS/seed/prepare.log")"
 fit "$RUNS/seed" $((FIT_S + 60)) --time-budget "$FIT_S"
 keep_best_weights
 score "$RUNS/seed"
-stop_gpu_monitor
 [ -n "${copier:-}" ] && kill "$copier"
-log "done"
-[ -n "${OUT:-}" ] || exit 0
-rm -f "$RUNS/seed/model.keras" "$RUNS/seed/model_uncalibrated.keras"
-pack seed seed
-cp "$RUNS/experiments.log" "$RUNS/gpu-utilisation.csv" "$RUNS/seed/history.csv" "$OUT/"
+# The model stays on the GPU box (best.keras too, or finish would make it again).
+[ -n "${OUT:-}" ] && rm -f "$RUNS/seed/model.keras" "$RUNS/seed/best.keras"
+finish seed --

@@ -486,6 +486,20 @@ class EdgeApp:
         if self.publisher is not None:
             self.publisher.publish_event(payload)
 
+    def primary_scores(self) -> dict[str, float]:
+        """The smoothed scores of the largest face in the last analysed frame, by label.
+
+        By the labels of the model that analysed that frame: right after a hot reload to a
+        model with other labels the frame is still the old model's.
+        """
+        result = self.last_result
+        if result is None or not result.tracks:
+            return {}
+        return {
+            label: round(float(p), 4)
+            for label, p in zip(result.labels, result.tracks[0].scores, strict=True)
+        }
+
     def publish_state(self, force: bool = False) -> None:
         if self.publisher is None or self.state is None:
             return
@@ -498,17 +512,6 @@ class EdgeApp:
             and (now - self._last_state_time < STATE_REFRESH_SECONDS or emotion == NO_FACE)
         ):
             return
-        primary = (
-            self.last_result.tracks[0] if self.last_result and self.last_result.tracks else None
-        )
-        scores = (
-            {
-                label: round(float(p), 4)
-                for label, p in zip(self.state.labels, primary.scores, strict=True)
-            }
-            if primary
-            else {}
-        )
         self.publisher.publish_state(
             state_payload(
                 device_id=self.config.device_id,
@@ -519,7 +522,7 @@ class EdgeApp:
                 model_version=self.model_version,
                 camera=camera,
                 since=self._since,
-                scores=scores,
+                scores=self.primary_scores(),
                 suggestion=self.current_suggestion(),
             )
         )
@@ -604,6 +607,7 @@ class EdgeApp:
             "emotion": self.reported_emotion,
             "confidence": round(self.state.confidence, 4),
             "faces": self.face_count,
+            "scores": self.primary_scores(),
             "suggestion": self.current_suggestion(),
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,

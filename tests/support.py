@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -207,3 +208,36 @@ def copy_prepared(prepared: Path, target: Path) -> Path:
     for name in ("data.npz", "prepare_report.json"):
         (target / name).write_bytes((prepared / name).read_bytes())
     return target
+
+
+def bundle_with_labels(target: Path, labels: list[str], version: str) -> Path:
+    """A float32 bundle with its own label set, for a model swap that changes the labels (a
+    plain three-way model replaced by one with "none", say). Its scores come from the mean of
+    the face's pixels, so they vary with the face; the preprocessing is the shipped model's."""
+    import tensorflow as tf
+
+    from edge.bundle import TensorContract, load_bundle, write_bundle
+    from edge.models import default_bundle_path
+
+    shipped = load_bundle(default_bundle_path())
+    shape = [1, *shipped.manifest.input.shape[1:]]
+    weights = tf.constant([np.linspace(-4.0, 4.0, len(labels))], tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def scores(pixels: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softmax(tf.reduce_mean(pixels, axis=[1, 2]) * weights)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [scores.get_concrete_function()], scores
+    )
+    return write_bundle(
+        target,
+        converter.convert(),
+        name="yuzug-test",
+        version=version,
+        labels=labels,
+        quantization="float32",
+        input_contract=TensorContract(shape=shape, dtype="float32"),
+        output_contract=TensorContract(shape=[1, len(labels)], dtype="float32"),
+        preprocess=shipped.preprocess,
+    ).path

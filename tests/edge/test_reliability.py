@@ -28,6 +28,7 @@ from tests.support import (
     Mosquitto,
     Subscriber,
     bundle_as_version,
+    bundle_with_labels,
     free_port,
     mosquitto_password_file,
     wait_for,
@@ -277,6 +278,49 @@ def test_corrupt_bundle_is_refused_and_a_good_one_hot_reloaded(video, mosquitto,
         sub.close()
         assert daemon.stop() == 0
     assert "model reload refused" in daemon.text()
+
+
+def test_a_model_with_other_labels_is_hot_reloaded_while_a_face_is_in_view(
+    fer_zip, mosquitto, tmp_path
+):
+    """A plain three-way model replaced by the four-label one (or back) while a face is
+    tracked: the first state after the swap still describes the old model's frame."""
+    faces = fer_faces(fer_zip, ["happy", "sad"], 1, seed=4)
+    always_a_face = tmp_path / "face.avi"
+    script = [Segment("happy", 1.0), Segment("sad", 1.0)]
+    write_video(scripted_frames(faces, script, 10, seed=4), always_a_face, 10)
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copytree(default_bundle_path(), models / "v1")
+    bundle_with_labels(models / "v2", ["angry", "happy", "sad"], "three-way")
+    point(models, "current", "v1")
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'device_id = "relabel"\n[camera]\ntype = "opencv"\n'
+        f'source = "{always_a_face}"\nloop = true\n'
+        f'[classifier]\nmodel = "{models / "current"}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+        f"[http]\nenabled = true\nport = {port}\n",
+    )
+    sub = Subscriber(mosquitto.port, ["yuzug/relabel/state"])
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        sub.wait_payload("/state", lambda p: "none" in json.loads(p)["scores"])
+        point(models, "current", "v2")
+        sub.wait_payload(
+            "/state",
+            lambda p: (
+                json.loads(p)["model_version"].endswith("three-way")
+                and set(json.loads(p)["scores"]) == {"angry", "happy", "sad"}
+            ),
+        )
+        assert daemon.process.poll() is None, daemon.text()[-2000:]
+        assert set(http_json(port, "/api/state")[1]["scores"]) == {"angry", "happy", "sad"}
+    finally:
+        sub.close()
+        assert daemon.stop() == 0, daemon.text()[-2000:]
+    assert "Traceback" not in daemon.text()
 
 
 def test_damaged_current_bundle_at_start_runs_the_previous_version(video, tmp_path):

@@ -39,6 +39,7 @@ from edge.config import (
 )
 from edge.detect import FaceDetector, detect_boxes, make_detector
 from edge.errors import ConfigError, YuzugError
+from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
 from edge.preprocess import Box, preprocess_faces
@@ -120,6 +121,7 @@ class EdgeApp:
         self.picker: SuggestionPicker | None = None
         self.http: Any = None
         self.last_result: FrameResult | None = None
+        self.history = MoodHistory(config.http.history_minutes * 60)
         self.reload_requested = threading.Event()
         self.reload_failures = 0
         self.last_reload_error: str | None = None
@@ -386,12 +388,14 @@ class EdgeApp:
                         self.notifier.ready(f"camera lost, retrying: {self._told_systemd}")
                     self.notifier.watchdog()
                 self.publish_state()  # camera status changes reach the state while no frames
+                self._remember(now)
                 self._maybe_stats(now)
                 continue
             if min_period and now < next_time:
                 continue
             next_time = now + min_period
             self.analyse(frame)
+            self._remember(now)
             if self.frames_analysed == 1 or self._told_systemd is not None:
                 self._told_systemd = None
                 self.notifier.ready(f"analysing with {self.model_version}")
@@ -453,6 +457,12 @@ class EdgeApp:
         self.last_result = result
         return result
 
+    def _remember(self, now: float) -> None:
+        """Adds the emotion reported now to the live page's timeline."""
+        assert self.state is not None
+        emotion = self.reported_emotion
+        self.history.record(now, emotion, self.state.confidence if emotion != "paused" else 0.0)
+
     def current_suggestion(self) -> dict[str, str] | None:
         """The latest suggestion for the emotion reported now: a screen never pairs "sad"
         with an idea that was given for "happy" (or shows one while nobody is there)."""
@@ -467,6 +477,15 @@ class EdgeApp:
         suggestion = self.picker.pick(emotion, time.monotonic())
         suggestion_dict = suggestion.as_payload() if suggestion else None
         self.events += 1
+        self.history.add_event(
+            MoodEvent(
+                time.monotonic(),
+                emotion,
+                previous,
+                confidence,
+                suggestion.text if suggestion else None,
+            )
+        )
         payload = event_payload(
             device_id=self.config.device_id,
             emotion=emotion,

@@ -274,6 +274,9 @@ class HTTPConfig(Strict):
     max_viewers: int = Field(
         4, ge=1, le=64, description="live streams served at once; more get 503 (a Pi's CPU)"
     )
+    history_minutes: float = Field(
+        10.0, gt=0, le=180, description="how far back the live page's mood timeline goes"
+    )
     public_url: str | None = Field(
         None,
         description="where other machines open the live view, linked from the Home Assistant "

@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from edge.config import HTTPConfig
-from edge.overlay import draw_face, to_canvas
+from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
 from edge.pipeline import BUCKETS_MS
 
 if TYPE_CHECKING:
@@ -46,44 +46,162 @@ def _same(offered: str, secret: str) -> bool:
     return hmac.compare_digest(offered.encode(), secret.encode())
 
 
+STYLE = """
+body { font-family: system-ui, sans-serif; background: #14161a; color: #e8e8e8; margin: 0; }
+main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; max-width: 1040px; }
+img { max-width: 100%; width: 640px; border-radius: 8px; background: #000; }
+main > img { flex: 0 1 640px; }
+aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
+.emotion { font-size: 2.4em; font-weight: 700; text-transform: capitalize; }
+.muted { color: #9aa0a6; }
+.box { background: #1f2329; padding: 12px; border-radius: 8px; margin-bottom: 12px; }
+.score { display: grid; grid-template-columns: 5em 1fr 3em; gap: 6px; align-items: center; }
+.score i { display: block; height: 10px; border-radius: 5px; }
+#mood { flex: 1 1 100%; }
+#timeline { display: block; width: 100%; height: 60px; background: #16191e; margin: 8px 0 2px; }
+.axis { display: flex; justify-content: space-between; font-size: 0.8em; }
+#legend span { margin-right: 14px; white-space: nowrap; }
+#events { margin: 8px 0 0; padding: 0; list-style: none; }
+#events li { margin: 2px 0; }
+"""
+
+# The page's behaviour: the state every second, the mood timeline every 5 s. Text from the
+# daemon (labels, suggestions) goes in with textContent, never as HTML.
+SCRIPT = """
+const SVG = "http://www.w3.org/2000/svg";
+const QUIET = ["no_face", "paused"];  // drawn as a thin bar: nobody to read
+const byId = (id) => document.getElementById(id);
+const colour = (label) => COLOURS[label] || COLOURS["*"];
+const percent = (p) => Math.round(p * 100) + "%";
+const say = (label) => label.replaceAll("_", " ");
+const clock = (age) => new Date(Date.now() - age * 1000).toLocaleTimeString();
+
+function element(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+function showScores(scores) {
+  const box = byId("scores");
+  box.replaceChildren();
+  const labels = Object.keys(scores);
+  if (!labels.length) { box.textContent = "–"; return; }
+  for (const label of labels) {
+    const row = element("div", undefined, "score");
+    const bar = element("i");
+    bar.style.width = percent(scores[label]);
+    bar.style.background = colour(label);
+    row.append(element("span", label), bar, element("span", percent(scores[label])));
+    box.append(row);
+  }
+}
+
+async function refresh() {
+  try {
+    const s = await (await fetch("api/state" + QUERY)).json();
+    byId("emotion").textContent = say(s.emotion);
+    byId("confidence").textContent = percent(s.confidence) + " · " + s.faces + " face(s)";
+    showScores(s.scores || {});
+    byId("suggestion").textContent = s.suggestion ? s.suggestion.text : "–";
+    byId("health").textContent =
+      s.fps + " fps · camera " + s.camera + " · model " + s.model_version;
+  } catch (e) { byId("health").textContent = "daemon unreachable"; }
+}
+
+function drawTimeline(h) {
+  const svg = byId("timeline");
+  const width = 600, height = 60, step = h.resolution / h.seconds * width;
+  const counts = {};
+  svg.replaceChildren();
+  for (let minute = 60; minute < h.seconds; minute += 60) {  // a faint line each minute
+    const line = document.createElementNS(SVG, "rect");
+    line.setAttribute("x", (minute / h.seconds * width).toFixed(1));
+    line.setAttribute("width", "0.6");
+    line.setAttribute("height", height);
+    line.setAttribute("fill", "#2a2f37");
+    svg.append(line);
+  }
+  for (const [age, emotion, confidence] of h.samples) {
+    counts[emotion] = (counts[emotion] || 0) + 1;
+    const tall = QUIET.includes(emotion) ? 4 : Math.max(confidence, 0.15) * height;
+    const bar = document.createElementNS(SVG, "rect");
+    bar.setAttribute("x", ((h.seconds - age) / h.seconds * width - step).toFixed(1));
+    bar.setAttribute("y", (height - tall).toFixed(1));
+    bar.setAttribute("width", (step + 0.4).toFixed(1));
+    bar.setAttribute("height", tall.toFixed(1));
+    bar.setAttribute("fill", colour(emotion));
+    bar.dataset.emotion = emotion;
+    svg.append(bar);
+  }
+  byId("window").textContent = Math.round(h.seconds / 60);
+  byId("start").textContent = "−" + Math.round(h.seconds / 60) + " min";
+  const legend = byId("legend");
+  legend.replaceChildren();
+  const total = h.samples.length || 1;
+  for (const [emotion, n] of Object.entries(counts).sort((a, b) => b[1] - a[1])) {
+    const item = element("span", "■ " + say(emotion) + " " + percent(n / total));
+    item.style.color = colour(emotion);
+    legend.append(item);
+  }
+  const events = byId("events");
+  events.replaceChildren();
+  for (const e of h.events) {
+    const text = clock(e.age) + "  " + say(e.previous) + " → " + say(e.emotion) + " " +
+      percent(e.confidence) + (e.suggestion ? " · " + e.suggestion : "");
+    events.append(element("li", text));
+  }
+}
+
+async function refreshHistory() {
+  try { drawTimeline(await (await fetch("api/history" + QUERY)).json()); } catch (e) {}
+}
+
+refresh(); setInterval(refresh, 1000);
+refreshHistory(); setInterval(refreshHistory, 5000);
+"""
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<style>
- body {{ font-family: system-ui, sans-serif; background: #14161a; color: #e8e8e8; margin: 0; }}
- main {{ display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }}
- img {{ max-width: 100%; width: 640px; border-radius: 8px; background: #000; }}
- main > img {{ flex: 0 1 640px; }}
- aside {{ flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }}
- .emotion {{ font-size: 2.4em; font-weight: 700; text-transform: capitalize; }}
- .muted {{ color: #9aa0a6; }} .box {{ background: #1f2329; padding: 12px; border-radius: 8px;
- margin-bottom: 12px; }}
-</style></head>
+<style>{style}</style></head>
 <body><main>
 <img id="live" src="stream.mjpg{query}" alt="live camera view with face boxes">
 <aside>
  <div class="box"><div class="muted">emotion</div><div id="emotion" class="emotion">…</div>
   <div id="confidence" class="muted"></div></div>
+ <div class="box"><div class="muted">scores</div><div id="scores">–</div></div>
  <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div></div>
  <div class="box muted" id="health"></div>
-</aside></main>
-<script>
-async function refresh() {{
-  try {{
-    const r = await fetch("api/state{query}");
-    const s = await r.json();
-    document.getElementById("emotion").textContent = s.emotion.replace("_", " ");
-    document.getElementById("confidence").textContent =
-      Math.round(s.confidence * 100) + "% · " + s.faces + " face(s)";
-    document.getElementById("suggestion").textContent =
-      s.suggestion ? s.suggestion.text : "–";
-    document.getElementById("health").textContent =
-      s.fps + " fps · camera " + s.camera + " · model " + s.model_version;
-  }} catch (e) {{ document.getElementById("health").textContent = "daemon unreachable"; }}
-}}
-refresh(); setInterval(refresh, 1000);
-</script></body></html>
+</aside>
+<section class="box" id="mood">
+ <div class="muted">mood over the last <span id="window">…</span> minutes</div>
+ <svg id="timeline" viewBox="0 0 600 60" preserveAspectRatio="none" role="img"
+  aria-label="the reported emotion over the last minutes"></svg>
+ <div class="axis muted"><span id="start"></span><span>now</span></div>
+ <div id="legend"></div>
+ <ul id="events"></ul>
+</section></main>
+<script>const QUERY = "{query}"; const COLOURS = {colours};</script>
+<script>{script}</script></body></html>
 """
+
+
+def _hex(bgr: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*reversed(bgr))
+
+
+# The face boxes' colours, so the page and the video agree; states of the device get their own.
+PAGE_COLOURS = json.dumps(
+    {
+        **{label: _hex(bgr) for label, bgr in COLOURS.items()},
+        "none": "#9aa0a6",
+        "no_face": "#5f6670",
+        "paused": "#8e7cc3",
+        "*": _hex(OTHER_COLOUR),
+    }
+)
 
 
 def draw_overlay(result: FrameResult) -> np.ndarray:
@@ -314,12 +432,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = PAGE.format(
                 device=service.app.config.device_id,
                 query=f"?token={quote(token, safe='')}" if token else "",
+                style=STYLE,
+                script=SCRIPT,
+                colours=PAGE_COLOURS,
             ).encode()
             self._send(body, "text/html; charset=utf-8")
         elif url.path == "/stream.mjpg":
             self._stream()
         elif url.path == "/api/state":
             self._send_json(service.app.view_state())
+        elif url.path == "/api/history":
+            self._send_json(service.app.history.snapshot(time.monotonic()))
         elif url.path == "/metrics":
             self._send(
                 prometheus_metrics(service.app, service).encode(),

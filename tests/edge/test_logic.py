@@ -13,6 +13,7 @@ import pytest
 from edge.camera.base import Frame
 from edge.config import load_config, parse_config, redacted
 from edge.errors import ConfigError
+from edge.history import MAX_EVENTS, MoodEvent, MoodHistory
 from edge.pipeline import LatestFrameSlot
 from edge.suggestions import Suggestion, SuggestionPicker, load_catalogue
 from edge.tracking import NO_FACE, NONE, EmotionState, FaceTracker
@@ -124,6 +125,43 @@ def test_the_live_view_shows_the_suggestion_of_the_current_emotion():
         assert shown["text"] in {s.text for s in app.picker.catalogue[emotion]}, (emotion, shown)
     app.state.current = NO_FACE
     assert app.view_state()["suggestion"] is None
+
+
+def test_the_mood_timeline_keeps_one_sample_a_second_within_its_window():
+    history = MoodHistory(seconds=60)
+    for tenth in range(50):  # 5 s at 10 frames a second: happy, then sad from 3.0 s
+        history.record(100 + tenth / 10, "happy" if tenth < 30 else "sad", 0.5 + tenth / 100)
+    samples = history.snapshot(now=105.0)["samples"]
+    # One per second, the last value within each second; oldest first, as ages.
+    assert samples == [
+        [5.0, "happy", 0.59],
+        [4.0, "happy", 0.69],
+        [3.0, "happy", 0.79],
+        [2.0, "sad", 0.89],
+        [1.0, "sad", 0.99],
+    ]
+    # A minute later the first three seconds have left the 60-second window.
+    assert [age for age, _, _ in history.snapshot(now=162.5)["samples"]] == [59.5, 58.5]
+
+
+def test_the_mood_timeline_keeps_the_latest_changes_newest_first():
+    history = MoodHistory(seconds=600)
+    for n in range(MAX_EVENTS + 5):
+        history.add_event(
+            MoodEvent(float(n), "sad", "happy", 0.8, f"idea {n}" if n % 2 == 0 else None)
+        )
+    events = history.snapshot(now=float(MAX_EVENTS + 5))["events"]
+    assert len(events) == MAX_EVENTS
+    assert [e["age"] for e in events] == [float(a) for a in range(1, MAX_EVENTS + 1)]
+    assert events[0] == {
+        "age": 1.0,
+        "emotion": "sad",
+        "previous": "happy",
+        "confidence": 0.8,
+        "suggestion": f"idea {MAX_EVENTS + 4}",
+    }
+    assert events[1]["suggestion"] is None
+    assert history.snapshot(now=10_000.0)["events"] == []  # all older than the window
 
 
 def test_builtin_catalogues_cover_the_three_emotions_in_both_languages():

@@ -109,26 +109,43 @@ def served(port: int) -> bool:
 
 
 @pytest.mark.browser
-def test_live_page_shows_face_boxes_in_chromium(video, tmp_path):
+def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer_zip, tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make system-deps installs it)")
+    faces = fer_faces(fer_zip, ["happy", "sad"], 1, seed=4)
+    scene = tmp_path / "scene.avi"
+    script = [Segment("happy", 3.0), Segment("sad", 3.0), Segment("none", 1.5)]
+    write_video(scripted_frames(faces, script, 10, seed=4), scene, 10)
     port = free_port()
     daemon = Daemon(
         tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
         f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
-        "[emotion]\nmin_confidence = 0.3\n",
+        "history_minutes = 2\n[emotion]\nmin_confidence = 0.3\n",
         env={"YUZUG_HTTP_TOKEN": "s3cret"},
     )
+    auth = {"Authorization": "Bearer s3cret"}
     try:
         wait_for(lambda: served(port), 30, what="the HTTP server")
-        wait_for(
-            lambda: http_json(port, "/healthz")[1].get("frames_analysed", 0) > 5,
-            30,
-            what="analysed frames",
-        )
         assert get_text(port, "/")[0] == 401  # the token is required
-        assert get_text(port, "/metrics", {"Authorization": "Bearer s3cret"})[0] == 200
+        assert get_text(port, "/api/history")[0] == 401
+        assert get_text(port, "/metrics", auth)[0] == 200
+
+        def history() -> dict:
+            return json.loads(get_text(port, "/api/history", auth)[1])
+
+        # Both faces of the scene became the device's emotion at least once.
+        wait_for(
+            lambda: {"happy", "sad"} <= {e["emotion"] for e in history()["events"]},
+            60,
+            what="happy and sad events",
+        )
+        recorded = history()
+        assert recorded["seconds"] == 120
+        ages = [age for age, _, _ in recorded["samples"]]
+        assert ages == sorted(ages, reverse=True) and 0 <= ages[-1] < 2
+        assert {"happy", "sad"} <= {emotion for _, emotion, _ in recorded["samples"]}
+
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot = ARTIFACTS / "live-view.png"
         screenshot.unlink(missing_ok=True)
@@ -142,7 +159,7 @@ def test_live_page_shows_face_boxes_in_chromium(video, tmp_path):
             "--disable-component-update",
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'chromium'}",
-            "--window-size=1100,560",
+            "--window-size=1100,900",
             "--virtual-time-budget=4000",
         ]
         url = f"http://127.0.0.1:{port}/?token=s3cret"
@@ -150,18 +167,31 @@ def test_live_page_shows_face_boxes_in_chromium(video, tmp_path):
             [CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60
         ).stdout
         assert 'id="live"' in dom and 'src="stream.mjpg?token=s3cret"' in dom
-        # The page's script filled in the state it fetched from /api/state.
+        # The page's script filled in the state it fetched from /api/state ...
         emotion = dom.split('id="emotion" class="emotion">')[1].split("<")[0]
-        assert emotion in ("happy", "sad", "angry", "none", "no face"), emotion
+        assert emotion in ("happy", "sad", "none", "no face"), emotion
+        assert dom.count('class="score"') == 4  # a bar per label of the shipped model
+        # ... and drew the timeline and the latest changes from /api/history.
+        assert 'data-emotion="happy"' in dom and 'data-emotion="sad"' in dom
+        legend = dom.split('id="legend">')[1].split("</div>")[0]
+        assert "happy" in legend and "sad" in legend
+        changes = dom.split('id="events">')[1].split("</ul>")[0]
+        assert changes.count("<li>") >= 2 and "→ happy" in changes and "→ sad" in changes
         subprocess.run(
             [CHROMIUM, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=60
         )
         image = cv2.imread(str(screenshot))
         assert image is not None and image.shape[1] == 1100
-        # A face box is drawn in its emotion's colour (BGR) somewhere on the video.
-        colours = [(80, 200, 60), (220, 140, 40), (50, 50, 230)]
-        hits = sum(int(np.all(np.abs(image.astype(int) - c) < 30, axis=2).sum()) for c in colours)
-        assert hits > 200, "no face box visible in the screenshot"
+        # BGR of happy and sad: a face box on the video, bars on the timeline below it.
+        colours = [(80, 200, 60), (220, 140, 40)]
+
+        def coloured(region: np.ndarray) -> int:
+            return sum(
+                int(np.all(np.abs(region.astype(int) - c) < 30, axis=2).sum()) for c in colours
+            )
+
+        assert coloured(image[16:496, 16:656]) > 200, "no face box visible on the video"
+        assert coloured(image[500:]) > 200, "no timeline bars below the video"
     finally:
         assert daemon.stop() == 0
 

@@ -439,6 +439,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(body, "text/html; charset=utf-8")
         elif url.path == "/stream.mjpg":
             self._stream()
+        elif url.path == "/snapshot.jpg":
+            self._snapshot()
         elif url.path == "/api/state":
             self._send_json(service.app.view_state())
         elif url.path == "/api/history":
@@ -461,6 +463,25 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, data: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
         self._send(json.dumps(data).encode(), "application/json", status)
+
+    def _snapshot(self) -> None:
+        """The latest analysed frame as drawn for the live view, one JPEG: a still for Home
+        Assistant's camera card or a notification. Paused: the paused picture, never the
+        camera's."""
+        service = self.service
+        result = service.app.last_result
+        if service.app.paused.is_set():
+            data = service.paused_jpeg()
+        elif result is None:
+            self._send(
+                b"no analysed frame yet\n",
+                "text/plain; charset=utf-8",
+                HTTPStatus.SERVICE_UNAVAILABLE,
+            )
+            return
+        else:
+            data = service.jpeg(result)
+        self._send(data, "image/jpeg")
 
     def _stream(self) -> None:
         service = self.service

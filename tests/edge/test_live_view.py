@@ -136,6 +136,29 @@ def test_a_paused_camera_is_never_shown_not_even_its_last_picture(service: HTTPS
     newcomer.close()
 
 
+def test_a_snapshot_is_the_latest_analysed_frame_or_the_paused_picture(service: HTTPService):
+    import cv2
+
+    def snapshot() -> tuple[int, str, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=10)
+        try:
+            connection.request("GET", "/snapshot.jpg")
+            response = connection.getresponse()
+            return response.status, response.getheader("Content-Type", ""), response.read()
+        finally:
+            connection.close()
+
+    status, kind, first = snapshot()
+    assert (status, kind) == (200, "image/jpeg")
+    picture = cv2.imdecode(np.frombuffer(first, np.uint8), cv2.IMREAD_GRAYSCALE)
+    assert picture.shape == (480, 640) and picture.std() > 50  # the camera's noise
+    time.sleep(0.1)
+    assert snapshot()[2] != first  # a newer frame, not a cached one
+    service.app.paused.set()
+    status, kind, paused = snapshot()
+    assert (status, kind) == (200, "image/jpeg") and paused == service.paused_jpeg()
+
+
 @contextmanager
 def served(**http: object) -> Iterator[HTTPService]:
     """The live view's HTTP service alone, on a free port, with these ``[http]`` settings."""
@@ -186,6 +209,12 @@ def test_basic_auth_takes_a_password_beyond_ascii(credentials: str, status: int)
         assert status_of(service, "/", {"Authorization": f"Basic {encoded}"}) == status
         # A non-ASCII token offered where no token is configured is a plain 401 too.
         assert status_of(service, "/?token=%C5%9F") == 401
+
+
+def test_no_snapshot_before_the_first_frame_and_none_without_the_token():
+    with served(token="s3cret") as service:
+        assert status_of(service, "/snapshot.jpg") == 401
+        assert status_of(service, "/snapshot.jpg?token=s3cret") == 503  # nothing analysed yet
 
 
 def test_a_token_beyond_ascii_is_compared_not_crashed_on():

@@ -83,7 +83,9 @@ fi
 
 echo "== service"
 install -m 0644 "$here/yuzug-edge.service" /etc/systemd/system/yuzug-edge.service
-"$PREFIX/venv/bin/yuzug-edge" validate-config --config /etc/yuzug/edge.toml >/dev/null
+# With the credential the unit loads, so that what the service would refuse is refused here.
+CREDENTIALS_DIRECTORY=/etc/yuzug "$PREFIX/venv/bin/yuzug-edge" validate-config \
+    --config /etc/yuzug/edge.toml >/dev/null
 systemctl daemon-reload
 systemctl enable --now yuzug-edge
 systemctl --no-pager --lines=0 status yuzug-edge || true

@@ -452,7 +452,13 @@ def read_secret_password(environ: dict[str, str] | None = None) -> str | None:
 def read_secret(
     variable: str, credential: str, environ: dict[str, str] | None = None
 ) -> str | None:
-    """A secret from an environment variable, else from a systemd credential file."""
+    """A secret from an environment variable, else from a systemd credential file; an empty
+    one is no secret.
+
+    Empty is how ``deploy/install.sh`` leaves the MQTT password for an anonymous broker: the
+    unit's ``LoadCredential=`` needs the file to exist, and an empty password would be refused
+    as "a password without mqtt.username" by the service alone (not by a check run by hand).
+    """
     env = os.environ if environ is None else environ
     if env.get(variable):
         return env[variable]
@@ -460,7 +466,7 @@ def read_secret(
     if credentials:
         path = Path(credentials) / credential
         try:
-            return path.read_text(encoding="utf-8").rstrip("\r\n")
+            return path.read_text(encoding="utf-8").rstrip("\r\n") or None
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:

@@ -521,7 +521,7 @@ def test_install_script_parses_and_installs_what_it_promises():
         "usermod -a -G",
         "/etc/yuzug/mqtt_password",
         "systemctl enable --now yuzug-edge",
-        "validate-config",
+        'CREDENTIALS_DIRECTORY=/etc/yuzug "$PREFIX/venv/bin/yuzug-edge" validate-config',
     ):
         assert promise in script, promise
 
@@ -545,11 +545,17 @@ def test_the_config_install_writes_is_valid_and_reads_the_model_store(hostname, 
     assert printed.returncode == 0, printed.stderr
     config_file = tmp_path / "edge.toml"
     config_file.write_text(printed.stdout)
+    # As the service sees it: install.sh leaves an empty mqtt_password for an anonymous broker,
+    # which the unit loads as a credential (it was refused as a password without a username).
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "mqtt_password").write_bytes(b"")
     validated = subprocess.run(
         [sys.executable, "-m", "edge", "validate-config", "--config", str(config_file)],
         capture_output=True,
         text=True,
         timeout=60,
+        env={**os.environ, "CREDENTIALS_DIRECTORY": str(credentials)},
     )
     assert validated.returncode == 0, validated.stderr
     config = json.loads(validated.stdout)

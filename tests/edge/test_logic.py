@@ -226,6 +226,19 @@ def test_secret_comes_from_environment_or_credentials(tmp_path: Path):
         parse_config({}, environ={"YUZUG_MQTT_PASSWORD": "x"})
 
 
+def test_an_empty_credential_is_no_secret(tmp_path: Path):
+    # install.sh makes an empty mqtt_password for an anonymous broker (LoadCredential= needs
+    # the file); the service then refused to start: "a password needs mqtt.username".
+    for name in ("mqtt_password", "http_token", "http_password"):
+        (tmp_path / name).write_text("\n" if name == "http_token" else "")
+    config = parse_config({}, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    assert config.mqtt.password is None and config.http.token is None
+    with pytest.raises(ConfigError, match="http_password"):
+        parse_config(
+            {"http": {"username": "cam"}}, environ={"CREDENTIALS_DIRECTORY": str(tmp_path)}
+        )
+
+
 def test_a_credential_that_is_not_utf8_is_named_not_a_traceback(tmp_path: Path):
     (tmp_path / "mqtt_password").write_bytes(b"p\xe4ss\n")  # written from a Latin-1 terminal
     with pytest.raises(ConfigError, match="cannot read systemd credential .*mqtt_password"):

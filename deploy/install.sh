@@ -2,14 +2,18 @@
 # First-time set-up of a Raspberry Pi (Raspberry Pi OS Bookworm/Trixie, 64-bit) for YUZUG.
 # Run as root on the Pi, from a folder holding this script, a yuzug wheel, edge.example.toml and
 # yuzug-edge.service (yuzug-deploy install HOST copies them there and runs it):
-#   sudo ./install.sh --wheel yuzug-*.whl [--password-file FILE]
+#   sudo ./install.sh --wheel yuzug-*.whl [--password-file FILE] [--deploy-user USER]
 # Idempotent: running it again upgrades the package and keeps an existing config.
+# --deploy-user: who pushes models over ssh (default: the user who ran sudo, else root);
+# --model-store-only: lay out the model store and stop (after changing the deploy user, say).
 set -euo pipefail
 
 WHEEL=""
 PASSWORD_FILE=""
-PREFIX=/opt/yuzug
-MODEL_STORE=/var/lib/yuzug/models
+DEPLOY_USER="${SUDO_USER:-root}"
+STORE_ONLY=""
+PREFIX="${YUZUG_PREFIX:-/opt/yuzug}"
+MODEL_STORE="${YUZUG_MODEL_STORE:-/var/lib/yuzug/models}"
 here="$(cd "$(dirname "$0")" && pwd)"
 example="$here/edge.example.toml"  # staged beside this script by yuzug-deploy install
 [ -e "$example" ] || example="$here/../edge.example.toml"  # run from a checkout
@@ -28,11 +32,37 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --wheel) WHEEL="$2"; shift 2 ;;
         --password-file) PASSWORD_FILE="$2"; shift 2 ;;
+        --deploy-user) DEPLOY_USER="$2"; shift 2 ;;
+        --model-store-only) STORE_ONLY=1; shift ;;
         --print-config) device_config; exit 0 ;;
         *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "install.sh: run as root (sudo)" >&2; exit 1; }
+id "$DEPLOY_USER" >/dev/null 2>&1 || { echo "install.sh: --deploy-user $DEPLOY_USER: no such user" >&2; exit 2; }
+
+# The daemon reads the store as group yuzug; `yuzug-deploy push` writes it over ssh as the
+# deploy user, who owns it (a store only root could write made every push by pi@... fail with
+# "Permission denied"). setgid: what a push adds belongs to group yuzug too. Others see nothing.
+model_store() {
+    echo "== model store $MODEL_STORE (pushed to by $DEPLOY_USER, read by group yuzug)"
+    install -d -o root -g root -m 0755 "$(dirname "$MODEL_STORE")"
+    install -d -o "$DEPLOY_USER" -g yuzug -m 2750 "$MODEL_STORE"
+    if [ ! -e "$MODEL_STORE/current" ]; then
+        bundled="$("$PREFIX/venv/bin/python" -c 'from edge.models import default_bundle_path as p; print(p())')"
+        version="$("$PREFIX/venv/bin/python" -c "from edge.bundle import load_bundle; print(load_bundle('$bundled').manifest.full_name)")"
+        cp -r "$bundled" "$MODEL_STORE/$version"
+        ln -sfn "$version" "$MODEL_STORE/current"
+        sync # an SD card loses unflushed writes on a power cut; current must point at whole files
+    fi
+    chown -R "$DEPLOY_USER:yuzug" "$MODEL_STORE"
+    chmod -R g+rX,g-w,o-rwx "$MODEL_STORE"
+    chmod 2750 "$MODEL_STORE"
+}
+if [ -n "$STORE_ONLY" ]; then
+    model_store
+    exit 0
+fi
 [ -n "$WHEEL" ] || WHEEL="$(ls "$here"/yuzug-*.whl | head -n1)"
 
 echo "== packages: python3-venv, python3-picamera2 (camera stack from apt)"
@@ -53,16 +83,7 @@ python3 -m venv --system-site-packages "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 "$PREFIX/venv/bin/pip" install --quiet "${WHEEL}[edge]"
 
-echo "== model store /var/lib/yuzug/models"
-install -d -o root -g yuzug -m 0750 /var/lib/yuzug /var/lib/yuzug/models
-if [ ! -e /var/lib/yuzug/models/current ]; then
-    bundled="$("$PREFIX/venv/bin/python" -c 'from edge.models import default_bundle_path as p; print(p())')"
-    version="$("$PREFIX/venv/bin/python" -c "from edge.bundle import load_bundle; print(load_bundle('$bundled').manifest.full_name)")"
-    cp -r "$bundled" "/var/lib/yuzug/models/$version"
-    ln -sfn "$version" /var/lib/yuzug/models/current
-    sync # an SD card loses unflushed writes on a power cut; current must point at whole files
-fi
-chgrp -R yuzug /var/lib/yuzug/models && chmod -R g+rX /var/lib/yuzug/models
+model_store
 
 echo "== config /etc/yuzug/edge.toml"
 install -d -m 0755 /etc/yuzug

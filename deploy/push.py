@@ -206,11 +206,20 @@ def bundle_files(bundle: ModelBundle) -> dict[str, str]:
     }
 
 
+def _readable(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Mode 0644 and no owner, whatever the files have here: the daemon reads them as group
+    yuzug, and a bundle written under a private umask (0600) would be unreadable there."""
+    member.mode = 0o644
+    member.uid = member.gid = 0
+    member.uname = member.gname = ""
+    return member
+
+
 def _tar(bundle: ModelBundle, files: list[str]) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for name in files:
-            archive.add(bundle.path / name, arcname=name)
+            archive.add(bundle.path / name, arcname=name, filter=_readable)
     return buffer.getvalue()
 
 
@@ -269,7 +278,7 @@ def _push(
 
     incoming = f"{target.models}/.incoming-{secrets.token_hex(4)}"
     target.remote.run(
-        f"mkdir -p {q(incoming)} && tar -x -C {q(incoming)}",
+        f"mkdir -p {q(incoming)} && tar -x --no-same-owner -C {q(incoming)}",
         input_bytes=_tar(bundle, list(hashes)),
         timeout=300,
     )

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ class SSHServer:
             Port {self.port}
             ListenAddress 127.0.0.1
             HostKey {w}/host_key
-            AuthorizedKeysFile {w}/authorized_keys
+            AuthorizedKeysFile {w}/authorized_keys .ssh/authorized_keys
             PubkeyAuthentication yes
             PasswordAuthentication no
             KbdInteractiveAuthentication no
@@ -101,6 +102,33 @@ def sshd(tmp_path_factory: pytest.TempPathFactory):
     server.start([f"dev{i}" for i in range(1, 11)])
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def pi_user(sshd: SSHServer) -> Iterator[str]:
+    """A real non-root login that the loopback sshd lets in with the tests' key (a Pi's `pi`),
+    and the daemon's group `yuzug`; both made for the test and removed after it."""
+    if shutil.which("useradd") is None or shutil.which("setpriv") is None:
+        pytest.skip("useradd/setpriv not installed")
+    name = f"yzpi{os.getpid() % 100000}"
+    made_group = subprocess.run(["getent", "group", "yuzug"], capture_output=True).returncode != 0
+    if made_group:
+        subprocess.run(["groupadd", "--system", "yuzug"], check=True)
+    # Password "*": no password login, yet not "locked" ("!"), which sshd refuses outright.
+    subprocess.run(
+        ["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", name], check=True
+    )
+    try:
+        keys = Path(f"/home/{name}/.ssh")
+        keys.mkdir()
+        shutil.copy(sshd.workdir / "client_key.pub", keys / "authorized_keys")
+        shutil.chown(keys, name)
+        shutil.chown(keys / "authorized_keys", name)
+        yield name
+    finally:
+        subprocess.run(["userdel", "--remove", name], capture_output=True)
+        if made_group:
+            subprocess.run(["groupdel", "yuzug"], capture_output=True)
 
 
 def restart_script(workdir: Path, broker_port: int, frames: Path, mqtt_extra: str = "") -> Path:

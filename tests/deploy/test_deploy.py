@@ -4,6 +4,8 @@ the systemd unit."""
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import io
 import json
 import os
@@ -12,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -509,6 +512,76 @@ def test_install_stages_in_a_folder_of_its_own_and_leaves_nothing_behind(sshd, t
         assert not Path("/tmp/yuzug-planted-ran").exists()
     finally:
         shutil.rmtree(planted)
+
+
+def test_a_pi_user_pushes_into_the_store_install_lays_out_and_the_daemon_reads_it(
+    sshd, pi_user, tmp_path
+):
+    # install.sh made the store root:yuzug 0750: every push by pi@... failed with "Permission
+    # denied". Now the deploy user owns it and the daemon's group reads what is pushed.
+    device = Path(tempfile.mkdtemp(prefix="yuzug-device-", dir="/tmp"))  # reachable by pi
+    device.chmod(0o755)
+    store = device / MODELS
+    venv_bin = tmp_path / "opt" / "venv" / "bin"  # install.sh's venv: this interpreter
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (venv_bin / "python").chmod(0o755)
+    as_daemon = ["setpriv", "--reuid=65534", f"--regid={grp.getgrnam('yuzug').gr_gid}"]
+    as_stranger = ["setpriv", "--reuid=65534", "--regid=65534"]
+    try:
+        laid_out = subprocess.run(
+            ["bash", str(ROOT / "deploy" / "install.sh"), "--model-store-only"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **os.environ,
+                "SUDO_USER": pi_user,  # who ran `sudo ./install.sh`: yuzug-deploy install's user
+                "YUZUG_PREFIX": str(venv_bin.parents[1]),
+                "YUZUG_MODEL_STORE": str(store),
+            },
+        )
+        assert laid_out.returncode == 0, laid_out.stdout + laid_out.stderr
+        shipped = load_bundle(default_bundle_path()).manifest.full_name
+        assert current(device) == shipped
+        common = [
+            "--ssh-config",
+            str(sshd.config),
+            "--root",
+            str(device),
+            "--device-id",
+            "dev1",
+            "--restart-command",
+            "true",
+            "--no-confirm",
+            "--keep",
+            "1",
+        ]
+        first, second = make_version(tmp_path, "pi1"), make_version(tmp_path, "pi2")
+        for file in second.iterdir():  # written under a private umask here
+            file.chmod(0o600)
+        for bundle in (first, second):
+            pushed = deploy_cli("push", "--model", str(bundle), f"{pi_user}@dev1", *common)
+            assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+            assert "updated" in pushed.stdout
+        names = [load_bundle(b).manifest.full_name for b in (first, second)]
+        assert current(device) == names[1] and os.readlink(store / "previous") == names[0]
+        assert not (store / shipped).exists()  # install's own copy pruned by pi (keep 1)
+        # The daemon (group yuzug) reads every file of what was pushed; nobody else lists it.
+        for name in ("model.tflite", "labels.txt", "manifest.json"):
+            read = subprocess.run(
+                [*as_daemon, "--clear-groups", "sha256sum", str(store / "current" / name)],
+                capture_output=True,
+                text=True,
+            )
+            assert read.returncode == 0, read.stderr
+            assert (
+                read.stdout.split()[0] == hashlib.sha256((second / name).read_bytes()).hexdigest()
+            )
+        listing = subprocess.run([*as_stranger, "--clear-groups", "ls", str(store)])
+        assert listing.returncode != 0
+    finally:
+        shutil.rmtree(device, ignore_errors=True)
 
 
 def test_install_script_parses_and_installs_what_it_promises():

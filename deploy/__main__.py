@@ -1,6 +1,7 @@
 """``yuzug-deploy``: push | rollback | status | confirm | install, over the user's own SSH.
 
-Many hosts are handled in parallel (``--concurrency``); a per-host table is printed at the end,
+Many hosts are handled in parallel (``--concurrency``), each reported on stderr as it finishes;
+a per-host table is printed at the end,
 and the exit status is 1 if any host failed.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,35 @@ def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 
 def run_parallel(devices: list[Device], concurrency: int, work: Any) -> list[Any]:
+    """``work`` for every device, ``concurrency`` at a time; results in the devices' order.
+
+    With more than one device each result gets a line on stderr as it comes in ("[3/40]
+    kitchen: updated ..."): a fleet push that waits on every device's confirmation takes
+    minutes, and the table comes only at the end.
+    """
+    results: list[Any] = [None] * len(devices)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(work, devices))
+        futures = {pool.submit(work, device): index for index, device in enumerate(devices)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            index = futures[future]
+            results[index] = future.result()
+            if len(devices) > 1:
+                print(
+                    f"[{done}/{len(devices)}] {progress_line(devices[index], results[index])}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+    return results
+
+
+def progress_line(device: Device, result: Any) -> str:
+    """``host: status version (seconds)`` of an outcome, or what a status row found."""
+    if isinstance(result, Outcome):
+        version = f" {result.version}" if result.version else ""
+        detail = f": {result.detail}" if result.detail and not result.ok else ""
+        return f"{result.host}: {result.status}{version} ({result.seconds:.1f} s){detail}"
+    found = result.get("error") or result.get("version") or "-"
+    return f"{device.host}: {found}"
 
 
 def cmd_push(args: argparse.Namespace) -> int:

@@ -175,6 +175,14 @@ def test_parallel_push_to_three_devices_and_an_unreachable_one(sshd, roots, tmp_
     ), result.stdout
     name = load_bundle(bundle).manifest.full_name
     assert [current(r) for r in roots[:3]] == [name] * 3
+    # The table keeps the inventory's order; stderr had a line per device as each finished.
+    assert [line.split()[0] for line in lines[-4:]] == ["dev1", "dev2", "dev3", "unreachable"]
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert [line.split()[0] for line in progress] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    by_host = {line.split()[1].rstrip(":"): line for line in progress}
+    assert set(by_host) == {"dev1", "dev2", "dev3", "unreachable"}
+    assert all(f"updated {name} (" in by_host[f"dev{i}"] for i in (1, 2, 3)), progress
+    assert "failed" in by_host["unreachable"] and "ssh" in by_host["unreachable"], progress
 
 
 def test_killed_transfer_leaves_the_old_version_running(sshd, roots, tmp_path):

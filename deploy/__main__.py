@@ -1,8 +1,7 @@
 """``yuzug-deploy``: push | rollback | status | confirm | install, over the user's own SSH.
 
 Many hosts are handled in parallel (``--concurrency``), each reported on stderr as it finishes;
-a per-host table is printed at the end,
-and the exit status is 1 if any host failed.
+a per-host table is printed at the end, and the exit status is 1 if any host failed.
 """
 
 from __future__ import annotations

@@ -82,6 +82,9 @@ echo "== venv $PREFIX/venv (--system-site-packages, so apt's picamera2 is visibl
 python3 -m venv --system-site-packages "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 "$PREFIX/venv/bin/pip" install --quiet "${WHEEL}[edge]"
+# Every build is version 0.1.0, and pip keeps an installed version it is given again ("already
+# installed with the same version"): without this a second install left the old code running.
+"$PREFIX/venv/bin/pip" install --quiet --force-reinstall --no-deps "$WHEEL"
 
 model_store
 

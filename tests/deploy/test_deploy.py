@@ -599,6 +599,8 @@ def test_install_script_parses_and_installs_what_it_promises():
         "--system-site-packages",
         "python3-picamera2",
         "[edge]",
+        # the same version again is kept by pip: a reinstall must replace the code
+        '--force-reinstall --no-deps "$WHEEL"',
         "usermod -a -G",
         "/etc/yuzug/mqtt_password",
         "systemctl enable --now yuzug-edge",

@@ -111,7 +111,9 @@ install -m 0644 "$here/yuzug-edge.service" /etc/systemd/system/yuzug-edge.servic
 CREDENTIALS_DIRECTORY=/etc/yuzug "$PREFIX/venv/bin/yuzug-edge" validate-config \
     --config /etc/yuzug/edge.toml >/dev/null
 systemctl daemon-reload
-systemctl enable --now yuzug-edge
+systemctl enable yuzug-edge
+# restart, not start: on a re-install the running daemon would keep the old code and unit.
+systemctl restart yuzug-edge
 systemctl --no-pager --lines=0 status yuzug-edge || true
 echo "installed: edit /etc/yuzug/edge.toml (mqtt.host, camera) and: systemctl restart yuzug-edge"
 echo "if it does nothing: systemctl stop yuzug-edge; CREDENTIALS_DIRECTORY=/etc/yuzug STATE_DIRECTORY=/var/lib/yuzug-edge $PREFIX/venv/bin/yuzug-edge doctor --config /etc/yuzug/edge.toml"

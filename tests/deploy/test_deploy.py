@@ -603,7 +603,8 @@ def test_install_script_parses_and_installs_what_it_promises():
         '--force-reinstall --no-deps "$WHEEL"',
         "usermod -a -G",
         "/etc/yuzug/mqtt_password",
-        "systemctl enable --now yuzug-edge",
+        "systemctl enable yuzug-edge",
+        "systemctl restart yuzug-edge",  # a re-install runs the new code at once
         'CREDENTIALS_DIRECTORY=/etc/yuzug "$PREFIX/venv/bin/yuzug-edge" validate-config',
     ):
         assert promise in script, promise

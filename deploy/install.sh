@@ -81,7 +81,15 @@ done
 echo "== venv $PREFIX/venv (--system-site-packages, so apt's picamera2 is visible)"
 python3 -m venv --system-site-packages "$PREFIX/venv"
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
-"$PREFIX/venv/bin/pip" install --quiet "${WHEEL}[edge]"
+# apt's camera stack (picamera2 -> simplejpeg) is built for the system's numpy. Where that is
+# 1.x (Raspberry Pi OS Bookworm), a numpy 2 in the venv breaks `import picamera2` ("numpy.dtype
+# size changed"), so the venv stays on 1.x there (numpy 1.26, OpenCV 4.11, LiteRT 2.3).
+numpy_pin=""
+if python3 -c 'import numpy, sys; sys.exit(numpy.__version__.split(".")[0] != "1")' 2>/dev/null; then
+    numpy_pin="numpy<2"
+    echo "system numpy is 1.x: keeping the venv on numpy<2 for apt's picamera2"
+fi
+"$PREFIX/venv/bin/pip" install --quiet "${WHEEL}[edge]" ${numpy_pin:+"$numpy_pin"}
 # Every build is version 0.1.0, and pip keeps an installed version it is given again ("already
 # installed with the same version"): without this a second install left the old code running.
 "$PREFIX/venv/bin/pip" install --quiet --force-reinstall --no-deps "$WHEEL"

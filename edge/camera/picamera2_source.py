@@ -34,6 +34,15 @@ class Picamera2Source(FrameSource):
                 "picamera2 is not importable: `sudo apt install python3-picamera2` and create "
                 "the venv with --system-site-packages (yuzug-deploy install does both)"
             ) from exc
+        except ValueError as exc:
+            # apt's picamera2 imports simplejpeg, built for the system's numpy; on Raspberry Pi
+            # OS Bookworm that is numpy 1.x, and a numpy 2 in the venv breaks it ("numpy.dtype
+            # size changed"). An error of the camera, retried and reported, not a crash loop.
+            raise CameraError(
+                f"picamera2 cannot load with this venv's numpy ({exc}): the system's camera "
+                "stack was built for numpy 1.x; `pip install 'numpy<2'` in the venv "
+                "(yuzug-deploy install pins it on such systems)"
+            ) from exc
         c = self.config
         try:
             camera = Picamera2(c.camera_index)

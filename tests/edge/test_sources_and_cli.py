@@ -266,6 +266,22 @@ def test_picamera2_missing_is_a_clear_error(monkeypatch):
         make_source(Picamera2CameraConfig()).open()
 
 
+def test_picamera2_built_for_another_numpy_is_a_camera_error_not_a_crash(monkeypatch, tmp_path):
+    # apt's picamera2 on Raspberry Pi OS Bookworm imports simplejpeg, built for numpy 1.x; with
+    # numpy 2 in the venv the import raises ValueError, which crashed the capture thread (exit
+    # 70) on every restart. Faked at the boundary: a picamera2 whose import fails that way.
+    fake = tmp_path / "picamera2"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        'raise ValueError("numpy.dtype size changed, may indicate binary incompatibility. '
+        'Expected 96 from C header, got 88 from PyObject")\n'
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "picamera2", raising=False)
+    with pytest.raises(CameraError, match=r"dtype size changed.*numpy<2"):
+        make_source(Picamera2CameraConfig()).open()
+
+
 def _read_or_nothing(fd: int) -> bytes:
     """A pty's master end raises EIO once the other end is closed and drained."""
     try:

@@ -21,6 +21,20 @@ logger = logging.getLogger(__name__)
 STALL_SECONDS = 5.0
 
 
+OPENCV_LOG_LEVEL_ERROR = 2  # cv::utils::logging::LOG_LEVEL_ERROR
+
+
+def quiet_opencv_log() -> None:
+    """OpenCV's own log from ERROR up. ``cv2.utils.logging`` exists from OpenCV 4.12; 4.11 (the
+    newest that runs with numpy 1.x, as on Raspberry Pi OS Bookworm) has ``cv2.setLogLevel``
+    only, and calling the former there ended every camera start with an AttributeError."""
+    utils_logging = getattr(getattr(cv2, "utils", None), "logging", None)
+    if utils_logging is not None:
+        utils_logging.setLogLevel(utils_logging.LOG_LEVEL_ERROR)
+    elif hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(OPENCV_LOG_LEVEL_ERROR)
+
+
 class OpenCVSource(FrameSource):
     name = "opencv"
 
@@ -38,7 +52,7 @@ class OpenCVSource(FrameSource):
         if not logger.isEnabledFor(logging.DEBUG):
             # OpenCV's own "[ WARN:0@3.1] ... can't open camera by index" lines would repeat
             # every retry beside ours, which say the same with a reason; DEBUG keeps them.
-            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+            quiet_opencv_log()
 
     @property
     def description(self) -> str:

@@ -48,6 +48,19 @@ def test_opencv_file_source_plays_and_ends(clip: Path):
     assert len(frames) == 20 and frames[0].image.shape == (480, 640, 3)
 
 
+def test_an_opencv_without_cv2_utils_logging_still_opens_a_video(clip: Path, monkeypatch):
+    # OpenCV 4.11, the newest that runs with numpy 1.x (Raspberry Pi OS Bookworm, whose apt
+    # picamera2 needs it), has cv2.setLogLevel but no cv2.utils.logging: every camera start
+    # died there with AttributeError. Its API is what the monkeypatch leaves (found by running
+    # tests/edge under numpy 1.26 + opencv-python-headless 4.11.0.86, where they all pass).
+    levels: list[int] = []
+    monkeypatch.setattr(cv2, "utils", types.SimpleNamespace())
+    monkeypatch.setattr(cv2, "setLogLevel", levels.append, raising=False)
+    with make_source(OpenCVCameraConfig(source=str(clip), realtime=False)) as source:
+        assert source.read().image.shape == (480, 640, 3)
+    assert levels == [2]  # ERROR and up
+
+
 def test_opencv_missing_or_vanishing_file_is_a_camera_error(clip: Path, tmp_path: Path):
     with pytest.raises(CameraError, match="not found"):
         make_source(OpenCVCameraConfig(source=str(tmp_path / "nope.avi"))).open()

@@ -64,7 +64,9 @@ def check_device_id(value: str) -> str:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # protected_namespaces=(): pydantic before 2.10 warns at every start that the detector's
+    # `model_path` "has conflict with protected namespace model_".
+    model_config = ConfigDict(extra="forbid", validate_default=True, protected_namespaces=())
 
 
 class OpenCVCameraConfig(Strict):

@@ -114,6 +114,7 @@ def pi_user(sshd: SSHServer) -> Iterator[str]:
     made_group = subprocess.run(["getent", "group", "yuzug"], capture_output=True).returncode != 0
     if made_group:
         subprocess.run(["groupadd", "--system", "yuzug"], check=True)
+    Path("/home").mkdir(exist_ok=True)  # a bare container may lack it; useradd needs it
     # Password "*": no password login, yet not "locked" ("!"), which sshd refuses outright.
     subprocess.run(
         ["useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", name], check=True

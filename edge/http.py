@@ -19,7 +19,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, quote, urlparse
 
 import cv2
@@ -374,6 +374,18 @@ class HTTPService:
                 self.frames_encoded += 1
             return data
 
+    def showing(self) -> FrameResult | object | None:
+        """What viewers see now: ``PAUSED`` while the privacy switch is on (no camera picture
+        at all, not the last one before the pause, whatever frame the analysis may still have
+        been finishing), else the last analysed frame; ``None`` before the first."""
+        return PAUSED if self.app.paused.is_set() else self.app.last_result
+
+    def picture(self, showing: FrameResult | object) -> bytes:
+        """The JPEG for what :meth:`showing` returned."""
+        if showing is PAUSED:
+            return self.paused_jpeg()
+        return self.jpeg(cast("FrameResult", showing))
+
     def paused_jpeg(self) -> bytes:
         """The frame viewers get while the privacy switch is on, in place of the camera's."""
         if self._paused_frame is None:
@@ -469,19 +481,15 @@ class _Handler(BaseHTTPRequestHandler):
         Assistant's camera card or a notification. Paused: the paused picture, never the
         camera's."""
         service = self.service
-        result = service.app.last_result
-        if service.app.paused.is_set():
-            data = service.paused_jpeg()
-        elif result is None:
+        showing = service.showing()
+        if showing is None:
             self._send(
                 b"no analysed frame yet\n",
                 "text/plain; charset=utf-8",
                 HTTPStatus.SERVICE_UNAVAILABLE,
             )
             return
-        else:
-            data = service.jpeg(result)
-        self._send(data, "image/jpeg")
+        self._send(service.picture(showing), "image/jpeg")
 
     def _stream(self) -> None:
         service = self.service
@@ -504,17 +512,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             sent: object = None
             while not service.app.stop_event.is_set():
-                # Paused means no camera picture at all, not the last one before the pause,
-                # whatever frame the analysis may still have been finishing.
-                paused = service.app.paused.is_set()
-                result = service.app.last_result
-                showing = PAUSED if paused else result
+                showing = service.showing()
                 if showing is not None and showing is not sent:
                     sent = showing
-                    if paused or result is None:
-                        data = service.paused_jpeg()
-                    else:
-                        data = service.jpeg(result)
+                    data = service.picture(showing)
                     if data:
                         self.wfile.write(
                             b"--frame\r\nContent-Type: image/jpeg\r\n"

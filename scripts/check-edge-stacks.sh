@@ -12,19 +12,19 @@ declare -A pins=(
     [bookworm]="numpy<2"
 )
 status=0
-for stack in "${@:-floor bookworm}"; do
-    for name in $stack; do
-        venv="$root/$name"
-        echo "== $name: ${pins[$name]}"
-        python3 -m venv "$venv"
-        # shellcheck disable=SC2086 # the pins are separate requirements
-        "$venv/bin/pip" install --quiet -e ".[edge,demo]" ${pins[$name]} pytest jsonschema jinja2
-        "$venv/bin/pip" list 2>/dev/null | grep -i -E "^(numpy|opencv-python-headless|ai-edge-litert|paho-mqtt|pydantic) "
-        # The label-swap test builds its model with TensorFlow, which these venvs leave out.
-        # -W error::UserWarning: a warning at import is one every daemon start would print.
-        "$venv/bin/python" -m pytest -q -p no:cacheprovider -W error::UserWarning \
-            tests/edge tests/contract \
-            -k "not other_labels" || status=1
-    done
+stacks=("$@")
+[ ${#stacks[@]} -gt 0 ] || stacks=(floor bookworm)
+for name in "${stacks[@]}"; do
+    [ -n "${pins[$name]+set}" ] || { echo "check-edge-stacks: no stack $name (floor, bookworm)" >&2; exit 2; }
+    venv="$root/$name"
+    echo "== $name: ${pins[$name]}"
+    python3 -m venv "$venv"
+    # shellcheck disable=SC2086 # the pins are separate requirements
+    "$venv/bin/pip" install --quiet -e ".[edge,demo]" ${pins[$name]} pytest jsonschema jinja2
+    "$venv/bin/pip" list 2>/dev/null | grep -i -E "^(numpy|opencv-python-headless|ai-edge-litert|paho-mqtt|pydantic) "
+    # The label-swap test builds its model with TensorFlow, which these venvs leave out.
+    # -W error::UserWarning: a warning at import is one every daemon start would print.
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider -W error::UserWarning \
+        tests/edge tests/contract -k "not other_labels" || status=1
 done
 exit $status

@@ -5,6 +5,7 @@
 * ``classify``: the original system's static-image test, one JSON line per image.
 * ``watch``: subscribe and print a device's events and state readably.
 * ``demo``: the whole loop on a fresh machine, no camera or broker needed.
+* ``personalize``: fit the model's decisions to one person from a few seconds of each face.
 """
 
 from __future__ import annotations
@@ -135,6 +136,38 @@ def build_parser() -> argparse.ArgumentParser:
                 default=0,
                 help="stop after this many analysed frames (0: run until stopped)",
             )
+    personal = commands.add_parser(
+        "personalize", help="fit the model to one person: record each expression for seconds"
+    )
+    personal.add_argument("--config", type=Path, help="TOML config: camera, detector, model")
+    personal.add_argument("--source", help="override camera: index, video file, URL or folder")
+    personal.add_argument("--model", type=Path, help="override classifier.model")
+    personal.add_argument(
+        "--out",
+        type=Path,
+        help="the file to write (default: the config's classifier.personal_file); recordings "
+        "already in it for the same model are kept unless recorded again",
+    )
+    personal.add_argument(
+        "--labels",
+        type=lambda text: [label.strip() for label in text.split(",") if label.strip()],
+        help="comma-separated labels to record (default: the relaxed face, then every emotion)",
+    )
+    personal.add_argument(
+        "--seconds",
+        type=number_argument("--seconds", above=0),
+        default=8.0,
+        help="recording time per label (default 8)",
+    )
+    personal.add_argument(
+        "--countdown",
+        type=number_argument("--countdown", at_least=0),
+        default=3.0,
+        help="seconds to get ready before each recording (default 3)",
+    )
+    personal.add_argument(
+        "--reset", action="store_true", help="forget the file's earlier recordings"
+    )
     return parser
 
 
@@ -322,7 +355,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return run_doctor(args, sys.stdout, timeout=args.timeout)
 
 
+def cmd_personalize(args: argparse.Namespace) -> int:
+    from edge.personalize import run_personalize
+
+    return run_personalize(args, sys.stdout)
+
+
 COMMANDS = {
+    "personalize": cmd_personalize,
     "doctor": cmd_doctor,
     "watch": cmd_watch,
     "demo": cmd_demo,

@@ -41,6 +41,7 @@ from edge.detect import FaceDetector, detect_boxes, make_detector
 from edge.errors import ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
+from edge.personalize import NoPersonalization, PersonalizationError, load_personalization
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
 from edge.preprocess import Box, preprocess_faces
 from edge.publish.mqtt import MQTTPublisher
@@ -126,6 +127,7 @@ class EdgeApp:
         self.reload_failures = 0
         self.last_reload_error: str | None = None
         self._model_target: str | None = None
+        self.personal = "off"  # whether one person's offsets apply, and which
         self._last_reload_check = 0.0
         self.frames_analysed = 0
         self.events = 0
@@ -164,6 +166,7 @@ class EdgeApp:
     ) -> None:
         """Makes a loaded model current, with fresh tracks; the reported emotion carries over."""
         self.bundle, self.classifier, self._model_target = bundle, classifier, target
+        classifier.offsets, self.personal = self._personal_offsets(bundle)
         e = self.config.emotion
         self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
         self.state = EmotionState(
@@ -174,6 +177,23 @@ class EdgeApp:
             abstain_label=bundle.manifest.abstain_label,
             current=self.state.current if self.state else NO_FACE,
         )
+
+    def _personal_offsets(self, bundle: ModelBundle) -> tuple[np.ndarray | None, str]:
+        """The personalization file's offsets for this model, and what became of them. A bad
+        or stale file is logged and left out: the daemon runs on with the model's own scores."""
+        path = self.config.classifier.personal_file
+        if path is None:
+            return None, "off"
+        try:
+            personal = load_personalization(path)
+            offsets = personal.offsets_for(bundle)
+        except NoPersonalization:
+            return None, "off"
+        except PersonalizationError as exc:
+            logger.warning("personal offsets not applied: %s", exc)
+            return None, f"not applied: {exc}"
+        logger.info("personal offsets applied: %s", personal.describe())
+        return offsets, f"on: {personal.describe()}"
 
     def init_model(self) -> None:
         # A `current` symlink is resolved once, so a deploy that switches it is noticed.
@@ -610,6 +630,7 @@ class EdgeApp:
                 "version": self.model_version,
                 "reload_failures": self.reload_failures,
                 "last_reload_error": self.last_reload_error,
+                "personal": self.personal,
             },
             "broker": broker,
             "last_frame_time": utc_timestamp(last) if last else None,

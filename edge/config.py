@@ -35,6 +35,7 @@ PASSWORD_ENV = "YUZUG_MQTT_PASSWORD"
 PASSWORD_CREDENTIAL = "mqtt_password"
 SPOOL_NAME = "pending-events.jsonl"
 PAUSE_NAME = "privacy-pause"
+PERSONAL_NAME = "personal.json"
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -167,6 +168,12 @@ class ClassifierConfig(Strict):
     max_faces: int = Field(3, ge=1, le=20, description="faces classified per frame, largest first")
     max_fps: float = Field(
         0.0, ge=0, description="upper bound on analysed frames per second; 0 = as fast as possible"
+    )
+    personal_file: Path | None = Field(
+        None,
+        description="offsets fitted to one person by `yuzug-edge personalize`, applied when "
+        "they were fitted for the model in use; default $STATE_DIRECTORY/personal.json under "
+        "systemd, else none",
     )
 
 
@@ -439,8 +446,8 @@ def missing_files(config: EdgeConfig) -> list[str]:
             if isinstance(section, OpenCVCameraConfig) and key == "source":
                 # Only a video file: the camera check says what a camera or a URL does.
                 value = Path(value) if section.source_kind == "file" else None
-            if key in ("spool_file", "pause_file"):
-                continue  # written by the daemon: it need not exist yet
+            if key in ("spool_file", "pause_file", "personal_file"):
+                continue  # written by the daemon or `personalize`: it need not exist yet
             if isinstance(value, Path) and not value.exists():
                 missing.append(f"{section_name}.{key}: {value}")
     return missing
@@ -495,6 +502,8 @@ def parse_config(
         config.mqtt.spool_file = default_state_path(SPOOL_NAME, environ)
     if config.mqtt.pause_file is None:
         config.mqtt.pause_file = default_state_path(PAUSE_NAME, environ)
+    if config.classifier.personal_file is None:
+        config.classifier.personal_file = default_state_path(PERSONAL_NAME, environ)
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
     for field_name, variable, credential in (

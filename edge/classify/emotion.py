@@ -14,6 +14,7 @@ import numpy as np
 from edge.bundle import ModelBundle
 from edge.classify.interpreter import TFLiteModel
 from edge.errors import BundleError
+from edge.personalize import apply_offsets
 from edge.preprocess import PreprocessSpec, to_model_input
 
 
@@ -32,6 +33,9 @@ class EmotionClassifier:
 
     ``flip_average`` also classifies each mirrored crop and averages the two: faces are close
     to symmetric, so this is test-time augmentation for twice the classification time.
+
+    ``offsets``, when set, are one person's per-label offsets (:mod:`edge.personalize`), applied
+    to every probability this classifier returns.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class EmotionClassifier:
         self.spec = spec
         self.bundle = bundle
         self.flip_average = flip_average
+        self.offsets: np.ndarray | None = None
         self._input = model.inputs[0]
         self._output = model.outputs[0]
         if self._output.contract.shape[-1] != len(self.labels):
@@ -104,6 +109,8 @@ class EmotionClassifier:
         out = self._run(tensor)
         if self.flip_average:
             out = (out + self._run(tensor[:, :, ::-1])) / 2
+        if self.offsets is not None:
+            out = apply_offsets(out, self.offsets)
         return out
 
     def _run(self, tensor: np.ndarray) -> np.ndarray:

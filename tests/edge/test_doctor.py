@@ -15,7 +15,7 @@ from edge.config import MQTTConfig
 from edge.doctor import run_doctor
 from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
-from tests.support import broker_with_login, free_port
+from tests.support import broker_with_login, free_port, write_personal_file
 
 pytestmark = pytest.mark.mqtt
 
@@ -91,12 +91,17 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
 
 def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path):
     config = tmp_path / "edge.toml"
+    # Offsets recorded for a model this device no longer runs: a warning, not a failure.
+    personal = write_personal_file(
+        tmp_path / "personal.json", model={"name": "yuzug-old 1", "sha256": "0" * 64}
+    )
     held = socket.create_server(("127.0.0.1", 0))  # somebody else has the live-view port
     try:
         config.write_text(
             f'[camera]\ntype = "folder"\npath = "{tmp_path / "gone"}"\n'
             f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n'
             f"[http]\nenabled = true\nport = {held.getsockname()[1]}\n"
+            f'[classifier]\npersonal_file = "{personal}"\n'
         )
         code, findings = doctor(config)
     finally:
@@ -108,6 +113,8 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
     assert findings["spool"][0] == "skip" and "memory only" in findings["spool"][1]
     assert findings["http"][0] == "FAIL" and "already running" in findings["http"][1]
     assert findings["model"][0] == findings["detector"][0] == "ok"
+    assert findings["personal"][0] == "warn"
+    assert findings["personal"][1].startswith("not applied: fitted for model yuzug-old 1")
 
     # A CA file that is not there is a failing line naming the key, not a traceback.
     config.write_text(

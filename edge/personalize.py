@@ -1,0 +1,401 @@
+"""Fitting the model to one person: a few seconds of their faces shift its decisions.
+
+FER2013 is thousands of strangers. One person's relaxed face may sit close to the model's "sad",
+their smile be faint, their frown read as "none". Retraining needs a workstation; a bias per
+label on the log-probabilities, ``softmax(log p + b)``, moves the boundaries between labels at
+no cost per frame and can be learnt from seconds of that person's faces. It is the correction
+``bench/class_offsets.py`` measures on the data set, fitted here on the person's recordings.
+
+The file keeps the model it was fitted for (its sha256), the offsets and the recorded scores, so
+that recording another expression later refits on everything. The daemon applies it only to
+that model and says so when it does not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import numpy as np
+
+from edge.bundle import ModelBundle
+from edge.camera.base import EndOfStream, FrameSource
+from edge.detect import detect_boxes
+from edge.detect.base import FaceDetector
+from edge.errors import YuzugError
+from edge.preprocess import preprocess_faces
+from edge.publish.spool import replace_synced
+
+if TYPE_CHECKING:
+    from edge.classify.emotion import EmotionClassifier
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+# Half a step of the int8 output (1/256): a probability that quantized to 0 stays finite in log
+# space, so an offset can still lift it.
+PROBABILITY_FLOOR = 1.0 / 512
+# e^1.5 = 4.5x the odds at most: enough for a resting face that reads "sad", too little to make
+# the model say one label whatever the face does.
+OFFSET_LIMIT = 1.5
+OFFSET_STEP = 0.05
+# Mean recall given up per unit of squared offset: of the offsets that explain the recordings
+# equally well, the smallest wins, and a lone odd frame does not buy a large one.
+OFFSET_PENALTY = 0.02
+MAX_SWEEPS = 10
+MAX_SAMPLES_PER_LABEL = 600  # 40 s at 15 fps; older rows go first
+
+
+class PersonalizationError(YuzugError):
+    """A personalization file is unreadable or does not describe offsets for a model."""
+
+
+class NoPersonalization(PersonalizationError):
+    """There is no personalization file (nobody has recorded one)."""
+
+
+def apply_offsets(probabilities: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``softmax(log p + offsets)`` row by row, in float32."""
+    logits = _log(probabilities) + offsets
+    logits -= logits.max(axis=-1, keepdims=True)
+    exp = np.exp(logits)
+    return (exp / exp.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _log(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.maximum(probabilities, PROBABILITY_FLOOR))
+
+
+def _recall(log_rows: np.ndarray, label_index: int, offsets: np.ndarray) -> float:
+    return float(np.mean(np.argmax(log_rows + offsets, axis=1) == label_index))
+
+
+def recalls(
+    samples: Mapping[str, np.ndarray], labels: Sequence[str], offsets: np.ndarray
+) -> dict[str, float]:
+    """Each recorded label's share of faces the offsets make the model call by that label."""
+    return {
+        label: _recall(_log(rows), labels.index(label), offsets)
+        for label, rows in samples.items()
+        if len(rows)
+    }
+
+
+def fit_offsets(
+    samples: Mapping[str, np.ndarray], labels: Sequence[str], reference: str
+) -> np.ndarray:
+    """The offsets that best recover each recording's label (mean recall over the labels
+    recorded, less :data:`OFFSET_PENALTY` per unit of squared offset).
+
+    Coordinate ascent over a grid; ``reference`` keeps offset 0, since adding one constant to
+    every label changes nothing. A label not recorded still moves: recording only a relaxed
+    face lowers the emotions against "none" just enough for that face.
+    """
+    if not any(len(rows) for rows in samples.values()):
+        raise PersonalizationError("no faces were recorded, so there is nothing to fit")
+    logs = [(_log(rows), list(labels).index(label)) for label, rows in samples.items() if len(rows)]
+
+    def objective(offsets: np.ndarray) -> float:
+        mean_recall = np.mean([_recall(x, i, offsets) for x, i in logs])
+        return float(mean_recall) - OFFSET_PENALTY * float(np.sum(offsets**2))
+
+    grid = np.round(np.arange(-OFFSET_LIMIT, OFFSET_LIMIT + OFFSET_STEP / 2, OFFSET_STEP), 2)
+    offsets = np.zeros(len(labels))
+    best = objective(offsets)
+    for _ in range(MAX_SWEEPS):
+        improved = False
+        for j, label in enumerate(labels):
+            if label == reference:
+                continue
+            for value in grid:
+                trial = offsets.copy()
+                trial[j] = value
+                score = objective(trial)
+                if score > best + 1e-12:
+                    best, offsets, improved = score, trial, True
+        if not improved:
+            break
+    return offsets
+
+
+@dataclass
+class Personalization:
+    """Offsets fitted for one model, with the recordings they were fitted on."""
+
+    model_sha256: str
+    model_name: str
+    labels: list[str]
+    offsets: dict[str, float]
+    samples: dict[str, np.ndarray] = field(default_factory=dict)
+    created: str = ""
+
+    def offsets_array(self) -> np.ndarray:
+        return np.array([self.offsets.get(label, 0.0) for label in self.labels], np.float32)
+
+    def offsets_for(self, bundle: ModelBundle) -> np.ndarray:
+        """The offsets in ``bundle``'s label order.
+
+        Raises:
+            PersonalizationError: they were fitted for another model.
+        """
+        if bundle.manifest.model.sha256 != self.model_sha256 or bundle.labels != self.labels:
+            raise PersonalizationError(
+                f"fitted for model {self.model_name}, not {bundle.manifest.full_name}; record "
+                "again with `yuzug-edge personalize` to fit this model"
+            )
+        return self.offsets_array()
+
+    def describe(self) -> str:
+        moved = [f"{label} {value:+.2f}" for label, value in self.offsets.items() if value]
+        faces = sum(len(rows) for rows in self.samples.values())
+        return f"{', '.join(moved) or 'no offsets'} (from {faces} recorded faces)"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "created": self.created,
+                "model": {"name": self.model_name, "sha256": self.model_sha256},
+                "labels": self.labels,
+                "offsets": {label: round(value, 4) for label, value in self.offsets.items()},
+                "samples": {
+                    label: np.round(rows, 4).tolist() for label, rows in self.samples.items()
+                },
+            }
+        )
+
+    def save(self, path: Path) -> None:
+        try:
+            replace_synced(path, self.to_json() + "\n")
+        except OSError as exc:
+            raise PersonalizationError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def load_personalization(path: Path) -> Personalization:
+    """Reads a file :meth:`Personalization.save` wrote.
+
+    Raises:
+        PersonalizationError: the file is missing, unreadable, or not such a file.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NoPersonalization(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PersonalizationError(f"{path}: not a readable personalization file ({exc})") from None
+    try:
+        if data["format_version"] != FORMAT_VERSION:
+            raise ValueError(
+                f"format_version {data['format_version']!r}, expected {FORMAT_VERSION}"
+            )
+        labels = [str(label) for label in data["labels"]]
+        offsets = {str(k): float(v) for k, v in data["offsets"].items()}
+        if set(offsets) - set(labels) or not all(abs(v) <= OFFSET_LIMIT for v in offsets.values()):
+            raise ValueError("offsets for unknown labels or beyond the limit")
+        samples = {
+            str(label): np.asarray(rows, np.float32).reshape(-1, len(labels))
+            for label, rows in data.get("samples", {}).items()
+            if label in labels
+        }
+        return Personalization(
+            model_sha256=str(data["model"]["sha256"]),
+            model_name=str(data["model"]["name"]),
+            labels=labels,
+            offsets=offsets,
+            samples=samples,
+            created=str(data.get("created", "")),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PersonalizationError(f"{path}: not a personalization file ({exc})") from None
+
+
+def personalize(
+    bundle: ModelBundle,
+    recorded: Mapping[str, np.ndarray],
+    earlier: Personalization | None = None,
+) -> Personalization:
+    """Fits offsets to the faces just recorded plus, for the same model, the earlier file's
+    recordings of the labels not recorded again."""
+    labels = bundle.labels
+    samples: dict[str, np.ndarray] = {}
+    if earlier is not None and earlier.model_sha256 == bundle.manifest.model.sha256:
+        samples.update(earlier.samples)
+    for label, rows in recorded.items():
+        if len(rows):
+            samples[label] = np.asarray(rows, np.float32)[-MAX_SAMPLES_PER_LABEL:]
+    reference = bundle.manifest.abstain_label or labels[0]
+    offsets = fit_offsets(samples, labels, reference)
+    return Personalization(
+        model_sha256=bundle.manifest.model.sha256,
+        model_name=bundle.manifest.full_name,
+        labels=list(labels),
+        offsets={label: round(float(v), 2) for label, v in zip(labels, offsets, strict=True)},
+        samples=samples,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def record_faces(
+    source: FrameSource,
+    detector: FaceDetector,
+    classifier: EmotionClassifier,
+    seconds: float,
+    stop: threading.Event | None = None,
+    on_face: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The model's scores for the largest face of each frame read during ``seconds``.
+
+    The scores are the model's own (``classifier.offsets`` unset), so that a refit starts from
+    what the model says. A finite source that ends stops the recording early.
+
+    Raises:
+        CameraError: the camera failed while recording.
+    """
+    if classifier.offsets is not None:
+        raise ValueError("record with the model's own scores: clear classifier.offsets first")
+    rows: list[np.ndarray] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
+        try:
+            frame = source.read()
+        except EndOfStream:
+            break
+        boxes = detect_boxes(detector, frame)[:1]
+        if not boxes:
+            continue
+        rows.append(
+            classifier.probabilities(preprocess_faces(frame.image, classifier.spec, boxes))[0]
+        )
+        if on_face is not None:
+            on_face(len(rows))
+    return np.array(rows, np.float32).reshape(-1, len(classifier.labels))
+
+
+def summary(personal: Personalization) -> dict[str, Any]:
+    """Recall on the recordings before and after the offsets, per recorded label."""
+    zero = np.zeros(len(personal.labels), np.float32)
+    return {
+        "before": recalls(personal.samples, personal.labels, zero),
+        "after": recalls(personal.samples, personal.labels, personal.offsets_array()),
+        "offsets": personal.offsets,
+        "faces": {label: len(rows) for label, rows in personal.samples.items()},
+    }
+
+
+PROMPTS = {
+    "none": "your everyday, relaxed face",
+    "neutral": "your everyday, relaxed face",
+    "happy": "a happy face: smile",
+    "sad": "a sad face",
+    "angry": "an angry face",
+}
+
+
+def run_personalize(args: Any, out: TextIO) -> int:
+    """``yuzug-edge personalize``: records each label in turn, fits, saves, and shows how
+    the model now reads the recordings."""
+    from edge.app import resolve_config
+    from edge.bundle import load_bundle
+    from edge.camera import make_source
+    from edge.classify.emotion import EmotionClassifier
+    from edge.detect import make_detector
+    from edge.models import default_bundle_path
+
+    config = resolve_config(args)
+    target = args.out or config.classifier.personal_file
+    if target is None:
+        raise PersonalizationError(
+            "--out FILE is needed: no classifier.personal_file is configured (under systemd "
+            "the daemon reads $STATE_DIRECTORY/personal.json, /var/lib/yuzug-edge/personal.json)"
+        )
+    bundle = load_bundle(config.classifier.model or default_bundle_path())
+    labels = args.labels or _recording_order(bundle)
+    unknown = [label for label in labels if label not in bundle.labels]
+    if unknown:
+        raise PersonalizationError(
+            f"--labels: {', '.join(unknown)} not among the model's labels "
+            f"({', '.join(bundle.labels)})"
+        )
+    earlier = None
+    if not args.reset:
+        try:
+            earlier = load_personalization(target)
+        except NoPersonalization:
+            pass
+        except PersonalizationError as exc:
+            raise PersonalizationError(f"{exc}; --reset starts a new file") from None
+    classifier = EmotionClassifier.from_bundle(bundle, num_threads=config.classifier.num_threads)
+    detector = make_detector(config.detector)
+    recorded: dict[str, np.ndarray] = {}
+    with make_source(config.camera) as source:
+        for label in labels:
+            print(
+                f"{label}: look at the camera with {PROMPTS.get(label, repr(label))}, "
+                f"for {args.seconds:g} s",
+                file=out,
+                flush=True,
+            )
+            _count_down(source, args.countdown, out)
+            rows = record_faces(source, detector, classifier, args.seconds)
+            print(f"  {len(rows)} faces recorded", file=out, flush=True)
+            if not len(rows):
+                print(f"  no face seen: {label} is left out", file=out, flush=True)
+            recorded[label] = rows
+    personal = personalize(bundle, recorded, earlier)
+    personal.save(target)
+    _print_summary(personal, out)
+    print(
+        f"saved to {target}; the daemon applies it at its next start or reload "
+        "(sudo systemctl reload yuzug-edge)",
+        file=out,
+    )
+    return 0
+
+
+def _recording_order(bundle: ModelBundle) -> list[str]:
+    """The relaxed face first (what a camera sees most), then the emotions in label order."""
+    abstain = bundle.manifest.abstain_label
+    return ([abstain] if abstain else []) + [label for label in bundle.labels if label != abstain]
+
+
+def _count_down(source: FrameSource, seconds: float, out: TextIO) -> None:
+    """Waits ``seconds``, reading frames meanwhile so that a camera's buffered frames from
+    before the prompt are not recorded."""
+    end = time.monotonic() + seconds
+    shown = None
+    while (left := end - time.monotonic()) > 0:
+        if shown != int(left) + 1:
+            shown = int(left) + 1
+            print(f"  {shown}…", file=out, flush=True)
+        try:
+            source.read()
+        except EndOfStream:
+            return
+
+
+def _print_summary(personal: Personalization, out: TextIO) -> None:
+    result = summary(personal)
+    print("label     faces  model alone  with offsets", file=out)
+    for label, faces in result["faces"].items():
+        print(
+            f"{label:<9} {faces:>5}  {result['before'][label]:>10.0%}  "
+            f"{result['after'][label]:>12.0%}",
+            file=out,
+        )
+    print(f"offsets: {personal.describe()}", file=out)
+    unrecorded = [
+        label for label, value in personal.offsets.items() if value and label not in result["faces"]
+    ]
+    if unrecorded:
+        print(
+            f"not recorded: {', '.join(unrecorded)}; an offset there only keeps the recorded "
+            "faces from being read so; record it too for a balanced fit",
+            file=out,
+        )

@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also classify each mirrored face and average (slower, a little more accurate)",
     )
     classify.add_argument(
+        "--personal",
+        type=Path,
+        metavar="FILE",
+        help="apply one person's offsets from `yuzug-edge personalize` (fitted for this model)",
+    )
+    classify.add_argument(
         "--annotate",
         type=Path,
         metavar="DIR",
@@ -211,6 +217,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     classifier = EmotionClassifier.from_bundle(
         bundle, num_threads=args.threads, flip_average=args.flip_average
     )
+    if args.personal:
+        from edge.personalize import load_personalization
+
+        classifier.offsets = load_personalization(args.personal).offsets_for(bundle)
     detector = None if args.no_detect else make_detector(BlazeFaceDetectorConfig())
     if args.annotate:
         try:

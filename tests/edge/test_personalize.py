@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import zipfile
 from pathlib import Path
@@ -187,6 +188,23 @@ def test_personalize_records_from_a_camera_fits_and_keeps_earlier_recordings(
     classifier.offsets = second.offsets_for(bundle)
     both_false, both_happy = rates()
     assert both_false < own_false and both_happy >= fitted_happy - 0.01
+
+    # `classify --personal` scores pictures as the daemon would with the file.
+    with zipfile.ZipFile(fer_zip) as archive:
+        name = sorted(n for n in archive.namelist() if n.startswith("test/neutral/"))[0]
+        (tmp_path / "face.jpg").write_bytes(archive.read(name))
+    records = []
+    for extra in ([], ["--personal", str(out)]):
+        assert main(["classify", "--no-detect", *extra, str(tmp_path / "face.jpg")]) == 0
+        (line,) = capsys.readouterr().out.splitlines()
+        records.append(json.loads(line)["faces"][0]["scores"])
+    own = np.array([[records[0][label] for label in LABELS]])
+    np.testing.assert_allclose(
+        [records[1][label] for label in LABELS],
+        apply_offsets(own, second.offsets_for(bundle))[0],
+        atol=2e-3,
+    )
+    assert records[0] != records[1]
 
     # A label the model does not have, and a damaged file, are refused with the reason.
     assert main([*common, "--source", str(tmp_path / "happy.avi"), "--labels", "surprise"]) == 2

@@ -41,7 +41,12 @@ from edge.detect import FaceDetector, detect_boxes, make_detector
 from edge.errors import ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
-from edge.personalize import NoPersonalization, PersonalizationError, load_personalization
+from edge.personalize import (
+    NoPersonalization,
+    PersonalizationError,
+    PersonalRecorder,
+    load_personalization,
+)
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
 from edge.preprocess import Box, preprocess_faces
 from edge.publish.mqtt import MQTTPublisher
@@ -128,6 +133,7 @@ class EdgeApp:
         self.last_reload_error: str | None = None
         self._model_target: str | None = None
         self.personal = "off"  # whether one person's offsets apply, and which
+        self.recorder = PersonalRecorder(config.classifier.personal_file)
         self._last_reload_check = 0.0
         self.frames_analysed = 0
         self.events = 0
@@ -167,6 +173,7 @@ class EdgeApp:
         """Makes a loaded model current, with fresh tracks; the reported emotion carries over."""
         self.bundle, self.classifier, self._model_target = bundle, classifier, target
         classifier.offsets, self.personal = self._personal_offsets(bundle)
+        self.recorder.cancel("the model changed during the recording")
         e = self.config.emotion
         self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
         self.state = EmotionState(
@@ -408,6 +415,7 @@ class EdgeApp:
                         self.notifier.ready(f"camera lost, retrying: {self._told_systemd}")
                     self.notifier.watchdog()
                 self.publish_state()  # camera status changes reach the state while no frames
+                self._record(now, None)  # a recording ends on time without faces too
                 self._remember(now)
                 self._maybe_stats(now)
                 continue
@@ -442,13 +450,15 @@ class EdgeApp:
         t1 = time.perf_counter()
         crops = preprocess_faces(frame.image, self.classifier.spec, boxes)
         t2 = time.perf_counter()
-        probabilities = (
-            self.classifier.probabilities(crops)
+        own = (
+            self.classifier.own_probabilities(crops)
             if boxes
             else np.zeros((0, len(self.classifier.labels)), np.float32)
         )
+        probabilities = self.classifier.personalized(own)
         t3 = time.perf_counter()
         now = time.monotonic()
+        self._record(now, own[0] if boxes else None)
         tracks = self.tracker.update(boxes, probabilities, now)
         primary = tracks[0] if tracks else None
         change = self.state.observe(primary, now)
@@ -476,6 +486,28 @@ class EdgeApp:
         )
         self.last_result = result
         return result
+
+    # -- personalization from the live page ------------------------------------------------
+
+    def start_recording(self, label: str, seconds: float) -> None:
+        """Records ``label`` from the next frames (:class:`PersonalRecorder`)."""
+        assert self.bundle is not None
+        self.recorder.start(label, seconds, self.bundle.labels, time.monotonic())
+
+    def _record(self, now: float, scores: np.ndarray | None) -> None:
+        assert self.bundle is not None and self.classifier is not None
+        personal = self.recorder.observe(now, scores, self.bundle)
+        if personal is not None:  # fitted for this bundle just now
+            self.classifier.offsets = personal.offsets_for(self.bundle)
+            self.personal = f"on: {personal.describe()}"
+
+    def forget_personal(self) -> None:
+        """Deletes the recordings and runs on the model's own scores."""
+        self.recorder.forget()
+        if self.classifier is not None:
+            self.classifier.offsets = None
+        self.personal = "off"
+        logger.info("personalization forgotten: the model's own scores from now on")
 
     def _remember(self, now: float) -> None:
         """Adds the emotion reported now to the live page's timeline."""
@@ -652,6 +684,11 @@ class EdgeApp:
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,
             "model_version": self.model_version,
+            "personal": {
+                **self.recorder.status(time.monotonic()),
+                "applied": self.personal,
+                "labels": self.classifier.labels if self.classifier else [],
+            },
         }
 
     def _maybe_stats(self, now: float) -> None:

@@ -27,6 +27,7 @@ import numpy as np
 
 from edge.config import HTTPConfig
 from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
+from edge.personalize import PersonalizationError
 from edge.pipeline import BUCKETS_MS
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
 #legend span { margin-right: 14px; white-space: nowrap; }
 #events { margin: 8px 0 0; padding: 0; list-style: none; }
 #events li { margin: 2px 0; }
+button { background: #2a2f37; color: #e8e8e8; border: 0; border-radius: 6px;
+  padding: 6px 10px; margin: 6px 6px 0 0; cursor: pointer; }
+button:disabled { opacity: 0.5; cursor: default; }
 """
 
 # The page's behaviour: the state every second, the mood timeline every 5 s. Text from the
@@ -98,6 +102,63 @@ function showScores(scores) {
   }
 }
 
+// Fitting the model to whoever is in front of the camera: a button per label; a 3-s countdown
+// on the page, then the daemon records the next seconds of faces and refits.
+const FACES = {none: "relaxed face", neutral: "relaxed face"};
+let getReady = 0;
+
+function showPersonal(p) {
+  const buttons = byId("teach");
+  if (!p.available) {
+    byId("taught").textContent = "off: set classifier.personal_file to fit the model to you";
+    return;
+  }
+  if (!buttons.childElementCount) {
+    // The relaxed face first: what a camera sees most, and what most often needs fitting.
+    for (const label of [...p.labels].sort((a, b) => (b in FACES) - (a in FACES))) {
+      const b = element("button", FACES[label] || say(label));
+      b.dataset.label = label;
+      b.onclick = () => teach(label);
+      buttons.append(b);
+    }
+    const forget = element("button", "forget");
+    forget.onclick = () => send({forget: true});
+    buttons.append(forget);
+  }
+  for (const b of buttons.children) b.disabled = Boolean(p.recording || getReady);
+  let text = "";
+  if (getReady) text = "get ready: " + getReady;
+  else if (p.recording) text = "recording " + say(p.recording.label) + ": " +
+    p.recording.seconds_left + " s left · " + p.recording.faces + " faces";
+  else if (p.last && p.last.error) text = say(p.last.label || "") + ": " + p.last.error;
+  else if (p.last && p.last.forgotten) text = "forgotten: the model's own scores again";
+  else if (p.last && p.last.after) text = "read right: " + Object.keys(p.last.after).map(
+    (label) => (FACES[label] || say(label)) + " " + percent(p.last.before[label]) + " → " +
+      percent(p.last.after[label])
+  ).join(" · ");
+  byId("taught").textContent = text;
+  byId("applied").textContent = p.applied;
+}
+
+async function send(body) {
+  const r = await fetch("api/personal" + QUERY, {
+    method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
+  });
+  if (!r.ok) byId("taught").textContent = (await r.json()).error;
+  refresh();
+}
+
+function teach(label) {
+  getReady = 3;
+  const tick = () => {
+    refresh();
+    if (--getReady > 0) setTimeout(tick, 1000);
+    else send({record: label, seconds: 8});
+  };
+  setTimeout(tick, 1000);
+  refresh();
+}
+
 async function refresh() {
   try {
     const s = await (await fetch("api/state" + QUERY)).json();
@@ -107,6 +168,7 @@ async function refresh() {
     byId("suggestion").textContent = s.suggestion ? s.suggestion.text : "–";
     byId("health").textContent =
       s.fps + " fps · camera " + s.camera + " · model " + s.model_version;
+    showPersonal(s.personal);
   } catch (e) { byId("health").textContent = "daemon unreachable"; }
 }
 
@@ -173,6 +235,8 @@ PAGE = """<!doctype html>
   <div id="confidence" class="muted"></div></div>
  <div class="box"><div class="muted">scores</div><div id="scores">–</div></div>
  <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div></div>
+ <div class="box"><div class="muted">fit to you: show the camera your</div>
+  <div id="teach"></div><div id="taught"></div><div id="applied" class="muted"></div></div>
  <div class="box muted" id="health"></div>
 </aside>
 <section class="box" id="mood">
@@ -433,11 +497,7 @@ class _Handler(BaseHTTPRequestHandler):
                 HTTPStatus.OK if health["status"] == "ok" else HTTPStatus.SERVICE_UNAVAILABLE,
             )
             return
-        if not service.authorised(self.headers, query):
-            self.send_response(HTTPStatus.UNAUTHORIZED)
-            if service.config.username:
-                self.send_header("WWW-Authenticate", 'Basic realm="yuzug"')
-            self.end_headers()
+        if self._refused(query):
             return
         if url.path in ("/", "/index.html"):
             token = query.get("token", [""])[0]
@@ -464,6 +524,54 @@ class _Handler(BaseHTTPRequestHandler):
             )
         else:
             self.send_error(HTTPStatus.NOT_FOUND)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        """``/api/personal``: ``{"record": LABEL, "seconds": S}`` or ``{"forget": true}``."""
+        url = urlparse(self.path)
+        if self._refused(parse_qs(url.query)):
+            return
+        if url.path != "/api/personal":
+            self.send_error(HTTPStatus.NOT_FOUND)
+            return
+        # A form or a page on another site cannot send JSON here without a CORS preflight,
+        # which this server never grants: a browser logged in with basic auth cannot be made
+        # to record by another page.
+        origin = self.headers.get("Origin")
+        if origin and urlparse(origin).netloc != self.headers.get("Host"):
+            self._send_json({"error": "cross-origin request refused"}, HTTPStatus.FORBIDDEN)
+            return
+        if self.headers.get_content_type() != "application/json":
+            self._send_json({"error": "send application/json"}, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+            return
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if not 0 < length <= 4096:
+                raise ValueError("a JSON object of at most 4 KiB")
+            body = json.loads(self.rfile.read(length))
+            app = self.service.app
+            if isinstance(body, dict) and body.get("forget") is True:
+                app.forget_personal()
+            elif isinstance(body, dict) and isinstance(body.get("record"), str):
+                app.start_recording(body["record"], float(body.get("seconds", 8.0)))
+            else:
+                raise ValueError('expected {"record": LABEL, "seconds": S} or {"forget": true}')
+        except PersonalizationError as exc:
+            self._send_json({"error": str(exc)}, HTTPStatus.CONFLICT)
+            return
+        except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            self._send_json({"error": f"bad request: {exc}"}, HTTPStatus.BAD_REQUEST)
+            return
+        self._send_json(app.view_state()["personal"], HTTPStatus.ACCEPTED)
+
+    def _refused(self, query: dict[str, list[str]]) -> bool:
+        """Answers 401 (and says so) when the request lacks the configured credentials."""
+        if self.service.authorised(self.headers, query):
+            return False
+        self.send_response(HTTPStatus.UNAUTHORIZED)
+        if self.service.config.username:
+            self.send_header("WWW-Authenticate", 'Basic realm="yuzug"')
+        self.end_headers()
+        return True
 
     def _send(self, body: bytes, content_type: str, status: HTTPStatus = HTTPStatus.OK) -> None:
         self.send_response(status)

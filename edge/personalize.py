@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -243,39 +243,139 @@ def personalize(
 
 
 def record_faces(
-    source: FrameSource,
-    detector: FaceDetector,
-    classifier: EmotionClassifier,
-    seconds: float,
-    stop: threading.Event | None = None,
-    on_face: Callable[[int], None] | None = None,
+    source: FrameSource, detector: FaceDetector, classifier: EmotionClassifier, seconds: float
 ) -> np.ndarray:
-    """The model's scores for the largest face of each frame read during ``seconds``.
-
-    The scores are the model's own (``classifier.offsets`` unset), so that a refit starts from
-    what the model says. A finite source that ends stops the recording early.
+    """The model's own scores (offsets left out) for the largest face of each frame read
+    during ``seconds``. A finite source that ends stops the recording early.
 
     Raises:
         CameraError: the camera failed while recording.
     """
-    if classifier.offsets is not None:
-        raise ValueError("record with the model's own scores: clear classifier.offsets first")
     rows: list[np.ndarray] = []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not (stop and stop.is_set()):
+    while time.monotonic() < deadline:
         try:
             frame = source.read()
         except EndOfStream:
             break
         boxes = detect_boxes(detector, frame)[:1]
-        if not boxes:
-            continue
-        rows.append(
-            classifier.probabilities(preprocess_faces(frame.image, classifier.spec, boxes))[0]
-        )
-        if on_face is not None:
-            on_face(len(rows))
+        if boxes:
+            crops = preprocess_faces(frame.image, classifier.spec, boxes)
+            rows.append(classifier.own_probabilities(crops)[0])
     return np.array(rows, np.float32).reshape(-1, len(classifier.labels))
+
+
+MAX_RECORDING_SECONDS = 60.0
+
+
+class PersonalRecorder:
+    """Records one label at a time inside the running daemon (the live page's buttons, so the
+    service need not stop to free the camera) and refits the file when each recording ends.
+
+    The analysis thread feeds it the model's own scores of the largest face in each frame;
+    the HTTP threads start, read and forget.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._label: str | None = None
+        self._until = 0.0
+        self._rows: list[np.ndarray] = []
+        self.last: dict[str, Any] | None = None  # how the latest recording ended
+
+    def start(self, label: str, seconds: float, labels: Sequence[str], now: float) -> None:
+        """Starts recording ``label`` for ``seconds``.
+
+        Raises:
+            PersonalizationError: no file is configured, the label or time is wrong, or a
+                recording is already running.
+        """
+        if self.path is None:
+            raise PersonalizationError(
+                "no classifier.personal_file to keep recordings in (under systemd it is "
+                "$STATE_DIRECTORY/personal.json)"
+            )
+        if label not in labels:
+            raise PersonalizationError(f"{label!r} is not one of the model's labels {list(labels)}")
+        if not 1 <= seconds <= MAX_RECORDING_SECONDS:
+            raise PersonalizationError(f"seconds must be from 1 to {MAX_RECORDING_SECONDS:g}")
+        with self._lock:
+            if self._label is not None:
+                raise PersonalizationError(f"already recording {self._label}")
+            self._label, self._until, self._rows = label, now + seconds, []
+        logger.info("personalization: recording %s for %g s", label, seconds)
+
+    def cancel(self, why: str) -> None:
+        """Drops a recording in progress (its scores are the old model's after a reload)."""
+        with self._lock:
+            if self._label is not None:
+                self.last = {"label": self._label, "faces": len(self._rows), "error": why}
+                self._label = None
+
+    def observe(
+        self, now: float, row: np.ndarray | None, bundle: ModelBundle
+    ) -> Personalization | None:
+        """Adds a frame's largest-face scores (``None``: no face); when the recording's time
+        is up, fits and saves, and returns the new personalization."""
+        with self._lock:
+            if self._label is None:
+                return None
+            if row is not None:
+                self._rows.append(row)
+            if now < self._until:
+                return None
+            label, rows, self._label = self._label, self._rows, None
+        if not rows:
+            self.last = {"label": label, "faces": 0, "error": "no face was seen"}
+            return None
+        assert self.path is not None
+        try:
+            try:
+                earlier: Personalization | None = load_personalization(self.path)
+            except NoPersonalization:
+                earlier = None
+            except PersonalizationError as exc:  # a damaged file: this recording replaces it
+                logger.warning("personalization: %s; starting a new file", exc)
+                earlier = None
+            personal = personalize(bundle, {label: np.array(rows)}, earlier)
+            personal.save(self.path)
+        except PersonalizationError as exc:
+            logger.warning("personalization: recording %s not kept: %s", label, exc)
+            self.last = {"label": label, "faces": len(rows), "error": str(exc)}
+            return None
+        self.last = {"label": label, **summary(personal)}
+        logger.info("personalization: recorded %s; offsets %s", label, personal.describe())
+        return personal
+
+    def forget(self) -> None:
+        """Deletes the file and its recordings.
+
+        Raises:
+            PersonalizationError: the file cannot be removed.
+        """
+        self.cancel("forgotten")
+        if self.path is not None:
+            try:
+                self.path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise PersonalizationError(
+                    f"cannot remove {self.path}: {exc.strerror or exc}"
+                ) from None
+        self.last = {"forgotten": True}
+
+    def status(self, now: float) -> dict[str, Any]:
+        with self._lock:
+            recording = (
+                None
+                if self._label is None
+                else {
+                    "label": self._label,
+                    "seconds_left": round(max(0.0, self._until - now), 1),
+                    "faces": len(self._rows),
+                }
+            )
+        return {"available": self.path is not None, "recording": recording, "last": self.last}
 
 
 def summary(personal: Personalization) -> dict[str, Any]:

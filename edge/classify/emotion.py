@@ -96,7 +96,12 @@ class EmotionClassifier:
         return self.model.runtime
 
     def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """``(n, size, size, 1)`` uint8 crops -> ``(n, classes)`` float32 probabilities."""
+        """``(n, size, size, 1)`` uint8 crops -> ``(n, classes)`` float32 probabilities, with
+        this person's offsets when set."""
+        return self.personalized(self.own_probabilities(crops))
+
+    def own_probabilities(self, crops: np.ndarray) -> np.ndarray:
+        """The model's own probabilities, without offsets: what personalization fits."""
         if crops.ndim == 3:
             crops = crops[np.newaxis]
         expected = (self.spec.size, self.spec.size, 1)
@@ -109,9 +114,12 @@ class EmotionClassifier:
         out = self._run(tensor)
         if self.flip_average:
             out = (out + self._run(tensor[:, :, ::-1])) / 2
-        if self.offsets is not None:
-            out = apply_offsets(out, self.offsets)
         return out
+
+    def personalized(self, probabilities: np.ndarray) -> np.ndarray:
+        """``probabilities`` with the offsets applied (unchanged when there are none)."""
+        offsets = self.offsets  # read once: another thread may set or clear them
+        return probabilities if offsets is None else apply_offsets(probabilities, offsets)
 
     def _run(self, tensor: np.ndarray) -> np.ndarray:
         out = np.empty((len(tensor), len(self.labels)), np.float32)

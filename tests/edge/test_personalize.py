@@ -21,6 +21,7 @@ from edge.personalize import (
     OFFSET_LIMIT,
     NoPersonalization,
     PersonalizationError,
+    PersonalRecorder,
     apply_offsets,
     fit_offsets,
     load_personalization,
@@ -217,3 +218,42 @@ def test_personalize_records_from_a_camera_fits_and_keeps_earlier_recordings(
         == 0
     )
     assert set(load_personalization(out).samples) == {"happy"}
+
+
+def test_the_recorder_ends_on_time_with_or_without_faces_and_replaces_a_damaged_file(
+    tmp_path: Path,
+) -> None:
+    bundle = load_bundle(default_bundle_path())
+    path = tmp_path / "personal.json"
+    recorder = PersonalRecorder(path)
+    with pytest.raises(PersonalizationError, match="personal_file"):
+        PersonalRecorder(None).start("none", 5, bundle.labels, now=0)
+    with pytest.raises(PersonalizationError, match="from 1 to 60"):
+        recorder.start("none", 600, bundle.labels, now=0)
+
+    recorder.start("none", 5, bundle.labels, now=0)  # nobody in front of the camera
+    assert recorder.observe(4.9, None, bundle) is None and recorder.status(4.9)["recording"]
+    assert recorder.observe(5.0, None, bundle) is None
+    assert recorder.last == {"label": "none", "faces": 0, "error": "no face was seen"}
+    assert not path.exists()
+
+    recorder.start("sad", 5, bundle.labels, now=10)  # then a new model comes mid-recording
+    recorder.observe(11, np.array([0.1, 0.1, 0.7, 0.1], np.float32), bundle)
+    recorder.cancel("the model changed during the recording")
+    assert recorder.last is not None and recorder.last["faces"] == 1
+    assert recorder.observe(16, None, bundle) is None and not path.exists()
+
+    path.write_text("{")  # a power cut during an earlier save
+    recorder.start("none", 5, bundle.labels, now=20)
+    rng = np.random.default_rng(3)
+    for i, row in enumerate(person(rng, [0.05, 0.05, 0.5, 0.4], 30)):
+        assert recorder.observe(20 + i * 0.1, row, bundle) is None
+    personal = recorder.observe(25, None, bundle)
+    assert personal is not None and personal.offsets["sad"] < 0
+    assert load_personalization(path).offsets == personal.offsets
+    assert (
+        recorder.last is not None
+        and recorder.last["after"]["none"] > recorder.last["before"]["none"]
+    )
+    recorder.forget()
+    assert not path.exists() and recorder.last == {"forgotten": True}

@@ -108,6 +108,27 @@ def served(port: int) -> bool:
         return False
 
 
+def chromium(tmp_path: Path, *arguments: str) -> str:
+    """Headless Chromium's stdout for ``arguments`` (``--dump-dom URL``, ``--screenshot``)."""
+    assert CHROMIUM is not None
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1100,900",
+        "--virtual-time-budget=4000",
+    ]
+    return subprocess.run(
+        [CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=60
+    ).stdout
+
+
 @pytest.mark.browser
 def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer_zip, tmp_path):
     if CHROMIUM is None:
@@ -150,23 +171,8 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         ARTIFACTS.mkdir(exist_ok=True)
         screenshot = ARTIFACTS / "live-view.png"
         screenshot.unlink(missing_ok=True)
-        flags = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            "--window-size=1100,900",
-            "--virtual-time-budget=4000",
-        ]
         url = f"http://127.0.0.1:{port}/?token=s3cret"
-        dom = subprocess.run(
-            [CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60
-        ).stdout
+        dom = chromium(tmp_path, "--dump-dom", url)
         assert 'id="live"' in dom and 'src="stream.mjpg?token=s3cret"' in dom
         # The page's script filled in the state it fetched from /api/state ...
         emotion = dom.split('id="emotion" class="emotion">')[1].split("<")[0]
@@ -178,9 +184,7 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         assert "happy" in legend and "sad" in legend
         changes = dom.split('id="events">')[1].split("</ul>")[0]
         assert changes.count("<li>") >= 2 and "→ happy" in changes and "→ sad" in changes
-        subprocess.run(
-            [CHROMIUM, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=60
-        )
+        chromium(tmp_path, f"--screenshot={screenshot}", url)
         image = cv2.imread(str(screenshot))
         assert image is not None and image.shape[1] == 1100
         # BGR of happy and sad: a face box on the video, bars on the timeline below it.
@@ -195,6 +199,84 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         assert coloured(image[500:]) > 200, "no timeline bars below the video"
     finally:
         assert daemon.stop() == 0
+
+
+def post_json(
+    port: int, path: str, body: object, headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+@pytest.mark.browser
+def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
+    """The running daemon records a face from the page's API, refits, applies and keeps the
+    offsets across a restart; the page shows the buttons and the result in Chromium."""
+    faces = fer_faces(fer_zip, ["neutral"], 4, seed=2)
+    scene = tmp_path / "scene.avi"
+    write_video(scripted_frames(faces, [Segment("neutral", 1.0)] * 4, 10, seed=2), scene, 10)
+    personal = tmp_path / "state" / "personal.json"
+    port = free_port()
+    config = (
+        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+    )
+    auth = {"Authorization": "Bearer s3cret"}
+    env = {"YUZUG_HTTP_TOKEN": "s3cret", "STATE_DIRECTORY": str(tmp_path / "state")}
+    daemon = Daemon(tmp_path, config, env=env)
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        state = lambda: json.loads(get_text(port, "/api/state", auth)[1])  # noqa: E731
+        assert state()["personal"]["applied"] == "off"
+        # Who may ask, and how: the token, JSON (no form from another site), the same origin.
+        assert post_json(port, "/api/personal", {"record": "none"})[0] == 401
+        plain = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/personal", data=b"record=none", headers=auth
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(plain, timeout=5)
+        assert refused.value.code == 415
+        elsewhere = {**auth, "Origin": "http://evil.example"}
+        assert post_json(port, "/api/personal", {"record": "none"}, elsewhere)[0] == 403
+        code, answer = post_json(port, "/api/personal", {"record": "surprise"}, auth)
+        assert code == 409 and "not one of the model's labels" in answer["error"]
+        assert post_json(port, "/api/personal", {"record": "none", "seconds": "x"}, auth)[0] == 400
+
+        code, answer = post_json(port, "/api/personal", {"record": "none", "seconds": 2}, auth)
+        assert code == 202 and answer["recording"]["label"] == "none"
+        assert post_json(port, "/api/personal", {"record": "sad"}, auth)[0] == 409  # one at a time
+        last = wait_for(lambda: state()["personal"]["last"], 30, what="the recording's end")
+        assert last["label"] == "none" and last["faces"]["none"] >= 10, last
+        assert state()["personal"]["applied"].startswith("on: ")
+        assert http_json(port, "/healthz")[1]["model"]["personal"].startswith("on: ")
+        kept = json.loads(personal.read_text())
+        assert len(kept["samples"]["none"]) == last["faces"]["none"]
+
+        dom = chromium(tmp_path, "--dump-dom", f"http://127.0.0.1:{port}/?token=s3cret")
+        buttons = dom.split('id="teach">')[1].split("</div>")[0]
+        names = [b.split(">")[1].split("<")[0] for b in buttons.split("<button")[1:]]
+        assert names == ["relaxed face", "angry", "happy", "sad", "forget"]
+        taught = dom.split('id="taught">')[1].split("</div>")[0]
+        assert taught.startswith("read right: relaxed face ") and "% → " in taught, taught
+        assert daemon.stop() == 0
+
+        # A restart applies the file it left.
+        daemon = Daemon(tmp_path, config, env=env)
+        wait_for(lambda: served(port), 30, what="the HTTP server again")
+        assert state()["personal"]["applied"].startswith("on: ")
+        code, answer = post_json(port, "/api/personal", {"forget": True}, auth)
+        assert code == 202 and answer["applied"] == "off" and not personal.exists()
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
 
 
 def test_health_reports_a_vanished_video_and_recovery(video, tmp_path):

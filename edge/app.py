@@ -12,6 +12,7 @@ reports the refusal in ``/healthz`` (degraded) and ``/metrics``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -134,6 +135,7 @@ class EdgeApp:
         self._model_target: str | None = None
         self.personal = "off"  # whether one person's offsets apply, and which
         self.recorder = PersonalRecorder(config.classifier.personal_file)
+        self._last_recording: dict[str, Any] | None = None
         self._last_reload_check = 0.0
         self.frames_analysed = 0
         self.events = 0
@@ -251,6 +253,7 @@ class EdgeApp:
             self.config.device_id,
             on_pause=self._on_pause,
             discovery=self._discovery,
+            on_personal=self._on_personal_message,
         )
         if self.publisher.paused:  # before the camera opens: a restart keeps the privacy switch
             self.paused.set()
@@ -336,6 +339,7 @@ class EdgeApp:
             configuration_url=live_view_url(
                 self.config.http, self.http.port if self.http else self.config.http.port
             ),
+            fit_labels=self.bundle.labels if self.recorder.path is not None else None,
         )
 
     @property
@@ -489,10 +493,40 @@ class EdgeApp:
 
     # -- personalization from the live page ------------------------------------------------
 
-    def start_recording(self, label: str, seconds: float) -> None:
-        """Records ``label`` from the next frames (:class:`PersonalRecorder`)."""
+    def personal_command(self, command: Any) -> None:
+        """``{"record": LABEL, "seconds": S}`` (S default 8) or ``{"forget": true}``, from the
+        live page or MQTT.
+
+        Raises:
+            ValueError: the command is malformed.
+            PersonalizationError: it cannot be carried out now (see the message).
+        """
         assert self.bundle is not None
-        self.recorder.start(label, seconds, self.bundle.labels, time.monotonic())
+        if isinstance(command, dict) and command.get("forget") is True:
+            self.forget_personal()
+        elif isinstance(command, dict) and isinstance(command.get("record"), str):
+            seconds = command.get("seconds", 8.0)
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+                raise ValueError(f"seconds must be a number, not {seconds!r}")
+            self.recorder.start(command["record"], seconds, self.bundle.labels, time.monotonic())
+        else:
+            raise ValueError('expected {"record": LABEL, "seconds": S} or {"forget": true}')
+        self.publish_state(force=True)
+
+    def _on_personal_message(self, text: str) -> None:
+        try:
+            self.personal_command(json.loads(text))
+        except (ValueError, PersonalizationError) as exc:  # JSONDecodeError is a ValueError
+            logger.warning("MQTT: personalization command %r refused: %s", text[:80], exc)
+
+    @property
+    def personal_status(self) -> str:
+        """For the state topic: ``recording``, ``on``, ``not_applied`` or ``off``."""
+        if self.recorder.recording:
+            return "recording"
+        return {"on": "on", "not": "not_applied"}.get(
+            self.personal.split(" ")[0].rstrip(":"), "off"
+        )
 
     def _record(self, now: float, scores: np.ndarray | None) -> None:
         assert self.bundle is not None and self.classifier is not None
@@ -500,6 +534,9 @@ class EdgeApp:
         if personal is not None:  # fitted for this bundle just now
             self.classifier.offsets = personal.offsets_for(self.bundle)
             self.personal = f"on: {personal.describe()}"
+        if personal is not None or self.recorder.last is not self._last_recording:
+            self._last_recording = self.recorder.last
+            self.publish_state(force=True)  # the fit's status changed
 
     def forget_personal(self) -> None:
         """Deletes the recordings and runs on the model's own scores."""
@@ -575,7 +612,8 @@ class EdgeApp:
         if self.publisher is None or self.state is None:
             return
         faces, camera, emotion = self.face_count, self.camera_status, self.reported_emotion
-        key = (emotion, faces, camera)
+        personal = self.personal_status
+        key = (emotion, faces, camera, personal)
         now = time.monotonic()
         if (
             not force
@@ -595,6 +633,7 @@ class EdgeApp:
                 since=self._since,
                 scores=self.primary_scores(),
                 suggestion=self.current_suggestion(),
+                personal=personal,
             )
         )
         self._last_state_key = key

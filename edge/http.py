@@ -543,18 +543,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get_content_type() != "application/json":
             self._send_json({"error": "send application/json"}, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             return
+        app = self.service.app
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= 4096:
                 raise ValueError("a JSON object of at most 4 KiB")
-            body = json.loads(self.rfile.read(length))
-            app = self.service.app
-            if isinstance(body, dict) and body.get("forget") is True:
-                app.forget_personal()
-            elif isinstance(body, dict) and isinstance(body.get("record"), str):
-                app.start_recording(body["record"], float(body.get("seconds", 8.0)))
-            else:
-                raise ValueError('expected {"record": LABEL, "seconds": S} or {"forget": true}')
+            app.personal_command(json.loads(self.rfile.read(length)))
         except PersonalizationError as exc:
             self._send_json({"error": str(exc)}, HTTPStatus.CONFLICT)
             return

@@ -364,6 +364,11 @@ class PersonalRecorder:
                 ) from None
         self.last = {"forgotten": True}
 
+    @property
+    def recording(self) -> str | None:
+        """The label being recorded, if any."""
+        return self._label
+
     def status(self, now: float) -> dict[str, Any]:
         with self._lock:
             recording = (

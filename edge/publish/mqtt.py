@@ -186,6 +186,7 @@ class MQTTPublisher:
         config: the validated ``[mqtt]`` section (password already read from the environment).
         device_id: the device's id in topics.
         on_pause: called with True/False when the pause command arrives.
+        on_personal: called with the text of each personalization command.
         discovery: returns the Home Assistant discovery messages to (re)publish.
     """
 
@@ -195,10 +196,12 @@ class MQTTPublisher:
         device_id: str,
         on_pause: Callable[[bool], None] | None = None,
         discovery: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
+        on_personal: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, device_id)
         self.on_pause = on_pause
+        self.on_personal = on_personal
         self.discovery = discovery
         self.connected = threading.Event()
         self._lock = threading.Lock()
@@ -312,7 +315,11 @@ class MQTTPublisher:
         logger.info("MQTT: connected to %s", self.endpoint)
         client.publish(self.topics.availability, "online", qos=1, retain=True)
         client.subscribe(
-            [(self.topics.pause_set, 1), (f"{self.config.discovery_prefix}/{HA_STATUS_SUFFIX}", 1)]
+            [
+                (self.topics.pause_set, 1),
+                (self.topics.personal_set, 1),
+                (f"{self.config.discovery_prefix}/{HA_STATUS_SUFFIX}", 1),
+            ]
         )
         self._publish_discovery()
         with self._lock:
@@ -397,6 +404,9 @@ class MQTTPublisher:
                 return
             if self.on_pause is not None:
                 self.on_pause(self._paused)
+        elif message.topic == self.topics.personal_set:
+            if self.on_personal is not None:
+                self.on_personal(payload)
         elif message.topic.endswith(f"/{HA_STATUS_SUFFIX}") and payload == "online":
             # Home Assistant restarted and lost non-retained state: announce ourselves again.
             self._publish_discovery()

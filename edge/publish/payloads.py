@@ -53,6 +53,11 @@ class Topics:
         """Command topic: ``ON`` pauses analysis, ``OFF`` resumes it."""
         return f"{self.base}/pause/set"
 
+    @property
+    def personal_set(self) -> str:
+        """Command topic: ``{"record": LABEL, "seconds": S}`` or ``{"forget": true}``."""
+        return f"{self.base}/personal/set"
+
 
 def utc_timestamp(seconds: float) -> str:
     """An epoch time as ISO 8601 UTC with milliseconds, the form every payload uses."""
@@ -79,6 +84,7 @@ def state_payload(
     since: str,
     scores: dict[str, float] | None = None,
     suggestion: dict[str, str] | None = None,
+    personal: str = "off",
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
@@ -94,6 +100,9 @@ def state_payload(
         # dashboard shows "sad: call a friend" without listening for events.
         "suggestion": suggestion,
         "model_version": model_version,
+        # Whether the model is fitted to the person (on), being fitted (recording), not, or
+        # not for this model (not_applied).
+        "personal": personal,
         "timestamp": utc_now(),
     }
 
@@ -132,10 +141,13 @@ def discovery_messages(
     software_version: str,
     stats_interval_seconds: float = 30.0,
     configuration_url: str | None = None,
+    fit_labels: list[str] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
     suggestion, a suggestion event per emotion change, the pause switch, and diagnostic
-    sensors (camera, analysis rate, events waiting for the broker)."""
+    sensors (camera, analysis rate, events waiting for the broker). With ``fit_labels`` (a
+    personalization file is configured): a button per label that records the person in view
+    for it, a button that forgets, and the fit's status."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
         "identifiers": [node],
@@ -153,6 +165,19 @@ def discovery_messages(
         "device": device,
     }
     states = [*emotions, "none", "no_face", "paused"]
+    return _core_entities(
+        topics, discovery_prefix, node, common, states, stats_interval_seconds
+    ) + (_fit_entities(topics, discovery_prefix, node, common, fit_labels) if fit_labels else [])
+
+
+def _core_entities(
+    topics: Topics,
+    discovery_prefix: str,
+    node: str,
+    common: dict[str, Any],
+    states: list[str],
+    stats_interval_seconds: float,
+) -> list[tuple[str, dict[str, Any]]]:
     return [
         (
             f"{discovery_prefix}/sensor/{node}/emotion/config",
@@ -258,6 +283,57 @@ def discovery_messages(
                 "command_topic": topics.pause_set,
                 "payload_on": "ON",
                 "payload_off": "OFF",
+            },
+        ),
+    ]
+
+
+FIT_STATES = ("off", "recording", "on", "not_applied")
+RELAXED_FACES = ("none", "neutral")  # the labels a button calls "relaxed face"
+
+
+def _fit_entities(
+    topics: Topics, discovery_prefix: str, node: str, common: dict[str, Any], labels: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Buttons to fit the model to the person in view (``edge.personalize``), and its status."""
+    ordered = sorted(labels, key=lambda label: label not in RELAXED_FACES)  # relaxed face first
+    buttons = [
+        (
+            f"fit_{label}",
+            f"Fit to me: {'relaxed face' if label in RELAXED_FACES else label + ' face'}",
+            "mdi:account-check-outline",
+            {"record": label},
+        )
+        for label in ordered
+    ] + [("fit_forget", "Forget the fit", "mdi:account-remove-outline", {"forget": True})]
+    return [
+        *(
+            (
+                f"{discovery_prefix}/button/{node}/{key}/config",
+                {
+                    **common,
+                    "name": name,
+                    "unique_id": f"{node}_{key}",
+                    "entity_category": "config",
+                    "icon": icon,
+                    "command_topic": topics.personal_set,
+                    "payload_press": dumps(command),
+                },
+            )
+            for key, name, icon, command in buttons
+        ),
+        (
+            f"{discovery_prefix}/sensor/{node}/fit/config",
+            {
+                **common,
+                "name": "Fit to me",
+                "unique_id": f"{node}_fit",
+                "entity_category": "diagnostic",
+                "device_class": "enum",
+                "options": list(FIT_STATES),
+                "icon": "mdi:account-check-outline",
+                "state_topic": topics.state,
+                "value_template": "{{ value_json.personal | default('off') }}",
             },
         ),
     ]

@@ -181,6 +181,78 @@ def test_pause_command_releases_the_camera_and_resumes(mosquitto, face_frames):
         sub.close()
 
 
+def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
+    mosquitto, face_frames, tmp_path, caplog
+):
+    """With a personalization file configured, discovery adds a button per face and one to
+    forget; pressing one (its own payload) records, refits and shows in the state."""
+    personal = tmp_path / "personal.json"
+    config = make_config(mosquitto.port, face_frames, classifier={"personal_file": str(personal)})
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#", "homeassistant/#"])
+    running = RunningApp(config)
+    try:
+        with running as app:
+            wait_for(lambda: app.frames_analysed > 5, 30, what="frames analysed")
+            state = json.loads(sub.wait_payload("/state", lambda p: True, 5))
+            jsonschema.validate(state, SCHEMAS["state"])
+            assert state["personal"] == "off"
+            wait_for(
+                lambda: len([t for t, _, _ in sub.messages if "/button/" in t]) == 5,
+                10,
+                what="the fit buttons discovered",
+            )
+            configs = {t: json.loads(p) for t, p, _ in sub.messages if t.endswith("/config")}
+            for payload in configs.values():
+                jsonschema.validate(payload, SCHEMAS["discovery"])
+            buttons = {
+                t.split("/")[-2]: p for t, p in configs.items() if t.split("/")[1] == "button"
+            }
+            assert [b["name"] for b in buttons.values()] == [
+                "Fit to me: relaxed face",
+                "Fit to me: angry face",
+                "Fit to me: happy face",
+                "Fit to me: sad face",
+                "Forget the fit",
+            ]
+            assert {b["command_topic"] for b in buttons.values()} == {"yuzug/test-cam/personal/set"}
+            fit = configs["homeassistant/sensor/yuzug_test_cam/fit/config"]
+            shown = jinja2.Environment().from_string(fit["value_template"]).render
+
+            caplog.set_level(logging.WARNING)
+            sub.client.publish("yuzug/test-cam/personal/set", "record happy", qos=1)
+            wait_for(lambda: "personalization command" in caplog.text, 5, what="refusal logged")
+            # Pressing "happy" (8 s of the happy faces the camera shows) fits and applies.
+            sub.client.publish(
+                "yuzug/test-cam/personal/set", buttons["fit_happy"]["payload_press"], qos=1
+            )
+            recording = sub.wait_payload(
+                "/state", lambda p: json.loads(p)["personal"] == "recording", 5
+            )
+            assert shown(value_json=json.loads(recording)) == "recording"
+            done = sub.wait_payload("/state", lambda p: json.loads(p)["personal"] == "on", 20)
+            jsonschema.validate(json.loads(done), SCHEMAS["state"])
+            assert personal.exists() and app.classifier.offsets is not None
+            assert (
+                app.recorder.last["label"] == "happy" and app.recorder.last["faces"]["happy"] > 20
+            )
+
+            seen = len(sub.payloads("/state"))
+            sub.client.publish(
+                "yuzug/test-cam/personal/set", buttons["fit_forget"]["payload_press"], qos=1
+            )
+            wait_for(
+                lambda: any(
+                    json.loads(p)["personal"] == "off" for p in sub.payloads("/state")[seen:]
+                ),
+                5,
+                what="the fit forgotten",
+            )
+            assert not personal.exists() and app.classifier.offsets is None
+        assert running.code == 0
+    finally:
+        sub.close()
+
+
 def test_the_privacy_switch_survives_a_restart(mosquitto, face_frames, tmp_path):
     """Paused, then restarted (a reboot, a power cut, a watchdog restart): the camera must stay
     off from the first moment, not wait for the broker, and the switch must still read ON."""

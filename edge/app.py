@@ -135,6 +135,9 @@ class EdgeApp:
         self._model_target: str | None = None
         self.personal = "off"  # whether one person's offsets apply, and which
         self.recorder = PersonalRecorder(config.classifier.personal_file)
+        # A fit finishing in the analysis thread and a "forget" from HTTP or MQTT must not
+        # interleave (the forgotten offsets applied again, or a file saved after its deletion).
+        self._personal_lock = threading.Lock()
         self._last_recording: dict[str, Any] | None = None
         self._last_reload_check = 0.0
         self.frames_analysed = 0
@@ -530,20 +533,22 @@ class EdgeApp:
 
     def _record(self, now: float, scores: np.ndarray | None) -> None:
         assert self.bundle is not None and self.classifier is not None
-        personal = self.recorder.observe(now, scores, self.bundle)
-        if personal is not None:  # fitted for this bundle just now
-            self.classifier.offsets = personal.offsets_for(self.bundle)
-            self.personal = f"on: {personal.describe()}"
+        with self._personal_lock:
+            personal = self.recorder.observe(now, scores, self.bundle)
+            if personal is not None:  # fitted for this bundle just now
+                self.classifier.offsets = personal.offsets_for(self.bundle)
+                self.personal = f"on: {personal.describe()}"
         if personal is not None or self.recorder.last is not self._last_recording:
             self._last_recording = self.recorder.last
             self.publish_state(force=True)  # the fit's status changed
 
     def forget_personal(self) -> None:
         """Deletes the recordings and runs on the model's own scores."""
-        self.recorder.forget()
-        if self.classifier is not None:
-            self.classifier.offsets = None
-        self.personal = "off"
+        with self._personal_lock:
+            self.recorder.forget()
+            if self.classifier is not None:
+                self.classifier.offsets = None
+            self.personal = "off"
         logger.info("personalization forgotten: the model's own scores from now on")
 
     def _remember(self, now: float) -> None:

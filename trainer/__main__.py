@@ -81,6 +81,12 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         help="near-duplicate threshold, RMS difference on 0-255 (0: exact only)",
     )
     parser.add_argument(
+        "--detect-faces",
+        action="store_true",
+        help="the images are photos, not face crops: crop each one's largest face as the "
+        "daemon does (BlazeFace); images without a face are left out and listed",
+    )
+    parser.add_argument(
         "--exclude-list",
         type=Path,
         help="file of face keys to drop from train, one a line (yuzug-train audit writes one: "
@@ -418,6 +424,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         fold=args.fold,
         exclude=exclude,
         min_classes=2,
+        detect_faces=args.detect_faces,
     )
     data.save(args.run / "data.npz")  # main() made args.run before the work
     report_dict = report.to_dict()
@@ -431,8 +438,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         ).hexdigest()
     (args.run / "prepare_report.json").write_text(json.dumps(report_dict, indent=2) + "\n")
     print(format_summary(report))
-    if report.corrupt:
-        print(f"unreadable files are listed in {args.run / 'prepare_report.json'}")
+    if report.corrupt or report.no_face:
+        print(f"the files left out are listed in {args.run / 'prepare_report.json'}")
     return 0
 
 
@@ -653,6 +660,8 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
     ):
         if value is not None:
             prepare += [flag, str(value)]
+    if args.detect_faces:
+        prepare.append("--detect-faces")
     fit = ["fit", "--preset", args.preset]
     for flag, value in (
         ("--epochs", args.epochs),

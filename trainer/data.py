@@ -33,8 +33,17 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
+from edge.detect.base import FaceDetector
 from edge.imagefiles import iter_decoded, list_images
-from edge.preprocess import PreprocessSpec, preprocess_face, resize, to_gray
+from edge.preprocess import (
+    Box,
+    PreprocessSpec,
+    crop,
+    preprocess_face,
+    resize,
+    square_crop_box,
+    to_gray,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +109,8 @@ class PrepareReport:
     source: str
     classes: list[str]
     corrupt: list[dict[str, str]] = field(default_factory=list)
+    # With face detection: the images in which the detector found no face (left out).
+    no_face: list[str] | None = None
     ignored_classes: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, Any] = field(default_factory=dict)
     fold: dict[str, int] | None = None
@@ -113,6 +124,8 @@ class PrepareReport:
             "classes": self.classes,
             "corrupt_count": len(self.corrupt),
             "corrupt": self.corrupt,
+            "no_face_count": None if self.no_face is None else len(self.no_face),
+            "no_face": self.no_face,
             "ignored_classes": self.ignored_classes,
             "duplicates": self.duplicates,
             "fold": self.fold,
@@ -250,9 +263,17 @@ def _class_selection(
 
 
 def read_images(
-    source: Path, spec: PreprocessSpec, selection: ClassSelection, report: PrepareReport
+    source: Path,
+    spec: PreprocessSpec,
+    selection: ClassSelection,
+    report: PrepareReport,
+    detector: FaceDetector | None = None,
 ) -> tuple[list[Sample], list[str]]:
-    """Reads a class-folder tree or zip. Splits come from ``train/``/``test/``/``val/`` folders."""
+    """Reads a class-folder tree or zip. Splits come from ``train/``/``test/``/``val/`` folders.
+
+    With a ``detector``, each image's largest face is cropped as the daemon crops it (photos
+    rather than face crops); images without a face are listed in ``report.no_face``.
+    """
     report_classes, corrupt = report.ignored_classes, report.corrupt
     entries = list_images(source)
     depth, has_splits = _layout([e.relative for e in entries])
@@ -281,9 +302,23 @@ def read_images(
         if image is None:
             corrupt.append({"path": entry.path, "reason": error or "unreadable"})
             continue
+        box = None
+        if detector is not None:
+            box = largest_face(detector, image)
+            if box is None:
+                assert report.no_face is not None
+                report.no_face.append(entry.path)
+                continue
         split, class_name = by_entry[id(entry)]
-        samples.append(_sample(entry.path, entry.relative, split, mapping[class_name], image, spec))
+        samples.append(
+            _sample(entry.path, entry.relative, split, mapping[class_name], image, spec, box)
+        )
     return samples, labels
+
+
+def largest_face(detector: FaceDetector, image: np.ndarray) -> Box | None:
+    faces = detector.detect(image)
+    return max((face.box for face in faces), key=lambda b: b[2] * b[3]) if faces else None
 
 
 def read_fer_csv(
@@ -320,16 +355,23 @@ def read_fer_csv(
 
 
 def _sample(
-    source: str, key: str, split: str, label: str, image: np.ndarray, spec: PreprocessSpec
+    source: str,
+    key: str,
+    split: str,
+    label: str,
+    image: np.ndarray,
+    spec: PreprocessSpec,
+    box: Box | None = None,
 ) -> Sample:
     gray = to_gray(image)
+    face = gray if box is None else crop(gray, square_crop_box(box, spec.margin))
     return Sample(
         source=source,
         key=key,
         split=split,
         label=label,
-        pixels=preprocess_face(gray, spec),
-        canonical=resize(gray, CANONICAL_SIZE),
+        pixels=preprocess_face(gray, spec, box),
+        canonical=resize(face, CANONICAL_SIZE),
     )
 
 
@@ -489,6 +531,7 @@ def prepare(
     fold: tuple[int, int] | None = None,
     exclude: Collection[str] = (),
     min_classes: int = 1,
+    detect_faces: bool = False,
 ) -> tuple[PreparedData, PrepareReport]:
     """Reads a data set, cleans it and splits it.
 
@@ -510,6 +553,8 @@ def prepare(
         exclude: face keys to drop from train (after the splits are made, so validation, test
             and folds stay those of the full data set); keys elsewhere are counted, not dropped.
         min_classes: fewer labels than this is refused (``yuzug-train prepare`` asks for 2).
+        detect_faces: the images are photos, not face crops: crop each one's largest face
+            with the daemon's detector (BlazeFace) and crop, leaving out images without one.
 
     Raises:
         MissingClassError: a class asked for is not in the data set.
@@ -531,9 +576,18 @@ def prepare(
         min_classes,
     )
     if path.is_file() and path.suffix.lower() == ".csv":
+        if detect_faces:
+            raise ValueError(f"{path}: a FER2013 CSV holds face crops; leave out --detect-faces")
         samples, labels = read_fer_csv(path, spec, selection, report)
     else:
-        samples, labels = read_images(path, spec, selection, report)
+        detector = None
+        if detect_faces:
+            from edge.config import BlazeFaceDetectorConfig
+            from edge.detect import make_detector
+
+            detector = make_detector(BlazeFaceDetectorConfig())
+            report.no_face = []
+        samples, labels = read_images(path, spec, selection, report, detector)
     report.classes = labels
     if not samples:
         raise ValueError(f"{path}: no readable images of classes {labels}")
@@ -633,6 +687,8 @@ def format_summary(report: PrepareReport) -> str:
             f"kept, {excluded['not_found']} not in this data set)"
         )
     lines.append(f"unreadable files skipped: {len(report.corrupt)}")
+    if report.no_face is not None:
+        lines.append(f"images without a face found (left out): {len(report.no_face)}")
     if report.ignored_classes:
         ignored = ", ".join(f"{k} ({v:,})" for k, v in sorted(report.ignored_classes.items()))
         lines.append(f"classes not selected: {ignored}")

@@ -210,3 +210,64 @@ def test_prepared_pixels_match_edge_preprocessing(small_fer_dir: Path, tmp_path:
     data.save(tmp_path / "data.npz")
     loaded = PreparedData.load(tmp_path / "data.npz")
     assert loaded.fingerprint == data.fingerprint and loaded.spec == data.spec
+
+
+def test_photos_are_cropped_to_their_face_as_the_daemon_crops_them(fer_zip: Path, tmp_path: Path):
+    """A data set of photos (a face somewhere in a room) trains on the crops the daemon will
+    classify: its detector, its crop. Without --detect-faces the whole room would be resized."""
+    from edge.camera.base import Frame
+    from edge.config import BlazeFaceDetectorConfig
+    from edge.detect import detect_boxes, make_detector
+    from edge.preprocess import preprocess_faces, square_crop_box
+    from edge.samples import background, fer_faces, paste_face
+
+    rng = np.random.default_rng(5)
+    faces = fer_faces(fer_zip, ["angry", "happy"], 6, split="train", seed=5)
+    pasted: dict[str, tuple[int, int, int, int]] = {}
+    for label, crops in faces.items():
+        folder = tmp_path / "photos" / label
+        folder.mkdir(parents=True)
+        for i, face in enumerate(crops):
+            room = background(rng)
+            centre = (int(rng.integers(140, 500)), int(rng.integers(140, 340)))
+            pasted[f"{label}{i}.jpg"] = paste_face(room, face, centre, int(rng.integers(160, 260)))
+            cv2.imwrite(str(folder / f"{label}{i}.jpg"), room)
+    cv2.imwrite(str(tmp_path / "photos" / "happy" / "empty-room.jpg"), background(rng))
+
+    spec = PreprocessSpec(size=48, margin=0.1)
+    data, report = prepare(
+        tmp_path / "photos", spec, ["angry", "happy"], duplicate_rms=0, detect_faces=True
+    )
+    assert report.no_face == [str(tmp_path / "photos" / "happy" / "empty-room.jpg")]
+    prepared = [
+        (str(key), pixels)
+        for split in data.x
+        for key, pixels in zip(data.keys[split], data.x[split], strict=True)
+    ]
+    assert sorted(Path(key).name for key, _ in prepared) == sorted(pasted)
+    detector = make_detector(BlazeFaceDetectorConfig())
+    for key, pixels in prepared:
+        name = Path(key).name
+        photo = decode_image((tmp_path / "photos" / key).read_bytes())
+        (box,) = detect_boxes(detector, Frame(photo))[:1]
+        # The daemon's crop of that photo, pixel for pixel ...
+        assert np.array_equal(pixels, preprocess_faces(photo, spec, [box])[0]), name
+        # ... and it is the face that was pasted there (with the crop's margin), not the room.
+        crop, face = square_crop_box(box, spec.margin), pasted[name]
+        assert min(area(face), area(crop)) * 0.6 < overlap(crop, face), name
+    whole, _ = prepare(tmp_path / "photos", spec, ["angry", "happy"], duplicate_rms=0)
+    assert sum(len(x) for x in whole.x.values()) == 13  # the empty room too, resized whole
+
+    (tmp_path / "fer.csv").write_text("emotion,pixels\n")
+    with pytest.raises(ValueError, match="leave out --detect-faces"):
+        prepare(tmp_path / "fer.csv", spec, detect_faces=True)
+
+
+def area(box: tuple[int, int, int, int]) -> int:
+    return box[2] * box[3]
+
+
+def overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> int:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(0, width) * max(0, height)

@@ -14,7 +14,7 @@ RUN = [
     *("run", "faces.zip", "--out", "runs/x", "--seed", "7", "--log-level", "DEBUG"),
     *("--preset", "tiny", "--size", "40", "--classes", "angry,sad", "--other-label", "none"),
     *("--other-classes", "neutral", "--val-fraction", "0.2", "--duplicate-rms", "4"),
-    *("--exclude-list", "bad.csv", "--fold", "1/5"),
+    *("--exclude-list", "bad.csv", "--fold", "1/5", "--detect-faces"),
     *("--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01", "--backend", "torch"),
     *("--augment-on", "device", "--time-budget", "60", "--input-threads", "4"),
     *("--mixup", "0.3", "--cutmix", "1.0", "--optimizer", "sgd", "--weight-decay", "0.001"),

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.bundle import load_bundle  # noqa: E402
+from edge.personalize import coordinate_ascent  # noqa: E402
 from trainer.audit import bundle_scorer  # noqa: E402
 from trainer.metrics import Others, other_labels, scaled, target_report  # noqa: E402
 
@@ -60,25 +61,12 @@ def fit_offsets(
     target stays at 0 (only differences between offsets matter) and so do "other" outputs."""
     skipped = other_labels(others)
     targets = [i for i, label in enumerate(labels) if label not in skipped]
-    offsets = np.zeros(len(labels))
 
     def score(candidate: np.ndarray) -> float:
         scores = summary(y, scaled(probs, offsets=candidate), labels, others)
         return objective_value(scores, objective)
 
-    best = score(offsets)
-    for _ in range(passes):
-        improved = False
-        for index in targets[1:]:
-            for value in OFFSET_GRID:
-                candidate = offsets.copy()
-                candidate[index] = value
-                value_score = score(candidate)
-                if value_score > best + 1e-12:
-                    best, offsets, improved = value_score, candidate, True
-        if not improved:
-            break
-    return offsets
+    return coordinate_ascent(score, len(labels), targets[1:], OFFSET_GRID, passes)
 
 
 def evaluate(model: Path, data: Path) -> dict[str, Any]:

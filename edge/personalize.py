@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +50,7 @@ OFFSET_STEP = 0.05
 # equally well, the smallest wins, and a lone odd frame does not buy a large one.
 OFFSET_PENALTY = 0.02
 MAX_SWEEPS = 10
+OFFSET_GRID = np.round(np.arange(-OFFSET_LIMIT, OFFSET_LIMIT + OFFSET_STEP / 2, OFFSET_STEP), 2)
 MAX_SAMPLES_PER_LABEL = 600  # 40 s at 15 fps; older rows go first
 
 
@@ -106,14 +107,24 @@ def fit_offsets(
         mean_recall = np.mean([_recall(x, i, offsets) for x, i in logs])
         return float(mean_recall) - OFFSET_PENALTY * float(np.sum(offsets**2))
 
-    grid = np.round(np.arange(-OFFSET_LIMIT, OFFSET_LIMIT + OFFSET_STEP / 2, OFFSET_STEP), 2)
-    offsets = np.zeros(len(labels))
+    free = [j for j, label in enumerate(labels) if label != reference]
+    return coordinate_ascent(objective, len(labels), free, OFFSET_GRID)
+
+
+def coordinate_ascent(
+    objective: Callable[[np.ndarray], float],
+    size: int,
+    free: Sequence[int],
+    grid: np.ndarray,
+    sweeps: int = MAX_SWEEPS,
+) -> np.ndarray:
+    """The ``size`` offsets (0 outside ``free``) that maximise ``objective``, tried one
+    coordinate at a time over ``grid`` until a sweep improves nothing."""
+    offsets = np.zeros(size)
     best = objective(offsets)
-    for _ in range(MAX_SWEEPS):
+    for _ in range(sweeps):
         improved = False
-        for j, label in enumerate(labels):
-            if label == reference:
-                continue
+        for j in free:
             for value in grid:
                 trial = offsets.copy()
                 trial[j] = value

@@ -568,7 +568,7 @@ class EdgeApp:
     def _emit_event(self, emotion: str, previous: str, confidence: float) -> None:
         assert self.picker is not None
         self._since = utc_now()
-        suggestion = self.picker.pick(emotion, time.monotonic())
+        suggestion = self.picker.pick(emotion, time.monotonic(), time.localtime().tm_hour)
         suggestion_dict = suggestion.as_payload() if suggestion else None
         self.events += 1
         self.history.add_event(

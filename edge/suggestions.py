@@ -1,9 +1,11 @@
-"""Activity suggestions: a user-editable catalogue per emotion, no repeats, with a cooldown."""
+"""Activity suggestions: a user-editable catalogue per emotion, no repeats, with a cooldown,
+each optionally limited to the hours of the day it suits (no walk in daylight at midnight)."""
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +19,37 @@ DATA = Path(__file__).resolve().parent / "data"
 class Suggestion:
     id: str
     text: str
+    # Local hours it suits, start inclusive, end exclusive ("22-6" wraps past midnight).
+    hours: tuple[int, int] | None = None
 
     def as_payload(self) -> dict[str, str]:
         """The ``suggestion`` object of the event and state payloads."""
         return {"id": self.id, "text": self.text}
+
+    def fits(self, hour: int | None) -> bool:
+        """Whether it suits ``hour`` (0-23, local time); ``None`` means any time."""
+        if self.hours is None or hour is None:
+            return True
+        start, end = self.hours
+        return start <= hour < end if start < end else hour >= start or hour < end
+
+
+HOURS = re.compile(r"^\s*(\d{1,2})\s*-\s*(\d{1,2})\s*$")
+
+
+def parse_hours(text: object) -> tuple[int, int]:
+    """``"7-21"`` -> ``(7, 21)``; ``"22-6"`` wraps past midnight.
+
+    Raises:
+        ValueError: not two hours from 0 to 24 that differ.
+    """
+    match = HOURS.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f'hours {text!r} must look like "7-21" (from-to, local time)')
+    start, end = int(match[1]), int(match[2])
+    if not (0 <= start <= 23 and 0 <= end <= 24 and start != end % 24):
+        raise ValueError(f"hours {text!r} must be two different hours from 0 to 24")
+    return start, end
 
 
 def load_catalogue(language: str, path: Path | None = None) -> dict[str, list[Suggestion]]:
@@ -51,8 +80,16 @@ def load_catalogue(language: str, path: Path | None = None) -> dict[str, list[Su
                 raise ConfigError(
                     f"suggestions.catalogue: {file}: {emotion}[{position}] needs a text"
                 )
+            try:
+                hours = parse_hours(entry["hours"]) if "hours" in entry else None
+            except ValueError as exc:
+                raise ConfigError(
+                    f"suggestions.catalogue: {file}: {emotion}[{position}]: {exc}"
+                ) from None
             items.append(
-                Suggestion(str(entry.get("id", f"{emotion}-{position + 1}")), str(entry["text"]))
+                Suggestion(
+                    str(entry.get("id", f"{emotion}-{position + 1}")), str(entry["text"]), hours
+                )
             )
         catalogue[emotion] = items
     return catalogue
@@ -92,20 +129,22 @@ class SuggestionPicker:
         """The suggestion last given for ``emotion`` (what a screen shows while it lasts)."""
         return self._last.get(emotion)
 
-    def pick(self, emotion: str, now: float) -> Suggestion | None:
-        """A suggestion for ``emotion``, or ``None`` when it is cooling down or has none."""
-        options = self.catalogue.get(emotion)
+    def pick(self, emotion: str, now: float, hour: int | None = None) -> Suggestion | None:
+        """A suggestion for ``emotion`` that suits ``hour`` (local, 0-23; ``None``: any), or
+        ``None`` when it is cooling down or none suits."""
+        options = [s for s in self.catalogue.get(emotion, []) if s.fits(hour)]
         if not options or self.cooldown_left(emotion, now) > 0:
             return None
-        bag = self._bags.get(emotion)
-        if not bag:
-            bag = list(options)
+        bag = self._bags.get(emotion, [])
+        if not any(s.fits(hour) for s in bag):
+            bag = list(self.catalogue[emotion])
             self.rng.shuffle(bag)
-            last = self._last.get(emotion)
-            if len(bag) > 1 and bag[-1] == last:
-                bag[0], bag[-1] = bag[-1], bag[0]
             self._bags[emotion] = bag
-        choice = bag.pop()
+        last = self._last.get(emotion)
+        fitting = [s for s in bag if s.fits(hour)]
+        # The one just shown goes last when there is another (a refilled bag may start with it).
+        choice = next((s for s in reversed(fitting) if s != last), fitting[-1])
+        bag.remove(choice)
         self._last[emotion] = choice
         self._last_time[emotion] = now
         return choice

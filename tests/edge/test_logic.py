@@ -164,6 +164,34 @@ def test_the_mood_timeline_keeps_the_latest_changes_newest_first():
     assert history.snapshot(now=10_000.0)["events"] == []  # all older than the window
 
 
+def test_suggestions_keep_to_the_hours_they_suit(tmp_path: Path):
+    walk = Suggestion("walk", "A walk in daylight.", (7, 20))
+    music = Suggestion("music", "A comforting playlist.")
+    night = Suggestion("stars", "Look at the stars.", (22, 4))  # past midnight
+    picker = SuggestionPicker({"sad": [walk, music, night]}, 0, rng=random.Random(3))
+    clock = iter(range(100))
+    at = {
+        hour: {picker.pick("sad", next(clock), hour).id for _ in range(12)} for hour in (23, 2, 12)
+    }
+    assert at == {23: {"music", "stars"}, 2: {"music", "stars"}, 12: {"walk", "music"}}
+    picker = SuggestionPicker({"sad": [walk]}, 0)
+    assert picker.pick("sad", 0.0, 21) is None  # nothing suits: no suggestion, not a bad one
+    assert picker.pick("sad", 1.0, None) == walk  # no clock: any
+    # In a file: "from-to"; a wrong one is named.
+    path = tmp_path / "mine.toml"
+    path.write_text('[[sad]]\nid = "walk"\ntext = "Walk."\nhours = "7-20"\n')
+    assert load_catalogue("en", path)["sad"][0].hours == (7, 20)
+    for wrong in ('"morning"', '"7-25"', '"6-6"', "7"):
+        path.write_text(f'[[sad]]\nid = "walk"\ntext = "Walk."\nhours = {wrong}\n')
+        with pytest.raises(ConfigError, match=r"sad\[0\]: hours"):
+            load_catalogue("en", path)
+    # The shipped catalogues keep walks to the day in both languages.
+    for language in ("en", "tr"):
+        catalogue = load_catalogue(language)
+        walks = [s for s in catalogue["sad"] if s.id == "walk"]
+        assert walks and not walks[0].fits(23) and walks[0].fits(12), language
+
+
 def test_builtin_catalogues_cover_the_three_emotions_in_both_languages():
     english, turkish = load_catalogue("en"), load_catalogue("tr")
     for catalogue in (english, turkish):

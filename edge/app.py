@@ -497,8 +497,8 @@ class EdgeApp:
     # -- personalization from the live page ------------------------------------------------
 
     def personal_command(self, command: Any) -> None:
-        """``{"record": LABEL, "seconds": S}`` (S default 8) or ``{"forget": true}``, from the
-        live page or MQTT.
+        """``{"record": LABEL, "seconds": S, "delay": D}`` (8 s, no delay by default) or
+        ``{"forget": true}``, from the live page or MQTT.
 
         Raises:
             ValueError: the command is malformed.
@@ -508,10 +508,10 @@ class EdgeApp:
         if isinstance(command, dict) and command.get("forget") is True:
             self.forget_personal()
         elif isinstance(command, dict) and isinstance(command.get("record"), str):
-            seconds = command.get("seconds", 8.0)
-            if not isinstance(seconds, int | float) or isinstance(seconds, bool):
-                raise ValueError(f"seconds must be a number, not {seconds!r}")
-            self.recorder.start(command["record"], seconds, self.bundle.labels, time.monotonic())
+            seconds, delay = (_number(command, key, default) for key, default in TIMES)
+            self.recorder.start(
+                command["record"], seconds, self.bundle.labels, time.monotonic(), delay
+            )
         else:
             raise ValueError('expected {"record": LABEL, "seconds": S} or {"forget": true}')
         self.publish_state(force=True)
@@ -768,6 +768,16 @@ class EdgeApp:
                 self.detector.close()
             except Exception:  # noqa: BLE001
                 logger.exception("closing the detector failed")
+
+
+TIMES = (("seconds", 8.0), ("delay", 0.0))  # a recording command's times, and defaults
+
+
+def _number(command: dict[str, Any], key: str, default: float) -> float:
+    value = command.get(key, default)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise ValueError(f"{key} must be a number, not {value!r}")
+    return float(value)
 
 
 def cpu_temperature() -> float | None:

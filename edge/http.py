@@ -102,10 +102,9 @@ function showScores(scores) {
   }
 }
 
-// Fitting the model to whoever is in front of the camera: a button per label; a 3-s countdown
-// on the page, then the daemon records the next seconds of faces and refits.
+// Fitting the model to whoever is in front of the camera: a button per label; the daemon
+// gives 3 s to get ready, records the next 8 s of faces and refits.
 const FACES = {none: "relaxed face", neutral: "relaxed face"};
-let getReady = 0;
 
 function showPersonal(p) {
   const buttons = byId("teach");
@@ -118,16 +117,17 @@ function showPersonal(p) {
     for (const label of [...p.labels].sort((a, b) => (b in FACES) - (a in FACES))) {
       const b = element("button", FACES[label] || say(label));
       b.dataset.label = label;
-      b.onclick = () => teach(label);
+      b.onclick = () => send({record: label, seconds: 8, delay: 3});
       buttons.append(b);
     }
     const forget = element("button", "forget");
     forget.onclick = () => send({forget: true});
     buttons.append(forget);
   }
-  for (const b of buttons.children) b.disabled = Boolean(p.recording || getReady);
+  for (const b of buttons.children) b.disabled = Boolean(p.recording);
   let text = "";
-  if (getReady) text = "get ready: " + getReady;
+  if (p.recording && p.recording.starts_in > 0) text = "get ready: " +
+    Math.ceil(p.recording.starts_in);
   else if (p.recording) text = "recording " + say(p.recording.label) + ": " +
     p.recording.seconds_left + " s left · " + p.recording.faces + " faces";
   else if (p.last && p.last.error) text = say(p.last.label || "") + ": " + p.last.error;
@@ -145,17 +145,6 @@ async function send(body) {
     method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
   });
   if (!r.ok) byId("taught").textContent = (await r.json()).error;
-  refresh();
-}
-
-function teach(label) {
-  getReady = 3;
-  const tick = () => {
-    refresh();
-    if (--getReady > 0) setTimeout(tick, 1000);
-    else send({record: label, seconds: 8});
-  };
-  setTimeout(tick, 1000);
   refresh();
 }
 

@@ -291,12 +291,16 @@ class PersonalRecorder:
         self.path = path
         self._lock = threading.Lock()
         self._label: str | None = None
+        self._from = 0.0  # a delay lets the person get ready: frames before this are not kept
         self._until = 0.0
         self._rows: list[np.ndarray] = []
         self.last: dict[str, Any] | None = None  # how the latest recording ended
 
-    def start(self, label: str, seconds: float, labels: Sequence[str], now: float) -> None:
-        """Starts recording ``label`` for ``seconds``.
+    def start(
+        self, label: str, seconds: float, labels: Sequence[str], now: float, delay: float = 0.0
+    ) -> None:
+        """Records ``label`` for ``seconds`` from ``delay`` seconds on (time to face the
+        camera after pressing a button on a phone).
 
         Raises:
             PersonalizationError: no file is configured, the label or time is wrong, or a
@@ -311,11 +315,14 @@ class PersonalRecorder:
             raise PersonalizationError(f"{label!r} is not one of the model's labels {list(labels)}")
         if not 1 <= seconds <= MAX_RECORDING_SECONDS:
             raise PersonalizationError(f"seconds must be from 1 to {MAX_RECORDING_SECONDS:g}")
+        if not 0 <= delay <= MAX_RECORDING_SECONDS:
+            raise PersonalizationError(f"delay must be from 0 to {MAX_RECORDING_SECONDS:g}")
         with self._lock:
             if self._label is not None:
                 raise PersonalizationError(f"already recording {self._label}")
-            self._label, self._until, self._rows = label, now + seconds, []
-        logger.info("personalization: recording %s for %g s", label, seconds)
+            self._label, self._rows = label, []
+            self._from, self._until = now + delay, now + delay + seconds
+        logger.info("personalization: recording %s for %g s in %g s", label, seconds, delay)
 
     def cancel(self, why: str) -> None:
         """Drops a recording in progress (its scores are the old model's after a reload)."""
@@ -332,7 +339,7 @@ class PersonalRecorder:
         with self._lock:
             if self._label is None:
                 return None
-            if row is not None:
+            if row is not None and now >= self._from:
                 self._rows.append(row)
             if now < self._until:
                 return None
@@ -387,6 +394,7 @@ class PersonalRecorder:
                 if self._label is None
                 else {
                     "label": self._label,
+                    "starts_in": round(max(0.0, self._from - now), 1),
                     "seconds_left": round(max(0.0, self._until - now), 1),
                     "faces": len(self._rows),
                 }

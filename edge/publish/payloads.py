@@ -302,7 +302,8 @@ def _fit_entities(
             f"fit_{label}",
             f"Fit to me: {'relaxed face' if label in RELAXED_FACES else label + ' face'}",
             "mdi:account-check-outline",
-            {"record": label},
+            # Five seconds to put the phone down and face the camera, then eight recorded.
+            {"record": label, "seconds": 8, "delay": 5},
         )
         for label in ordered
     ] + [("fit_forget", "Forget the fit", "mdi:account-remove-outline", {"forget": True})]

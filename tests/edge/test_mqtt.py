@@ -221,7 +221,13 @@ def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
             caplog.set_level(logging.WARNING)
             sub.client.publish("yuzug/test-cam/personal/set", "record happy", qos=1)
             wait_for(lambda: "personalization command" in caplog.text, 5, what="refusal logged")
-            # Pressing "happy" (8 s of the happy faces the camera shows) fits and applies.
+            # Pressing "happy" (5 s to get ready, then 8 s of the happy faces the camera shows)
+            # fits and applies.
+            assert json.loads(buttons["fit_happy"]["payload_press"]) == {
+                "record": "happy",
+                "seconds": 8,
+                "delay": 5,
+            }
             sub.client.publish(
                 "yuzug/test-cam/personal/set", buttons["fit_happy"]["payload_press"], qos=1
             )
@@ -229,7 +235,7 @@ def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
                 "/state", lambda p: json.loads(p)["personal"] == "recording", 5
             )
             assert shown(value_json=json.loads(recording)) == "recording"
-            done = sub.wait_payload("/state", lambda p: json.loads(p)["personal"] == "on", 20)
+            done = sub.wait_payload("/state", lambda p: json.loads(p)["personal"] == "on", 30)
             jsonschema.validate(json.loads(done), SCHEMAS["state"])
             assert personal.exists() and app.classifier.offsets is not None
             assert (

@@ -244,11 +244,15 @@ def test_the_recorder_ends_on_time_with_or_without_faces_and_replaces_a_damaged_
     assert recorder.observe(16, None, bundle) is None and not path.exists()
 
     path.write_text("{")  # a power cut during an earlier save
-    recorder.start("none", 5, bundle.labels, now=20)
+    # Pressed on a phone: 2 s to face the camera first; what it saw then is not kept.
+    recorder.start("none", 5, bundle.labels, now=18, delay=2)
+    assert recorder.status(18)["recording"]["starts_in"] == 2
+    recorder.observe(19, np.array([0.1, 0.8, 0.05, 0.05], np.float32), bundle)  # still a smile
     rng = np.random.default_rng(3)
     for i, row in enumerate(person(rng, [0.05, 0.05, 0.5, 0.4], 30)):
         assert recorder.observe(20 + i * 0.1, row, bundle) is None
     personal = recorder.observe(25, None, bundle)
+    assert personal is not None and len(personal.samples["none"]) == 30
     assert personal is not None and personal.offsets["sad"] < 0
     assert load_personalization(path).offsets == personal.offsets
     assert (

@@ -249,9 +249,13 @@ def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
         code, answer = post_json(port, "/api/personal", {"record": "surprise"}, auth)
         assert code == 409 and "not one of the model's labels" in answer["error"]
         assert post_json(port, "/api/personal", {"record": "none", "seconds": "x"}, auth)[0] == 400
+        assert post_json(port, "/api/personal", {"record": "none", "delay": -1}, auth)[0] == 409
 
-        code, answer = post_json(port, "/api/personal", {"record": "none", "seconds": 2}, auth)
+        code, answer = post_json(
+            port, "/api/personal", {"record": "none", "seconds": 2, "delay": 1}, auth
+        )
         assert code == 202 and answer["recording"]["label"] == "none"
+        assert 0.5 < answer["recording"]["starts_in"] <= 1
         assert post_json(port, "/api/personal", {"record": "sad"}, auth)[0] == 409  # one at a time
         last = wait_for(lambda: state()["personal"]["last"], 30, what="the recording's end")
         assert last["label"] == "none" and last["faces"]["none"] >= 10, last

@@ -57,6 +57,7 @@ bench: setup $(EDGE_VENV)/bin/.installed system-deps
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python bench/accuracy.py --data $(DATA) --model models/default $(if $(wildcard runs/seed/bundle),--model runs/seed/bundle) --peer fer --json $(BENCH_OUT)/accuracy.json --plot $(BENCH_OUT)/min-confidence.png
 	$(BIN)/python bench/pipeline.py --data $(DATA) --json $(BENCH_OUT)/pipeline.json
+	$(BIN)/python bench/personalize.py --data $(DATA) --json $(BENCH_OUT)/personalize.json
 	$(BIN)/python bench/daemon.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/daemon.json
 	$(BIN)/python bench/deploy_push.py --json $(BENCH_OUT)/deploy.json
 	$(BIN)/python bench/spool.py --json $(BENCH_OUT)/spool.json

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -261,3 +263,27 @@ def test_the_recorder_ends_on_time_with_or_without_faces_and_replaces_a_damaged_
     )
     recorder.forget()
     assert not path.exists() and recorder.last == {"forgotten": True}
+
+
+def test_the_personalization_benchmark_reports_each_recording_choice(
+    fer_zip: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "personalize.json"
+    subprocess.run(
+        [sys.executable, "bench/personalize.py", "--data", str(fer_zip), "--faces", "4"]
+        + ["--json", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=600,
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["recorded"] for row in rows] == [
+        "nothing",
+        "none",
+        "none + happy",
+        "none + sad",
+        "none + angry + happy + sad",
+    ]
+    assert all(count > 0 for row in rows[1:] for count in row["faces_recorded"].values())
+    assert rows[0]["neutral_named_an_emotion"] > 0 and set(rows[-1]["offsets"]) == set(LABELS)

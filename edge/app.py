@@ -133,7 +133,8 @@ class EdgeApp:
         self.reload_failures = 0
         self.last_reload_error: str | None = None
         self._model_target: str | None = None
-        self.personal = "off"  # whether one person's offsets apply, and which
+        self.personal = "off"  # whether one person's offsets apply, and which, in words
+        self._personal_state = "off"  # the same as on the state topic: off, on, not_applied
         self.recorder = PersonalRecorder(config.classifier.personal_file)
         # A fit finishing in the analysis thread and a "forget" from HTTP or MQTT must not
         # interleave (the forgotten offsets applied again, or a file saved after its deletion).
@@ -177,7 +178,7 @@ class EdgeApp:
     ) -> None:
         """Makes a loaded model current, with fresh tracks; the reported emotion carries over."""
         self.bundle, self.classifier, self._model_target = bundle, classifier, target
-        classifier.offsets, self.personal = self._personal_offsets(bundle)
+        classifier.offsets, self._personal_state, self.personal = self._personal_offsets(bundle)
         self.recorder.cancel("the model changed during the recording")
         e = self.config.emotion
         self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
@@ -190,22 +191,23 @@ class EdgeApp:
             current=self.state.current if self.state else NO_FACE,
         )
 
-    def _personal_offsets(self, bundle: ModelBundle) -> tuple[np.ndarray | None, str]:
-        """The personalization file's offsets for this model, and what became of them. A bad
-        or stale file is logged and left out: the daemon runs on with the model's own scores."""
+    def _personal_offsets(self, bundle: ModelBundle) -> tuple[np.ndarray | None, str, str]:
+        """The personalization file's offsets for this model, and what became of them (state,
+        words). A bad or stale file is logged and left out: the daemon runs on with the
+        model's own scores."""
         path = self.config.classifier.personal_file
         if path is None:
-            return None, "off"
+            return None, "off", "off"
         try:
             personal = load_personalization(path)
             offsets = personal.offsets_for(bundle)
         except NoPersonalization:
-            return None, "off"
+            return None, "off", "off"
         except PersonalizationError as exc:
             logger.warning("personal offsets not applied: %s", exc)
-            return None, f"not applied: {exc}"
+            return None, "not_applied", f"not applied: {exc}"
         logger.info("personal offsets applied: %s", personal.describe())
-        return offsets, f"on: {personal.describe()}"
+        return offsets, "on", f"on: {personal.describe()}"
 
     def init_model(self) -> None:
         # A `current` symlink is resolved once, so a deploy that switches it is noticed.
@@ -525,11 +527,7 @@ class EdgeApp:
     @property
     def personal_status(self) -> str:
         """For the state topic: ``recording``, ``on``, ``not_applied`` or ``off``."""
-        if self.recorder.recording:
-            return "recording"
-        return {"on": "on", "not": "not_applied"}.get(
-            self.personal.split(" ")[0].rstrip(":"), "off"
-        )
+        return "recording" if self.recorder.recording else self._personal_state
 
     def _record(self, now: float, scores: np.ndarray | None) -> None:
         assert self.bundle is not None and self.classifier is not None
@@ -537,7 +535,7 @@ class EdgeApp:
             personal = self.recorder.observe(now, scores, self.bundle)
             if personal is not None:  # fitted for this bundle just now
                 self.classifier.offsets = personal.offsets_for(self.bundle)
-                self.personal = f"on: {personal.describe()}"
+                self._personal_state, self.personal = "on", f"on: {personal.describe()}"
         if personal is not None or self.recorder.last is not self._last_recording:
             self._last_recording = self.recorder.last
             self.publish_state(force=True)  # the fit's status changed
@@ -548,7 +546,7 @@ class EdgeApp:
             self.recorder.forget()
             if self.classifier is not None:
                 self.classifier.offsets = None
-            self.personal = "off"
+            self._personal_state = self.personal = "off"
         logger.info("personalization forgotten: the model's own scores from now on")
 
     def _remember(self, now: float) -> None:

@@ -137,6 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "run":
             sub.add_argument(
+                "--live-view",
+                type=number_argument("--live-view", int, at_least=0),
+                metavar="PORT",
+                help="serve the live page on 127.0.0.1:PORT (http.enabled and http.port; "
+                "0 picks a free port)",
+            )
+            sub.add_argument(
                 "--max-frames",
                 type=number_argument("--max-frames", int, at_least=0),
                 default=0,

@@ -70,7 +70,8 @@ STATE_REFRESH_SECONDS = 1.0
 
 
 def resolve_config(args: argparse.Namespace) -> EdgeConfig:
-    """Loads the config file and applies ``--source``, ``--model`` and ``--broker``."""
+    """Loads the config file and applies ``--source``, ``--model``, ``--live-view`` and
+    ``--broker``."""
     config = load_config(getattr(args, "config", None))
     data = config.model_dump()
     if data["mqtt"].get("password") is not None:
@@ -85,6 +86,9 @@ def resolve_config(args: argparse.Namespace) -> EdgeConfig:
             data["camera"] = OpenCVCameraConfig(**{**camera, "source": source}).model_dump()
     if getattr(args, "model", None):
         data["classifier"]["model"] = args.model
+    live_view = getattr(args, "live_view", None)
+    if live_view is not None:
+        data["http"].update(enabled=True, port=live_view)
     broker = getattr(args, "broker", None)
     if broker:
         try:

@@ -283,6 +283,27 @@ def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
     assert "Traceback" not in daemon.text()
 
 
+def test_run_live_view_flag_serves_the_page_without_a_config_section(video, tmp_path):
+    port = free_port()
+    (tmp_path / "edge.toml").write_text("[mqtt]\nenabled = false\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "run", "--config", str(tmp_path / "edge.toml")]
+        + ["--source", str(video), "--live-view", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the live view")
+        status, page = get_text(port, "/")
+        assert status == 200 and 'src="stream.mjpg"' in page
+    finally:
+        process.terminate()
+        _, log = process.communicate(timeout=20)
+    assert process.returncode == 0
+    assert f"live view on http://127.0.0.1:{port}/" in log
+
+
 def test_health_reports_a_vanished_video_and_recovery(video, tmp_path):
     moving = tmp_path / "camera.avi"
     shutil.copy(video, moving)

@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--source", help="override camera: index, video file, URL or folder")
         sub.add_argument("--model", type=Path, help="override classifier.model")
         sub.add_argument("--broker", type=broker_argument, help="override mqtt host[:port]")
+        sub.add_argument(
+            "--personal",
+            type=Path,
+            metavar="FILE",
+            help="override classifier.personal_file: one person's offsets (yuzug-edge "
+            "personalize, or the live page's 'fit to you', which writes it)",
+        )
         if name == "doctor":
             sub.add_argument(
                 "--timeout",

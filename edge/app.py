@@ -70,8 +70,8 @@ STATE_REFRESH_SECONDS = 1.0
 
 
 def resolve_config(args: argparse.Namespace) -> EdgeConfig:
-    """Loads the config file and applies ``--source``, ``--model``, ``--live-view`` and
-    ``--broker``."""
+    """Loads the config file and applies ``--source``, ``--model``, ``--personal``,
+    ``--live-view`` and ``--broker``."""
     config = load_config(getattr(args, "config", None))
     data = config.model_dump()
     if data["mqtt"].get("password") is not None:
@@ -86,6 +86,8 @@ def resolve_config(args: argparse.Namespace) -> EdgeConfig:
             data["camera"] = OpenCVCameraConfig(**{**camera, "source": source}).model_dump()
     if getattr(args, "model", None):
         data["classifier"]["model"] = args.model
+    if getattr(args, "personal", None):
+        data["classifier"]["personal_file"] = args.personal
     live_view = getattr(args, "live_view", None)
     if live_view is not None:
         data["http"].update(enabled=True, port=live_view)

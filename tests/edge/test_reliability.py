@@ -283,12 +283,12 @@ def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
     assert "Traceback" not in daemon.text()
 
 
-def test_run_live_view_flag_serves_the_page_without_a_config_section(video, tmp_path):
-    port = free_port()
+def test_run_flags_serve_the_page_and_keep_the_fit_without_a_config_section(video, tmp_path):
+    port, personal = free_port(), tmp_path / "personal.json"
     (tmp_path / "edge.toml").write_text("[mqtt]\nenabled = false\n")
     process = subprocess.Popen(
         [sys.executable, "-m", "edge", "run", "--config", str(tmp_path / "edge.toml")]
-        + ["--source", str(video), "--live-view", str(port)],
+        + ["--source", str(video), "--live-view", str(port), "--personal", str(personal)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -297,6 +297,7 @@ def test_run_live_view_flag_serves_the_page_without_a_config_section(video, tmp_
         wait_for(lambda: served(port), 30, what="the live view")
         status, page = get_text(port, "/")
         assert status == 200 and 'src="stream.mjpg"' in page
+        assert http_json(port, "/api/state")[1]["personal"]["available"]  # --personal
     finally:
         process.terminate()
         _, log = process.communicate(timeout=20)

@@ -51,10 +51,11 @@ def _line(stamp: str, device: str, kind: str, data: Any) -> str | None:
         return line
     if kind == "state" and isinstance(data, dict):
         faces = data.get("faces", 0)
+        fit = data.get("personal", "off")  # absent from devices before the fit to a person
         return (
             f"{stamp} {device:<12} state {data.get('emotion')} "
             f"{float(data.get('confidence', 0)):.0%}, {faces} face{'s' * (faces != 1)}, "
-            f"camera {data.get('camera')}"
+            f"camera {data.get('camera')}" + ("" if fit == "off" else f", fit to a person: {fit}")
         )
     if kind == "pause":
         return f"{stamp} {device:<12} paused: {data}"

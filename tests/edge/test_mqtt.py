@@ -507,6 +507,17 @@ def test_an_exception_in_a_callback_is_logged_and_the_client_goes_on(mosquitto, 
     assert "a bug in a callback" in caplog.text
 
 
+def test_watch_says_when_the_model_is_fitted_to_a_person():
+    from edge.watch import describe
+
+    state = {"emotion": "sad", "confidence": 0.8, "faces": 1, "camera": "ok"}
+    plain = describe("yuzug/cam/state", json.dumps(state), "yuzug")
+    assert plain is not None and plain.endswith("state sad 80%, 1 face, camera ok")
+    for fit in ("recording", "on", "not_applied"):
+        line = describe("yuzug/cam/state", json.dumps({**state, "personal": fit}), "yuzug")
+        assert line is not None and line.endswith(f"camera ok, fit to a person: {fit}")
+
+
 def test_watch_shows_a_foreign_payload_as_it_came_and_keeps_watching(mosquitto):
     # A payload of another publisher or version (a confidence that is no number, a suggestion
     # that is a string) raised inside paho's callback, which ended its network thread: the

@@ -468,10 +468,39 @@ def run_personalize(args: Any, out: TextIO) -> int:
             pass
         except PersonalizationError as exc:
             raise PersonalizationError(f"{exc}; --reset starts a new file") from None
-    classifier = EmotionClassifier.from_bundle(bundle, num_threads=config.classifier.num_threads)
+    # The daemon's own settings (flip averaging changes the scores that are fitted).
+    classifier = EmotionClassifier.from_bundle(
+        bundle,
+        num_threads=config.classifier.num_threads,
+        flip_average=config.classifier.flip_average,
+    )
     detector = make_detector(config.detector)
+    try:
+        recorded = _record_each(make_source(config.camera), detector, classifier, labels, args, out)
+    except KeyboardInterrupt:
+        print("stopped: nothing saved", file=out)
+        return 130
+    personal = personalize(bundle, recorded, earlier)
+    personal.save(target)
+    _print_summary(personal, out)
+    print(
+        f"saved to {target}; the daemon applies it at its next start or reload "
+        "(sudo systemctl reload yuzug-edge)",
+        file=out,
+    )
+    return 0
+
+
+def _record_each(
+    camera: FrameSource,
+    detector: FaceDetector,
+    classifier: EmotionClassifier,
+    labels: list[str],
+    args: Any,
+    out: TextIO,
+) -> dict[str, np.ndarray]:
     recorded: dict[str, np.ndarray] = {}
-    with make_source(config.camera) as source:
+    with camera as source:
         for label in labels:
             print(
                 f"{label}: look at the camera with {PROMPTS.get(label, repr(label))}, "
@@ -485,15 +514,7 @@ def run_personalize(args: Any, out: TextIO) -> int:
             if not len(rows):
                 print(f"  no face seen: {label} is left out", file=out, flush=True)
             recorded[label] = rows
-    personal = personalize(bundle, recorded, earlier)
-    personal.save(target)
-    _print_summary(personal, out)
-    print(
-        f"saved to {target}; the daemon applies it at its next start or reload "
-        "(sudo systemctl reload yuzug-edge)",
-        file=out,
-    )
-    return 0
+    return recorded
 
 
 def _recording_order(bundle: ModelBundle) -> list[str]:

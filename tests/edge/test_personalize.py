@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -287,3 +289,26 @@ def test_the_personalization_benchmark_reports_each_recording_choice(
     ]
     assert all(count > 0 for row in rows[1:] for count in row["faces_recorded"].values())
     assert rows[0]["neutral_named_an_emotion"] > 0 and set(rows[-1]["offsets"]) == set(LABELS)
+
+
+def test_ctrl_c_during_a_recording_saves_nothing_and_prints_no_traceback(
+    fer_zip: Path, tmp_path: Path
+) -> None:
+    faces = fer_faces(fer_zip, ["neutral"], 3, split="train", seed=1)
+    clip = tmp_path / "neutral.avi"
+    write_video(scripted_frames(faces, [Segment("neutral", 3.0)] * 3, 10.0), clip, 10.0)
+    out = tmp_path / "personal.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edge", "personalize", "--source", str(clip), "--out", str(out)]
+        + ["--labels", "none", "--countdown", "0", "--seconds", "30"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout = process.stdout
+    assert stdout is not None and stdout.readline().startswith("none: look at the camera")
+    time.sleep(1.5)  # recording (the clip plays in real time)
+    process.send_signal(signal.SIGINT)
+    printed, errors = process.communicate(timeout=30)
+    assert process.returncode == 130 and "stopped: nothing saved" in printed
+    assert "Traceback" not in errors and not out.exists()

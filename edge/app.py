@@ -537,6 +537,8 @@ class EdgeApp:
 
     def _record(self, now: float, scores: np.ndarray | None) -> None:
         assert self.bundle is not None and self.classifier is not None
+        if self.recorder.recording is None and self.recorder.last is self._last_recording:
+            return  # nothing recording and nothing new to say: no lock in the frame path
         with self._personal_lock:
             personal = self.recorder.observe(now, scores, self.bundle)
             if personal is not None:  # fitted for this bundle just now

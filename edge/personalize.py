@@ -224,7 +224,7 @@ def load_personalization(path: Path) -> Personalization:
         if set(offsets) - set(labels) or not all(abs(v) <= OFFSET_LIMIT for v in offsets.values()):
             raise ValueError("offsets for unknown labels or beyond the limit")
         samples = {
-            str(label): np.asarray(rows, np.float32).reshape(-1, len(labels))
+            str(label): _score_rows(rows, len(labels))
             for label, rows in data.get("samples", {}).items()
             if label in labels
         }
@@ -238,6 +238,17 @@ def load_personalization(path: Path) -> Personalization:
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise PersonalizationError(f"{path}: not a personalization file ({exc})") from None
+
+
+def _score_rows(rows: Any, width: int) -> np.ndarray:
+    """Recorded scores as ``(n, width)``; a row of another width or a non-finite value is
+    refused (a NaN would make every decision on it the first label)."""
+    array = np.asarray(rows, np.float32)
+    if array.size == 0:
+        return array.reshape(0, width)
+    if array.ndim != 2 or array.shape[1] != width or not np.isfinite(array).all():
+        raise ValueError(f"recorded scores must be rows of {width} finite numbers")
+    return array
 
 
 def personalize(

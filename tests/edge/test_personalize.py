@@ -85,6 +85,9 @@ def test_a_bad_or_foreign_file_is_refused_with_its_reason(tmp_path: Path) -> Non
     far = write_personal_file(tmp_path / "far.json", offsets={"sad": 9.0})
     with pytest.raises(PersonalizationError, match="beyond the limit"):
         load_personalization(far)
+    narrow = write_personal_file(tmp_path / "narrow.json", samples={"none": [[0.5, 0.5, 0.0]] * 4})
+    with pytest.raises(PersonalizationError, match="rows of 4 finite numbers"):
+        load_personalization(narrow)
     future = write_personal_file(tmp_path / "future.json", format_version=2)
     with pytest.raises(PersonalizationError, match="format_version"):
         load_personalization(future)

@@ -13,6 +13,7 @@ that model and says so when it does not.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -27,6 +28,7 @@ import numpy as np
 
 from edge.bundle import ModelBundle
 from edge.camera.base import EndOfStream, FrameSource
+from edge.cli import TerminalProgress
 from edge.detect import detect_boxes
 from edge.detect.base import FaceDetector
 from edge.errors import YuzugError
@@ -278,7 +280,11 @@ def personalize(
 
 
 def record_faces(
-    source: FrameSource, detector: FaceDetector, classifier: EmotionClassifier, seconds: float
+    source: FrameSource,
+    detector: FaceDetector,
+    classifier: EmotionClassifier,
+    seconds: float,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """The model's own scores (offsets left out) for the largest face of each frame read
     during ``seconds``. A finite source that ends stops the recording early.
@@ -297,6 +303,8 @@ def record_faces(
         if boxes:
             crops = preprocess_faces(frame.image, classifier.spec, boxes)
             rows.append(classifier.own_probabilities(crops)[0])
+            if progress is not None:
+                progress(len(rows))
     return np.array(rows, np.float32).reshape(-1, len(classifier.labels))
 
 
@@ -520,7 +528,10 @@ def _record_each(
                 flush=True,
             )
             _count_down(source, args.countdown, out)
-            rows = record_faces(source, detector, classifier, args.seconds)
+            shown = TerminalProgress(f"  recording {label}", out)  # on a terminal only
+            counted = functools.partial(shown.update, what="faces")
+            rows = record_faces(source, detector, classifier, args.seconds, counted)
+            shown.close()
             print(f"  {len(rows)} faces recorded", file=out, flush=True)
             if not len(rows):
                 print(f"  no face seen: {label} is left out", file=out, flush=True)

@@ -136,6 +136,7 @@ function showPersonal(p) {
     (label) => (FACES[label] || say(label)) + " " + percent(p.last.before[label]) + " → " +
       percent(p.last.after[label])
   ).join(" · ");
+  if (!p.recording && p.last && p.last.hint) text += " · " + p.last.hint;
   byId("taught").textContent = text;
   byId("applied").textContent = p.applied;
 }

@@ -394,7 +394,7 @@ class PersonalRecorder:
             logger.warning("personalization: recording %s not kept: %s", label, exc)
             self.last = {"label": label, "faces": len(rows), "error": str(exc)}
             return None
-        self.last = {"label": label, **summary(personal)}
+        self.last = {"label": label, **summary(personal, bundle.manifest.abstain_label)}
         logger.info("personalization: recorded %s; offsets %s", label, personal.describe())
         return personal
 
@@ -434,15 +434,36 @@ class PersonalRecorder:
         return {"available": self.path is not None, "recording": recording, "last": self.last}
 
 
-def summary(personal: Personalization) -> dict[str, Any]:
-    """Recall on the recordings before and after the offsets, per recorded label."""
+def summary(personal: Personalization, abstain: str | None = None) -> dict[str, Any]:
+    """Recall on the recordings before and after the offsets, per recorded label, and what
+    to record next for a more balanced fit."""
     zero = np.zeros(len(personal.labels), np.float32)
     return {
         "before": recalls(personal.samples, personal.labels, zero),
         "after": recalls(personal.samples, personal.labels, personal.offsets_array()),
         "offsets": personal.offsets,
         "faces": {label: len(rows) for label, rows in personal.samples.items()},
+        "hint": hint(personal, abstain),
     }
+
+
+def hint(personal: Personalization, abstain: str | None) -> str | None:
+    """What a fit on these recordings cannot weigh: the relaxed face, if it was not recorded
+    while an emotion was raised; a label whose offset moved with no recording of its own."""
+    recorded = {label for label, rows in personal.samples.items() if len(rows)}
+    raised = [label for label, value in personal.offsets.items() if value > 0]
+    if abstain and abstain not in recorded and raised:
+        return (
+            f"record the relaxed face too: without it, raising {', '.join(raised)} also reads "
+            "relaxed faces so more often"
+        )
+    moved = [label for label, value in personal.offsets.items() if value and label not in recorded]
+    if moved:
+        return (
+            f"not recorded: {', '.join(moved)}; its offset only keeps the recorded faces from "
+            "being read so; record it too for a balanced fit"
+        )
+    return None
 
 
 PROMPTS = {
@@ -501,7 +522,7 @@ def run_personalize(args: Any, out: TextIO) -> int:
         return 130
     personal = personalize(bundle, recorded, earlier)
     personal.save(target)
-    _print_summary(personal, out)
+    _print_summary(personal, bundle.manifest.abstain_label, out)
     print(
         f"saved to {target}; the daemon applies it at its next start or reload "
         "(sudo systemctl reload yuzug-edge)",
@@ -560,8 +581,8 @@ def _count_down(source: FrameSource, seconds: float, out: TextIO) -> None:
             return
 
 
-def _print_summary(personal: Personalization, out: TextIO) -> None:
-    result = summary(personal)
+def _print_summary(personal: Personalization, abstain: str | None, out: TextIO) -> None:
+    result = summary(personal, abstain)
     print("label     faces  model alone  with offsets", file=out)
     for label, faces in result["faces"].items():
         print(
@@ -570,12 +591,5 @@ def _print_summary(personal: Personalization, out: TextIO) -> None:
             file=out,
         )
     print(f"offsets: {personal.describe()}", file=out)
-    unrecorded = [
-        label for label, value in personal.offsets.items() if value and label not in result["faces"]
-    ]
-    if unrecorded:
-        print(
-            f"not recorded: {', '.join(unrecorded)}; an offset there only keeps the recorded "
-            "faces from being read so; record it too for a balanced fit",
-            file=out,
-        )
+    if result["hint"]:
+        print(result["hint"], file=out)

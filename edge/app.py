@@ -517,6 +517,8 @@ class EdgeApp:
             self.forget_personal()
         elif isinstance(command, dict) and isinstance(command.get("record"), str):
             seconds, delay = (_number(command, key, default) for key, default in TIMES)
+            if self.paused.is_set():
+                raise PersonalizationError("the privacy switch is on: no face is analysed")
             self.recorder.start(
                 command["record"], seconds, self.bundle.labels, time.monotonic(), delay
             )

@@ -150,6 +150,15 @@ def test_the_daemon_applies_offsets_for_its_model_and_runs_on_without_a_bad_file
         atol=1e-6,
     )
 
+    app.paused.set()  # the privacy switch: nothing to record, said at once
+    with pytest.raises(PersonalizationError, match="privacy switch"):
+        app.personal_command({"record": "none"})
+    app.paused.clear()
+    with pytest.raises(ValueError, match="delay must be a number"):
+        app.personal_command({"record": "none", "delay": "soon"})
+    app.personal_command({"record": "none", "seconds": 2})
+    assert app.recorder.recording == "none"
+
     caplog.set_level(logging.WARNING)
     write_personal_file(personal, model={"name": "yuzug-old 1", "sha256": "0" * 64})
     assert app.reload_model()

@@ -283,6 +283,59 @@ def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
     assert "Traceback" not in daemon.text()
 
 
+def a_relaxed_face_read_as_sad(fer_zip: Path) -> np.ndarray:
+    """A neutral FER2013 face that the shipped model, through the daemon's detector and crop,
+    reads as sad: the person whose resting face the fit is for."""
+    from edge.camera.base import Frame
+    from edge.classify.emotion import EmotionClassifier
+    from edge.config import BlazeFaceDetectorConfig
+    from edge.detect import detect_boxes, make_detector
+    from edge.preprocess import preprocess_faces
+
+    bundle = load_bundle(default_bundle_path())
+    classifier = EmotionClassifier.from_bundle(bundle)
+    detector = make_detector(BlazeFaceDetectorConfig())
+    for face in fer_faces(fer_zip, ["neutral"], 40, seed=0)["neutral"]:
+        frames = scripted_frames({"neutral": [face]}, [Segment("neutral", 0.5)], 10, seed=1)
+        scores = [
+            classifier.probabilities(preprocess_faces(frame, classifier.spec, boxes))[0]
+            for frame, _ in frames
+            for boxes in [detect_boxes(detector, Frame(frame))[:1]]
+            if boxes
+        ]
+        mean = np.mean(scores, axis=0)
+        if scores and bundle.labels[int(np.argmax(mean))] == "sad" and mean.max() > 0.6:
+            return face
+    raise AssertionError("no neutral face of the 40 is read as sad")
+
+
+def test_a_resting_face_read_as_sad_is_reported_as_none_once_fitted(fer_zip, tmp_path):
+    """The user's story: the daemon keeps calling their relaxed face sad; they press "relaxed
+    face" on the live page, and from then on the same face is reported as none."""
+    scene = tmp_path / "me.avi"
+    face = a_relaxed_face_read_as_sad(fer_zip)
+    write_video(scripted_frames({"neutral": [face]}, [Segment("neutral", 4.0)], 10), scene, 10)
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+        "[emotion]\nstable_seconds = 0.5\n",
+        env={"STATE_DIRECTORY": str(tmp_path / "state")},
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        wait_for(lambda: http_json(port, "/api/state")[1]["emotion"] == "sad", 30, what="sad")
+        code, _ = post_json(port, "/api/personal", {"record": "none", "seconds": 2})
+        assert code == 202
+        wait_for(lambda: http_json(port, "/api/state")[1]["personal"]["last"], 30, what="the fit")
+        wait_for(lambda: http_json(port, "/api/state")[1]["emotion"] == "none", 15, what="none")
+        time.sleep(1.0)
+        assert http_json(port, "/api/state")[1]["emotion"] == "none"  # and it stays so
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_run_flags_serve_the_page_and_keep_the_fit_without_a_config_section(video, tmp_path):
     port, personal = free_port(), tmp_path / "personal.json"
     (tmp_path / "edge.toml").write_text("[mqtt]\nenabled = false\n")

@@ -18,12 +18,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge.cli import log_level_argument, number_argument
 from edge.errors import YuzugError
 from edge.log import setup_logging
+
+if TYPE_CHECKING:
+    from trainer.data import PreparedData
 
 logger = logging.getLogger("trainer")
 
@@ -438,9 +442,26 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         ).hexdigest()
     (args.run / "prepare_report.json").write_text(json.dumps(report_dict, indent=2) + "\n")
     print(format_summary(report))
+    if args.detect_faces:
+        _draw_face_crops(data, args.run / "faces.png")
     if report.corrupt or report.no_face:
         print(f"the files left out are listed in {args.run / 'prepare_report.json'}")
     return 0
+
+
+def _draw_face_crops(data: PreparedData, path: Path, per_class: int = 10) -> None:
+    """The first training crops of each class in one picture: a look tells whether the
+    detector found the faces in the photos (a crop of a poster or a knee would show)."""
+    from trainer.plots import face_grid
+
+    faces, captions = [], []
+    blank = np.zeros(data.x["train"].shape[1:], np.uint8)
+    for index, label in enumerate(data.classes):  # a row per class, blanks where it has fewer
+        chosen = list(data.x["train"][data.y["train"] == index][:per_class])
+        faces += chosen + [blank] * (per_class - len(chosen))
+        captions += [label[:8]] * len(chosen) + [""] * (per_class - len(chosen))
+    face_grid(faces, captions, path, columns=per_class)
+    print(f"the face crops it found, {per_class} per class: {path}")
 
 
 def _load_prepared(run: Path):  # noqa: ANN202 - PreparedData, imported lazily

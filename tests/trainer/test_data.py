@@ -258,6 +258,26 @@ def test_photos_are_cropped_to_their_face_as_the_daemon_crops_them(fer_zip: Path
     whole, _ = prepare(tmp_path / "photos", spec, ["angry", "happy"], duplicate_rms=0)
     assert sum(len(x) for x in whole.x.values()) == 13  # the empty room too, resized whole
 
+    # The command also draws the crops it found, a row per class, for a look.
+    run = tmp_path / "run"
+    done = yuzug_train(
+        "prepare",
+        str(tmp_path / "photos"),
+        "--classes",
+        "angry,happy",
+        "--detect-faces",
+        "--out",
+        str(run),
+    )
+    assert done.returncode == 0, done.stderr
+    assert "images without a face found (left out): 1" in done.stdout
+    sheet = cv2.imread(str(run / "faces.png"), cv2.IMREAD_GRAYSCALE)
+    assert sheet.shape == (2 * 96, 10 * 96)  # angry, then happy; 10 places each
+    trained = [int((data.y["train"] == i).sum()) for i in range(2)]
+    for row, count in enumerate(trained):
+        tiles = [sheet[row * 96 : (row + 1) * 96, c * 96 : (c + 1) * 96] for c in range(10)]
+        assert all(tile.std() > 10 for tile in tiles[:count])  # faces
+        assert all(tile.max() == 0 for tile in tiles[count:])  # the row's blanks
     (tmp_path / "fer.csv").write_text("emotion,pixels\n")
     with pytest.raises(ValueError, match="leave out --detect-faces"):
         prepare(tmp_path / "fer.csv", spec, detect_faces=True)

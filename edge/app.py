@@ -54,6 +54,7 @@ from edge.publish.mqtt import MQTTPublisher
 from edge.publish.payloads import (
     discovery_messages,
     event_payload,
+    fit_order,
     state_payload,
     utc_now,
     utc_timestamp,
@@ -739,7 +740,7 @@ class EdgeApp:
             "personal": {
                 **self.recorder.status(time.monotonic()),
                 "applied": self.personal,
-                "labels": self.classifier.labels if self.classifier else [],
+                "labels": fit_order(self.classifier.labels) if self.classifier else [],
             },
         }
 

@@ -64,8 +64,8 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
     # catalogue), so what passes here is what `yuzug-edge run` would load.
     app = EdgeApp(config)
     classifier = _check_model(doctor, app)
-    if app.personal != "off":  # only when someone recorded: most devices never do
-        doctor.report("personal", "ok" if app.personal.startswith("on") else "warn", app.personal)
+    if app.personal_status != "off":  # only when someone recorded: most devices never do
+        doctor.report("personal", "ok" if app.personal_status == "on" else "warn", app.personal)
     detector = _check_detector(doctor, app)
     _check_suggestions(doctor, app)
     _check_privacy(doctor, config)

@@ -113,8 +113,7 @@ function showPersonal(p) {
     return;
   }
   if (!buttons.childElementCount) {
-    // The relaxed face first: what a camera sees most, and what most often needs fitting.
-    for (const label of [...p.labels].sort((a, b) => (b in FACES) - (a in FACES))) {
+    for (const label of p.labels) {  // in fit_order: the relaxed face first
       const b = element("button", FACES[label] || say(label));
       b.dataset.label = label;
       b.onclick = () => send({record: label, seconds: 8, delay: 3});

@@ -289,14 +289,19 @@ def _core_entities(
 
 
 FIT_STATES = ("off", "recording", "on", "not_applied")
-RELAXED_FACES = ("none", "neutral")  # the labels a button calls "relaxed face"
+RELAXED_FACES = ("none", "neutral")  # the labels the buttons call "relaxed face"
+
+
+def fit_order(labels: list[str]) -> list[str]:
+    """The labels as the live page and Home Assistant offer them: the relaxed face first (what
+    a camera sees most, and what most often needs fitting), then the rest in label order."""
+    return sorted(labels, key=lambda label: label not in RELAXED_FACES)
 
 
 def _fit_entities(
     topics: Topics, discovery_prefix: str, node: str, common: dict[str, Any], labels: list[str]
 ) -> list[tuple[str, dict[str, Any]]]:
     """Buttons to fit the model to the person in view (``edge.personalize``), and its status."""
-    ordered = sorted(labels, key=lambda label: label not in RELAXED_FACES)  # relaxed face first
     buttons = [
         (
             f"fit_{label}",
@@ -305,7 +310,7 @@ def _fit_entities(
             # Five seconds to put the phone down and face the camera, then eight recorded.
             {"record": label, "seconds": 8, "delay": 5},
         )
-        for label in ordered
+        for label in fit_order(labels)
     ] + [("fit_forget", "Forget the fit", "mdi:account-remove-outline", {"forget": True})]
     return [
         *(

@@ -30,7 +30,6 @@ from edge.camera import make_source  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.config import BlazeFaceDetectorConfig, OpenCVCameraConfig  # noqa: E402
 from edge.detect import make_detector  # noqa: E402
-from edge.imagefiles import iter_decoded, list_images  # noqa: E402
 from edge.models import default_bundle_path  # noqa: E402
 from edge.personalize import personalize, record_faces  # noqa: E402
 from edge.preprocess import PreprocessSpec, preprocess_face  # noqa: E402
@@ -65,18 +64,10 @@ def recordings(
 def test_faces(
     data: Path, spec: PreprocessSpec, classes: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The test split's crops of ``classes`` (edge code only: this runs on a Pi too)."""
-    crops, labels = [], []
-    wanted = [
-        (entry, classes.index(entry.relative.split("/")[-2]))
-        for entry in list_images(data)
-        if entry.relative.split("/")[0] == "test" and entry.relative.split("/")[-2] in classes
-    ]
-    index = {id(entry): label for entry, label in wanted}
-    for entry, image, _ in iter_decoded([entry for entry, _ in wanted]):
-        if image is not None:
-            crops.append(preprocess_face(image, spec))
-            labels.append(index[id(entry)])
+    """Every test-split crop of ``classes`` (edge code only: this runs on a Pi too)."""
+    every = fer_faces(data, list(classes), per_label=sys.maxsize, split="test")
+    crops = [preprocess_face(face, spec) for label in classes for face in every[label]]
+    labels = [i for i, label in enumerate(classes) for _ in every[label]]
     return np.stack(crops), np.array(labels)
 
 

@@ -124,9 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("doctor", "check config, model, camera, broker and port on this device"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
-        sub.add_argument("--source", help="override camera: index, video file, URL or folder")
-        sub.add_argument("--model", type=Path, help="override classifier.model")
+        add_device_arguments(sub)
         sub.add_argument("--broker", type=broker_argument, help="override mqtt host[:port]")
         sub.add_argument(
             "--personal",
@@ -159,9 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     personal = commands.add_parser(
         "personalize", help="fit the model to one person: record each expression for seconds"
     )
-    personal.add_argument("--config", type=Path, help="TOML config: camera, detector, model")
-    personal.add_argument("--source", help="override camera: index, video file, URL or folder")
-    personal.add_argument("--model", type=Path, help="override classifier.model")
+    add_device_arguments(personal)
     personal.add_argument(
         "--out",
         type=Path,
@@ -189,6 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--reset", action="store_true", help="forget the file's earlier recordings"
     )
     return parser
+
+
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """The config file and the camera and model overrides every command on a device takes."""
+    parser.add_argument("--config", type=Path, help="TOML config (default: built-in defaults)")
+    parser.add_argument("--source", help="override camera: index, video file, URL or folder")
+    parser.add_argument("--model", type=Path, help="override classifier.model")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -39,7 +40,7 @@ from edge.config import (
     parse_config,
 )
 from edge.detect import FaceDetector, detect_boxes, make_detector
-from edge.errors import ConfigError, YuzugError
+from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
 from edge.personalize import (
@@ -59,7 +60,7 @@ from edge.publish.payloads import (
     utc_now,
     utc_timestamp,
 )
-from edge.suggestions import SuggestionPicker, load_catalogue
+from edge.suggestions import SuggestionPicker, load_catalogue, load_dismissed, save_dismissed
 from edge.systemd import Notifier
 from edge.tracking import NO_FACE, EmotionState, FaceTracker, Track
 
@@ -254,7 +255,17 @@ class EdgeApp:
 
     def init_suggestions(self) -> None:
         s = self.config.suggestions
-        self.picker = SuggestionPicker(load_catalogue(s.language, s.catalogue), s.cooldown_seconds)
+        self.picker = SuggestionPicker(
+            load_catalogue(s.language, s.catalogue),
+            s.cooldown_seconds,
+            dismissed=load_dismissed(s.dismissed_file),
+        )
+        if self.picker.dismissed:
+            logger.info(
+                "suggestions: %d dismissed by a person are not suggested (%s)",
+                len(self.picker.dismissed),
+                ", ".join(sorted(self.picker.dismissed)),
+            )
 
     def init_publisher(self) -> None:
         if not self.config.mqtt.enabled:
@@ -265,7 +276,10 @@ class EdgeApp:
             self.config.device_id,
             on_pause=self._on_pause,
             discovery=self._discovery,
-            on_personal=self._on_personal_message,
+            commands={
+                "personal/set": _from_mqtt("personalization", self.personal_command),
+                "suggestion/set": _from_mqtt("suggestion", self.suggestion_command),
+            },
         )
         if self.publisher.paused:  # before the camera opens: a restart keeps the privacy switch
             self.paused.set()
@@ -505,9 +519,9 @@ class EdgeApp:
 
     # -- personalization from the live page ------------------------------------------------
 
-    def personal_command(self, command: Any) -> None:
+    def personal_command(self, command: Any) -> dict[str, Any]:
         """``{"record": LABEL, "seconds": S, "delay": D}`` (8 s, no delay by default) or
-        ``{"forget": true}``, from the live page or MQTT.
+        ``{"forget": true}``, from the live page or MQTT. Returns the view's ``personal`` part.
 
         Raises:
             ValueError: the command is malformed.
@@ -526,12 +540,7 @@ class EdgeApp:
         else:
             raise ValueError('expected {"record": LABEL, "seconds": S} or {"forget": true}')
         self.publish_state(force=True)
-
-    def _on_personal_message(self, text: str) -> None:
-        try:
-            self.personal_command(json.loads(text))
-        except (ValueError, PersonalizationError) as exc:  # JSONDecodeError is a ValueError
-            logger.warning("MQTT: personalization command %r refused: %s", text[:80], exc)
+        return self.personal_view()
 
     @property
     def personal_status(self) -> str:
@@ -559,6 +568,89 @@ class EdgeApp:
                 self.classifier.offsets = None
             self._personal_state = self.personal = "off"
         logger.info("personalization forgotten: the model's own scores from now on")
+
+    # -- suggestions a person asks for or turns down ------------------------------------------
+
+    def suggestion_command(self, command: Any) -> dict[str, Any]:
+        """``{"next": true}`` (another suggestion for the emotion reported now),
+        ``{"dismiss": true}`` (not the one shown now, nor ever again; then another),
+        ``{"dismiss": ID}`` (that one, wherever it is shown) or ``{"restore": true}`` (bring
+        every dismissed one back), from the live page or MQTT. Returns the view's
+        ``suggestions`` part.
+
+        Raises:
+            ValueError: the command is malformed.
+            CommandRefused: there is nothing to do it on now (see the message).
+        """
+        assert self.picker is not None
+        if not isinstance(command, dict) or len(command) != 1:
+            raise ValueError(
+                'expected {"next": true}, {"dismiss": true}, {"dismiss": ID} or {"restore": true}'
+            )
+        ((verb, value),) = command.items()
+        if verb == "restore" and value is True:
+            count = self.picker.restore()
+            self._save_dismissed()
+            logger.info("suggestions: %d dismissed ones are suggested again", count)
+        elif verb == "dismiss" and (value is True or isinstance(value, str)):
+            shown = self.current_suggestion()
+            if value is not True:
+                target = value
+            elif shown is not None:
+                target = shown["id"]
+            else:
+                raise CommandRefused(f"no suggestion is shown for {self.reported_emotion!r} now")
+            try:
+                self.picker.dismiss(target)
+            except KeyError:
+                raise CommandRefused(f"no suggestion has the id {target!r}") from None
+            self._save_dismissed()
+            logger.info("suggestions: %r dismissed, not suggested again", target)
+            if shown and shown["id"] == target:
+                self._suggest_again()
+        elif verb == "next" and value is True:
+            emotion, shown = self.reported_emotion, self.current_suggestion()
+            if emotion not in self.picker.catalogue:
+                raise CommandRefused(f"nothing to suggest for {emotion!r}")
+            given = self._suggest_again()
+            if given is None or given == shown:
+                raise CommandRefused(f"no other suggestion for {emotion!r} suits this hour")
+        else:
+            raise ValueError(f"unknown suggestion command {command!r}")
+        self.publish_state(force=True)
+        return self.suggestions_view()
+
+    def _suggest_again(self) -> dict[str, str] | None:
+        """Another suggestion for the emotion reported now, as a person asked (no cooldown)."""
+        assert self.picker is not None
+        emotion = self.reported_emotion
+        suggestion = self.picker.pick(
+            emotion, time.monotonic(), time.localtime().tm_hour, asked=True
+        )
+        if suggestion is not None:
+            logger.info("suggestion for %s, asked for: %s", emotion, suggestion.text)
+        return suggestion.as_payload() if suggestion else None
+
+    def _save_dismissed(self) -> None:
+        """Keeps the dismissed ids on disk; a disk that cannot be written is logged, and they
+        hold until the daemon stops."""
+        assert self.picker is not None
+        path = self.config.suggestions.dismissed_file
+        if path is None:
+            return
+        try:
+            save_dismissed(path, self.picker.dismissed)
+        except OSError as exc:
+            logger.warning(
+                "suggestions: cannot write %s (%s): kept until the daemon stops", path, exc
+            )
+
+    def suggestions_view(self) -> dict[str, Any]:
+        """The live page's suggestion box: what is shown and how many are dismissed."""
+        return {
+            "current": self.current_suggestion(),
+            "dismissed": len(self.picker.dismissed) if self.picker else 0,
+        }
 
     def _remember(self, now: float) -> None:
         """Adds the emotion reported now to the live page's timeline."""
@@ -734,14 +826,19 @@ class EdgeApp:
             "faces": self.face_count,
             "scores": self.primary_scores(),
             "suggestion": self.current_suggestion(),
+            "suggestions": self.suggestions_view(),
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,
             "model_version": self.model_version,
-            "personal": {
-                **self.recorder.status(time.monotonic()),
-                "applied": self.personal,
-                "labels": fit_order(self.classifier.labels) if self.classifier else [],
-            },
+            "personal": self.personal_view(),
+        }
+
+    def personal_view(self) -> dict[str, Any]:
+        """The live page's fit box: the recording now or the last one, and what applies."""
+        return {
+            **self.recorder.status(time.monotonic()),
+            "applied": self.personal,
+            "labels": fit_order(self.classifier.labels) if self.classifier else [],
         }
 
     def _maybe_stats(self, now: float) -> None:
@@ -777,6 +874,19 @@ class EdgeApp:
                 self.detector.close()
             except Exception:  # noqa: BLE001
                 logger.exception("closing the detector failed")
+
+
+def _from_mqtt(what: str, command: Callable[[Any], Any]) -> Callable[[str], None]:
+    """A command topic's handler: the JSON payload to ``command``; a malformed or refused
+    command is logged (a broker's message has nobody to answer) and ignored."""
+
+    def handle(text: str) -> None:
+        try:
+            command(json.loads(text))
+        except (ValueError, YuzugError) as exc:  # JSONDecodeError is a ValueError
+            logger.warning("MQTT: %s command %r refused: %s", what, text[:80], exc)
+
+    return handle
 
 
 TIMES = (("seconds", 8.0), ("delay", 0.0))  # a recording command's times, and defaults

@@ -36,6 +36,7 @@ PASSWORD_CREDENTIAL = "mqtt_password"
 SPOOL_NAME = "pending-events.jsonl"
 PAUSE_NAME = "privacy-pause"
 PERSONAL_NAME = "personal.json"
+DISMISSED_NAME = "dismissed-suggestions.json"
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -203,6 +204,12 @@ class SuggestionsConfig(Strict):
     )
     cooldown_seconds: float = Field(
         300.0, ge=0, description="minimum time between two suggestions for the same emotion"
+    )
+    dismissed_file: Path | None = Field(
+        None,
+        description="the suggestions a person said are not for them, never suggested again; "
+        "default $STATE_DIRECTORY/dismissed-suggestions.json under systemd, else kept until "
+        "the daemon stops",
     )
 
 
@@ -446,7 +453,7 @@ def missing_files(config: EdgeConfig) -> list[str]:
             if isinstance(section, OpenCVCameraConfig) and key == "source":
                 # Only a video file: the camera check says what a camera or a URL does.
                 value = Path(value) if section.source_kind == "file" else None
-            if key in ("spool_file", "pause_file", "personal_file"):
+            if key in ("spool_file", "pause_file", "personal_file", "dismissed_file"):
                 continue  # written by the daemon or `personalize`: it need not exist yet
             if isinstance(value, Path) and not value.exists():
                 missing.append(f"{section_name}.{key}: {value}")
@@ -504,6 +511,8 @@ def parse_config(
         config.mqtt.pause_file = default_state_path(PAUSE_NAME, environ)
     if config.classifier.personal_file is None:
         config.classifier.personal_file = default_state_path(PERSONAL_NAME, environ)
+    if config.suggestions.dismissed_file is None:
+        config.suggestions.dismissed_file = default_state_path(DISMISSED_NAME, environ)
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
     for field_name, variable, credential in (

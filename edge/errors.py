@@ -17,3 +17,8 @@ class BundleError(YuzugError):
 
 class RuntimeUnavailableError(YuzugError):
     """Neither LiteRT (ai-edge-litert) nor tflite-runtime can be imported."""
+
+
+class CommandRefused(YuzugError):
+    """A well-formed command from the live page or MQTT that cannot be carried out now; the
+    message says why (nobody in view to suggest for, say)."""

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from edge.config import HTTPConfig
+from edge.errors import YuzugError
 from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
-from edge.personalize import PersonalizationError
 from edge.pipeline import BUCKETS_MS
 
 if TYPE_CHECKING:
@@ -140,12 +140,35 @@ function showPersonal(p) {
   byId("applied").textContent = p.applied;
 }
 
-async function send(body) {
-  const r = await fetch("api/personal" + QUERY, {
+// A command to the daemon; a refusal is shown in the box it came from.
+async function post(path, body, where) {
+  const r = await fetch(path + QUERY, {
     method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
   });
-  if (!r.ok) byId("taught").textContent = (await r.json()).error;
+  if (!r.ok) byId(where).textContent = (await r.json()).error;
   refresh();
+  return r.ok;
+}
+const send = (body) => post("api/personal", body, "taught");
+
+// The person's say on the suggestions: another one, not this one ever again, or all back.
+async function suggest(body) {
+  if (await post("api/suggestion", body, "suggested")) byId("suggested").textContent = "";
+}
+
+let shownId = null;  // "not for me" names what the page shows, not what the daemon has since
+
+byId("another").onclick = () => suggest({next: true});
+byId("not-for-me").onclick = () => suggest({dismiss: shownId});
+byId("restore").onclick = () => suggest({restore: true});
+
+function showSuggestion(s) {
+  shownId = s.current ? s.current.id : null;
+  byId("suggestion").textContent = s.current ? s.current.text : "–";
+  byId("not-for-me").disabled = !s.current;
+  const restore = byId("restore");
+  restore.hidden = !s.dismissed;
+  restore.textContent = "bring back " + s.dismissed + " dismissed";
 }
 
 async function refresh() {
@@ -154,7 +177,7 @@ async function refresh() {
     byId("emotion").textContent = say(s.emotion);
     byId("confidence").textContent = percent(s.confidence) + " · " + s.faces + " face(s)";
     showScores(s.scores || {});
-    byId("suggestion").textContent = s.suggestion ? s.suggestion.text : "–";
+    showSuggestion(s.suggestions);
     byId("health").textContent =
       s.fps + " fps · camera " + s.camera + " · model " + s.model_version;
     showPersonal(s.personal);
@@ -223,7 +246,9 @@ PAGE = """<!doctype html>
  <div class="box"><div class="muted">emotion</div><div id="emotion" class="emotion">…</div>
   <div id="confidence" class="muted"></div></div>
  <div class="box"><div class="muted">scores</div><div id="scores">–</div></div>
- <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div></div>
+ <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div>
+  <button id="another">another</button><button id="not-for-me">not for me</button><button
+  id="restore" hidden></button><div id="suggested" class="muted"></div></div>
  <div class="box"><div class="muted">fit to you: show the camera your</div>
   <div id="teach"></div><div id="taught"></div><div id="applied" class="muted"></div></div>
  <div class="box muted" id="health"></div>
@@ -515,16 +540,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(HTTPStatus.NOT_FOUND)
 
     def do_POST(self) -> None:  # noqa: N802 - stdlib name
-        """``/api/personal``: ``{"record": LABEL, "seconds": S}`` or ``{"forget": true}``."""
+        """The page's commands: ``/api/personal`` (fit the model to the person in view) and
+        ``/api/suggestion`` (another suggestion, not for me, bring them back); each answers
+        with its box's new content."""
         url = urlparse(self.path)
         if self._refused(parse_qs(url.query)):
             return
-        if url.path != "/api/personal":
+        app = self.service.app
+        commands = {
+            "/api/personal": app.personal_command,
+            "/api/suggestion": app.suggestion_command,
+        }
+        if url.path not in commands:
             self.send_error(HTTPStatus.NOT_FOUND)
             return
         # A form or a page on another site cannot send JSON here without a CORS preflight,
         # which this server never grants: a browser logged in with basic auth cannot be made
-        # to record by another page.
+        # to record, or to dismiss suggestions, by another page.
         origin = self.headers.get("Origin")
         if origin and urlparse(origin).netloc != self.headers.get("Host"):
             self._send_json({"error": "cross-origin request refused"}, HTTPStatus.FORBIDDEN)
@@ -532,19 +564,18 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get_content_type() != "application/json":
             self._send_json({"error": "send application/json"}, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             return
-        app = self.service.app
         try:
             length = int(self.headers.get("Content-Length") or 0)
             if not 0 < length <= 4096:
                 raise ValueError("a JSON object of at most 4 KiB")
-            app.personal_command(json.loads(self.rfile.read(length)))
-        except PersonalizationError as exc:
+            view = commands[url.path](json.loads(self.rfile.read(length)))
+        except YuzugError as exc:  # well-formed, but not now: a recording already runs, say
             self._send_json({"error": str(exc)}, HTTPStatus.CONFLICT)
             return
         except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
             self._send_json({"error": f"bad request: {exc}"}, HTTPStatus.BAD_REQUEST)
             return
-        self._send_json(app.view_state()["personal"], HTTPStatus.ACCEPTED)
+        self._send_json(view, HTTPStatus.ACCEPTED)
 
     def _refused(self, query: dict[str, list[str]]) -> bool:
         """Answers 401 (and says so) when the request lacks the configured credentials."""

@@ -57,6 +57,19 @@ def wait_for(
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def terminate(process: subprocess.Popen[Any], timeout: float = 20) -> int:
+    """SIGTERM, as systemd stops a service; SIGKILL if it has not exited within ``timeout``.
+    Returns the exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
+
+
 def mosquitto_password_file(path: Path, user: str, password: str) -> Path:
     """A Mosquitto password file holding one user, made with Mosquitto's own tool."""
     subprocess.run(

@@ -186,7 +186,8 @@ class MQTTPublisher:
         config: the validated ``[mqtt]`` section (password already read from the environment).
         device_id: the device's id in topics.
         on_pause: called with True/False when the pause command arrives.
-        on_personal: called with the text of each personalization command.
+        commands: a handler per command topic (``personal/set``, ``suggestion/set``, under the
+            device's base topic), called with each message's text.
         discovery: returns the Home Assistant discovery messages to (re)publish.
     """
 
@@ -196,12 +197,14 @@ class MQTTPublisher:
         device_id: str,
         on_pause: Callable[[bool], None] | None = None,
         discovery: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
-        on_personal: Callable[[str], None] | None = None,
+        commands: dict[str, Callable[[str], None]] | None = None,
     ) -> None:
         self.config = config
         self.topics = Topics(config.topic_prefix, device_id)
         self.on_pause = on_pause
-        self.on_personal = on_personal
+        self.commands = {
+            f"{self.topics.base}/{suffix}": c for suffix, c in (commands or {}).items()
+        }
         self.discovery = discovery
         self.connected = threading.Event()
         self._lock = threading.Lock()
@@ -317,7 +320,7 @@ class MQTTPublisher:
         client.subscribe(
             [
                 (self.topics.pause_set, 1),
-                (self.topics.personal_set, 1),
+                *((topic, 1) for topic in self.commands),
                 (f"{self.config.discovery_prefix}/{HA_STATUS_SUFFIX}", 1),
             ]
         )
@@ -404,9 +407,8 @@ class MQTTPublisher:
                 return
             if self.on_pause is not None:
                 self.on_pause(self._paused)
-        elif message.topic == self.topics.personal_set:
-            if self.on_personal is not None:
-                self.on_personal(payload)
+        elif message.topic in self.commands:
+            self.commands[message.topic](payload)
         elif message.topic.endswith(f"/{HA_STATUS_SUFFIX}") and payload == "online":
             # Home Assistant restarted and lost non-retained state: announce ourselves again.
             self._publish_discovery()

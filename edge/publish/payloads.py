@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,11 @@ class Topics:
     def personal_set(self) -> str:
         """Command topic: ``{"record": LABEL, "seconds": S}`` or ``{"forget": true}``."""
         return f"{self.base}/personal/set"
+
+    @property
+    def suggestion_set(self) -> str:
+        """Command topic: ``{"next": true}``, ``{"dismiss": true}`` or ``{"restore": true}``."""
+        return f"{self.base}/suggestion/set"
 
 
 def utc_timestamp(seconds: float) -> str:
@@ -144,8 +150,9 @@ def discovery_messages(
     fit_labels: list[str] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
-    suggestion, a suggestion event per emotion change, the pause switch, and diagnostic
-    sensors (camera, analysis rate, events waiting for the broker). With ``fit_labels`` (a
+    suggestion, a suggestion event per emotion change, buttons for another suggestion, "not
+    for me" and bringing dismissed ones back, the pause switch, and diagnostic sensors
+    (camera, analysis rate, events waiting for the broker). With ``fit_labels`` (a
     personalization file is configured): a button per label that records the person in view
     for it, a button that forgets, and the fit's status."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
@@ -165,9 +172,56 @@ def discovery_messages(
         "device": device,
     }
     states = [*emotions, "none", "no_face", "paused"]
-    return _core_entities(
-        topics, discovery_prefix, node, common, states, stats_interval_seconds
-    ) + (_fit_entities(topics, discovery_prefix, node, common, fit_labels) if fit_labels else [])
+    return (
+        _core_entities(topics, discovery_prefix, node, common, states, stats_interval_seconds)
+        + _buttons(discovery_prefix, node, common, topics.suggestion_set, SUGGESTION_BUTTONS)
+        + (_fit_entities(topics, discovery_prefix, node, common, fit_labels) if fit_labels else [])
+    )
+
+
+# A person's say on the suggestions (key, name, icon, command, entity category or None).
+SUGGESTION_BUTTONS = (
+    (
+        "suggestion_next",
+        "Another suggestion",
+        "mdi:lightbulb-question-outline",
+        {"next": True},
+        None,
+    ),
+    ("suggestion_dismiss", "Not for me", "mdi:lightbulb-off-outline", {"dismiss": True}, None),
+    (
+        "suggestion_restore",
+        "Bring back dismissed suggestions",
+        "mdi:restore",
+        {"restore": True},
+        "config",
+    ),
+)
+
+
+def _buttons(
+    discovery_prefix: str,
+    node: str,
+    common: dict[str, Any],
+    command_topic: str,
+    buttons: Iterable[tuple[str, str, str, dict[str, Any], str | None]],
+) -> list[tuple[str, dict[str, Any]]]:
+    """A Home Assistant button per entry, pressing which sends its JSON command."""
+    return [
+        (
+            f"{discovery_prefix}/button/{node}/{key}/config",
+            {
+                **common,
+                "name": name,
+                "unique_id": f"{node}_{key}",
+                **({"entity_category": category} if category else {}),
+                "icon": icon,
+                "command_topic": command_topic,
+                "payload_press": dumps(command),
+            },
+        )
+        for key, name, icon, command, category in buttons
+    ]
 
 
 def _core_entities(
@@ -309,25 +363,12 @@ def _fit_entities(
             "mdi:account-check-outline",
             # Five seconds to put the phone down and face the camera, then eight recorded.
             {"record": label, "seconds": 8, "delay": 5},
+            "config",
         )
         for label in fit_order(labels)
-    ] + [("fit_forget", "Forget the fit", "mdi:account-remove-outline", {"forget": True})]
+    ] + [("fit_forget", "Forget the fit", "mdi:account-remove-outline", {"forget": True}, "config")]
     return [
-        *(
-            (
-                f"{discovery_prefix}/button/{node}/{key}/config",
-                {
-                    **common,
-                    "name": name,
-                    "unique_id": f"{node}_{key}",
-                    "entity_category": "config",
-                    "icon": icon,
-                    "command_topic": topics.personal_set,
-                    "payload_press": dumps(command),
-                },
-            )
-            for key, name, icon, command in buttons
-        ),
+        *_buttons(discovery_prefix, node, common, topics.personal_set, buttons),
         (
             f"{discovery_prefix}/sensor/{node}/fit/config",
             {

@@ -15,7 +15,13 @@ from edge.config import load_config, parse_config, redacted
 from edge.errors import ConfigError
 from edge.history import MAX_EVENTS, MoodEvent, MoodHistory
 from edge.pipeline import LatestFrameSlot
-from edge.suggestions import Suggestion, SuggestionPicker, load_catalogue
+from edge.suggestions import (
+    Suggestion,
+    SuggestionPicker,
+    load_catalogue,
+    load_dismissed,
+    save_dismissed,
+)
 from edge.tracking import NO_FACE, NONE, EmotionState, FaceTracker
 
 LABELS = ["angry", "happy", "sad"]
@@ -190,6 +196,51 @@ def test_suggestions_keep_to_the_hours_they_suit(tmp_path: Path):
         catalogue = load_catalogue(language)
         walks = [s for s in catalogue["sad"] if s.id == "walk"]
         assert walks and not walks[0].fits(23) and walks[0].fits(12), language
+
+
+def test_asked_for_another_the_picker_skips_the_cooldown_and_never_gives_a_dismissed_one():
+    walk, music, call = (Suggestion(i, i.title()) for i in ("walk", "music", "call"))
+    catalogue = {"sad": [walk, music, call], "angry": [walk, call]}
+    picker = SuggestionPicker(catalogue, cooldown_seconds=300, rng=random.Random(5))
+    first = picker.pick("sad", now=0.0)
+    assert picker.pick("sad", now=1.0) is None  # unasked: the cooldown holds
+    again = picker.pick("sad", now=2.0, asked=True)  # asked: another one at once
+    assert again is not None and again != first and picker.latest("sad") == again
+    assert picker.cooldown_left("sad", 2.0) == 300.0  # and the cooldown starts over
+    # "Not for me": gone from every emotion that has it, and no longer shown as the latest.
+    had_it = sorted(emotion for emotion, items in catalogue.items() if again in items)
+    assert sorted(picker.dismiss(again.id)) == had_it
+    assert picker.latest("sad") is None
+    given = {picker.pick("sad", now=10.0 + i, asked=True).id for i in range(12)}
+    assert again.id not in given and len(given) == 2
+    with pytest.raises(KeyError):
+        picker.dismiss("no-such-idea")
+    for other in given:
+        picker.dismiss(other)
+    assert picker.pick("sad", now=50.0, asked=True) is None  # all dismissed: none, not a bad one
+    assert picker.restore() == 3 and picker.pick("sad", now=60.0, asked=True) is not None
+    # Ids from a file that the catalogue no longer has are dropped.
+    assert SuggestionPicker(catalogue, 0, dismissed={"walk", "gone"}).dismissed == {"walk"}
+
+
+def test_dismissed_suggestions_are_kept_on_disk_and_a_damaged_file_is_not_fatal(
+    tmp_path: Path, caplog
+):
+    path = tmp_path / "state" / "dismissed-suggestions.json"
+    assert load_dismissed(path) == set() and load_dismissed(None) == set()
+    save_dismissed(path, {"walk", "call"})
+    assert load_dismissed(path) == {"walk", "call"}
+    assert not list(path.parent.glob("*.tmp"))  # written whole, then renamed
+    save_dismissed(path, set())
+    assert not path.exists()  # nothing dismissed: no file
+    for damaged in ('{"dismissed": "walk"}', "[1, 2]", '{"dismissed": [1]', b"\xff\xfe"):
+        if isinstance(damaged, bytes):
+            path.write_bytes(damaged)
+        else:
+            path.write_text(damaged)
+        caplog.clear()
+        assert load_dismissed(path) == set()
+        assert "no suggestion is dismissed" in caplog.text, damaged
 
 
 def test_builtin_catalogues_cover_the_three_emotions_in_both_languages():
@@ -498,3 +549,33 @@ def test_the_live_view_url_home_assistant_links_to(http: dict, url: str | None):
 def test_a_public_url_that_is_not_http_is_refused_by_name():
     with pytest.raises(ConfigError, match="http.public_url"):
         parse_config({"http": {"public_url": "kitchen.local:8080"}}, "test")
+
+
+def test_asking_for_another_suggestion_says_why_when_there_is_none(tmp_path: Path):
+    from edge.app import EdgeApp
+    from edge.errors import CommandRefused
+
+    catalogue = tmp_path / "ideas.toml"
+    catalogue.write_text('[[happy]]\nid = "only"\ntext = "The only idea."\n')
+    app = EdgeApp(
+        parse_config({"mqtt": {"enabled": False}, "suggestions": {"catalogue": str(catalogue)}})
+    )
+    app.init_suggestions()
+    app.state = EmotionState(["angry", "happy", "sad"], 0.5, 1.0, 1.0)
+    app.state.current = NO_FACE
+    with pytest.raises(CommandRefused, match="nothing to suggest for 'no_face'"):
+        app.suggestion_command({"next": True})
+    with pytest.raises(CommandRefused, match="no suggestion is shown for 'no_face'"):
+        app.suggestion_command({"dismiss": True})
+    app.state.current = "happy"
+    app._emit_event("happy", "none", 0.9)
+    with pytest.raises(CommandRefused, match="no other suggestion for 'happy'"):
+        app.suggestion_command({"next": True})  # the same one again is no other
+    assert app.suggestion_command({"dismiss": True}) == {"current": None, "dismissed": 1}
+    with pytest.raises(CommandRefused, match="no other suggestion for 'happy'"):
+        app.suggestion_command({"next": True})
+    assert app.suggestion_command({"restore": True})["dismissed"] == 0
+    assert app.suggestion_command({"next": True})["current"]["id"] == "only"  # back again
+    for malformed in ({"next": False}, {"dismiss": 1}, {"skip": True}, {}, "next"):
+        with pytest.raises(ValueError):
+            app.suggestion_command(malformed)

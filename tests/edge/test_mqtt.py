@@ -109,7 +109,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)
-            assert components == ["event", *["sensor"] * 6, "switch"]
+            assert components == [*["button"] * 3, "event", *["sensor"] * 6, "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             # Home Assistant's device page links to the live view ("Visit").
@@ -154,7 +154,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             before = len(configs)
             sub.client.publish("homeassistant/status", "online", qos=1)
             wait_for(
-                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= before + 8,
+                lambda: len([t for t, _, _ in sub.messages if t.endswith("/config")]) >= 2 * before,
                 10,
                 what="discovery republished",
             )
@@ -197,7 +197,9 @@ def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
             jsonschema.validate(state, SCHEMAS["state"])
             assert state["personal"] == "off"
             wait_for(
-                lambda: len([t for t, _, _ in sub.messages if "/button/" in t]) == 5,
+                lambda: (
+                    len([t for t, _, _ in sub.messages if "/button/yuzug_test_cam/fit_" in t]) == 5
+                ),
                 10,
                 what="the fit buttons discovered",
             )
@@ -205,7 +207,9 @@ def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
             for payload in configs.values():
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             buttons = {
-                t.split("/")[-2]: p for t, p in configs.items() if t.split("/")[1] == "button"
+                key: p
+                for t, p in configs.items()
+                if t.split("/")[1] == "button" and (key := t.split("/")[-2]).startswith("fit_")
             }
             assert [b["name"] for b in buttons.values()] == [
                 "Fit to me: relaxed face",
@@ -255,6 +259,84 @@ def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
             )
             assert not personal.exists() and app.classifier.offsets is None
         assert running.code == 0
+    finally:
+        sub.close()
+
+
+def test_home_assistant_buttons_give_another_suggestion_and_drop_one_for_good(
+    mosquitto, fer_zip, tmp_path, caplog
+):
+    """Another suggestion comes at once despite the cooldown; "not for me" drops the shown one,
+    gives another and keeps the drop across a restart; "bring back" undoes it."""
+    happy_frames = tmp_path / "frames"  # a happy face all along: the buttons act on "happy"
+    faces = fer_faces(fer_zip, ["happy"], 2)
+    write_folder(scripted_frames(faces, [Segment("happy", 2)] * 2, 10), happy_frames)
+    catalogue = tmp_path / "ideas.toml"
+    catalogue.write_text(
+        "".join(f'[[happy]]\nid = "{i}"\ntext = "Idea {i}."\n' for i in ("a", "b", "c"))
+    )
+    dismissed = tmp_path / "state" / "dismissed-suggestions.json"
+    config = make_config(
+        mosquitto.port,
+        happy_frames,
+        suggestions={"catalogue": str(catalogue), "dismissed_file": str(dismissed)},
+    )
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#", "homeassistant/button/#"])
+
+    def press(button: dict) -> dict:
+        """Presses ``button``; the first happy state with a suggestion published after it."""
+        seen = len(sub.payloads("/state"))
+        sub.client.publish(button["command_topic"], button["payload_press"], qos=1)
+
+        def answered() -> dict | None:
+            after = [json.loads(p) for p in sub.payloads("/state")[seen:]]
+            return next((s for s in after if s["emotion"] == "happy" and s["suggestion"]), None)
+
+        return wait_for(answered, 10, what=f"the state after {button['name']}")
+
+    try:
+        with RunningApp(config) as app:
+            wait_for(
+                lambda: len([t for t, _, _ in sub.messages if "/suggestion_" in t]) == 3,
+                10,
+                what="the suggestion buttons discovered",
+            )
+            buttons = {
+                t.split("/")[-2]: json.loads(p) for t, p, _ in sub.messages if "/suggestion_" in t
+            }
+            for payload in buttons.values():
+                jsonschema.validate(payload, SCHEMAS["discovery"])
+            assert [b["name"] for b in buttons.values()] == [
+                "Another suggestion",
+                "Not for me",
+                "Bring back dismissed suggestions",
+            ]
+            assert {b["command_topic"] for b in buttons.values()} == {
+                "yuzug/test-cam/suggestion/set"
+            }
+            # Happy came with a suggestion; the default cooldown (300 s) holds back the next
+            # unasked one, but "Another suggestion" gives one at once.
+            first = json.loads(
+                sub.wait_payload("/state", lambda p: json.loads(p)["emotion"] == "happy", 20)
+            )["suggestion"]["id"]
+            state = press(buttons["suggestion_next"])
+            jsonschema.validate(state, SCHEMAS["state"])
+            second = state["suggestion"]["id"]
+            assert second != first
+            assert press(buttons["suggestion_dismiss"])["suggestion"]["id"] != second
+            assert json.loads(dismissed.read_text())["dismissed"] == [second]
+            assert app.suggestions_view()["dismissed"] == 1
+            caplog.set_level(logging.WARNING)
+            sub.client.publish("yuzug/test-cam/suggestion/set", '{"dismiss": "zzz"}', qos=1)
+            wait_for(lambda: "no suggestion has the id 'zzz'" in caplog.text, 5, what="refusal")
+        # After a restart the dismissed one is still never given, asked for as often as may be.
+        with RunningApp(config) as app:
+            wait_for(lambda: app.frames_analysed > 0, 20, what="frames analysed")
+            assert app.picker.dismissed == {second}
+            given = {app.picker.pick("happy", float(i), asked=True).id for i in range(12)}
+            assert given == {"a", "b", "c"} - {second}
+            press(buttons["suggestion_restore"])
+            assert not dismissed.exists() and app.picker.dismissed == set()
     finally:
         sub.close()
 

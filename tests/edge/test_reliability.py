@@ -23,6 +23,7 @@ import pytest
 from edge.bundle import load_bundle, write_manifest
 from edge.models import default_bundle_path
 from edge.samples import Segment, fer_faces, scripted_frames, write_video
+from tests.browser import CHROMIUM, Page, chromium
 from tests.support import (
     MOSQUITTO,
     Mosquitto,
@@ -31,12 +32,12 @@ from tests.support import (
     bundle_with_labels,
     free_port,
     mosquitto_password_file,
+    terminate,
     wait_for,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +67,7 @@ class Daemon:
         return self.log.read_text()
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        return self.process.returncode
+        return terminate(self.process)
 
 
 def http_json(port: int, path: str) -> tuple[int, dict]:
@@ -106,27 +100,6 @@ def served(port: int) -> bool:
         return http_json(port, "/healthz")[0] in (200, 503)
     except OSError:
         return False
-
-
-def chromium(tmp_path: Path, *arguments: str) -> str:
-    """Headless Chromium's stdout for ``arguments`` (``--dump-dom URL``, ``--screenshot``)."""
-    assert CHROMIUM is not None
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-        "--window-size=1100,900",
-        "--virtual-time-budget=4000",
-    ]
-    return subprocess.run(
-        [CHROMIUM, *flags, *arguments], capture_output=True, text=True, timeout=60
-    ).stdout
 
 
 @pytest.mark.browser
@@ -272,15 +245,87 @@ def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
         assert taught.startswith("read right: relaxed face ") and "% → " in taught, taught
         assert daemon.stop() == 0
 
-        # A restart applies the file it left.
+        # A restart applies the file it left; the page's "forget" button deletes it.
         daemon = Daemon(tmp_path, config, env=env)
         wait_for(lambda: served(port), 30, what="the HTTP server again")
         assert state()["personal"]["applied"].startswith("on: ")
-        code, answer = post_json(port, "/api/personal", {"forget": True}, auth)
-        assert code == 202 and answer["applied"] == "off" and not personal.exists()
+        with Page(tmp_path, f"http://127.0.0.1:{port}/?token=s3cret") as page:
+            forget = '[...document.querySelectorAll("#teach button")].at(-1)'
+            assert page.wait(f"{forget} && {forget}.textContent") == "forget"
+            page.evaluate(f"{forget}.click()")
+            page.wait('document.getElementById("applied").textContent === "off"', 10, "off")
+            assert page.evaluate('document.getElementById("taught").textContent').startswith(
+                "forgotten"
+            )
+        assert state()["personal"]["applied"] == "off" and not personal.exists()
     finally:
         assert daemon.stop() == 0
     assert "Traceback" not in daemon.text()
+
+
+@pytest.mark.browser
+def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, tmp_path):
+    """Clicked in Chromium: "another" shows another idea for the mood at once (no cooldown),
+    "not for me" drops the idea the page shows, in a file under the state directory, and
+    "bring back" undoes it; the API refuses what the page would never send."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs it)")
+    faces = fer_faces(fer_zip, ["happy"], 1, seed=4)
+    scene = tmp_path / "scene.avi"
+    write_video(scripted_frames(faces, [Segment("happy", 3.0)], 10, seed=4), scene, 10)
+    catalogue = tmp_path / "ideas.toml"
+    catalogue.write_text(
+        "".join(f'[[happy]]\nid = "{i}"\ntext = "Idea {i}."\n' for i in ("a", "b", "c", "d"))
+    )
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+        f'[emotion]\nmin_confidence = 0.3\n[suggestions]\ncatalogue = "{catalogue}"\n',
+        env={"YUZUG_HTTP_TOKEN": "s3cret", "STATE_DIRECTORY": str(tmp_path / "state")},
+    )
+    auth = {"Authorization": "Bearer s3cret"}
+    dismissed = tmp_path / "state" / "dismissed-suggestions.json"
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        assert post_json(port, "/api/suggestion", {"next": True})[0] == 401
+        elsewhere = {**auth, "Origin": "http://evil.example"}
+        assert post_json(port, "/api/suggestion", {"next": True}, elsewhere)[0] == 403
+        for malformed in ({"bogus": 1}, {"dismiss": 5}, {"next": True, "restore": True}, [1]):
+            assert post_json(port, "/api/suggestion", malformed, auth)[0] == 400, malformed
+        code, answer = post_json(port, "/api/suggestion", {"dismiss": "zzz"}, auth)
+        assert code == 409 and "no suggestion has the id 'zzz'" in answer["error"]
+
+        with Page(tmp_path, f"http://127.0.0.1:{port}/?token=s3cret") as page:
+            shown = 'document.getElementById("suggestion").textContent'
+            first = page.wait(f'{shown}.startsWith("Idea") && {shown}', 30, "a suggestion")
+            page.evaluate('document.getElementById("another").click()')
+            second = page.wait(f"{shown} !== {json.dumps(first)} && {shown}", 10, "another")
+            assert second.startswith("Idea")
+            page.evaluate('document.getElementById("not-for-me").click()')
+            third = page.wait(
+                f'{shown} !== {json.dumps(second)} && {shown}.startsWith("Idea") && {shown}',
+                10,
+                "the dismissed one replaced",
+            )
+            restore = 'document.getElementById("restore")'
+            assert page.wait(f"!{restore}.hidden && {restore}.textContent", 5) == (
+                "bring back 1 dismissed"
+            )
+            dropped = second.removeprefix("Idea ").rstrip(".")
+            assert json.loads(dismissed.read_text())["dismissed"] == [dropped]
+            assert third != second
+            for _ in range(6):  # asked for again and again: never the dismissed one
+                code, answer = post_json(port, "/api/suggestion", {"next": True}, auth)
+                assert code == 202 and answer["current"]["id"] != dropped, answer
+            page.evaluate(f"{restore}.click()")
+            page.wait(f"{restore}.hidden", 5, "the restore button hidden")
+            assert not dismissed.exists()
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
+    assert f"suggestions: '{dropped}' dismissed" in daemon.text()
 
 
 def a_relaxed_face_read_as_sad(fer_zip: Path) -> np.ndarray:

@@ -6,12 +6,15 @@
 - Peak RSS (VmHWM) of ``yuzug-edge run`` after 20 s at full speed on a 640x480 video. Run it
   with the edge-only venv (``make demo`` creates .venv-edge) to measure what a Pi installs.
 - Live view: analysed fps at full speed with no viewer and with one MJPEG viewer.
+- Empty room: CPU of the daemon (share of one core) on a 30 fps camera-like video of a room
+  with nobody in it, at the default ``classifier.idle_fps`` and with it off (0: full rate).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -60,16 +63,56 @@ def _analysed(port: int) -> int:
         return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def empty_room(python: str, data: Path, workdir: Path, seconds: float) -> dict[str, Any]:
+    """CPU share of one core and analysed fps in an empty room, idle rate on and off."""
+    video = face_video(data, workdir / "room.avi", [Segment("none", 10)], fps=30)
+    results: dict[str, Any] = {}
+    for name, idle_fps in (("idle_fps_default", None), ("idle_fps_0", 0.0)):
+        port = free_port()
+        config = workdir / f"room-{name}.toml"
+        config.write_text(
+            f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\nrealtime = true\n'
+            f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+            + ("" if idle_fps is None else f"[classifier]\nidle_fps = {idle_fps}\n")
+        )
+        daemon = spawn(python, config)
+        try:
+            wait_for(lambda: _analysed(port) > 0, 30, what="frames")  # noqa: B023 - waited here
+            time.sleep(3)  # past start-up and emotion.no_face_seconds
+            cpu, analysed, start = cpu_seconds(daemon.pid), _analysed(port), time.monotonic()
+            time.sleep(seconds)
+            elapsed = time.monotonic() - start
+            results[name] = {
+                "cpu_percent_of_one_core": round(100 * (cpu_seconds(daemon.pid) - cpu) / elapsed),
+                "fps": round((_analysed(port) - analysed) / elapsed, 1),
+            }
+        finally:
+            daemon.terminate()
+            daemon.wait(20)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--python", default=sys.executable, help="interpreter of the daemon")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--empty-room-only", action="store_true", help="only the empty room")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results: dict[str, Any] = {"python": args.python}
     with tempfile.TemporaryDirectory() as workdir_name:
         workdir = Path(workdir_name)
+        results["empty_room"] = empty_room(args.python, args.data, workdir, args.seconds / 2)
+        if args.empty_room_only:
+            emit(results, args.json)
+            return 0
         video = face_video(
             args.data, workdir / "loop.avi", [Segment(k, 2) for k in ("happy", "sad", "angry")]
         )

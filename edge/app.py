@@ -426,8 +426,7 @@ class EdgeApp:
 
     def loop(self, max_frames: int = 0) -> int:
         assert self.capture is not None
-        min_period = 1.0 / self.config.classifier.max_fps if self.config.classifier.max_fps else 0
-        next_time = 0.0
+        last_analysed = -float("inf")
         while not self.stop_event.is_set():
             frame = self.slot.get(timeout=0.5)
             now = time.monotonic()
@@ -449,9 +448,9 @@ class EdgeApp:
                 self._remember(now)
                 self._maybe_stats(now)
                 continue
-            if min_period and now < next_time:
-                continue
-            next_time = now + min_period
+            if now < last_analysed + self.frame_period():
+                continue  # taken from the slot all the same: a skipped frame is not a dropped one
+            last_analysed = now
             self.analyse(frame)
             self._remember(now)
             if self.frames_analysed == 1 or self._told_systemd is not None:
@@ -472,6 +471,25 @@ class EdgeApp:
             )
             return EXIT_CAMERA_CRASHED
         return 0
+
+    @property
+    def idle(self) -> bool:
+        """Nobody in view, no fit recording, nobody watching the live view: ``idle_fps`` holds.
+        A face in the last analysed frame ends it at once, before the emotion is settled."""
+        return bool(
+            self.config.classifier.idle_fps
+            and self.state is not None
+            and self.state.current == NO_FACE
+            and self.face_count == 0
+            and not self.recorder.recording
+            and not (self.http is not None and self.http.viewers)
+        )
+
+    def frame_period(self) -> float:
+        """The seconds to leave between two analysed frames (0: analyse every frame)."""
+        c = self.config.classifier
+        period = 1.0 / c.max_fps if c.max_fps else 0.0
+        return max(period, 1.0 / c.idle_fps) if self.idle else period
 
     def analyse(self, frame: Frame) -> FrameResult:
         assert self.detector and self.classifier and self.tracker and self.state
@@ -758,6 +776,7 @@ class EdgeApp:
             "frames_analysed": self.frames_analysed,
             "frames_captured": captured,
             "frames_dropped": self.slot.dropped,
+            "idle": self.idle,
             "camera": self.camera_status,
             "camera_errors": self.capture.errors if self.capture else 0,
             "events": self.events,

@@ -170,6 +170,14 @@ class ClassifierConfig(Strict):
     max_fps: float = Field(
         0.0, ge=0, description="upper bound on analysed frames per second; 0 = as fast as possible"
     )
+    idle_fps: float = Field(
+        2.0,
+        ge=0,
+        description="analysed frames per second while nobody is in view (no face for "
+        "emotion.no_face_seconds), no fit is recording and nobody watches the live view: a face "
+        "that comes is still found within 1/idle_fps seconds, at a fraction of the CPU and heat "
+        "of full rate; 0 = always full rate",
+    )
     personal_file: Path | None = Field(
         None,
         description="offsets fitted to one person by `yuzug-edge personalize`, applied when "

@@ -318,6 +318,12 @@ def prometheus_metrics(app: EdgeApp, service: HTTPService | None = None) -> str:
         stats["frames_dropped"],
     )
     metric(
+        "yuzug_idle",
+        "gauge",
+        "1 while nobody is in view and frames are analysed at classifier.idle_fps",
+        int(stats["idle"]),
+    )
+    metric(
         "yuzug_camera_errors_total",
         "counter",
         "Camera failures (each retried)",

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from edge.config import (
     parse_config,
 )
 from edge.detect import FaceDetector, detect_boxes, make_detector
+from edge.diary import MoodDiary
 from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
@@ -62,13 +64,14 @@ from edge.publish.payloads import (
 )
 from edge.suggestions import SuggestionPicker, load_catalogue, load_dismissed, save_dismissed
 from edge.systemd import Notifier
-from edge.tracking import NO_FACE, EmotionState, FaceTracker, Track
+from edge.tracking import NO_FACE, NONE, EmotionState, FaceTracker, Track
 
 logger = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78  # sysexits.h EX_CONFIG: systemd's RestartPreventExitStatus skips restarts
 EXIT_CAMERA_CRASHED = 70  # sysexits.h EX_SOFTWARE: a failure systemd's Restart=on-failure retries
 STATE_REFRESH_SECONDS = 1.0
+DIARY_PAGE_DAYS = 14
 
 
 def resolve_config(args: argparse.Namespace) -> EdgeConfig:
@@ -137,6 +140,8 @@ class EdgeApp:
         self.http: Any = None
         self.last_result: FrameResult | None = None
         self.history = MoodHistory(config.http.history_minutes * 60)
+        d = config.diary
+        self.diary = MoodDiary(d.file, d.keep_days) if d.enabled else None
         self.reload_requested = threading.Event()
         self.reload_failures = 0
         self.last_reload_error: str | None = None
@@ -366,6 +371,7 @@ class EdgeApp:
                 self.config.http, self.http.port if self.http else self.config.http.port
             ),
             fit_labels=self.bundle.labels if self.recorder.path is not None else None,
+            diary=self.diary is not None,
         )
 
     @property
@@ -675,6 +681,8 @@ class EdgeApp:
         assert self.state is not None
         emotion = self.reported_emotion
         self.history.record(now, emotion, self.state.confidence if emotion != "paused" else 0.0)
+        if self.diary is not None:
+            self.diary.note(now, date.today(), emotion)
 
     def current_suggestion(self) -> dict[str, str] | None:
         """The latest suggestion for the emotion reported now: a screen never pairs "sad"
@@ -866,9 +874,35 @@ class EdgeApp:
         payload = self.stats()
         if self.publisher is not None:
             self.publisher.publish_stats(payload)
+        if self.diary is not None:
+            today = date.today()
+            self.diary.maybe_save(now, today)
+            if self.publisher is not None:
+                self.publisher.publish_diary(self.diary_payload(today))
         self._last_stats_time = now
         self._last_stats_frames = self.frames_analysed
         self._last_stats_captured = self.capture.frames if self.capture else 0
+
+    def diary_view(self) -> dict[str, Any]:
+        """``/api/diary``: the last ``DIARY_PAGE_DAYS`` days, and the labels in stacking order."""
+        if self.diary is None:
+            return {"enabled": False, "days": [], "labels": []}
+        labels = [*(self.classifier.labels if self.classifier else []), NONE]
+        return {
+            "enabled": True,
+            "days": self.diary.days(date.today(), DIARY_PAGE_DAYS),
+            "labels": list(dict.fromkeys(labels)),
+        }
+
+    def diary_payload(self, today: date) -> dict[str, Any]:
+        """The diary topic: today's seconds per emotion, as ``edge.diary`` sums them."""
+        assert self.diary is not None
+        return {
+            "schema": 1,
+            "device": self.config.device_id,
+            **self.diary.day(today),
+            "timestamp": utc_now(),
+        }
 
     # -- shutdown ---------------------------------------------------------------------------
 
@@ -893,6 +927,8 @@ class EdgeApp:
                 self.detector.close()
             except Exception:  # noqa: BLE001
                 logger.exception("closing the detector failed")
+        if self.diary is not None:  # the day so far, not only up to the last periodic save
+            self.diary.maybe_save(time.monotonic(), date.today(), force=True)
 
 
 def _from_mqtt(what: str, command: Callable[[Any], Any]) -> Callable[[str], None]:

@@ -37,6 +37,7 @@ SPOOL_NAME = "pending-events.jsonl"
 PAUSE_NAME = "privacy-pause"
 PERSONAL_NAME = "personal.json"
 DISMISSED_NAME = "dismissed-suggestions.json"
+DIARY_NAME = "mood-diary.json"
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -221,6 +222,20 @@ class SuggestionsConfig(Strict):
     )
 
 
+class DiaryConfig(Strict):
+    enabled: bool = Field(
+        True,
+        description="keep how long each emotion was seen per day (durations only: no picture, "
+        "score or time of day) for the live page and Home Assistant",
+    )
+    file: Path | None = Field(
+        None,
+        description="where the diary is kept; default $STATE_DIRECTORY/mood-diary.json under "
+        "systemd, else memory only",
+    )
+    keep_days: int = Field(60, ge=1, le=3660, description="days kept; older ones are dropped")
+
+
 class MQTTConfig(Strict):
     enabled: bool = Field(True, description="publish over MQTT")
     host: str = Field("localhost", min_length=1, description="broker host name or address")
@@ -355,6 +370,7 @@ class EdgeConfig(Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     emotion: EmotionConfig = Field(default_factory=EmotionConfig)
     suggestions: SuggestionsConfig = Field(default_factory=SuggestionsConfig)
+    diary: DiaryConfig = Field(default_factory=DiaryConfig)
     mqtt: MQTTConfig = Field(default_factory=MQTTConfig)
     http: HTTPConfig = Field(default_factory=HTTPConfig)
 
@@ -461,7 +477,9 @@ def missing_files(config: EdgeConfig) -> list[str]:
             if isinstance(section, OpenCVCameraConfig) and key == "source":
                 # Only a video file: the camera check says what a camera or a URL does.
                 value = Path(value) if section.source_kind == "file" else None
-            if key in ("spool_file", "pause_file", "personal_file", "dismissed_file"):
+            if key in ("spool_file", "pause_file", "personal_file", "dismissed_file") or (
+                section_name == "diary"
+            ):
                 continue  # written by the daemon or `personalize`: it need not exist yet
             if isinstance(value, Path) and not value.exists():
                 missing.append(f"{section_name}.{key}: {value}")
@@ -521,6 +539,8 @@ def parse_config(
         config.classifier.personal_file = default_state_path(PERSONAL_NAME, environ)
     if config.suggestions.dismissed_file is None:
         config.suggestions.dismissed_file = default_state_path(DISMISSED_NAME, environ)
+    if config.diary.file is None:
+        config.diary.file = default_state_path(DIARY_NAME, environ)
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
     for field_name, variable, credential in (

@@ -58,7 +58,8 @@ aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
 .box { background: #1f2329; padding: 12px; border-radius: 8px; margin-bottom: 12px; }
 .score { display: grid; grid-template-columns: 5em 1fr 3em; gap: 6px; align-items: center; }
 .score i { display: block; height: 10px; border-radius: 5px; }
-#mood { flex: 1 1 100%; }
+#mood, #diary-box { flex: 1 1 100%; }
+#diary { display: block; width: 100%; height: 80px; background: #16191e; margin: 8px 0 2px; }
 #timeline { display: block; width: 100%; height: 60px; background: #16191e; margin: 8px 0 2px; }
 .axis { display: flex; justify-content: space-between; font-size: 0.8em; }
 #legend span { margin-right: 14px; white-space: nowrap; }
@@ -228,12 +229,54 @@ function drawTimeline(h) {
   }
 }
 
+// The mood diary: a bar per day, split by each emotion's share of the time a face was seen.
+const duration = (s) => s < 60 ? Math.round(s) + " s" : Math.round(s / 60) + " min";
+
+function drawDiary(d) {
+  const svg = byId("diary");
+  svg.replaceChildren();
+  const width = 600, height = 80, slot = width / d.days.length;
+  d.days.forEach((day, i) => {
+    let top = height;
+    for (const emotion of d.labels) {
+      const share = day.shares[emotion] || 0;
+      if (!share) continue;
+      const bar = document.createElementNS(SVG, "rect");
+      top -= share * height;
+      bar.setAttribute("x", (i * slot + slot * 0.15).toFixed(1));
+      bar.setAttribute("y", top.toFixed(1));
+      bar.setAttribute("width", (slot * 0.7).toFixed(1));
+      bar.setAttribute("height", (share * height).toFixed(1));
+      bar.setAttribute("fill", colour(emotion));
+      bar.dataset.emotion = emotion;
+      bar.dataset.date = day.date;
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = day.date + ": " + say(emotion) + " " + duration(day.seconds[emotion]);
+      bar.append(title);
+      svg.append(bar);
+    }
+  });
+  byId("diary-start").textContent = d.days[0].date;
+  const today = d.days[d.days.length - 1];
+  byId("diary-today").textContent = "today: " + duration(today.seen_seconds) +
+    " seen" + d.labels.filter((e) => today.shares[e]).map(
+      (e) => " · " + say(e) + " " + percent(today.shares[e])).join("");
+}
+
+async function refreshDiary() {
+  try {
+    const d = await (await fetch("api/diary" + QUERY)).json();
+    if (d.enabled) drawDiary(d); else byId("diary-box").hidden = true;
+  } catch (e) {}
+}
+
 async function refreshHistory() {
   try { drawTimeline(await (await fetch("api/history" + QUERY)).json()); } catch (e) {}
 }
 
 refresh(); setInterval(refresh, 1000);
 refreshHistory(); setInterval(refreshHistory, 5000);
+refreshDiary(); setInterval(refreshDiary, 60000);
 """
 
 PAGE = """<!doctype html>
@@ -260,6 +303,13 @@ PAGE = """<!doctype html>
  <div class="axis muted"><span id="start"></span><span>now</span></div>
  <div id="legend"></div>
  <ul id="events"></ul>
+</section>
+<section class="box" id="diary-box">
+ <div class="muted">mood diary: each day's share of the time a face was seen</div>
+ <svg id="diary" viewBox="0 0 600 80" preserveAspectRatio="none" role="img"
+  aria-label="the share of each emotion per day"></svg>
+ <div class="axis muted"><span id="diary-start"></span><span>today</span></div>
+ <div id="diary-today"></div>
 </section></main>
 <script>const QUERY = "{query}"; const COLOURS = {colours};</script>
 <script>{script}</script></body></html>
@@ -537,6 +587,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(service.app.view_state())
         elif url.path == "/api/history":
             self._send_json(service.app.history.snapshot(time.monotonic()))
+        elif url.path == "/api/diary":
+            self._send_json(service.app.diary_view())
         elif url.path == "/metrics":
             self._send(
                 prometheus_metrics(service.app, service).encode(),

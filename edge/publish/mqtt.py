@@ -485,6 +485,11 @@ class MQTTPublisher:
             self._pending.append((event_id, text))
             self._counts["events_queued"] += 1
 
+    def publish_diary(self, payload: dict[str, Any]) -> None:
+        """Retained, best effort: sent again with the stats, a missed one is replaced."""
+        if self.connected.is_set():
+            self._client.publish(self.topics.diary, dumps(payload), qos=1, retain=True)
+
     def publish_stats(self, payload: dict[str, Any]) -> None:
         """Best effort: stats are periodic, a missed one is replaced by the next."""
         if self.connected.is_set():

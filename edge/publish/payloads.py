@@ -7,6 +7,7 @@ Everything published is built here, so the documentation, the JSON Schemas in
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ class Topics:
     def pause_set(self) -> str:
         """Command topic: ``ON`` pauses analysis, ``OFF`` resumes it."""
         return f"{self.base}/pause/set"
+
+    @property
+    def diary(self) -> str:
+        """Retained: today's minutes per emotion (``edge.diary``)."""
+        return f"{self.base}/diary"
 
     @property
     def personal_set(self) -> str:
@@ -148,13 +154,15 @@ def discovery_messages(
     stats_interval_seconds: float = 30.0,
     configuration_url: str | None = None,
     fit_labels: list[str] | None = None,
+    diary: bool = False,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
     suggestion, a suggestion event per emotion change, buttons for another suggestion, "not
     for me" and bringing dismissed ones back, the pause switch, and diagnostic sensors
     (camera, analysis rate, events waiting for the broker). With ``fit_labels`` (a
     personalization file is configured): a button per label that records the person in view
-    for it, a button that forgets, and the fit's status."""
+    for it, a button that forgets, and the fit's status. With ``diary``: today's minutes per
+    emotion and with a face in view (the mood diary)."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
         "identifiers": [node],
@@ -176,7 +184,37 @@ def discovery_messages(
         _core_entities(topics, discovery_prefix, node, common, states, stats_interval_seconds)
         + _buttons(discovery_prefix, node, common, topics.suggestion_set, SUGGESTION_BUTTONS)
         + (_fit_entities(topics, discovery_prefix, node, common, fit_labels) if fit_labels else [])
+        + (_diary_entities(topics, discovery_prefix, node, common, emotions) if diary else [])
     )
+
+
+def _diary_entities(
+    topics: Topics, discovery_prefix: str, node: str, common: dict[str, Any], emotions: list[str]
+) -> list[tuple[str, dict[str, Any]]]:
+    """Today's minutes per emotion and in view, from the diary topic: each starts again at
+    local midnight, which a ``total_increasing`` sensor's statistics take as a new cycle."""
+    sensors = [
+        (f"{slug(e)}_today", f"{e.capitalize()} today", f"value_json.seconds[{json.dumps(e)}]")
+        for e in emotions
+    ]
+    sensors.append(("seen_today", "Face in view today", "value_json.seen_seconds"))
+    return [
+        (
+            f"{discovery_prefix}/sensor/{node}/{key}/config",
+            {
+                **common,
+                "name": name,
+                "unique_id": f"{node}_{key}",
+                "device_class": "duration",
+                "unit_of_measurement": "min",
+                "state_class": "total_increasing",
+                "icon": "mdi:calendar-heart",
+                "state_topic": topics.diary,
+                "value_template": f"{{{{ (({seconds} | default(0)) / 60) | round(1) }}}}",
+            },
+        )
+        for key, name, seconds in sensors
+    ]
 
 
 # A person's say on the suggestions (key, name, icon, command, entity category or None).
@@ -342,6 +380,12 @@ def _core_entities(
     ]
 
 
+def slug(label: str) -> str:
+    """A label as it may stand in a discovery topic and a unique id (a bundle's labels are
+    its data set's folder names: "Very happy" is one)."""
+    return re.sub(r"[^a-z0-9_]", "_", label.lower())
+
+
 FIT_STATES = ("off", "recording", "on", "not_applied")
 RELAXED_FACES = ("none", "neutral")  # the labels the buttons call "relaxed face"
 
@@ -358,7 +402,7 @@ def _fit_entities(
     """Buttons to fit the model to the person in view (``edge.personalize``), and its status."""
     buttons = [
         (
-            f"fit_{label}",
+            f"fit_{slug(label)}",
             f"Fit to me: {'relaxed face' if label in RELAXED_FACES else label + ' face'}",
             "mdi:account-check-outline",
             # Five seconds to put the phone down and face the camera, then eight recorded.

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import jinja2
@@ -33,7 +34,7 @@ from tests.support import (
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = {
     name: json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text())
-    for name in ("state", "event", "stats", "discovery")
+    for name in ("state", "event", "stats", "discovery", "diary")
 }
 
 pytestmark = pytest.mark.mqtt
@@ -109,7 +110,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)
-            assert components == [*["button"] * 3, "event", *["sensor"] * 6, "switch"]
+            assert components == [*["button"] * 3, "event", *["sensor"] * 10, "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             # Home Assistant's device page links to the live view ("Visit").
@@ -337,6 +338,57 @@ def test_home_assistant_buttons_give_another_suggestion_and_drop_one_for_good(
             assert given == {"a", "b", "c"} - {second}
             press(buttons["suggestion_restore"])
             assert not dismissed.exists() and app.picker.dismissed == set()
+    finally:
+        sub.close()
+
+
+def test_the_mood_diary_counts_todays_minutes_for_home_assistant_across_a_restart(
+    mosquitto, face_frames, tmp_path
+):
+    """Happy for two seconds, nobody for one, over and over: the diary topic and the sensors
+    Home Assistant builds from it count the happy time, not the empty room's; a restart goes on
+    from the file the stop wrote."""
+    path = tmp_path / "state" / "mood-diary.json"
+    config = make_config(mosquitto.port, face_frames, diary={"file": str(path)})
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/diary", "homeassistant/sensor/#"])
+    try:
+        with RunningApp(config):
+            wait_for(
+                lambda: any(
+                    json.loads(p)["seconds"].get("happy", 0) > 2 for p in sub.payloads("/diary")
+                ),
+                30,
+                what="two happy seconds in the diary",
+            )
+            sensors = {
+                t.split("/")[-2]: json.loads(p)
+                for t, p, _ in sub.messages
+                if t.endswith("_today/config")
+            }
+            assert sorted(sensors) == ["angry_today", "happy_today", "sad_today", "seen_today"]
+        diary = json.loads(sub.payloads("/diary")[-1])
+        jsonschema.validate(diary, SCHEMAS["diary"])
+        assert diary["date"] == date.today().isoformat()
+        assert "no_face" not in diary["seconds"] and diary["seen_seconds"] > 2
+        assert sum(diary["shares"].values()) == pytest.approx(1, abs=1e-3)
+        for payload in sensors.values():
+            jsonschema.validate(payload, SCHEMAS["discovery"])
+            assert payload["state_topic"] == "yuzug/test-cam/diary"
+        render = jinja2.Environment().from_string
+        happy = float(render(sensors["happy_today"]["value_template"]).render(value_json=diary))
+        assert happy == round(diary["seconds"]["happy"] / 60, 1)
+        assert render(sensors["angry_today"]["value_template"]).render(value_json=diary) in (
+            "0.0",
+            str(round(diary["seconds"].get("angry", 0) / 60, 1)),
+        )
+        # The stop wrote the day so far (not only the last once-a-minute save).
+        saved = json.loads(path.read_text())["days"][date.today().isoformat()]
+        assert saved["happy"] >= diary["seconds"]["happy"]
+        seen = len(sub.payloads("/diary"))
+        with RunningApp(config):
+            wait_for(lambda: len(sub.payloads("/diary")) > seen + 1, 10, what="diary again")
+        after = json.loads(sub.payloads("/diary")[-1])
+        assert after["seconds"]["happy"] >= saved["happy"]
     finally:
         sub.close()
 

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 import cv2
@@ -76,6 +77,11 @@ def http_json(port: int, path: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"{}")
+
+
+def http_json_auth(port: int, path: str, headers: dict[str, str]) -> tuple[int, dict]:
+    code, text = get_text(port, path, headers)
+    return code, json.loads(text or "{}")
 
 
 def get_text(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
@@ -300,6 +306,16 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
         with Page(tmp_path, f"http://127.0.0.1:{port}/?token=s3cret") as page:
             shown = 'document.getElementById("suggestion").textContent'
             first = page.wait(f'{shown}.startsWith("Idea") && {shown}', 30, "a suggestion")
+            # The mood diary under the timeline: today's bar, happy (fetched once a minute by
+            # the page; asked for now).
+            page.evaluate("refreshDiary()")
+            bar = 'document.querySelector("#diary rect[data-emotion=happy]")'
+            assert page.wait(f"{bar} && {bar}.dataset.date", 5) == date.today().isoformat()
+            assert page.evaluate(f"{bar}.getAttribute('height') > 0")
+            today = page.evaluate('document.getElementById("diary-today").textContent')
+            assert today.startswith("today: ") and " · happy " in today, today
+            code, diary = http_json_auth(port, "/api/diary", auth)
+            assert code == 200 and len(diary["days"]) == 14 and diary["enabled"]
             page.evaluate('document.getElementById("another").click()')
             second = page.wait(f"{shown} !== {json.dumps(first)} && {shown}", 10, "another")
             assert second.startswith("Idea")

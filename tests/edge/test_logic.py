@@ -579,3 +579,29 @@ def test_asking_for_another_suggestion_says_why_when_there_is_none(tmp_path: Pat
     for malformed in ({"next": False}, {"dismiss": 1}, {"skip": True}, {}, "next"):
         with pytest.raises(ValueError):
             app.suggestion_command(malformed)
+
+
+def test_discovery_keys_stay_valid_topics_for_labels_of_any_folder_name():
+    import jinja2
+
+    from edge.publish.payloads import Topics, discovery_messages
+
+    labels = ["Very happy", "sad/tired", "none"]
+    messages = discovery_messages(
+        topics=Topics("yuzug", "cam"),
+        discovery_prefix="homeassistant",
+        emotions=labels[:2],
+        model_version="m",
+        software_version="s",
+        fit_labels=labels,
+        diary=True,
+    )
+    topics = [topic for topic, _ in messages]
+    assert all(re.fullmatch(r"[a-z0-9_/]+", t) for t in topics), topics
+    assert len(set(topics)) == len(topics)
+    assert "homeassistant/sensor/yuzug_cam/very_happy_today/config" in topics
+    assert "homeassistant/button/yuzug_cam/fit_sad_tired/config" in topics
+    sensor = dict(messages)["homeassistant/sensor/yuzug_cam/very_happy_today/config"]
+    shown = jinja2.Environment().from_string(sensor["value_template"])
+    assert shown.render(value_json={"seconds": {"Very happy": 150.0}}) == "2.5"
+    assert shown.render(value_json={"seconds": {}}) == "0.0"

@@ -130,16 +130,25 @@ def _check_suggestions(doctor: Doctor, app: Any) -> None:
     s = app.config.suggestions
     if not _started(doctor, "suggestions", app.init_suggestions):
         return
-    catalogue = app.picker.catalogue
+    catalogue, dismissed = app.picker.catalogue, app.picker.dismissed
     counts = ", ".join(f"{len(items)} {emotion}" for emotion, items in catalogue.items())
     source = s.catalogue or f"built-in, {s.language}"
+    if dismissed:
+        counts += f"; {len(dismissed)} dismissed by a person: {', '.join(sorted(dismissed))}"
     uncovered = []
     if app.bundle is not None:
         abstain = app.bundle.manifest.abstain_label
-        uncovered = [label for label in app.bundle.labels if label not in (abstain, *catalogue)]
+        uncovered = [
+            label
+            for label in app.bundle.labels
+            if label != abstain and all(i.id in dismissed for i in catalogue.get(label, []))
+        ]
     if uncovered:
         doctor.report(
-            "suggestions", "warn", f"{source}: none for {', '.join(uncovered)} ({counts})"
+            "suggestions",
+            "warn",
+            f"{source}: none left for {', '.join(uncovered)} ({counts}; dismissed ones come "
+            'back with {"restore": true} on suggestion/set or the live page)',
         )
     else:
         doctor.report("suggestions", "ok", f"{source}: {counts}")

@@ -15,6 +15,7 @@ from edge.config import MQTTConfig
 from edge.doctor import run_doctor
 from edge.publish.mqtt import MQTTPublisher
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
+from edge.suggestions import load_catalogue, save_dismissed
 from tests.support import broker_with_login, free_port, write_personal_file
 
 pytestmark = pytest.mark.mqtt
@@ -95,6 +96,9 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
     personal = write_personal_file(
         tmp_path / "personal.json", model={"name": "yuzug-old 1", "sha256": "0" * 64}
     )
+    # Every idea for sad turned down ("not for me"): a warning saying how to bring them back.
+    dismissed = tmp_path / "dismissed-suggestions.json"
+    save_dismissed(dismissed, {s.id for s in load_catalogue("en")["sad"]} | {"walk"})
     held = socket.create_server(("127.0.0.1", 0))  # somebody else has the live-view port
     try:
         config.write_text(
@@ -102,6 +106,7 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
             f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\n'
             f"[http]\nenabled = true\nport = {held.getsockname()[1]}\n"
             f'[classifier]\npersonal_file = "{personal}"\n'
+            f'[suggestions]\ndismissed_file = "{dismissed}"\n'
         )
         code, findings = doctor(config)
     finally:
@@ -114,6 +119,9 @@ def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path)
     assert findings["http"][0] == "FAIL" and "already running" in findings["http"][1]
     assert findings["model"][0] == findings["detector"][0] == "ok"
     assert findings["personal"][0] == "warn"
+    assert findings["suggestions"][0] == "warn"
+    assert findings["suggestions"][1].startswith("built-in, en: none left for sad (")
+    assert '{"restore": true}' in findings["suggestions"][1]
     assert findings["personal"][1].startswith("not applied: fitted for model yuzug-old 1")
 
     # A CA file that is not there is a failing line naming the key, not a traceback.

@@ -91,6 +91,7 @@ class Watcher:
         self.raw = raw
         self.show_state = show_state
         self.messages: list[tuple[str, str]] = []
+        self._suggestions: dict[str, str | None] = {}  # the last one shown, by device
         self.subscribed = threading.Event()
         self._lock = threading.Lock()
         # The daemon's own client set-up: its user, password and TLS, so a broker that needs
@@ -154,7 +155,24 @@ class Watcher:
             return
         line = describe(message.topic, payload, self.prefix)
         if line:
-            print(line, file=self.out, flush=True)
+            print(line + self._new_suggestion(message.topic, payload), file=self.out, flush=True)
+
+    def _new_suggestion(self, topic: str, payload: str) -> str:
+        """A state's suggestion when it is not the one last shown for that device (one asked
+        for with "another" comes in the state alone, with no event), as an extra line."""
+        kind = topic.rsplit("/", 1)[-1]
+        if kind not in ("state", "event"):
+            return ""
+        try:
+            suggestion = json.loads(payload).get("suggestion") or {}
+            text = suggestion.get("text")
+        except (ValueError, AttributeError):  # another publisher's payload: shown as it came
+            return ""
+        device = topic.rsplit("/", 2)[-2]
+        shown, self._suggestions[device] = self._suggestions.get(device), text
+        if kind == "event" or not text or text == shown:
+            return ""  # an event's line has its suggestion already
+        return f"\n{'':22}suggestion: {text}"
 
     def events(self) -> list[dict[str, Any]]:
         with self._lock:

@@ -652,39 +652,79 @@ def test_watch_says_when_the_model_is_fitted_to_a_person():
         assert line is not None and line.endswith(f"camera ok, fit to a person: {fit}")
 
 
-def test_watch_shows_a_foreign_payload_as_it_came_and_keeps_watching(mosquitto):
-    # A payload of another publisher or version (a confidence that is no number, a suggestion
-    # that is a string) raised inside paho's callback, which ended its network thread: the
-    # watch went on running and printed nothing more.
+def watched(port: int, messages: list[tuple[str, str]], last: str) -> list[str]:
+    """The lines ``yuzug-edge watch`` prints for ``messages`` sent through a real broker, once
+    it has printed ``last``."""
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
     out = io.StringIO()
-    watcher = Watcher(MQTTConfig(host="127.0.0.1", port=mosquitto.port), out=out)
+    watcher = Watcher(MQTTConfig(host="127.0.0.1", port=port), out=out)
     watcher.start()
     publisher = mqtt.Client(CallbackAPIVersion.VERSION2)
     try:
         wait_for(watcher.subscribed.is_set, 15, what="subscribed")
-        publisher.connect("127.0.0.1", mosquitto.port)
+        publisher.connect("127.0.0.1", port)
         publisher.loop_start()
-        for topic, payload in (
-            ("yuzug/cam/event", '{"emotion": "happy", "confidence": "high"}'),
-            ("yuzug/cam/event", '{"emotion": "sad", "confidence": 0.7, "suggestion": "walk"}'),
-            ("yuzug/cam/state", '{"emotion": "sad", "confidence": null}'),
-            ("yuzug/cam/event", '{"previous": "sad", "emotion": "angry", "confidence": 0.9}'),
-        ):
+        for topic, payload in messages:
             publisher.publish(topic, payload, qos=1).wait_for_publish(5)
-        wait_for(lambda: "EVENT sad -> angry (90%)" in out.getvalue(), 10, what="the valid event")
+        wait_for(lambda: last in out.getvalue(), 10, what=last)
     finally:
         publisher.disconnect()
         publisher.loop_stop()
         watcher.stop()
-    lines = out.getvalue().splitlines()
+    return out.getvalue().splitlines()
+
+
+def test_watch_shows_a_foreign_payload_as_it_came_and_keeps_watching(mosquitto):
+    # A payload of another publisher or version (a confidence that is no number, a suggestion
+    # that is a string) raised inside paho's callback, which ended its network thread: the
+    # watch went on running and printed nothing more.
+    lines = watched(
+        mosquitto.port,
+        [
+            ("yuzug/cam/event", '{"emotion": "happy", "confidence": "high"}'),
+            ("yuzug/cam/event", '{"emotion": "sad", "confidence": 0.7, "suggestion": "walk"}'),
+            ("yuzug/cam/state", '{"emotion": "sad", "confidence": null}'),
+            ("yuzug/cam/event", '{"previous": "sad", "emotion": "angry", "confidence": 0.9}'),
+        ],
+        last="EVENT sad -> angry (90%)",
+    )
     assert any(
         line.endswith('cam          event: {"emotion": "happy", "confidence": "high"}')
         for line in lines
     ), lines
     assert any(line.endswith('state: {"emotion": "sad", "confidence": null}') for line in lines)
+
+
+def test_watch_shows_a_suggestion_asked_for_which_only_the_state_carries(mosquitto):
+    def state(text: str | None) -> str:
+        suggestion = {"id": text, "text": text} if text else None
+        return json.dumps(
+            {
+                "emotion": "sad",
+                "confidence": 0.8,
+                "faces": 1,
+                "camera": "ok",
+                "suggestion": suggestion,
+            }
+        )
+
+    event = {"previous": "happy", "emotion": "sad", "confidence": 0.8}
+    lines = watched(
+        mosquitto.port,
+        [
+            ("yuzug/cam/event", json.dumps({**event, "suggestion": {"id": "a", "text": "Walk."}})),
+            ("yuzug/cam/state", state("Walk.")),  # the event's: said already
+            ("yuzug/cam/state", state("Call a friend.")),  # "another": the state alone has it
+            ("yuzug/cam/state", state("Call a friend.")),
+            ("yuzug/cam/state", state(None)),
+            ("yuzug/cam/event", json.dumps({**event, "previous": "sad", "emotion": "angry"})),
+        ],
+        last="EVENT sad -> angry",
+    )
+    shown = [line.strip() for line in lines if "suggestion:" in line]
+    assert shown == ["suggestion: Walk.", "suggestion: Call a friend."], lines
 
 
 def test_watch_logs_in_with_a_daemons_config_and_fails_when_it_never_gets_in(tmp_path: Path):

@@ -76,10 +76,10 @@ def test_an_empty_room_is_analysed_at_the_idle_rate_and_a_face_ends_it_at_once(r
             app.http.leave_stream()
         time.sleep(0.3)
         assert rates(app, 1.0)[0] <= 3.5
-        # The face comes at frame 140: found within the idle period (10 frames at 20 fps),
-        # and from that frame on every frame is analysed.
+        # The face comes at frame 140: found within the idle period (10 frames at 20 fps; a
+        # loaded machine's lag allowed for), and from that frame on every frame is analysed.
         wait_for(lambda: app.face_count > 0, 15, what="the face found")
-        assert app.capture.frames <= 7.0 * FPS + 15, app.capture.frames
+        assert app.capture.frames <= 7.0 * FPS + 20, app.capture.frames
         analysed, _ = rates(app, 1.5)
         assert analysed >= 8 and not app.idle, analysed
         assert app.stats()["idle"] is False

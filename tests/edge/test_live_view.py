@@ -45,6 +45,8 @@ def service(monkeypatch: pytest.MonkeyPatch) -> Iterator[HTTPService]:
 
     producer = threading.Thread(target=analyse, daemon=True)
     producer.start()
+    # On a loaded machine the producer may not have run yet: a first snapshot would get 503.
+    wait_for(lambda: app.last_result is not None, 10, what="the first analysed frame")
     service = HTTPService(app, config.http)
     service.start()
     try:

@@ -59,6 +59,8 @@ aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
 .score { display: grid; grid-template-columns: 5em 1fr 3em; gap: 6px; align-items: center; }
 .score i { display: block; height: 10px; border-radius: 5px; }
 #mood, #diary-box { flex: 1 1 100%; }
+.days { display: flex; font-size: 0.8em; }
+.days span { flex: 1; text-align: center; }
 #diary { display: block; width: 100%; height: 80px; background: #16191e; margin: 8px 0 2px; }
 #timeline { display: block; width: 100%; height: 60px; background: #16191e; margin: 8px 0 2px; }
 .axis { display: flex; justify-content: space-between; font-size: 0.8em; }
@@ -256,7 +258,13 @@ function drawDiary(d) {
       svg.append(bar);
     }
   });
-  byId("diary-start").textContent = d.days[0].date;
+  // A weekday under each bar ("how was my week"), the date in its tooltip.
+  byId("diary-days").replaceChildren(...d.days.map((day) => {
+    const label = element("span", new Date(day.date + "T12:00").toLocaleDateString(
+      undefined, {weekday: "short"}));
+    label.title = day.date;
+    return label;
+  }));
   const today = d.days[d.days.length - 1];
   byId("diary-today").textContent = "today: " + duration(today.seen_seconds) +
     " seen" + d.labels.filter((e) => today.shares[e]).map(
@@ -308,7 +316,7 @@ PAGE = """<!doctype html>
  <div class="muted">mood diary: each day's share of the time a face was seen</div>
  <svg id="diary" viewBox="0 0 600 80" preserveAspectRatio="none" role="img"
   aria-label="the share of each emotion per day"></svg>
- <div class="axis muted"><span id="diary-start"></span><span>today</span></div>
+ <div class="days muted" id="diary-days"></div>
  <div id="diary-today"></div>
 </section></main>
 <script>const QUERY = "{query}"; const COLOURS = {colours};</script>

@@ -312,6 +312,10 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
             bar = 'document.querySelector("#diary rect[data-emotion=happy]")'
             assert page.wait(f"{bar} && {bar}.dataset.date", 5) == date.today().isoformat()
             assert page.evaluate(f"{bar}.getAttribute('height') > 0")
+            days = page.evaluate(
+                '[...document.querySelectorAll("#diary-days span")].map((s) => s.title)'
+            )
+            assert len(days) == 14 and days[-1] == date.today().isoformat(), days
             today = page.evaluate('document.getElementById("diary-today").textContent')
             assert today.startswith("today: ") and " · happy " in today, today
             code, diary = http_json_auth(port, "/api/diary", auth)

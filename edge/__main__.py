@@ -154,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
                 default=0,
                 help="stop after this many analysed frames (0: run until stopped)",
             )
+    diary = commands.add_parser("diary", help="print the mood diary: each day's emotions")
+    diary.add_argument("--config", type=Path, help="TOML config whose diary.file to read")
+    diary.add_argument(
+        "--file",
+        type=Path,
+        help="the diary file (default: the config's diary.file, else the service's "
+        "/var/lib/yuzug-edge/mood-diary.json)",
+    )
+    diary.add_argument(
+        "--days", type=number_argument("--days", int, above=0), default=14, help="(default 14)"
+    )
+    diary.add_argument("--json", action="store_true", help="one JSON object per day")
     personal = commands.add_parser(
         "personalize", help="fit the model to one person: record each expression for seconds"
     )
@@ -368,6 +380,28 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return run_watch(broker, prefix, device, args.json, args.seconds)
 
 
+def cmd_diary(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from edge.config import DIARY_NAME, load_config
+    from edge.diary import format_day, read_days, recent_days
+
+    configured = load_config(args.config).diary.file if args.config else None
+    path = args.file or configured or SERVICE_STATE / DIARY_NAME
+    try:
+        days = recent_days(read_days(path), date.today(), args.days)
+    except FileNotFoundError:
+        raise YuzugError(
+            f"no mood diary at {path}: the daemon writes it once a minute while it runs "
+            "(diary.file; --file names another)"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise YuzugError(f"cannot read the mood diary {path}: {exc}") from None
+    for day in days:
+        print(json.dumps(day) if args.json else format_day(day))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import run_demo
 
@@ -388,8 +422,12 @@ def cmd_personalize(args: argparse.Namespace) -> int:
     return run_personalize(args, sys.stdout)
 
 
+# The systemd unit's StateDirectory=, which a shell on the device does not have in its environment.
+SERVICE_STATE = Path("/var/lib/yuzug-edge")
+
 COMMANDS = {
     "personalize": cmd_personalize,
+    "diary": cmd_diary,
     "doctor": cmd_doctor,
     "watch": cmd_watch,
     "demo": cmd_demo,

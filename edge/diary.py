@@ -45,24 +45,10 @@ class MoodDiary:
         if self.path is None:
             return {}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            days = data["days"]
-            if not isinstance(days, dict):
-                raise ValueError("days is not a table")
-            loaded = {
-                str(date.fromisoformat(day)): {str(k): float(v) for k, v in seconds.items()}
-                for day, seconds in days.items()
-            }
+            return read_days(self.path)
         except FileNotFoundError:
             return {}
-        except (
-            OSError,
-            UnicodeDecodeError,
-            ValueError,
-            KeyError,
-            TypeError,
-            AttributeError,
-        ) as exc:
+        except (OSError, ValueError) as exc:
             # A damaged diary costs its past days, never the daemon's start; it is rewritten
             # at the next save (the damaged one kept beside it for a look).
             logger.warning("mood diary: cannot read %s (%s): starting a new one", self.path, exc)
@@ -71,7 +57,6 @@ class MoodDiary:
             except OSError:
                 pass
             return {}
-        return loaded
 
     def note(self, now: float, today: date, emotion: str) -> None:
         """Notes that ``emotion`` is reported at monotonic ``now`` on ``today`` (the local
@@ -97,8 +82,7 @@ class MoodDiary:
         """The last ``count`` days up to ``today``, oldest first, empty days included."""
         with self._lock:
             kept = {day: dict(seconds) for day, seconds in self._days.items()}
-        dates = [(today - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
-        return [summary(day, kept.get(day, {})) for day in dates]
+        return recent_days(kept, today, count)
 
     def maybe_save(self, now: float, today: date, force: bool = False) -> None:
         """Writes the diary when it changed and ``SAVE_SECONDS`` have passed (or ``force``);
@@ -121,6 +105,34 @@ class MoodDiary:
             logger.warning("mood diary: cannot write %s: %s", self.path, exc)
 
 
+def read_days(path: Path) -> dict[str, dict[str, float]]:
+    """The days of a diary file, as seconds per emotion by ISO date.
+
+    Raises:
+        OSError: it cannot be read (``FileNotFoundError`` when there is none).
+        ValueError: it is not a diary.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        days = data["days"]
+        if not isinstance(days, dict):
+            raise ValueError("days is not a table")
+        return {
+            str(date.fromisoformat(day)): {str(k): float(v) for k, v in seconds.items()}
+            for day, seconds in days.items()
+        }
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text: {exc}") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f'not {{"days": {{date: {{emotion: seconds}}}}}}: {exc!r}') from None
+
+
+def recent_days(days: dict[str, dict[str, float]], today: date, count: int) -> list[dict[str, Any]]:
+    """The ``count`` days up to ``today`` as ``summary`` gives them, oldest first."""
+    dates = [(today - timedelta(days=back)).isoformat() for back in range(count - 1, -1, -1)]
+    return [summary(day, days.get(day, {})) for day in dates]
+
+
 def summary(day: str, seconds: dict[str, float]) -> dict[str, Any]:
     seen = sum(seconds.values())
     return {
@@ -131,3 +143,24 @@ def summary(day: str, seconds: dict[str, float]) -> dict[str, Any]:
         if seen
         else {},
     }
+
+
+BAR_WIDTH = 30
+
+
+def format_day(day: dict[str, Any]) -> str:
+    """One line of ``yuzug-edge diary``: the day, the time seen, a bar of each emotion's share
+    drawn with its initial (happy: hhhh), and the shares in words."""
+    when = date.fromisoformat(day["date"])
+    seen = day["seen_seconds"]
+    head = f"{when:%a %Y-%m-%d} {_duration(seen):>7}"
+    if not seen:
+        return f"{head}  {'.' * BAR_WIDTH}"
+    shares = sorted(day["shares"].items(), key=lambda item: -item[1])
+    bar = "".join(label[:1] * round(share * BAR_WIDTH) for label, share in shares)
+    words = " · ".join(f"{label} {share:.0%}" for label, share in shares)
+    return f"{head}  {bar[:BAR_WIDTH].ljust(BAR_WIDTH, ' ')}  {words}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.0f} min"

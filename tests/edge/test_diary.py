@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -86,3 +88,38 @@ def test_a_disk_that_cannot_be_written_is_logged_and_tried_again(tmp_path: Path,
         diary.maybe_save(0.0, DAY, force=True)
     assert "mood diary: cannot write" in caplog.text
     assert diary.day(DAY)["seconds"] == {"happy": 1.0}  # kept in memory all the same
+
+
+def test_the_diary_command_draws_each_day_and_says_what_is_wrong_with_a_file(tmp_path: Path):
+    today = date.today()
+    yesterday = (today - timedelta(days=1)).isoformat()
+    path = tmp_path / "mood-diary.json"
+    MoodDiary(path, keep_days=7)  # nothing yet: no file
+    days = {yesterday: {"happy": 1800.0, "sad": 600.0}, today.isoformat(): {"angry": 45.0}}
+    path.write_text(json.dumps({"schema": 1, "days": days}))
+
+    def diary(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "edge", "diary", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    shown = diary("--file", str(path), "--days", "3")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].endswith("." * 30)  # a day without a face
+    assert " 40 min  " + "h" * 22 + "s" * 8 + "  happy 75% · sad 25%" in lines[1], lines[1]
+    assert lines[2].startswith(f"{today:%a %Y-%m-%d}") and "  45 s  " + "a" * 30 in lines[2]
+    as_json = [
+        json.loads(line) for line in diary("--file", str(path), "--json").stdout.split("\n") if line
+    ]
+    assert len(as_json) == 14 and as_json[-1]["seconds"] == {"angry": 45.0}
+    path.write_text('{"days": [1]}')
+    damaged = diary("--file", str(path))
+    assert damaged.returncode == 2 and "cannot read the mood diary" in damaged.stderr
+    assert path.exists()  # looked at, not set aside: that is the daemon's to do
+    missing = diary("--file", str(tmp_path / "none.json"))
+    assert missing.returncode == 2 and "no mood diary at" in missing.stderr
+    assert "Traceback" not in damaged.stderr + missing.stderr

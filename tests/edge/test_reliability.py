@@ -307,10 +307,10 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
             shown = 'document.getElementById("suggestion").textContent'
             first = page.wait(f'{shown}.startsWith("Idea") && {shown}', 30, "a suggestion")
             # The mood diary under the timeline: today's bar, happy (fetched once a minute by
-            # the page; asked for now).
-            page.evaluate("refreshDiary()")
+            # the page; asked for at each look here, as happy may only just have begun).
             bar = 'document.querySelector("#diary rect[data-emotion=happy]")'
-            assert page.wait(f"{bar} && {bar}.dataset.date", 5) == date.today().isoformat()
+            drawn = page.wait(f"(refreshDiary(), {bar} && {bar}.dataset.date)", 15, "happy bar")
+            assert drawn == date.today().isoformat()
             assert page.evaluate(f"{bar}.getAttribute('height') > 0")
             days = page.evaluate(
                 '[...document.querySelectorAll("#diary-days span")].map((s) => s.title)'

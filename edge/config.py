@@ -33,11 +33,16 @@ logger = logging.getLogger(__name__)
 DEFAULT_CONFIG_PATH = Path("/etc/yuzug/edge.toml")
 PASSWORD_ENV = "YUZUG_MQTT_PASSWORD"
 PASSWORD_CREDENTIAL = "mqtt_password"
-SPOOL_NAME = "pending-events.jsonl"
-PAUSE_NAME = "privacy-pause"
-PERSONAL_NAME = "personal.json"
-DISMISSED_NAME = "dismissed-suggestions.json"
 DIARY_NAME = "mood-diary.json"
+# The files the daemon (or `personalize`) writes: (section, key, name under systemd's
+# $STATE_DIRECTORY when the key is not set). They need not exist before the first start.
+STATE_FILES = (
+    ("mqtt", "spool_file", "pending-events.jsonl"),
+    ("mqtt", "pause_file", "privacy-pause"),
+    ("classifier", "personal_file", "personal.json"),
+    ("suggestions", "dismissed_file", "dismissed-suggestions.json"),
+    ("diary", "file", DIARY_NAME),
+)
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -477,9 +482,7 @@ def missing_files(config: EdgeConfig) -> list[str]:
             if isinstance(section, OpenCVCameraConfig) and key == "source":
                 # Only a video file: the camera check says what a camera or a URL does.
                 value = Path(value) if section.source_kind == "file" else None
-            if key in ("spool_file", "pause_file", "personal_file", "dismissed_file") or (
-                section_name == "diary"
-            ):
+            if any((section_name, key) == (section, name) for section, name, _ in STATE_FILES):
                 continue  # written by the daemon or `personalize`: it need not exist yet
             if isinstance(value, Path) and not value.exists():
                 missing.append(f"{section_name}.{key}: {value}")
@@ -531,16 +534,10 @@ def parse_config(
     secret = read_secret_password(environ)
     if secret is not None:
         config.mqtt.password = SecretStr(secret)
-    if config.mqtt.spool_file is None:
-        config.mqtt.spool_file = default_state_path(SPOOL_NAME, environ)
-    if config.mqtt.pause_file is None:
-        config.mqtt.pause_file = default_state_path(PAUSE_NAME, environ)
-    if config.classifier.personal_file is None:
-        config.classifier.personal_file = default_state_path(PERSONAL_NAME, environ)
-    if config.suggestions.dismissed_file is None:
-        config.suggestions.dismissed_file = default_state_path(DISMISSED_NAME, environ)
-    if config.diary.file is None:
-        config.diary.file = default_state_path(DIARY_NAME, environ)
+    for section_name, key, name in STATE_FILES:
+        section = getattr(config, section_name)
+        if getattr(section, key) is None:
+            setattr(section, key, default_state_path(name, environ))
     if config.mqtt.password is not None and not config.mqtt.username:
         raise ConfigError(f"{source}: mqtt.username is required when a password is given")
     for field_name, variable, credential in (

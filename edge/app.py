@@ -847,13 +847,14 @@ class EdgeApp:
     def view_state(self) -> dict[str, Any]:
         """What the live page shows next to the video."""
         assert self.state is not None
+        suggestions = self.suggestions_view()
         return {
             "emotion": self.reported_emotion,
             "confidence": round(self.state.confidence, 4),
             "faces": self.face_count,
             "scores": self.primary_scores(),
-            "suggestion": self.current_suggestion(),
-            "suggestions": self.suggestions_view(),
+            "suggestion": suggestions["current"],  # as before the box: for clients that read it
+            "suggestions": suggestions,
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,
             "model_version": self.model_version,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import free_port, wait_for
+from edge.models import default_bundle_path
+from edge.samples import Segment, scripted_frames, write_folder
+from tests.support import bundle_as_version, free_port, wait_for
 
 SSHD = "/usr/sbin/sshd"
+MODELS = "var/lib/yuzug/models"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -134,39 +138,102 @@ def pi_user(sshd: SSHServer) -> Iterator[str]:
 
 def restart_script(workdir: Path, broker_port: int, frames: Path, mqtt_extra: str = "") -> Path:
     """What `systemctl restart yuzug-edge` does on a Pi: stop the daemon, start it again on the
-    bundle `current` points to. Here the daemon is the real `yuzug-edge run` process.
-    ``mqtt_extra``: more ``[mqtt]`` lines (a login, say)."""
-    indented_extra = mqtt_extra.replace("\n", "\n" + " " * 8)  # the template is dedented
-    script = workdir / "restart.sh"
-    script.write_text(
-        textwrap.dedent(f"""\
-        #!/bin/sh
-        # usage: restart.sh ROOT DEVICE_ID
-        root="$1"; device="$2"
-        if [ -f "$root/daemon.pid" ]; then
-            kill "$(cat "$root/daemon.pid")" 2>/dev/null
-            while kill -0 "$(cat "$root/daemon.pid")" 2>/dev/null; do sleep 0.1; done
-        fi
-        cat > "$root/edge.toml" <<CONF
-        device_id = "$device"
+    bundle `current` points to. Here the daemon is the real `yuzug-edge run` process, with a
+    config written afresh each time. ``mqtt_extra``: more ``[mqtt]`` lines (a login, say)."""
+    device = device_toml('"$device"', frames, "$root", broker_port) + mqtt_extra
+    write_config = f'cat > "$root/edge.toml" <<CONF\n{device}\nCONF\n'
+    return _daemon_script(workdir / "restart.sh", write_config, "$root/edge.toml")
+
+
+def device_toml(device_id: str, frames: Path, root: Path | str, broker_port: int) -> str:
+    """A test device's edge.toml: the folder of ``frames`` as its camera, the bundle that
+    ``ROOT/var/lib/yuzug/models/current`` points to, the test broker; ends in ``[mqtt]``."""
+    return textwrap.dedent(f"""\
+        device_id = {device_id}
+
         [camera]
         type = "folder"
         path = "{frames}"
         loop = true
         fps = 5
+
         [classifier]
-        model = "$root/var/lib/yuzug/models/current"
+        model = "{root}/{MODELS}/current"
+
         [mqtt]
         host = "127.0.0.1"
         port = {broker_port}
         discovery = false
-        {indented_extra}
-        CONF
-        cd {ROOT}
-        nohup setsid {sys.executable} -m edge run --config "$root/edge.toml" \\
-            > "$root/daemon.log" 2>&1 < /dev/null &
-        echo $! > "$root/daemon.pid"
     """)
+
+
+def config_restart_script(workdir: Path) -> Path:
+    """`systemctl restart yuzug-edge` for a device whose config is its own file,
+    ``ROOT/etc/yuzug/edge.toml`` (what `yuzug-deploy config` changes)."""
+    return _daemon_script(workdir / "restart-own-config.sh", "", "$root/etc/yuzug/edge.toml")
+
+
+def _daemon_script(script: Path, write_config: str, config: str) -> Path:
+    """usage: SCRIPT ROOT DEVICE_ID: stops ROOT's daemon, runs ``write_config`` (shell), starts
+    ``yuzug-edge run --config CONFIG`` in a session of its own (ROOT/daemon.pid, daemon.log)."""
+    script.write_text(
+        "#!/bin/sh\n"
+        'root="$1"; device="$2"\n'
+        'if [ -f "$root/daemon.pid" ]; then\n'
+        '    kill "$(cat "$root/daemon.pid")" 2>/dev/null\n'
+        '    while kill -0 "$(cat "$root/daemon.pid")" 2>/dev/null; do sleep 0.1; done\n'
+        "fi\n"
+        f"{write_config}"
+        f"cd {ROOT}\n"
+        f'nohup setsid {sys.executable} -m edge run --config "{config}" \\\n'
+        '    > "$root/daemon.log" 2>&1 < /dev/null &\n'
+        'echo $! > "$root/daemon.pid"\n'
     )
     script.chmod(0o755)
     return script
+
+
+def deploy_cli(
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deploy", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def make_version(tmp_path: Path, tag: str) -> Path:
+    """A copy of the shipped bundle under a new version name (same model, new identity)."""
+    return bundle_as_version(default_bundle_path(), tmp_path / f"bundle-{tag}", f"test{tag}")
+
+
+def current(root: Path) -> str:
+    return os.readlink(root / MODELS / "current")
+
+
+@pytest.fixture()
+def frames(tmp_path: Path) -> Path:
+    folder = tmp_path / "frames"
+    write_folder(scripted_frames({}, [Segment("none", 1)], 5), folder)
+    return folder
+
+
+@pytest.fixture()
+def roots(tmp_path: Path) -> list[Path]:
+    paths = [tmp_path / f"device{i}" for i in range(1, 11)]
+    for path in paths:
+        path.mkdir()
+    return paths
+
+
+def stop_daemons(roots: list[Path]) -> None:
+    for root in roots:
+        pid_file = root / "daemon.pid"
+        if pid_file.exists():
+            try:
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass

@@ -27,63 +27,21 @@ from deploy.remote import Remote
 from edge.bundle import load_bundle
 from edge.config import MQTTConfig
 from edge.models import default_bundle_path
-from edge.samples import Segment, scripted_frames, write_folder
-from tests.deploy.conftest import restart_script
+from tests.deploy.conftest import (
+    MODELS,
+    current,
+    deploy_cli,
+    make_version,
+    restart_script,
+    stop_daemons,
+)
 from tests.support import (
     broker_with_login,
-    bundle_as_version,
     wait_for,
 )
 
 pytestmark = pytest.mark.ssh
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = "var/lib/yuzug/models"
-
-
-def deploy_cli(
-    *args: str, timeout: float = 180, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deploy", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def make_version(tmp_path: Path, tag: str) -> Path:
-    """A copy of the shipped bundle under a new version name (same model, new identity)."""
-    return bundle_as_version(default_bundle_path(), tmp_path / f"bundle-{tag}", f"test{tag}")
-
-
-def current(root: Path) -> str:
-    return os.readlink(root / MODELS / "current")
-
-
-@pytest.fixture()
-def frames(tmp_path: Path) -> Path:
-    folder = tmp_path / "frames"
-    write_folder(scripted_frames({}, [Segment("none", 1)], 5), folder)
-    return folder
-
-
-@pytest.fixture()
-def roots(tmp_path: Path) -> list[Path]:
-    paths = [tmp_path / f"device{i}" for i in range(1, 11)]
-    for path in paths:
-        path.mkdir()
-    return paths
-
-
-def stop_daemons(roots: list[Path]) -> None:
-    for root in roots:
-        pid_file = root / "daemon.pid"
-        if pid_file.exists():
-            try:
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
 
 
 def test_push_confirms_repush_is_a_no_op_and_rollback_works(

@@ -1,4 +1,4 @@
-"""``yuzug-deploy``: push | rollback | status | confirm | install, over the user's own SSH.
+"""``yuzug-deploy``: push | rollback | status | confirm | install | config, over the user's own SSH.
 
 Many hosts are handled in parallel (``--concurrency``), each reported on stderr as it finishes;
 a per-host table is printed at the end, and the exit status is 1 if any host failed.
@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from deploy.configure import Edit, configure, parse_set, parse_unset
 from deploy.inventory import Device, from_hosts, load_inventory
 from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
@@ -27,7 +28,7 @@ from edge.cli import (
     topic_prefix_argument,
 )
 from edge.config import parse_broker
-from edge.errors import YuzugError
+from edge.errors import ConfigError, YuzugError
 from edge.log import setup_logging
 
 logger = logging.getLogger("deploy")
@@ -91,10 +92,46 @@ def build_parser() -> argparse.ArgumentParser:
     confirm.add_argument("--version", required=True, help="<name>-<version> of the bundle")
     confirm.add_argument("--topic-prefix", type=topic_prefix_argument, default="yuzug")
     confirm.add_argument("--timeout", type=number_argument("--timeout", above=0), default=60)
+    config = commands.add_parser(
+        "config",
+        help="change keys of devices' edge.toml; restart, confirm or put the old one back",
+    )
+    config.set_defaults(edits=[])
+    edit_flags = (
+        ("--set", parse_set, "KEY=VALUE", 'section.key=value, the value as TOML (0.6, true, "en")'),
+        ("--unset", parse_unset, "KEY", "remove section.key from the file: its default applies"),
+    )
+    for flag, parse, metavar, text in edit_flags:  # in the order given, into one list
+        config.add_argument(
+            flag, action="append", dest="edits", type=cli_type(parse), metavar=metavar, help=text
+        )
+    config.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what would change on each device; change nothing",
+    )
+    config.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="do not wait for the restarted daemon (and do not put the old config back)",
+    )
+    _add_targets(config)
     install = commands.add_parser("install", help="first-time set-up of a Pi")
     install.add_argument("--wheel", type=Path, help="yuzug wheel to install (default: build one)")
     _add_targets(install)
     return parser
+
+
+def cli_type(parse: Any) -> Any:
+    """An argparse type from a parser that raises ConfigError: argparse names the flag."""
+
+    def parse_argument(text: str) -> Any:
+        try:
+            return parse(text)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse_argument
 
 
 def resolve(args: argparse.Namespace) -> tuple[list[Device], dict[str, Any]]:
@@ -272,6 +309,34 @@ def cmd_confirm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    edits: list[Edit] = args.edits
+    if not edits:
+        raise YuzugError("nothing to change: give --set KEY=VALUE or --unset KEY")
+    keys = [edit.key for edit in edits]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise YuzugError(f"{', '.join(twice)} given more than once")
+    devices, settings = resolve(args)
+    confirm = not (args.dry_run or args.no_confirm)
+    confirmer = make_confirmer(settings) if confirm else None
+    if confirmer is None and confirm:
+        print(
+            "note: no --broker given, so restarted daemons are not confirmed (and a config "
+            "they cannot start with is not put back automatically)",
+            file=sys.stderr,
+        )
+    outcomes = run_parallel(
+        devices,
+        args.concurrency,
+        lambda d: configure(
+            target_for(d, args), edits, confirmer, settings["timeout"], dry_run=args.dry_run
+        ),
+    )
+    print_table([vars(o) for o in outcomes], ["host", "status", "seconds", "detail"])
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     from deploy.install import install, wheel_for_install
 
@@ -290,6 +355,7 @@ COMMANDS = {
     "status": cmd_status,
     "confirm": cmd_confirm,
     "install": cmd_install,
+    "config": cmd_config,
 }
 
 

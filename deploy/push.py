@@ -65,14 +65,15 @@ class Target:
 @dataclass
 class Outcome:
     host: str
-    status: str  # "updated", "unchanged", "rolled back", "failed"
+    status: str  # "updated", "unchanged", "rolled back", "failed", "unconfirmed"; config:
+    # also "would change" (a dry run) and "refused" (an edit that device's file cannot take)
     version: str | None
     detail: str = ""
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.status in ("updated", "unchanged", "ok")
+        return self.status in ("updated", "unchanged", "ok", "would change")
 
 
 class BrokerError(RemoteError):

@@ -519,6 +519,19 @@ def read_secret(
     return None
 
 
+def validate_schema(data: dict[str, Any], source: str = "config") -> EdgeConfig:
+    """The file's keys and values alone, without this machine's secrets or files (a config
+    checked on a workstation before it goes to a Pi).
+
+    Raises:
+        ConfigError: naming every invalid key and why.
+    """
+    try:
+        return EdgeConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, source)) from None
+
+
 def parse_config(
     data: dict[str, Any], source: str = "config", environ: dict[str, str] | None = None
 ) -> EdgeConfig:
@@ -527,10 +540,7 @@ def parse_config(
     Raises:
         ConfigError: naming every invalid key and why.
     """
-    try:
-        config = EdgeConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, source)) from None
+    config = validate_schema(data, source)
     secret = read_secret_password(environ)
     if secret is not None:
         config.mqtt.password = SecretStr(secret)

@@ -1,0 +1,321 @@
+"""Changing keys of devices' ``edge.toml`` over SSH: ``yuzug-deploy config --set KEY=VALUE``.
+
+Each device keeps its own file (its ``device_id``, camera, comments); only the named keys
+change. For each device:
+
+1. read ``<root>/etc/yuzug/edge.toml`` and change the keys line by line (a key's line is
+   replaced, a commented-out default is followed by the new line, a missing section is added),
+   then read the result back: it must hold exactly the old values with the edits, and pass the
+   daemon's own check of keys and values, or the device is refused untouched;
+2. write it beside the old one, flush it, keep the old one as ``edge.toml.previous`` and swap
+   the new one in with ``rename(2)`` (with ``sudo -n`` unless the login is root: the file is
+   root's), refusing if the file changed on the device since it was read;
+3. restart the daemon and wait until its retained MQTT state comes back from a fresh process;
+   otherwise put ``edge.toml.previous`` back, restart again and say why.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy.push import BrokerError, Confirmer, Outcome, Target, current_version
+from deploy.remote import RemoteError, q
+from edge.config import validate_schema
+from edge.errors import ConfigError
+
+CONFIG_SUBPATH = "etc/yuzug/edge.toml"
+
+# Keys a fleet edit must not touch, and why: they name the device on the broker (the
+# confirmation would look for it under the old name) or are secrets, which never go in the file.
+REFUSED_KEYS = {
+    "device_id": "it names the device on the broker: edit it on that device",
+    "mqtt.topic_prefix": "it names the device on the broker: edit it on that device",
+    "mqtt.password": "secrets never go in edge.toml: use the mqtt_password credential",
+    "http.token": "secrets never go in edge.toml: use the http_token credential",
+    "http.password": "secrets never go in edge.toml: use the http_password credential",
+}
+_KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
+_HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_UNSET = object()
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change: ``key`` (``section.key`` or a top-level key) set to ``value`` written as the
+    TOML ``literal``, or removed (``literal`` None) so that its default applies."""
+
+    key: str
+    value: Any = None
+    literal: str | None = None
+
+    @property
+    def section(self) -> str | None:
+        return self.key.split(".")[0] if "." in self.key else None
+
+    @property
+    def name(self) -> str:
+        return self.key.split(".")[-1]
+
+
+def _checked_key(key: str) -> str:
+    if not _KEY.match(key):
+        raise ConfigError(f"{key!r}: give SECTION.KEY (classifier.max_fps) or a top-level KEY")
+    if key in REFUSED_KEYS:
+        raise ConfigError(f"{key} cannot be changed with yuzug-deploy config: {REFUSED_KEYS[key]}")
+    return key
+
+
+def parse_set(text: str) -> Edit:
+    """``KEY=VALUE``; VALUE as TOML (``0.6``, ``true``, ``"x"``, ``[1, 2]``), else a string."""
+    key, equals, raw = text.partition("=")
+    if not equals:
+        raise ConfigError(f"{text!r}: give KEY=VALUE")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"value = {raw}")["value"]
+        literal = raw
+    except tomllib.TOMLDecodeError:
+        value, literal = raw, json.dumps(raw, ensure_ascii=False)  # a bare word: a string
+    if isinstance(value, dict):
+        raise ConfigError(f"{text!r}: set the table's keys one by one")
+    return Edit(_checked_key(key.strip()), value, literal)
+
+
+def parse_unset(text: str) -> Edit:
+    return Edit(_checked_key(text.strip()))
+
+
+def _section_range(lines: list[str], section: str | None) -> tuple[int, int] | None:
+    """[start, end) of the lines under ``[section]`` (None: before the first header)."""
+    headers = [(i, m.group(1)) for i, line in enumerate(lines) if (m := _HEADER.match(line))]
+    if section is None:
+        return 0, headers[0][0] if headers else len(lines)
+    for index, (at, name) in enumerate(headers):
+        if name.strip('"') == section and not lines[at].lstrip().startswith("[["):
+            end = headers[index + 1][0] if index + 1 < len(headers) else len(lines)
+            return at + 1, end
+    return None
+
+
+def _apply_to_lines(lines: list[str], edit: Edit) -> list[str]:
+    found = _section_range(lines, edit.section)
+    if found is None:
+        if edit.literal is None:
+            return lines  # nothing to remove
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += "\n"
+        return [*lines, "\n", f"[{edit.section}]\n", f"{edit.name} = {edit.literal}\n"]
+    start, end = found
+    name = re.escape(edit.name)
+    active = re.compile(rf'^\s*(?:{name}|"{name}")\s*=')
+    commented = re.compile(rf"^\s*#\s*{name}\s*=")
+    at = next((i for i in range(start, end) if active.match(lines[i])), None)
+    if edit.literal is None:
+        return lines if at is None else lines[:at] + lines[at + 1 :]
+    new_line = f"{edit.name} = {edit.literal}\n"
+    if at is not None:
+        return [*lines[:at], _keep_comment(lines[at], new_line), *lines[at + 1 :]]
+    hint = next((i for i in range(start, end) if commented.match(lines[i])), None)
+    if hint is None:  # after the section's last non-blank line
+        hint = max((i for i in range(start, end) if lines[i].strip()), default=start - 1)
+    if hint >= 0 and not lines[hint].endswith("\n"):
+        lines[hint] += "\n"
+    return [*lines[: hint + 1], new_line, *lines[hint + 1 :]]
+
+
+def _keep_comment(old_line: str, new_line: str) -> str:
+    """``new_line`` with ``old_line``'s trailing comment, in the same column: the first ``#``
+    before which the line is a whole TOML key/value (a ``#`` inside a string is not one)."""
+    for at in (i for i, char in enumerate(old_line) if char == "#"):
+        try:
+            tomllib.loads(old_line[:at])
+        except tomllib.TOMLDecodeError:
+            continue
+        comment = old_line[at:].rstrip("\n")
+        code = new_line.rstrip("\n")
+        return f"{code.ljust(at - 1)} {comment}\n"
+    return new_line
+
+
+def _expected(data: dict[str, Any], edits: list[Edit]) -> dict[str, Any]:
+    expected = copy.deepcopy(data)
+    for edit in edits:
+        table = expected.setdefault(edit.section, {}) if edit.section else expected
+        if not isinstance(table, dict):
+            raise ConfigError(f"{edit.key}: {edit.section} is not a table in this file")
+        if edit.literal is None:
+            table.pop(edit.name, None)
+            if edit.section and not table and edit.section not in data:
+                expected.pop(edit.section)
+        else:
+            table[edit.name] = edit.value
+    return expected
+
+
+def edit_config(text: str, edits: list[Edit], source: str) -> str:
+    """``text`` with ``edits`` made, comments and the other keys as they were.
+
+    Raises:
+        ConfigError: the file is no TOML, an edit could not be made in place (a value that
+            spans lines, say) or the result is not a valid daemon config (naming the key).
+    """
+    try:
+        before = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    lines = text.splitlines(keepends=True)
+    for edit in edits:
+        lines = _apply_to_lines(lines, edit)
+    result = "".join(lines)
+    try:
+        after = tomllib.loads(result)
+    except tomllib.TOMLDecodeError:
+        after = None
+    if after != _expected(before, edits):
+        keys = ", ".join(edit.key for edit in edits)
+        raise ConfigError(
+            f"{source}: {keys} cannot be changed line by line here (a value over several "
+            "lines, or a dotted or inline table?); edit the file on the device"
+        )
+    validate_schema(after, source)  # the daemon's own check of keys and values
+    return result
+
+
+def describe_changes(text: str, edits: list[Edit]) -> str:
+    """``classifier.max_fps 0.0 -> 5.0; emotion.min_confidence 0.65 -> (default)``."""
+    data = tomllib.loads(text)
+    parts = []
+    for edit in edits:
+        table = data.get(edit.section, {}) if edit.section else data
+        old = table.get(edit.name, _UNSET) if isinstance(table, dict) else _UNSET
+        shown = [
+            "(default)" if value is _UNSET else json.dumps(value, ensure_ascii=False)
+            for value in (old, _UNSET if edit.literal is None else edit.value)
+        ]
+        if shown[0] != shown[1]:
+            parts.append(f"{edit.key} {shown[0]} -> {shown[1]}")
+    return "; ".join(parts)
+
+
+# On the device: root's file, so sudo unless the login is root; `-n`, so a sudo that wants a
+# password fails at once instead of hanging the ssh session.
+_AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }'
+
+
+def _replace(target: Target, path: str, text: str, expected_sha: str) -> None:
+    """Swaps ``text`` in for ``path`` atomically, the old file kept as ``.previous``; refused
+    when the file no longer has ``expected_sha`` (someone edited it meanwhile)."""
+    folder, name = q(str(Path(path).parent)), q(Path(path).name)
+    script = (
+        f"set -e; {_AS_ROOT}; cd {folder}; "
+        f'[ "$(sha256sum < {name} | cut -d" " -f1)" = {expected_sha} ] '
+        f'|| {{ echo "{path} changed on the device while this ran; try again" >&2; exit 3; }}; '
+        f"as_root cp -p {name} {name}.previous; "
+        f"tmp=$(as_root mktemp .{Path(path).name}.XXXXXX); "
+        'as_root tee "$tmp" >/dev/null; as_root chmod 0644 "$tmp"; as_root sync "$tmp"; '
+        f'as_root mv -f "$tmp" {name}; as_root sync .'
+    )
+    target.remote.run(script, input_bytes=text.encode())
+
+
+def _restore(target: Target, path: str) -> None:
+    folder, name = q(str(Path(path).parent)), q(Path(path).name)
+    target.remote.run(
+        f"set -e; {_AS_ROOT}; cd {folder}; tmp=$(as_root mktemp .{Path(path).name}.XXXXXX); "
+        f'as_root cp -p {name}.previous "$tmp"; as_root sync "$tmp"; '
+        f'as_root mv -f "$tmp" {name}; as_root sync .'
+    )
+
+
+def configure(
+    target: Target,
+    edits: list[Edit],
+    confirmer: Confirmer | None,
+    confirm_timeout: float = 60.0,
+    dry_run: bool = False,
+) -> Outcome:
+    started = time.monotonic()
+    try:
+        outcome = _configure(target, edits, confirmer, confirm_timeout, dry_run)
+    except ConfigError as exc:
+        outcome = Outcome(target.remote.host, "refused", None, f"{exc}; nothing changed")
+    except RemoteError as exc:
+        outcome = Outcome(target.remote.host, "failed", None, str(exc))
+    outcome.seconds = round(time.monotonic() - started, 2)
+    return outcome
+
+
+def _configure(
+    target: Target,
+    edits: list[Edit],
+    confirmer: Confirmer | None,
+    confirm_timeout: float,
+    dry_run: bool,
+) -> Outcome:
+    host = target.remote.host
+    path = str(Path(target.root) / CONFIG_SUBPATH)
+    read = target.remote.run(f"cat {q(path)}", check=False)
+    if read.returncode != 0:
+        error = read.stderr.decode(errors="replace").strip() or f"exit {read.returncode}"
+        raise RemoteError(f"{host}: cannot read {path} ({error}); is yuzug installed there?")
+    try:
+        old = read.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{host}:{path} is not UTF-8 text") from None
+    new = edit_config(old, edits, f"{host}:{path}")
+    changes = describe_changes(old, edits)
+    if new == old:
+        return Outcome(host, "unchanged", None, "already set")
+    if dry_run:
+        return Outcome(host, "would change", None, changes)
+    version = current_version(target)
+    if confirmer is not None and version is None:  # it runs the bundle inside the package
+        reported = (confirmer.snapshot(target.device_id).get("state") or {}).get("model_version")
+        version = str(reported) if reported else None
+    _replace(target, path, new, hashlib.sha256(read.stdout).hexdigest())
+    try:
+        target.restart()
+    except RemoteError as exc:
+        return _put_back(target, path, confirmer, version, confirm_timeout, f"restart: {exc}")
+    if confirmer is None:
+        return Outcome(host, "updated", None, f"{changes}; not confirmed (no broker given)")
+    if version is None:
+        return Outcome(host, "unconfirmed", None, f"{changes}; the device reports no model")
+    try:
+        why = confirmer.unconfirmed(target.device_id, version, confirm_timeout)
+    except BrokerError as exc:
+        return Outcome(host, "unconfirmed", None, f"{changes}; not confirmed ({exc})")
+    if why is not None:
+        reason = f"the daemon did not come back within {confirm_timeout:.0f} s ({why})"
+        return _put_back(target, path, confirmer, version, confirm_timeout, reason)
+    return Outcome(host, "updated", None, changes)
+
+
+def _put_back(
+    target: Target,
+    path: str,
+    confirmer: Confirmer | None,
+    version: str | None,
+    confirm_timeout: float,
+    reason: str,
+) -> Outcome:
+    host = target.remote.host
+    _restore(target, path)
+    try:
+        target.restart()
+    except RemoteError as exc:
+        reason += f"; old config restored, but the restart failed: {exc}"
+        return Outcome(host, "failed", None, reason)
+    back = True
+    if confirmer is not None and version is not None:
+        back = confirmer.wait_version(target.device_id, version, confirm_timeout)
+    note = "" if back else "; it has not come back with the old one either"
+    return Outcome(host, "rolled back", None, f"{reason}; old config restored{note}")

@@ -1,0 +1,146 @@
+"""`yuzug-deploy config` over a real OpenSSH server, with the real daemon restarted on the
+changed file and confirmed on a real Mosquitto: a change lands with the file's comments kept,
+a repeat changes nothing, a config the daemon cannot start with is put back, a dry run and a
+key this device's camera does not have touch nothing."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deploy import configure as configure_module
+from deploy.configure import configure, parse_set
+from deploy.push import Confirmer, Target, push
+from deploy.remote import Remote
+from edge.bundle import load_bundle
+from edge.config import MQTTConfig
+from tests.deploy.conftest import (
+    config_restart_script,
+    deploy_cli,
+    device_toml,
+    make_version,
+    stop_daemons,
+)
+
+pytestmark = pytest.mark.ssh
+
+
+def device_config(root: Path, frames: Path, broker_port: int) -> str:
+    """A test device's file as a person keeps it: with comments, a commented-out default."""
+    text = "# The hall Pi. Edited by hand, and by yuzug-deploy config.\n"
+    text += device_toml('"dev4"', frames, root, broker_port)
+    text = text.replace(
+        '/current"\n', '/current"\n# max_fps = 0.0   # cap on analysed frames per second\n'
+    )
+    return text.replace(
+        "[mqtt]", '[emotion]\nmin_confidence = 0.5      # below this the state is "none"\n\n[mqtt]'
+    )
+
+
+def test_config_changes_keys_restarts_confirms_and_puts_back_what_cannot_start(
+    sshd, mosquitto, frames, roots, tmp_path
+):
+    root = roots[3]
+    config = root / "etc/yuzug/edge.toml"
+    config.parent.mkdir(parents=True)
+    original = device_config(root, frames, mosquitto.port)
+    config.write_text(original)
+    bundle = load_bundle(make_version(tmp_path, "c1"))
+    version = bundle.manifest.full_name
+    restart = f"{config_restart_script(tmp_path)} {root} dev4"
+    target = Target(Remote("dev4", ssh_config=sshd.config), "dev4", str(root), restart)
+    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=mosquitto.port))
+    common = [
+        *("dev4", "--ssh-config", str(sshd.config), "--root", str(root)),
+        *("--restart-command", restart, "--broker", f"127.0.0.1:{mosquitto.port}"),
+    ]
+    try:
+        assert push(target, bundle, confirmer, confirm_timeout=60).status == "updated"
+        pid = (root / "daemon.pid").read_text()
+
+        changed = deploy_cli(
+            "config",
+            *("--set", "emotion.min_confidence=0.65", "--set", "classifier.max_fps=4"),
+            *common,
+        )
+        assert changed.returncode == 0, changed.stdout + changed.stderr
+        assert "updated" in changed.stdout
+        assert "emotion.min_confidence 0.5 -> 0.65" in changed.stdout
+        assert "classifier.max_fps (default) -> 4" in changed.stdout
+        text = config.read_text()
+        lines = text.splitlines()
+        assert 'min_confidence = 0.65     # below this the state is "none"' in lines
+        assert lines[lines.index("# max_fps = 0.0   # cap on analysed frames per second") + 1] == (
+            "max_fps = 4"
+        )
+        assert lines[0] == "# The hall Pi. Edited by hand, and by yuzug-deploy config."
+        assert (root / "etc/yuzug/edge.toml.previous").read_text() == original
+        assert (root / "daemon.pid").read_text() != pid  # restarted on the new file...
+        assert confirmer.wait_version("dev4", version, 10)  # ...and back on the broker
+        assert not list(config.parent.glob(".edge.toml.*"))  # no temporary file left
+
+        pid = (root / "daemon.pid").read_text()
+        again = deploy_cli("config", "--set", "emotion.min_confidence=0.65", *common)
+        assert again.returncode == 0 and "unchanged" in again.stdout, again.stdout
+        assert (root / "daemon.pid").read_text() == pid  # not restarted for nothing
+
+        # Valid TOML and a valid key, but no bundle there: the daemon cannot start with it.
+        broken = deploy_cli(
+            "config",
+            *("--set", f"classifier.model={tmp_path / 'no-such-bundle'}"),
+            *common,
+            *("--timeout", "15"),
+        )
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        assert "rolled back" in broken.stdout and "did not come back" in broken.stdout
+        assert config.read_text() == text  # the working file is back...
+        assert confirmer.wait_version("dev4", version, 30)  # ...and so is the daemon
+
+        pid = (root / "daemon.pid").read_text()
+        dry = deploy_cli(
+            *("config", "--set", "emotion.min_confidence=0.7", "--dry-run"),
+            *("dev4", "unreachable", *common[1:]),
+        )
+        assert dry.returncode == 1, dry.stdout + dry.stderr  # the unreachable host failed
+        rows = {line.split()[0]: line for line in dry.stdout.splitlines()[1:]}
+        assert "would change" in rows["dev4"] and "0.65 -> 0.7" in rows["dev4"]
+        assert "failed" in rows["unreachable"]
+        # A key the device's folder camera does not have: refused on that device, untouched.
+        refused = deploy_cli("config", "--set", "camera.lores_width=320", *common)
+        assert refused.returncode == 1 and "refused" in refused.stdout, refused.stdout
+        assert "camera.lores_width: Extra inputs are not permitted" in refused.stdout
+        assert config.read_text() == text
+        assert (root / "daemon.pid").read_text() == pid
+    finally:
+        stop_daemons(roots)
+
+
+def test_a_file_changed_on_the_device_meanwhile_is_not_overwritten(sshd, roots, monkeypatch):
+    """Someone edits edge.toml by hand between the read and the write: their edit stays."""
+    root = roots[4]
+    config = root / "etc/yuzug/edge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('device_id = "dev5"\n')
+    real_edit = configure_module.edit_config
+
+    def edit_then_someone_else_edits(text, edits, source):
+        result = real_edit(text, edits, source)
+        config.write_text('device_id = "dev5"\nlog_level = "DEBUG"\n')
+        return result
+
+    monkeypatch.setattr(configure_module, "edit_config", edit_then_someone_else_edits)
+    target = Target(Remote("dev5", ssh_config=sshd.config), "dev5", str(root), "true")
+    outcome = configure(target, [parse_set("log_level=WARNING")], confirmer=None)
+    assert outcome.status == "failed" and "changed on the device while this ran" in outcome.detail
+    assert config.read_text() == 'device_id = "dev5"\nlog_level = "DEBUG"\n'
+    assert not (root / "etc/yuzug/edge.toml.previous").exists()
+
+
+def test_a_device_without_a_config_says_so(sshd, roots):
+    target = Target(Remote("dev6", ssh_config=sshd.config), "dev6", str(roots[5]), "true")
+    outcome = configure(target, [parse_set("log_level=DEBUG")], confirmer=None)
+    assert outcome.status == "failed"
+    assert "cannot read" in outcome.detail and "is yuzug installed there?" in outcome.detail
+    assert subprocess.run(["ls", str(roots[5])], capture_output=True, text=True).stdout == ""

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge.errors import ConfigError
+from edge.hours import parse_hours, within
 from edge.publish.spool import replace_synced
 
 logger = logging.getLogger(__name__)
@@ -37,26 +37,7 @@ class Suggestion:
         """Whether it suits ``hour`` (0-23, local time); ``None`` means any time."""
         if self.hours is None or hour is None:
             return True
-        start, end = self.hours
-        return start <= hour < end if start < end else hour >= start or hour < end
-
-
-HOURS = re.compile(r"^\s*(\d{1,2})\s*-\s*(\d{1,2})\s*$")
-
-
-def parse_hours(text: object) -> tuple[int, int]:
-    """``"7-21"`` -> ``(7, 21)``; ``"22-6"`` wraps past midnight.
-
-    Raises:
-        ValueError: not two hours from 0 to 24 that differ.
-    """
-    match = HOURS.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f'hours {text!r} must look like "7-21" (from-to, local time)')
-    start, end = int(match[1]), int(match[2])
-    if not (0 <= start <= 23 and 0 <= end <= 24 and start != end % 24):
-        raise ValueError(f"hours {text!r} must be two different hours from 0 to 24")
-    return start, end
+        return within(hour, self.hours)
 
 
 def load_catalogue(language: str, path: Path | None = None) -> dict[str, list[Suggestion]]:

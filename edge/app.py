@@ -123,7 +123,13 @@ class EdgeApp:
     def __init__(self, config: EdgeConfig) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        # Set while any reason in pause_reasons holds: the privacy switch ("switch") or the
+        # privacy hours ("privacy_hours"). The camera is closed and nothing is analysed.
         self.paused = threading.Event()
+        self.pause_reasons: set[str] = set()
+        self._pause_lock = threading.Lock()
+        self._privacy_span: str | None = None  # the off_hours span in force, for messages
+        self.local_hour: Callable[[], int] = _local_hour  # the clock privacy.off_hours read
         self.notifier = Notifier()
         self._told_systemd: str | None = None  # the camera error systemd last heard of
         self.timer = StageTimer()
@@ -170,6 +176,7 @@ class EdgeApp:
         self.init_detector()
         self.init_suggestions()
         self.init_publisher()
+        self.check_privacy_hours()  # before the camera opens: no picture inside those hours
         self.publish_state(force=True)
         self.init_http()
         self.init_capture()
@@ -287,7 +294,7 @@ class EdgeApp:
             },
         )
         if self.publisher.paused:  # before the camera opens: a restart keeps the privacy switch
-            self.paused.set()
+            self._set_pause("switch", True)
             logger.info("analysis paused: the privacy switch was ON before this start")
         self.publisher.start()
 
@@ -384,7 +391,7 @@ class EdgeApp:
 
     @property
     def reported_emotion(self) -> str:
-        """The emotion as published: ``paused`` while the privacy switch is on."""
+        """The emotion as published: ``paused`` while the camera is closed for privacy."""
         assert self.state is not None
         return "paused" if self.paused.is_set() else self.state.current
 
@@ -392,14 +399,51 @@ class EdgeApp:
     def face_count(self) -> int:
         return len(self.last_result.tracks) if self.last_result else 0
 
+    def _set_pause(self, reason: str, on: bool) -> bool:
+        """Adds or removes one reason to keep the camera closed; it stays closed while any
+        holds. Returns whether ``reason`` changed (the switch and the clock run on different
+        threads, hence the lock)."""
+        with self._pause_lock:
+            changed = (reason in self.pause_reasons) != on
+            if on:
+                self.pause_reasons.add(reason)
+            else:
+                self.pause_reasons.discard(reason)
+            if self.pause_reasons:
+                if not self.paused.is_set():
+                    self.last_result = None  # nothing of the last picture stays on offer
+                self.paused.set()
+            else:
+                self.paused.clear()
+            return changed
+
+    @property
+    def pause_note(self) -> str:
+        """Why the camera is closed, for people: the live view's picture, refusals."""
+        if "privacy_hours" in self.pause_reasons:
+            return f"privacy hours {self._privacy_span}"
+        return "the privacy switch is on"
+
     def _on_pause(self, paused: bool) -> None:
-        if paused:
-            self.paused.set()
-            self.last_result = None  # nothing of the last picture stays on offer
-        else:
-            self.paused.clear()
+        self._set_pause("switch", paused)
         logger.info("analysis %s by MQTT command", "paused" if paused else "resumed")
+        if not paused and self.paused.is_set():
+            logger.info("the camera stays closed: %s", self.pause_note)
         self.publish_state(force=True)
+
+    def check_privacy_hours(self) -> None:
+        """Closes the camera inside ``privacy.off_hours`` and opens it after them (unless the
+        switch is on); checked at start and on every pass of the loop."""
+        privacy = self.config.privacy
+        span = privacy.closed_at(self.local_hour()) if privacy.off_hours else None
+        if span is not None:
+            self._privacy_span = span
+        if self._set_pause("privacy_hours", span is not None):
+            if span is not None:
+                logger.info("privacy hours %s: the camera is closed until they end", span)
+            else:
+                logger.info("privacy hours %s are over", self._privacy_span)
+            self.publish_state(force=True)
 
     # -- main loop --------------------------------------------------------------------------
 
@@ -434,6 +478,7 @@ class EdgeApp:
         assert self.capture is not None
         last_analysed = -float("inf")
         while not self.stop_event.is_set():
+            self.check_privacy_hours()
             frame = self.slot.get(timeout=0.5)
             now = time.monotonic()
             self._maybe_reload(now)
@@ -557,7 +602,7 @@ class EdgeApp:
         elif isinstance(command, dict) and isinstance(command.get("record"), str):
             seconds, delay = (_number(command, key, default) for key, default in TIMES)
             if self.paused.is_set():
-                raise PersonalizationError("the privacy switch is on: no face is analysed")
+                raise PersonalizationError(f"{self.pause_note}: no face is analysed")
             self.recorder.start(
                 command["record"], seconds, self.bundle.labels, time.monotonic(), delay
             )
@@ -760,6 +805,7 @@ class EdgeApp:
                 confidence=self.state.confidence,
                 faces=faces,
                 paused=self.paused.is_set(),
+                paused_by=sorted(self.pause_reasons),
                 model_version=self.model_version,
                 camera=camera,
                 since=self._since,
@@ -961,6 +1007,10 @@ def cpu_temperature() -> float | None:
         return round(int(Path("/sys/class/thermal/thermal_zone0/temp").read_text()) / 1000, 1)
     except (OSError, ValueError):
         return None
+
+
+def _local_hour() -> int:
+    return time.localtime().tm_hour
 
 
 def _version() -> str:

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from edge.errors import ConfigError
+from edge.hours import parse_hours, within
 
 logger = logging.getLogger(__name__)
 
@@ -241,6 +242,25 @@ class DiaryConfig(Strict):
     keep_days: int = Field(60, ge=1, le=3660, description="days kept; older ones are dropped")
 
 
+class PrivacyConfig(Strict):
+    off_hours: list[str] = Field(
+        default_factory=list,
+        description="local hours when the camera stays closed whatever the privacy switch "
+        'says, such as ["22-7"] (from-to, the end hour excluded; a span may wrap past midnight)',
+    )
+
+    @field_validator("off_hours")
+    @classmethod
+    def _check_off_hours(cls, value: list[str]) -> list[str]:
+        for text in value:
+            parse_hours(text)  # its ValueError names the span and what is wrong
+        return value
+
+    def closed_at(self, hour: int) -> str | None:
+        """The span that keeps the camera closed at ``hour`` (0-23), or ``None``."""
+        return next((text for text in self.off_hours if within(hour, parse_hours(text))), None)
+
+
 class MQTTConfig(Strict):
     enabled: bool = Field(True, description="publish over MQTT")
     host: str = Field("localhost", min_length=1, description="broker host name or address")
@@ -376,6 +396,7 @@ class EdgeConfig(Strict):
     emotion: EmotionConfig = Field(default_factory=EmotionConfig)
     suggestions: SuggestionsConfig = Field(default_factory=SuggestionsConfig)
     diary: DiaryConfig = Field(default_factory=DiaryConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     mqtt: MQTTConfig = Field(default_factory=MQTTConfig)
     http: HTTPConfig = Field(default_factory=HTTPConfig)
 

@@ -263,6 +263,16 @@ def _check_privacy(doctor: Doctor, config: Any) -> None:
             f"the privacy switch is ON ({path}): the daemon keeps the camera closed and "
             "analyses nothing until pause/set OFF (this check still opens the camera once)",
         )
+    if config.privacy.off_hours:
+        import time
+
+        span = config.privacy.closed_at(time.localtime().tm_hour)
+        now = f"closed now ({span})" if span else "open now"
+        doctor.report(
+            "hours",
+            "ok",
+            f"privacy hours {', '.join(config.privacy.off_hours)}: the daemon's camera is {now}",
+        )
 
 
 def _check_spool(doctor: Doctor, config: Any) -> None:

@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 STREAM_WRITE_TIMEOUT_S = 10.0
 TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
-PAUSED = object()  # what a viewer was last sent while the privacy switch is on
+PAUSED = object()  # what a viewer was last sent while the camera is closed for privacy
 
 
 def _same(offered: str, secret: str) -> bool:
@@ -460,7 +460,7 @@ class HTTPService:
         self._lock = threading.Lock()
         self._encode_lock = threading.Lock()
         self._encoded: tuple[FrameResult | None, bytes] = (None, b"")
-        self._paused_frame: bytes | None = None
+        self._paused_frames: dict[str, bytes] = {}  # per reason the camera is closed
         handler = type("Handler", (_Handler,), {"service": self})
         self.server = ThreadingHTTPServer((config.host, config.port), handler)
         self.server.daemon_threads = True
@@ -517,7 +517,7 @@ class HTTPService:
             return data
 
     def showing(self) -> FrameResult | object | None:
-        """What viewers see now: ``PAUSED`` while the privacy switch is on (no camera picture
+        """What viewers see now: ``PAUSED`` while the camera is closed for privacy (no picture
         at all, not the last one before the pause, whatever frame the analysis may still have
         been finishing), else the last analysed frame; ``None`` before the first."""
         return PAUSED if self.app.paused.is_set() else self.app.last_result
@@ -529,13 +529,14 @@ class HTTPService:
         return self.jpeg(cast("FrameResult", showing))
 
     def paused_jpeg(self) -> bytes:
-        """The frame viewers get while the privacy switch is on, in place of the camera's."""
-        if self._paused_frame is None:
+        """The frame viewers get while the camera is closed for privacy, in place of its own."""
+        note = self.app.pause_note  # the switch, or the privacy hours
+        if note not in self._paused_frames:
             canvas = np.full((480, 640, 3), 32, np.uint8)
-            for text, y in (("paused", 230), ("the privacy switch is on", 280)):
+            for text, y in (("paused", 230), (note, 280)):
                 cv2.putText(canvas, text, (40, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (200,) * 3, 2)
-            self._paused_frame = cv2.imencode(".jpg", canvas)[1].tobytes()
-        return self._paused_frame
+            self._paused_frames[note] = cv2.imencode(".jpg", canvas)[1].tobytes()
+        return self._paused_frames[note]
 
     def join_stream(self) -> bool:
         """Counts a new viewer in, unless ``max_viewers`` are already watching."""

@@ -94,6 +94,7 @@ def state_payload(
     model_version: str,
     camera: str,
     since: str,
+    paused_by: list[str] | None = None,
     scores: dict[str, float] | None = None,
     suggestion: dict[str, str] | None = None,
     personal: str = "off",
@@ -106,6 +107,8 @@ def state_payload(
         "scores": scores or {},
         "faces": int(faces),
         "paused": paused,
+        # Why: "switch" (the privacy switch), "privacy_hours" (privacy.off_hours), or both.
+        "paused_by": paused_by or [],
         "camera": camera,
         "since": since,
         # The latest idea given for the current emotion (None for none/no_face/paused), so a

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
+import time
 from argparse import Namespace
 from io import StringIO
 from pathlib import Path
@@ -54,11 +56,14 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
     spool.write_text(left)
     pause = tmp_path / "state" / "privacy-pause"
     pause.write_text("ON\n")
+    hour = time.localtime().tm_hour  # privacy hours that hold now, and in the next hour
+    spans = [f"{(hour + i) % 24}-{(hour + i + 1) % 24}" for i in (0, 1)]
     config.write_text(
         f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\nspool_file = "{spool}"\n'
         f'pause_file = "{pause}"\n'
         f"[http]\nenabled = true\nport = {http_port}\n"
+        f"[privacy]\noff_hours = {json.dumps(spans)}\n"
     )
     # The daemon is running on this broker: the doctor must not take its MQTT session over.
     daemon = MQTTPublisher(MQTTConfig(host="127.0.0.1", port=mosquitto.port), "yuzug")
@@ -81,10 +86,13 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
         "spool": "ok",
         "http": "ok",
         "privacy": "ok",
+        "hours": "ok",
     }
     assert findings["spool"][1] == f"{spool}: 2 events from an earlier run wait"
     assert spool.read_text() == left  # looked at, not repaired under a running daemon
     assert findings["privacy"][1].startswith(f"the privacy switch is ON ({pause})")
+    assert findings["hours"][1].startswith(f"privacy hours {spans[0]}, {spans[1]}: ")
+    assert "the daemon's camera is closed now" in findings["hours"][1]
     assert "640x480 frame" in findings["camera"][1]
     assert findings["faces"][1].startswith("1 in this frame; the largest looks ")
     assert f"127.0.0.1:{mosquitto.port}: connected as anonymous" in findings["mqtt"][1]

@@ -22,6 +22,7 @@ import pytest
 from edge.app import EdgeApp
 from edge.config import MQTTConfig, parse_config
 from edge.publish.mqtt import MQTTPublisher
+from edge.publish.payloads import utc_now
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
 from edge.watch import Watcher
 from tests.support import (
@@ -178,6 +179,56 @@ def test_pause_command_releases_the_camera_and_resumes(mosquitto, face_frames):
             sub.client.publish("yuzug/test-cam/pause/set", "OFF", qos=1)
             sub.wait_payload("/pause", lambda p: p == "OFF")
             wait_for(lambda: app.frames_analysed > frozen + 5, 15, what="analysis resumed")
+    finally:
+        sub.close()
+
+
+def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto, face_frames):
+    """Inside privacy.off_hours the camera is never opened, from the start; the switch adds
+    its own reason; the camera opens only when neither holds; the state says why."""
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#"])
+    running = RunningApp(make_config(mosquitto.port, face_frames, privacy={"off_hours": ["22-7"]}))
+    hour = [23]
+    running.app.local_hour = lambda: hour[0]  # the clock: the boundary a test must turn
+
+    def then(action, paused_by: list[str]) -> dict:
+        """Does ``action`` and returns the first state published after it with ``paused_by``."""
+        since = utc_now()
+        action()
+
+        def said(payload: str) -> bool:
+            state = json.loads(payload)
+            return state["paused_by"] == paused_by and state["timestamp"] >= since
+
+        state = json.loads(sub.wait_payload("/state", said))
+        jsonschema.validate(state, SCHEMAS["state"])
+        return state
+
+    def switch(position: str):
+        return lambda: sub.client.publish("yuzug/test-cam/pause/set", position, qos=1)
+
+    def clock(value: int):
+        return lambda: hour.__setitem__(0, value)
+
+    try:
+        with running as app:
+            closed = sub.wait_payload("/state", lambda p: json.loads(p)["camera"] == "paused")
+            state = json.loads(closed)
+            assert (state["emotion"], state["paused_by"]) == ("paused", ["privacy_hours"])
+            threading.Event().wait(1.0)
+            assert app.capture.frames == 0 and app.frames_analysed == 0  # never opened
+            # The switch too, then the hours end: still closed, by the switch alone.
+            then(switch("ON"), ["privacy_hours", "switch"])
+            then(clock(7), ["switch"])
+            assert app.frames_analysed == 0
+            assert not then(switch("OFF"), [])["paused"]
+            wait_for(lambda: app.frames_analysed > 5, 30, what="analysis after the hours")
+            # The hours begin again: closed within a pass of the loop, whatever the switch says.
+            assert then(clock(22), ["privacy_hours"])["emotion"] == "paused"
+            wait_for(lambda: app.capture.status == "paused", 5, what="camera released")
+            frozen = app.frames_analysed
+            threading.Event().wait(0.6)
+            assert app.frames_analysed <= frozen + 1
     finally:
         sub.close()
 

@@ -13,7 +13,14 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from deploy.configure import Edit, configure, parse_set, parse_unset
+from deploy.configure import (
+    Edit,
+    configure,
+    parse_get,
+    parse_set,
+    parse_unset,
+    show_settings,
+)
 from deploy.inventory import Device, from_hosts, load_inventory
 from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
@@ -105,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
         config.add_argument(
             flag, action="append", dest="edits", type=cli_type(parse), metavar=metavar, help=text
         )
+    config.add_argument(
+        "--get",
+        dest="gets",
+        action="append",
+        default=[],
+        type=cli_type(parse_get),
+        metavar="KEY",
+        help="print section.key as each device uses it (read only; repeat for more)",
+    )
     config.add_argument(
         "--dry-run",
         action="store_true",
@@ -311,8 +327,17 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     edits: list[Edit] = args.edits
+    if args.gets:
+        if edits:
+            raise YuzugError("--get only reads: give it without --set or --unset")
+        devices, _ = resolve(args)
+        found = run_parallel(
+            devices, args.concurrency, lambda d: show_settings(target_for(d, args), args.gets)
+        )
+        print_table([vars(o) for o in found], ["host", "status", "detail"])
+        return 0 if all(o.ok for o in found) else 1
     if not edits:
-        raise YuzugError("nothing to change: give --set KEY=VALUE or --unset KEY")
+        raise YuzugError("nothing to change: give --set KEY=VALUE or --unset KEY (or --get KEY)")
     keys = [edit.key for edit in edits]
     twice = sorted({key for key in keys if keys.count(key) > 1})
     if twice:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from deploy.push import BrokerError, Confirmer, Outcome, Target, current_version
 from deploy.remote import RemoteError, q
 from edge.config import validate_schema
@@ -91,6 +93,41 @@ def parse_set(text: str) -> Edit:
 
 def parse_unset(text: str) -> Edit:
     return Edit(_checked_key(text.strip()))
+
+
+def parse_get(text: str) -> str:
+    """A key to read: any SECTION.KEY or top-level KEY but the secrets, which are never shown."""
+    key = text.strip()
+    if not _KEY.match(key):
+        raise ConfigError(f"{key!r}: give SECTION.KEY (classifier.max_fps) or a top-level KEY")
+    if "secrets" in REFUSED_KEYS.get(key, ""):
+        raise ConfigError(f"{key} is a secret: {REFUSED_KEYS[key]}")
+    return key
+
+
+def read_settings(text: str, keys: list[str], source: str) -> str:
+    """``emotion.min_confidence = 0.65; classifier.max_fps = 0.0 (default)``: each key's value
+    as the daemon would use it, marked where the file leaves it to the default.
+
+    Raises:
+        ConfigError: the file is no valid config, or a key is not one (for this camera type).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    config = validate_schema(data, source)
+    shown = []
+    for key in keys:
+        section, _, name = key.rpartition(".")
+        holder = getattr(config, section, None) if section else config
+        if not isinstance(holder, BaseModel) or name not in type(holder).model_fields:
+            raise ConfigError(f"{source}: {key} is no setting here")
+        value = json.dumps(getattr(holder, name), default=str, ensure_ascii=False)
+        table = data.get(section, {}) if section else data
+        default = "" if isinstance(table, dict) and name in table else " (default)"
+        shown.append(f"{key} = {value}{default}")
+    return "; ".join(shown)
 
 
 def _section_range(lines: list[str], section: str | None) -> tuple[int, int] | None:
@@ -235,6 +272,33 @@ def _restore(target: Target, path: str) -> None:
     )
 
 
+def _read_config(target: Target) -> tuple[str, bytes, str]:
+    """The device's config file: its path, bytes and text."""
+    host = target.remote.host
+    path = str(Path(target.root) / CONFIG_SUBPATH)
+    read = target.remote.run(f"cat {q(path)}", check=False)
+    if read.returncode != 0:
+        error = read.stderr.decode(errors="replace").strip() or f"exit {read.returncode}"
+        raise RemoteError(f"{host}: cannot read {path} ({error}); is yuzug installed there?")
+    try:
+        return path, read.stdout, read.stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{host}:{path} is not UTF-8 text") from None
+
+
+def show_settings(target: Target, keys: list[str]) -> Outcome:
+    """What ``keys`` are set to on one device (read only)."""
+    started = time.monotonic()
+    try:
+        path, _, text = _read_config(target)
+        detail = read_settings(text, keys, f"{target.remote.host}:{path}")
+        outcome = Outcome(target.remote.host, "ok", None, detail)
+    except (ConfigError, RemoteError) as exc:  # RemoteError is a YuzugError, not a ConfigError
+        outcome = Outcome(target.remote.host, "failed", None, str(exc))
+    outcome.seconds = round(time.monotonic() - started, 2)
+    return outcome
+
+
 def configure(
     target: Target,
     edits: list[Edit],
@@ -261,15 +325,7 @@ def _configure(
     dry_run: bool,
 ) -> Outcome:
     host = target.remote.host
-    path = str(Path(target.root) / CONFIG_SUBPATH)
-    read = target.remote.run(f"cat {q(path)}", check=False)
-    if read.returncode != 0:
-        error = read.stderr.decode(errors="replace").strip() or f"exit {read.returncode}"
-        raise RemoteError(f"{host}: cannot read {path} ({error}); is yuzug installed there?")
-    try:
-        old = read.stdout.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{host}:{path} is not UTF-8 text") from None
+    path, raw, old = _read_config(target)
     new = edit_config(old, edits, f"{host}:{path}")
     changes = describe_changes(old, edits)
     if new == old:
@@ -280,7 +336,7 @@ def _configure(
     if confirmer is not None and version is None:  # it runs the bundle inside the package
         reported = (confirmer.snapshot(target.device_id).get("state") or {}).get("model_version")
         version = str(reported) if reported else None
-    _replace(target, path, new, hashlib.sha256(read.stdout).hexdigest())
+    _replace(target, path, new, hashlib.sha256(raw).hexdigest())
     try:
         target.restart()
     except RemoteError as exc:

@@ -144,3 +144,22 @@ def test_a_device_without_a_config_says_so(sshd, roots):
     assert outcome.status == "failed"
     assert "cannot read" in outcome.detail and "is yuzug installed there?" in outcome.detail
     assert subprocess.run(["ls", str(roots[5])], capture_output=True, text=True).stdout == ""
+
+
+def test_get_reads_a_devices_settings_over_ssh(sshd, roots, frames):
+    config = roots[6] / "etc/yuzug/edge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(device_toml('"dev7"', frames, roots[6], 1883))
+    keys = ["--get", "mqtt.port", "--get", "emotion.min_confidence"]
+
+    def get(root: Path) -> subprocess.CompletedProcess[str]:
+        return deploy_cli(
+            "config", *keys, "dev7", "--ssh-config", str(sshd.config), "--root", str(root)
+        )
+
+    found = get(roots[6])
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "mqtt.port = 1883; emotion.min_confidence = 0.5 (default)" in found.stdout
+    assert config.read_text() == device_toml('"dev7"', frames, roots[6], 1883)  # only read
+    missing = get(roots[0])
+    assert missing.returncode == 1 and "is yuzug installed there?" in missing.stdout

@@ -35,14 +35,21 @@ from edge.errors import ConfigError
 
 CONFIG_SUBPATH = "etc/yuzug/edge.toml"
 
+# Secrets never go in the file (systemd credentials hold them), so they are neither set nor shown.
+SECRET_KEYS = {
+    "mqtt.password": "mqtt_password",
+    "http.token": "http_token",
+    "http.password": "http_password",
+}
 # Keys a fleet edit must not touch, and why: they name the device on the broker (the
-# confirmation would look for it under the old name) or are secrets, which never go in the file.
+# confirmation would look for it under the old name), or they are secrets.
 REFUSED_KEYS = {
     "device_id": "it names the device on the broker: edit it on that device",
     "mqtt.topic_prefix": "it names the device on the broker: edit it on that device",
-    "mqtt.password": "secrets never go in edge.toml: use the mqtt_password credential",
-    "http.token": "secrets never go in edge.toml: use the http_token credential",
-    "http.password": "secrets never go in edge.toml: use the http_password credential",
+    **{
+        key: f"secrets never go in edge.toml: use the {credential} credential"
+        for key, credential in SECRET_KEYS.items()
+    },
 }
 _KEY = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)?$")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
@@ -67,10 +74,21 @@ class Edit:
         return self.key.split(".")[-1]
 
 
-def _checked_key(key: str) -> str:
+def _key(key: str) -> str:
     if not _KEY.match(key):
         raise ConfigError(f"{key!r}: give SECTION.KEY (classifier.max_fps) or a top-level KEY")
-    if key in REFUSED_KEYS:
+    return key
+
+
+def _load_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+
+
+def _checked_key(key: str) -> str:
+    if _key(key) in REFUSED_KEYS:
         raise ConfigError(f"{key} cannot be changed with yuzug-deploy config: {REFUSED_KEYS[key]}")
     return key
 
@@ -97,10 +115,8 @@ def parse_unset(text: str) -> Edit:
 
 def parse_get(text: str) -> str:
     """A key to read: any SECTION.KEY or top-level KEY but the secrets, which are never shown."""
-    key = text.strip()
-    if not _KEY.match(key):
-        raise ConfigError(f"{key!r}: give SECTION.KEY (classifier.max_fps) or a top-level KEY")
-    if "secrets" in REFUSED_KEYS.get(key, ""):
+    key = _key(text.strip())
+    if key in SECRET_KEYS:
         raise ConfigError(f"{key} is a secret: {REFUSED_KEYS[key]}")
     return key
 
@@ -112,10 +128,7 @@ def read_settings(text: str, keys: list[str], source: str) -> str:
     Raises:
         ConfigError: the file is no valid config, or a key is not one (for this camera type).
     """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    data = _load_toml(text, source)
     config = validate_schema(data, source)
     shown = []
     for key in keys:
@@ -204,10 +217,7 @@ def edit_config(text: str, edits: list[Edit], source: str) -> str:
         ConfigError: the file is no TOML, an edit could not be made in place (a value that
             spans lines, say) or the result is not a valid daemon config (naming the key).
     """
-    try:
-        before = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    before = _load_toml(text, source)
     lines = text.splitlines(keepends=True)
     for edit in edits:
         lines = _apply_to_lines(lines, edit)

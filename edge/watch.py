@@ -37,6 +37,9 @@ def describe(topic: str, payload: str, prefix: str) -> str | None:
         return f"{stamp} {device:<12} {kind}: {payload[:200]}"
 
 
+PAUSED_BY = {"switch": "the privacy switch", "privacy_hours": "the privacy hours"}
+
+
 def _line(stamp: str, device: str, kind: str, data: Any) -> str | None:
     if kind == "availability":
         return f"{stamp} {device:<12} {'is ' + str(data)}"
@@ -52,10 +55,13 @@ def _line(stamp: str, device: str, kind: str, data: Any) -> str | None:
     if kind == "state" and isinstance(data, dict):
         faces = data.get("faces", 0)
         fit = data.get("personal", "off")  # absent from devices before the fit to a person
+        why = [PAUSED_BY.get(reason, str(reason)) for reason in data.get("paused_by") or []]
         return (
             f"{stamp} {device:<12} state {data.get('emotion')} "
             f"{float(data.get('confidence', 0)):.0%}, {faces} face{'s' * (faces != 1)}, "
-            f"camera {data.get('camera')}" + ("" if fit == "off" else f", fit to a person: {fit}")
+            f"camera {data.get('camera')}"
+            + ("" if fit == "off" else f", fit to a person: {fit}")
+            + (f", closed by {' and '.join(why)}" if why else "")
         )
     if kind == "pause":
         return f"{stamp} {device:<12} paused: {data}"

@@ -692,7 +692,7 @@ def test_an_exception_in_a_callback_is_logged_and_the_client_goes_on(mosquitto, 
     assert "a bug in a callback" in caplog.text
 
 
-def test_watch_says_when_the_model_is_fitted_to_a_person():
+def test_watch_says_when_the_model_is_fitted_to_a_person_or_the_camera_closed():
     from edge.watch import describe
 
     state = {"emotion": "sad", "confidence": 0.8, "faces": 1, "camera": "ok"}
@@ -701,6 +701,13 @@ def test_watch_says_when_the_model_is_fitted_to_a_person():
     for fit in ("recording", "on", "not_applied"):
         line = describe("yuzug/cam/state", json.dumps({**state, "personal": fit}), "yuzug")
         assert line is not None and line.endswith(f"camera ok, fit to a person: {fit}")
+    closed = {**state, "emotion": "paused", "camera": "paused", "paused_by": ["privacy_hours"]}
+    line = describe("yuzug/cam/state", json.dumps(closed), "yuzug")
+    assert line is not None and line.endswith("camera paused, closed by the privacy hours")
+    both = describe(
+        "yuzug/cam/state", json.dumps({**closed, "paused_by": ["privacy_hours", "switch"]}), "yuzug"
+    )
+    assert both is not None and both.endswith("closed by the privacy hours and the privacy switch")
 
 
 def watched(port: int, messages: list[tuple[str, str]], last: str) -> list[str]:

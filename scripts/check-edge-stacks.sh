@@ -20,7 +20,7 @@ for name in "${stacks[@]}"; do
     echo "== $name: ${pins[$name]}"
     python3 -m venv "$venv"
     # shellcheck disable=SC2086 # the pins are separate requirements
-    "$venv/bin/pip" install --quiet -e ".[edge,demo]" ${pins[$name]} pytest jsonschema jinja2
+    "$venv/bin/pip" install --quiet -e ".[edge,demo]" ${pins[$name]} pytest jsonschema jinja2 pyyaml
     "$venv/bin/pip" list 2>/dev/null | grep -i -E "^(numpy|opencv-python-headless|ai-edge-litert|paho-mqtt|pydantic) "
     # The label-swap test builds its model with TensorFlow, which these venvs leave out.
     # -W error::UserWarning: a warning at import is one every daemon start would print.

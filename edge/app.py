@@ -129,7 +129,7 @@ class EdgeApp:
         self.pause_reasons: set[str] = set()
         self._pause_lock = threading.Lock()
         self._privacy_span: str | None = None  # the off_hours span in force, for messages
-        self.local_hour: Callable[[], int] = _local_hour  # the clock privacy.off_hours read
+        self.clock: Callable[[], float] = time.time  # the wall clock privacy.off_hours read
         self.notifier = Notifier()
         self._told_systemd: str | None = None  # the camera error systemd last heard of
         self.timer = StageTimer()
@@ -435,7 +435,7 @@ class EdgeApp:
         """Closes the camera inside ``privacy.off_hours`` and opens it after them (unless the
         switch is on); checked at start and on every pass of the loop."""
         privacy = self.config.privacy
-        span = privacy.closed_at(self.local_hour()) if privacy.off_hours else None
+        span = privacy.closed_at(self.clock()) if privacy.off_hours else None
         if span is not None:
             self._privacy_span = span
         if self._set_pause("privacy_hours", span is not None):
@@ -1007,10 +1007,6 @@ def cpu_temperature() -> float | None:
         return round(int(Path("/sys/class/thermal/thermal_zone0/temp").read_text()) / 1000, 1)
     except (OSError, ValueError):
         return None
-
-
-def _local_hour() -> int:
-    return time.localtime().tm_hour
 
 
 def _version() -> str:

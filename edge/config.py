@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import stat
+import time
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -242,6 +243,9 @@ class DiaryConfig(Strict):
     keep_days: int = Field(60, ge=1, le=3660, description="days kept; older ones are dropped")
 
 
+CLOCK_SET_AFTER = 1_735_689_600  # 2025-01-01 UTC: a wall clock before it has not been set
+
+
 class PrivacyConfig(Strict):
     off_hours: list[str] = Field(
         default_factory=list,
@@ -256,8 +260,16 @@ class PrivacyConfig(Strict):
             parse_hours(text)  # its ValueError names the span and what is wrong
         return value
 
-    def closed_at(self, hour: int) -> str | None:
-        """The span that keeps the camera closed at ``hour`` (0-23), or ``None``."""
+    def closed_at(self, now: float) -> str | None:
+        """What keeps the camera closed at wall-clock time ``now``: the span holding then, or
+        all of them while the clock has not been set; ``None`` when it may be open."""
+        if not self.off_hours:
+            return None
+        if now < CLOCK_SET_AFTER:
+            # A Pi has no battery-backed clock: until NTP sets it the hour is unknown, and a
+            # bedroom camera must not open at night because the clock says 1970.
+            return f"{', '.join(self.off_hours)} (the clock is not set yet)"
+        hour = time.localtime(now).tm_hour
         return next((text for text in self.off_hours if within(hour, parse_hours(text))), None)
 
 

@@ -266,7 +266,7 @@ def _check_privacy(doctor: Doctor, config: Any) -> None:
     if config.privacy.off_hours:
         import time
 
-        span = config.privacy.closed_at(time.localtime().tm_hour)
+        span = config.privacy.closed_at(time.time())
         now = f"closed now ({span})" if span else "open now"
         doctor.report(
             "hours",

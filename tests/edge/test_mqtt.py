@@ -183,13 +183,18 @@ def test_pause_command_releases_the_camera_and_resumes(mosquitto, face_frames):
         sub.close()
 
 
+def at_hour(hour: int) -> float:
+    """A wall-clock time at ``hour`` local time (half past, on a day after the clock floor)."""
+    return time.mktime((2026, 11, 28, hour, 30, 0, 0, 0, -1))
+
+
 def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto, face_frames):
     """Inside privacy.off_hours the camera is never opened, from the start; the switch adds
     its own reason; the camera opens only when neither holds; the state says why."""
     sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#"])
     running = RunningApp(make_config(mosquitto.port, face_frames, privacy={"off_hours": ["22-7"]}))
-    hour = [23]
-    running.app.local_hour = lambda: hour[0]  # the clock: the boundary a test must turn
+    now = [at_hour(23)]
+    running.app.clock = lambda: now[0]  # the wall clock: the boundary a test must turn
 
     def then(action, paused_by: list[str]) -> dict:
         """Does ``action`` and returns the first state published after it with ``paused_by``."""
@@ -207,8 +212,8 @@ def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto
     def switch(position: str):
         return lambda: sub.client.publish("yuzug/test-cam/pause/set", position, qos=1)
 
-    def clock(value: int):
-        return lambda: hour.__setitem__(0, value)
+    def clock(seconds: float):
+        return lambda: now.__setitem__(0, seconds)
 
     try:
         with running as app:
@@ -219,16 +224,20 @@ def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto
             assert app.capture.frames == 0 and app.frames_analysed == 0  # never opened
             # The switch too, then the hours end: still closed, by the switch alone.
             then(switch("ON"), ["privacy_hours", "switch"])
-            then(clock(7), ["switch"])
+            then(clock(at_hour(7)), ["switch"])
             assert app.frames_analysed == 0
             assert not then(switch("OFF"), [])["paused"]
             wait_for(lambda: app.frames_analysed > 5, 30, what="analysis after the hours")
             # The hours begin again: closed within a pass of the loop, whatever the switch says.
-            assert then(clock(22), ["privacy_hours"])["emotion"] == "paused"
+            assert then(clock(at_hour(22)), ["privacy_hours"])["emotion"] == "paused"
             wait_for(lambda: app.capture.status == "paused", 5, what="camera released")
             frozen = app.frames_analysed
             threading.Event().wait(0.6)
             assert app.frames_analysed <= frozen + 1
+            # A clock that was never set (a Pi without a battery, before NTP): closed too.
+            then(clock(at_hour(12)), [])
+            then(clock(time.mktime((1970, 1, 2, 12, 0, 0, 0, 0, -1))), ["privacy_hours"])
+            assert app.pause_note == "privacy hours 22-7 (the clock is not set yet)"
     finally:
         sub.close()
 

@@ -22,6 +22,7 @@ import json
 import re
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -296,17 +297,29 @@ def _read_config(target: Target) -> tuple[str, bytes, str]:
         raise ConfigError(f"{host}:{path} is not UTF-8 text") from None
 
 
-def show_settings(target: Target, keys: list[str]) -> Outcome:
-    """What ``keys`` are set to on one device (read only)."""
+def _timed(host: str, work: Callable[[], Outcome], config_status: str, note: str = "") -> Outcome:
+    """``work``'s outcome, or one for the ConfigError (``config_status``, the message plus
+    ``note``) or RemoteError it raised; with the seconds it took."""
     started = time.monotonic()
     try:
-        path, _, text = _read_config(target)
-        detail = read_settings(text, keys, f"{target.remote.host}:{path}")
-        outcome = Outcome(target.remote.host, "ok", None, detail)
-    except (ConfigError, RemoteError) as exc:  # RemoteError is a YuzugError, not a ConfigError
-        outcome = Outcome(target.remote.host, "failed", None, str(exc))
+        outcome = work()
+    except ConfigError as exc:
+        outcome = Outcome(host, config_status, None, f"{exc}{note}")
+    except RemoteError as exc:
+        outcome = Outcome(host, "failed", None, str(exc))
     outcome.seconds = round(time.monotonic() - started, 2)
     return outcome
+
+
+def show_settings(target: Target, keys: list[str]) -> Outcome:
+    """What ``keys`` are set to on one device (read only)."""
+    host = target.remote.host
+
+    def read() -> Outcome:
+        path, _, text = _read_config(target)
+        return Outcome(host, "ok", None, read_settings(text, keys, f"{host}:{path}"))
+
+    return _timed(host, read, "failed")
 
 
 def configure(
@@ -316,15 +329,12 @@ def configure(
     confirm_timeout: float = 60.0,
     dry_run: bool = False,
 ) -> Outcome:
-    started = time.monotonic()
-    try:
-        outcome = _configure(target, edits, confirmer, confirm_timeout, dry_run)
-    except ConfigError as exc:
-        outcome = Outcome(target.remote.host, "refused", None, f"{exc}; nothing changed")
-    except RemoteError as exc:
-        outcome = Outcome(target.remote.host, "failed", None, str(exc))
-    outcome.seconds = round(time.monotonic() - started, 2)
-    return outcome
+    return _timed(
+        target.remote.host,
+        lambda: _configure(target, edits, confirmer, confirm_timeout, dry_run),
+        "refused",
+        "; nothing changed",
+    )
 
 
 def _configure(

@@ -418,6 +418,13 @@ class EdgeApp:
             return changed
 
     @property
+    def paused_by(self) -> list[str]:
+        """The reasons the camera is closed, sorted; read under the lock, since the MQTT
+        thread may change them while the loop publishes."""
+        with self._pause_lock:
+            return sorted(self.pause_reasons)
+
+    @property
     def pause_note(self) -> str:
         """Why the camera is closed, for people: the live view's picture, refusals."""
         if "privacy_hours" in self.pause_reasons:
@@ -434,8 +441,7 @@ class EdgeApp:
     def check_privacy_hours(self) -> None:
         """Closes the camera inside ``privacy.off_hours`` and opens it after them (unless the
         switch is on); checked at start and on every pass of the loop."""
-        privacy = self.config.privacy
-        span = privacy.closed_at(self.clock()) if privacy.off_hours else None
+        span = self.config.privacy.closed_at(self.clock())
         if span is not None:
             self._privacy_span = span
         if self._set_pause("privacy_hours", span is not None):
@@ -805,7 +811,7 @@ class EdgeApp:
                 confidence=self.state.confidence,
                 faces=faces,
                 paused=self.paused.is_set(),
-                paused_by=sorted(self.pause_reasons),
+                paused_by=self.paused_by,
                 model_version=self.model_version,
                 camera=camera,
                 since=self._since,

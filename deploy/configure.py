@@ -258,29 +258,35 @@ def describe_changes(text: str, edits: list[Edit]) -> str:
 _AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }'
 
 
-def _replace(target: Target, path: str, text: str, expected_sha: str) -> None:
-    """Swaps ``text`` in for ``path`` atomically, the old file kept as ``.previous``; refused
-    when the file no longer has ``expected_sha`` (someone edited it meanwhile)."""
+def _swap_in(target: Target, path: str, fill: str, before: str = "", text: bytes = b"") -> None:
+    """Runs ``before`` in ``path``'s folder, then ``fill`` (shell that writes "$tmp", a new
+    file beside ``path``), flushes it and renames it over ``path``: atomic, and whole after a
+    power cut. ``text`` is the standard input."""
     folder, name = q(str(Path(path).parent)), q(Path(path).name)
-    script = (
-        f"set -e; {_AS_ROOT}; cd {folder}; "
+    target.remote.run(
+        f"set -e; {_AS_ROOT}; cd {folder}; {before}"
+        f"tmp=$(as_root mktemp .{Path(path).name}.XXXXXX); {fill}; "
+        f'as_root sync "$tmp"; as_root mv -f "$tmp" {name}; as_root sync .',
+        input_bytes=text,
+    )
+
+
+def _replace(target: Target, path: str, text: str, expected_sha: str) -> None:
+    """Swaps ``text`` in for ``path``, the old file kept as ``.previous``; refused when the
+    file no longer has ``expected_sha`` (someone edited it meanwhile)."""
+    name = q(Path(path).name)
+    unchanged = (
         f'[ "$(sha256sum < {name} | cut -d" " -f1)" = {expected_sha} ] '
         f'|| {{ echo "{path} changed on the device while this ran; try again" >&2; exit 3; }}; '
         f"as_root cp -p {name} {name}.previous; "
-        f"tmp=$(as_root mktemp .{Path(path).name}.XXXXXX); "
-        'as_root tee "$tmp" >/dev/null; as_root chmod 0644 "$tmp"; as_root sync "$tmp"; '
-        f'as_root mv -f "$tmp" {name}; as_root sync .'
     )
-    target.remote.run(script, input_bytes=text.encode())
+    fill = 'as_root tee "$tmp" >/dev/null; as_root chmod 0644 "$tmp"'
+    _swap_in(target, path, fill, before=unchanged, text=text.encode())
 
 
 def _restore(target: Target, path: str) -> None:
-    folder, name = q(str(Path(path).parent)), q(Path(path).name)
-    target.remote.run(
-        f"set -e; {_AS_ROOT}; cd {folder}; tmp=$(as_root mktemp .{Path(path).name}.XXXXXX); "
-        f'as_root cp -p {name}.previous "$tmp"; as_root sync "$tmp"; '
-        f'as_root mv -f "$tmp" {name}; as_root sync .'
-    )
+    """Puts ``path.previous`` back, the same way."""
+    _swap_in(target, path, f'as_root cp -p {q(Path(path).name)}.previous "$tmp"')
 
 
 def _read_config(target: Target) -> tuple[str, bytes, str]:

@@ -29,7 +29,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from deploy.push import BrokerError, Confirmer, Outcome, Target, current_version
+from deploy.push import (
+    BrokerError,
+    Confirmer,
+    Outcome,
+    Target,
+    current_version,
+    restart_undone,
+)
 from deploy.remote import RemoteError, q
 from edge.config import validate_schema
 from edge.errors import ConfigError
@@ -389,15 +396,6 @@ def _put_back(
     confirm_timeout: float,
     reason: str,
 ) -> Outcome:
-    host = target.remote.host
     _restore(target, path)
-    try:
-        target.restart()
-    except RemoteError as exc:
-        reason += f"; old config restored, but the restart failed: {exc}"
-        return Outcome(host, "failed", None, reason)
-    back = True
-    if confirmer is not None and version is not None:
-        back = confirmer.wait_version(target.device_id, version, confirm_timeout)
-    note = "" if back else "; it has not come back with the old one either"
-    return Outcome(host, "rolled back", None, f"{reason}; old config restored{note}")
+    undone = f"{reason}; old config restored"
+    return restart_undone(target, version, confirmer, confirm_timeout, undone)

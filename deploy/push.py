@@ -344,15 +344,30 @@ def _roll_back(
     if old is None:
         return Outcome(host, "failed", version, f"{reason}; no earlier version to roll back to")
     _switch(target, old, version)
+    undone = f"{reason}; rolled back to {old}"
+    return restart_undone(target, old, confirmer, confirm_timeout, undone)
+
+
+def restart_undone(
+    target: Target,
+    version: str | None,
+    confirmer: Confirmer | None,
+    confirm_timeout: float,
+    undone: str,
+) -> Outcome:
+    """After a change was undone on the device (``undone`` says why and what): restarts the
+    daemon and waits for it to report ``version`` again (when a broker and a version are
+    known). "rolled back", or "failed" when the restart fails."""
+    host = target.remote.host
     try:
         target.restart()
     except RemoteError as exc:
-        return Outcome(
-            host, "failed", old, f"{reason}; rolled back to {old} but restart failed: {exc}"
-        )
-    back = confirmer.wait_version(target.device_id, old, confirm_timeout) if confirmer else True
-    note = "" if back else f"; {old} has not confirmed yet either"
-    return Outcome(host, "rolled back", old, f"{reason}; rolled back to {old}{note}")
+        return Outcome(host, "failed", version, f"{undone} but restart failed: {exc}")
+    back = True
+    if confirmer is not None and version is not None:
+        back = confirmer.wait_version(target.device_id, version, confirm_timeout)
+    note = "" if back else f"; {version} has not confirmed yet either"
+    return Outcome(host, "rolled back", version, f"{undone}{note}")
 
 
 def rollback(target: Target, confirmer: Confirmer | None, confirm_timeout: float = 60.0) -> Outcome:

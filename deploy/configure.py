@@ -129,6 +129,13 @@ def parse_get(text: str) -> str:
     return key
 
 
+def _in_file(data: dict[str, Any], key: str) -> Any:
+    """What a parsed file sets ``key`` (``section.key`` or top-level) to, or ``_UNSET``."""
+    section, _, name = key.rpartition(".")
+    table = data.get(section, {}) if section else data
+    return table.get(name, _UNSET) if isinstance(table, dict) else _UNSET
+
+
 def read_settings(text: str, keys: list[str], source: str) -> str:
     """``emotion.min_confidence = 0.65; classifier.max_fps = 0.0 (default)``: each key's value
     as the daemon would use it, marked where the file leaves it to the default.
@@ -145,8 +152,7 @@ def read_settings(text: str, keys: list[str], source: str) -> str:
         if not isinstance(holder, BaseModel) or name not in type(holder).model_fields:
             raise ConfigError(f"{source}: {key} is no setting here")
         value = json.dumps(getattr(holder, name), default=str, ensure_ascii=False)
-        table = data.get(section, {}) if section else data
-        default = "" if isinstance(table, dict) and name in table else " (default)"
+        default = " (default)" if _in_file(data, key) is _UNSET else ""
         shown.append(f"{key} = {value}{default}")
     return "; ".join(shown)
 
@@ -249,8 +255,7 @@ def describe_changes(text: str, edits: list[Edit]) -> str:
     data = tomllib.loads(text)
     parts = []
     for edit in edits:
-        table = data.get(edit.section, {}) if edit.section else data
-        old = table.get(edit.name, _UNSET) if isinstance(table, dict) else _UNSET
+        old = _in_file(data, edit.key)
         shown = [
             "(default)" if value is _UNSET else json.dumps(value, ensure_ascii=False)
             for value in (old, _UNSET if edit.literal is None else edit.value)

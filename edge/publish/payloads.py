@@ -12,12 +12,23 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import combinations
 from typing import Any
 
 SCHEMA_VERSION = 1
 
 # What state.camera says (docs/schemas/state.schema.json).
 CAMERA_STATES = ("starting", "ok", "lost", "paused", "ended", "failed")
+# What may close the camera (state.paused_by): the privacy switch and privacy.off_hours.
+PAUSE_REASONS = ("privacy_hours", "switch")
+
+
+def closed_by_states() -> list[str]:
+    """The "Camera closed by" sensor's values: ``open``, or the reasons holding, sorted and
+    joined by ``+`` (as its template renders ``state.paused_by``)."""
+    reasons = sorted(PAUSE_REASONS)
+    held = ["+".join(c) for n in range(1, len(reasons) + 1) for c in combinations(reasons, n)]
+    return ["open", *held]
 
 
 @dataclass(frozen=True)
@@ -162,9 +173,9 @@ def discovery_messages(
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
     suggestion, a suggestion event per emotion change, buttons for another suggestion, "not
     for me" and bringing dismissed ones back, the pause switch, and diagnostic sensors
-    (camera, analysis rate, events waiting for the broker). With ``fit_labels`` (a
-    personalization file is configured): a button per label that records the person in view
-    for it, a button that forgets, and the fit's status. With ``diary``: today's minutes per
+    (camera, what closed it, analysis rate, events waiting for the broker). With
+    ``fit_labels`` (a personalization file is configured): a button per label that records the
+    person in view for it, a button that forgets, and the fit's status. With ``diary``: today's minutes per
     emotion and with a face in view (the mood diary)."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
@@ -337,6 +348,23 @@ def _core_entities(
                 "icon": "mdi:camera-outline",
                 "state_topic": topics.state,
                 "value_template": "{{ value_json.camera }}",
+            },
+        ),
+        (
+            # Why the camera is closed: the pause switch's own state cannot say that the
+            # privacy hours hold while it is OFF.
+            f"{discovery_prefix}/sensor/{node}/closed_by/config",
+            {
+                **common,
+                "name": "Camera closed by",
+                "unique_id": f"{node}_closed_by",
+                "entity_category": "diagnostic",
+                "device_class": "enum",
+                "options": closed_by_states(),
+                "icon": "mdi:shield-lock-outline",
+                "state_topic": topics.state,
+                "value_template": "{{ (value_json.paused_by | default([]) | sort | join('+')) "
+                "or 'open' }}",
             },
         ),
         *(

@@ -111,7 +111,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)
-            assert components == [*["button"] * 3, "event", *["sensor"] * 10, "switch"]
+            assert components == [*["button"] * 3, "event", *["sensor"] * 11, "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             # Home Assistant's device page links to the live view ("Visit").
@@ -137,7 +137,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             diagnostics = {
                 t.split("/")[-2]: p for t, p in configs if p.get("entity_category") == "diagnostic"
             }
-            assert sorted(diagnostics) == ["camera", "events_waiting", "fps"]
+            assert sorted(diagnostics) == ["camera", "closed_by", "events_waiting", "fps"]
             env = jinja2.Environment()
 
             def shown(key: str, payload: dict) -> str:
@@ -149,6 +149,14 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             assert set(diagnostics["camera"]["options"]) == set(
                 SCHEMAS["state"]["properties"]["camera"]["enum"]
             )
+            assert shown("closed_by", happy) == "open"
+            reasons = SCHEMAS["state"]["properties"]["paused_by"]["items"]["enum"]
+            for held in (["switch"], ["privacy_hours"], reasons, list(reversed(reasons))):
+                assert (
+                    shown("closed_by", {**happy, "paused_by": held})
+                    in (diagnostics["closed_by"]["options"])
+                )
+            assert len(diagnostics["closed_by"]["options"]) == 2 ** len(reasons)
             assert float(shown("fps", stats)) == stats["fps"]
             assert shown("events_waiting", stats) == str(stats["mqtt"]["events_pending"])
             assert diagnostics["fps"]["expire_after"] == 2  # three stats intervals of 0.5 s
@@ -190,8 +198,9 @@ def at_hour(hour: int) -> float:
 
 def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto, face_frames):
     """Inside privacy.off_hours the camera is never opened, from the start; the switch adds
-    its own reason; the camera opens only when neither holds; the state says why."""
-    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#"])
+    its own reason; the camera opens only when neither holds; the state, and Home Assistant's
+    "Camera closed by" sensor rendered from it, say why."""
+    sub = Subscriber(mosquitto.port, ["yuzug/test-cam/#", "homeassistant/sensor/+/closed_by/#"])
     running = RunningApp(make_config(mosquitto.port, face_frames, privacy={"off_hours": ["22-7"]}))
     now = [at_hour(23)]
     running.app.clock = lambda: now[0]  # the wall clock: the boundary a test must turn
@@ -207,6 +216,9 @@ def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto
 
         state = json.loads(sub.wait_payload("/state", said))
         jsonschema.validate(state, SCHEMAS["state"])
+        config = json.loads(sub.wait_payload("/closed_by/config", lambda p: True))
+        shown = jinja2.Environment().from_string(config["value_template"]).render(value_json=state)
+        assert shown == ("+".join(paused_by) or "open") and shown in config["options"]
         return state
 
     def switch(position: str):

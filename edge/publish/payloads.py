@@ -175,8 +175,8 @@ def discovery_messages(
     for me" and bringing dismissed ones back, the pause switch, and diagnostic sensors
     (camera, what closed it, analysis rate, events waiting for the broker). With
     ``fit_labels`` (a personalization file is configured): a button per label that records the
-    person in view for it, a button that forgets, and the fit's status. With ``diary``: today's minutes per
-    emotion and with a face in view (the mood diary)."""
+    person in view for it, a button that forgets, and the fit's status. With ``diary``:
+    today's minutes per emotion and with a face in view (the mood diary)."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
         "identifiers": [node],

@@ -22,6 +22,8 @@ def test_demo_runs_the_whole_loop_and_ends_by_itself(fer_zip: Path):
     assert summary.startswith("demo: analysed") and "emotion events received over MQTT" in summary
     events = summary.split("MQTT: ")[1].split(", ")
     assert len(events) >= 3 and events[-1].endswith("-> no_face")
+    # The relaxed face in the middle is reported as "none", not forced into an emotion.
+    assert "neutral 4s" in out and any(event.endswith("-> none") for event in events)
     assert "suggestion:" in out
 
 
@@ -53,5 +55,14 @@ def test_demo_names_a_bad_data_file_and_skips_a_bad_found_one(
     monkeypatch.setenv("YUZUG_DEMO_DATA", str(not_zip))
     monkeypatch.setattr("edge.demo.FER_CANDIDATES", [str(fer_zip)])
     faces, source = find_faces(None)
-    assert source == str(fer_zip) and set(faces) == {"happy", "sad", "angry"}
+    assert source == str(fer_zip) and set(faces) == {"happy", "sad", "angry", "neutral"}
     assert f"skipping {not_zip}: not a FER2013-layout zip" in caplog.text
+    # A data set of the three emotions alone is enough: the relaxed-face scene is left out.
+    three = tmp_path / "three.zip"
+    with zipfile.ZipFile(fer_zip) as source_zip, zipfile.ZipFile(three, "w") as archive:
+        for label in ("happy", "sad", "angry"):
+            members = [n for n in source_zip.namelist() if n.startswith(f"test/{label}/")]
+            for name in members[:4]:
+                archive.writestr(name, source_zip.read(name))
+    faces, source = find_faces(three)
+    assert source == str(three) and set(faces) == {"happy", "sad", "angry"}

@@ -22,7 +22,7 @@ FRAME_SIZE = (640, 480)
 
 @dataclass(frozen=True)
 class Segment:
-    label: str  # a class name, or "none" for an empty scene
+    label: str  # a class name; one with no faces given (such as "nobody") is an empty scene
     seconds: float
 
 

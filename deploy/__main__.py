@@ -7,16 +7,20 @@ a per-host table is printed at the end, and the exit status is 1 if any host fai
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from deploy.configure import (
+    SECRET_KEYS,
     Edit,
+    Secret,
     configure,
     parse_get,
+    parse_secret_key,
     parse_set,
     parse_unset,
     show_settings,
@@ -112,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
         config.add_argument(
             flag, action="append", dest="edits", type=cli_type(parse), metavar=metavar, help=text
         )
+    config.add_argument(
+        "--set-secret",
+        dest="secret_keys",
+        action="append",
+        default=[],
+        type=cli_type(parse_secret_key),
+        metavar="KEY",
+        help=f"{', '.join(SECRET_KEYS)}: the device's systemd credential, its value read from "
+        "standard input (a line per --set-secret, in order) or asked for on a terminal",
+    )
     config.add_argument(
         "--get",
         dest="gets",
@@ -328,21 +342,25 @@ def cmd_confirm(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     edits: list[Edit] = args.edits
     if args.gets:
-        if edits:
-            raise YuzugError("--get only reads: give it without --set or --unset")
+        if edits or args.secret_keys:
+            raise YuzugError("--get only reads: give it without --set, --unset or --set-secret")
         devices, _ = resolve(args)
         found = run_parallel(
             devices, args.concurrency, lambda d: show_settings(target_for(d, args), args.gets)
         )
         print_table([vars(o) for o in found], ["host", "status", "detail"])
         return 0 if all(o.ok for o in found) else 1
-    if not edits:
-        raise YuzugError("nothing to change: give --set KEY=VALUE or --unset KEY (or --get KEY)")
-    keys = [edit.key for edit in edits]
+    if not edits and not args.secret_keys:
+        raise YuzugError(
+            "nothing to change: give --set KEY=VALUE, --unset KEY or --set-secret KEY "
+            "(or --get KEY)"
+        )
+    keys = [edit.key for edit in edits] + args.secret_keys
     twice = sorted({key for key in keys if keys.count(key) > 1})
     if twice:
         raise YuzugError(f"{', '.join(twice)} given more than once")
     devices, settings = resolve(args)
+    secrets = read_secrets(args.secret_keys, sys.stdin)
     confirm = not (args.dry_run or args.no_confirm)
     confirmer = make_confirmer(settings) if confirm else None
     if confirmer is None and confirm:
@@ -355,11 +373,37 @@ def cmd_config(args: argparse.Namespace) -> int:
         devices,
         args.concurrency,
         lambda d: configure(
-            target_for(d, args), edits, confirmer, settings["timeout"], dry_run=args.dry_run
+            target_for(d, args),
+            edits,
+            confirmer,
+            settings["timeout"],
+            dry_run=args.dry_run,
+            secrets=secrets,
         ),
     )
     print_table([vars(o) for o in outcomes], ["host", "status", "seconds", "detail"])
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def read_secrets(keys: list[str], stream: TextIO) -> list[Secret]:
+    """The values for ``--set-secret`` keys: asked for on a terminal (not echoed), else a line
+    each from ``stream``, so that no secret stands on a command line or in shell history."""
+    if not keys:
+        return []
+    if stream.isatty():
+        values = [getpass.getpass(f"{key} for the devices: ") for key in keys]
+    else:
+        values = stream.read().splitlines()
+        if len(values) < len(keys):
+            raise YuzugError(
+                f"--set-secret {', '.join(keys)}: expected {len(keys)} line(s) on standard "
+                f"input, got {len(values)}"
+            )
+    secrets = [Secret(key, value) for key, value in zip(keys, values, strict=False)]
+    empty = [secret.key for secret in secrets if not secret.value]
+    if empty:
+        raise YuzugError(f"--set-secret {', '.join(empty)}: the value is empty")
+    return secrets
 
 
 def cmd_install(args: argparse.Namespace) -> int:

@@ -12,6 +12,11 @@ change. For each device:
    root's), refusing if the file changed on the device since it was read;
 3. restart the daemon and wait until its retained MQTT state comes back from a fresh process;
    otherwise put ``edge.toml.previous`` back, restart again and say why.
+
+Secrets (``--set-secret mqtt.password``) never go in the file: each is the systemd credential
+the unit loads (``<root>/etc/yuzug/mqtt_password``, root's, mode 0600), swapped in the same way
+beside its ``.previous`` and put back with the file; its value crosses SSH on standard input
+only, never on a command line, and is never printed.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ import json
 import re
 import time
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +48,9 @@ from edge.config import validate_schema
 from edge.errors import ConfigError
 
 CONFIG_SUBPATH = "etc/yuzug/edge.toml"
+CREDENTIALS_SUBPATH = "etc/yuzug"  # LoadCredential= in systemd/yuzug-edge.service
 
-# Secrets never go in the file (systemd credentials hold them), so they are neither set nor shown.
+# Secrets never go in the file: systemd credentials hold them (--set-secret); nothing shows them.
 SECRET_KEYS = {
     "mqtt.password": "mqtt_password",
     "http.token": "http_token",
@@ -55,7 +62,8 @@ REFUSED_KEYS = {
     "device_id": "it names the device on the broker: edit it on that device",
     "mqtt.topic_prefix": "it names the device on the broker: edit it on that device",
     **{
-        key: f"secrets never go in edge.toml: use the {credential} credential"
+        key: f"secrets never go in edge.toml: --set-secret {key} keeps it as the {credential} "
+        "credential"
         for key, credential in SECRET_KEYS.items()
     },
 }
@@ -80,6 +88,33 @@ class Edit:
     @property
     def name(self) -> str:
         return self.key.split(".")[-1]
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A new value for one of ``SECRET_KEYS``, bound for its systemd credential file."""
+
+    key: str
+    value: str = field(repr=False)  # never in a repr, a log line or an outcome
+
+    @property
+    def credential(self) -> str:
+        return SECRET_KEYS[self.key]
+
+
+@dataclass(frozen=True)
+class _NewSecret:
+    """A secret whose credential on the device holds another value, or does not exist yet."""
+
+    secret: Secret
+    existed: bool
+
+
+def parse_secret_key(text: str) -> str:
+    key = text.strip()
+    if key not in SECRET_KEYS:
+        raise ConfigError(f"{key!r}: --set-secret takes {', '.join(SECRET_KEYS)}")
+    return key
 
 
 def _key(key: str) -> str:
@@ -346,10 +381,11 @@ def configure(
     confirmer: Confirmer | None,
     confirm_timeout: float = 60.0,
     dry_run: bool = False,
+    secrets: Sequence[Secret] = (),
 ) -> Outcome:
     return _timed(
         target.remote.host,
-        lambda: _configure(target, edits, confirmer, confirm_timeout, dry_run),
+        lambda: _configure(target, edits, secrets, confirmer, confirm_timeout, dry_run),
         "refused",
         "; nothing changed",
     )
@@ -358,15 +394,18 @@ def configure(
 def _configure(
     target: Target,
     edits: list[Edit],
+    secrets: Sequence[Secret],
     confirmer: Confirmer | None,
     confirm_timeout: float,
     dry_run: bool,
 ) -> Outcome:
     host = target.remote.host
     path, raw, old = _read_config(target)
-    new = edit_config(old, edits, f"{host}:{path}")
-    changes = describe_changes(old, edits)
-    if new == old:
+    new = edit_config(old, edits, f"{host}:{path}") if edits else old
+    new_secrets = _changed_secrets(target, secrets)
+    replaced = [f"{n.secret.key} replaced (credential {n.secret.credential})" for n in new_secrets]
+    changes = "; ".join(filter(None, [describe_changes(old, edits), *replaced]))
+    if new == old and not new_secrets:
         return Outcome(host, "unchanged", None, "already set")
     if dry_run:
         return Outcome(host, "would change", None, changes)
@@ -374,11 +413,11 @@ def _configure(
     if confirmer is not None and version is None:  # it runs the bundle inside the package
         reported = (confirmer.snapshot(target.device_id).get("state") or {}).get("model_version")
         version = str(reported) if reported else None
-    _replace(target, path, new, hashlib.sha256(raw).hexdigest())
+    undo = _write_all(target, path, new if new != old else None, raw, new_secrets)
     try:
         target.restart()
     except RemoteError as exc:
-        return _put_back(target, path, confirmer, version, confirm_timeout, f"restart: {exc}")
+        return _put_back(target, undo, confirmer, version, confirm_timeout, f"restart: {exc}")
     if confirmer is None:
         return Outcome(host, "updated", None, f"{changes}; not confirmed (no broker given)")
     if version is None:
@@ -389,18 +428,86 @@ def _configure(
         return Outcome(host, "unconfirmed", None, f"{changes}; not confirmed ({exc})")
     if why is not None:
         reason = f"the daemon did not come back within {confirm_timeout:.0f} s ({why})"
-        return _put_back(target, path, confirmer, version, confirm_timeout, reason)
+        return _put_back(target, undo, confirmer, version, confirm_timeout, reason)
     return Outcome(host, "updated", None, changes)
+
+
+def _credential_path(target: Target, secret: Secret) -> str:
+    return str(Path(target.root) / CREDENTIALS_SUBPATH / secret.credential)
+
+
+def _changed_secrets(target: Target, secrets: Sequence[Secret]) -> list[_NewSecret]:
+    """The secrets whose credential on the device holds another value, compared by sha256 there
+    (the device's value never comes back), with whether the file exists yet."""
+    if not secrets:
+        return []
+    paths = " ".join(q(_credential_path(target, secret)) for secret in secrets)
+    found = target.remote.text(
+        f"set -e; {_AS_ROOT}; for f in {paths}; do "
+        'if as_root test -e "$f"; then as_root sha256sum "$f" | cut -d" " -f1; '
+        "else echo -; fi; done"
+    ).split()
+    changed = []
+    for secret, sha in zip(secrets, found, strict=True):
+        # install.sh copies a password file as it is, often with its line's newline, which
+        # the daemon strips (edge.config.read_secret): the same password either way.
+        same = {hashlib.sha256(secret.value.encode() + end).hexdigest() for end in (b"", b"\n")}
+        if sha not in same:
+            changed.append(_NewSecret(secret, existed=sha != "-"))
+    return changed
+
+
+def _write_all(
+    target: Target, path: str, text: str | None, raw: bytes, secrets: list[_NewSecret]
+) -> list[Callable[[], None]]:
+    """Swaps in the new config ``text`` (None: unchanged) and each credential; returns how to
+    undo each step done. A step that fails undoes the ones before it, then raises."""
+    undo: list[Callable[[], None]] = []
+    try:
+        if text is not None:
+            _replace(target, path, text, hashlib.sha256(raw).hexdigest())
+            undo.append(partial(_restore, target, path))
+        for new in secrets:
+            credential = _credential_path(target, new.secret)
+            _replace_credential(target, credential, new)
+            undo.append(partial(_restore if new.existed else _remove, target, credential))
+    except RemoteError:
+        _undo(undo)
+        raise
+    return undo
+
+
+def _replace_credential(target: Target, path: str, new: _NewSecret) -> None:
+    """Swaps the secret in for the credential file (root's, 0600 as mktemp makes it), the old
+    one kept as ``.previous``; the value goes over standard input, never on a command line."""
+    name = q(Path(path).name)
+    keep = f"as_root cp -p {name} {name}.previous; " if new.existed else ""
+    _swap_in(
+        target,
+        path,
+        'as_root tee "$tmp" >/dev/null',
+        before=keep,
+        text=new.secret.value.encode(),
+    )
+
+
+def _remove(target: Target, path: str) -> None:
+    target.remote.run(f"{_AS_ROOT}; as_root rm -f {q(path)}")
+
+
+def _undo(steps: list[Callable[[], None]]) -> None:
+    for step in reversed(steps):
+        step()
 
 
 def _put_back(
     target: Target,
-    path: str,
+    undo: list[Callable[[], None]],
     confirmer: Confirmer | None,
     version: str | None,
     confirm_timeout: float,
     reason: str,
 ) -> Outcome:
-    _restore(target, path)
+    _undo(undo)
     undone = f"{reason}; old config restored"
     return restart_undone(target, version, confirmer, confirm_timeout, undone)

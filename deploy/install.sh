@@ -106,12 +106,14 @@ if [ ! -e /etc/yuzug/edge.toml ]; then
 fi
 chmod 0644 /etc/yuzug/edge.toml
 
-echo "== MQTT password as a systemd credential"
+echo "== secrets as systemd credentials (empty: none)"
 if [ -n "$PASSWORD_FILE" ]; then
     install -m 0600 -o root -g root "$PASSWORD_FILE" /etc/yuzug/mqtt_password
-elif [ ! -e /etc/yuzug/mqtt_password ]; then
-    install -m 0600 -o root -g root /dev/null /etc/yuzug/mqtt_password
 fi
+# The unit loads each one, and a missing file would stop it from starting.
+for credential in mqtt_password http_token http_password; do
+    [ -e "/etc/yuzug/$credential" ] || install -m 0600 -o root -g root /dev/null "/etc/yuzug/$credential"
+done
 
 echo "== service"
 install -m 0644 "$here/yuzug-edge.service" /etc/systemd/system/yuzug-edge.service

@@ -169,8 +169,12 @@ def device_toml(device_id: str, frames: Path, root: Path | str, broker_port: int
 
 def config_restart_script(workdir: Path) -> Path:
     """`systemctl restart yuzug-edge` for a device whose config is its own file,
-    ``ROOT/etc/yuzug/edge.toml`` (what `yuzug-deploy config` changes)."""
-    return _daemon_script(workdir / "restart-own-config.sh", "", "$root/etc/yuzug/edge.toml")
+    ``ROOT/etc/yuzug/edge.toml`` (what `yuzug-deploy config` changes), with the secrets in
+    ``ROOT/etc/yuzug`` as the unit's ``LoadCredential=`` hands them over."""
+    credentials = 'export CREDENTIALS_DIRECTORY="$root/etc/yuzug"\n'
+    return _daemon_script(
+        workdir / "restart-own-config.sh", credentials, "$root/etc/yuzug/edge.toml"
+    )
 
 
 def _daemon_script(script: Path, write_config: str, config: str) -> Path:
@@ -194,7 +198,7 @@ def _daemon_script(script: Path, write_config: str, config: str) -> Path:
 
 
 def deploy_cli(
-    *args: str, timeout: float = 180, env: dict[str, str] | None = None
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "deploy", *args],
@@ -202,6 +206,7 @@ def deploy_cli(
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+        input=stdin,
     )
 
 

@@ -5,6 +5,7 @@ key this device's camera does not have touch nothing."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tests.deploy.conftest import (
     make_version,
     stop_daemons,
 )
+from tests.support import broker_with_login
 
 pytestmark = pytest.mark.ssh
 
@@ -115,6 +117,78 @@ def test_config_changes_keys_restarts_confirms_and_puts_back_what_cannot_start(
         assert (root / "daemon.pid").read_text() == pid
     finally:
         stop_daemons(roots)
+
+
+def test_set_secret_logs_a_device_in_to_its_broker_and_puts_back_a_wrong_password(
+    sshd, frames, roots, tmp_path
+):
+    """--set-secret writes the credential the unit loads (0600, never echoed, over stdin); a
+    password the broker refuses keeps the daemon off it, so it is put back with the rest."""
+    broker, login_port = broker_with_login(tmp_path / "login", "hall", "right-pass")
+    root = roots[7]
+    config = root / "etc/yuzug/edge.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text(device_toml('"dev8"', frames, root, broker.port))  # anonymous, for now
+    password_file = root / "etc/yuzug/mqtt_password"
+    password_file.write_bytes(b"")  # as install.sh leaves it for an anonymous broker
+    password_file.chmod(0o600)
+    bundle = load_bundle(make_version(tmp_path, "s1"))
+    version = bundle.manifest.full_name
+    restart = f"{config_restart_script(tmp_path)} {root} dev8"
+    target = Target(Remote("dev8", ssh_config=sshd.config), "dev8", str(root), restart)
+    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=broker.port))
+    common = [
+        *("dev8", "--ssh-config", str(sshd.config), "--root", str(root)),
+        *("--restart-command", restart, "--broker", f"127.0.0.1:{broker.port}"),
+    ]
+
+    def config_cli(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
+        result = deploy_cli("config", *args, *common, stdin=stdin)
+        for secret in ("right-pass", "wrong-pass", "s3cret-token"):
+            assert secret not in result.stdout + result.stderr  # never printed
+        return result
+
+    try:
+        pushed = push(target, bundle, confirmer, 60)
+        assert pushed.status == "updated", pushed
+        login = config_cli(
+            *("--set", f"mqtt.port={login_port}", "--set", "mqtt.username=hall"),
+            *("--set-secret", "mqtt.password"),
+            stdin="right-pass\n",
+        )
+        assert login.returncode == 0, login.stdout + login.stderr
+        assert "mqtt.password replaced (credential mqtt_password)" in login.stdout
+        assert password_file.read_text() == "right-pass"
+        assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+        assert (root / "etc/yuzug/mqtt_password.previous").read_bytes() == b""
+        # Confirmed on the broker: the restarted daemon logged in with the new password.
+        assert confirmer.wait_version("dev8", version, 10)
+        assert not list(config.parent.glob(".mqtt_password.*"))  # no temporary file left
+
+        pid = (root / "daemon.pid").read_text()
+        same = config_cli("--set-secret", "mqtt.password", stdin="right-pass\n")
+        assert same.returncode == 0 and "unchanged" in same.stdout, same.stdout + same.stderr
+        assert (root / "daemon.pid").read_text() == pid  # not restarted for nothing
+
+        # A password the broker refuses, and a token for a credential not there before: the
+        # daemon never comes back on the broker, so both are undone and it is restarted.
+        wrong = config_cli(
+            *("--set-secret", "mqtt.password", "--set-secret", "http.token", "--timeout", "10"),
+            stdin="wrong-pass\ns3cret-token\n",
+        )
+        assert wrong.returncode == 1, wrong.stdout + wrong.stderr
+        assert "rolled back" in wrong.stdout and "did not come back" in wrong.stdout
+        assert password_file.read_text() == "right-pass"
+        assert not (root / "etc/yuzug/http_token").exists()
+        assert confirmer.wait_version("dev8", version, 30)  # back on the broker
+
+        missing = config_cli("--set-secret", "mqtt.password", stdin="")
+        assert missing.returncode == 2 and "expected 1 line(s)" in missing.stderr
+        as_file = config_cli("--set", "mqtt.password=right-pass", stdin="")
+        assert as_file.returncode == 2 and "--set-secret mqtt.password" in as_file.stderr
+    finally:
+        stop_daemons(roots)
+        broker.stop()
 
 
 def test_a_file_changed_on_the_device_meanwhile_is_not_overwritten(sshd, roots, monkeypatch):

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from deploy import push as push_module
+from deploy.configure import SECRET_KEYS
 from deploy.push import Confirmer, Target, push
 from deploy.remote import Remote
 from edge.bundle import load_bundle
@@ -591,10 +593,17 @@ def test_the_config_install_writes_is_valid_and_reads_the_model_store(hostname, 
     config_file = tmp_path / "edge.toml"
     config_file.write_text(printed.stdout)
     # As the service sees it: install.sh leaves an empty mqtt_password for an anonymous broker,
-    # which the unit loads as a credential (it was refused as a password without a username).
+    # which the unit loads as a credential (it was refused as a password without a username),
+    # and empty live-view secrets, which mean none.
     credentials = tmp_path / "credentials"
     credentials.mkdir()
-    (credentials / "mqtt_password").write_bytes(b"")
+    unit = (ROOT / "systemd" / "yuzug-edge.service").read_text()
+    loaded = re.findall(r"^LoadCredential=(\w+):/etc/yuzug/(\w+)$", unit, re.MULTILINE)
+    assert sorted(loaded) == sorted((c, c) for c in SECRET_KEYS.values())
+    script = (ROOT / "deploy" / "install.sh").read_text()
+    assert "for credential in " + " ".join(SECRET_KEYS.values()) + "; do" in script
+    for credential in SECRET_KEYS.values():
+        (credentials / credential).write_bytes(b"")
     validated = subprocess.run(
         [sys.executable, "-m", "edge", "validate-config", "--config", str(config_file)],
         capture_output=True,

@@ -116,6 +116,9 @@ function showPersonal(p) {
     return;
   }
   if (!buttons.childElementCount) {
+    // The heading leads into the buttons ("… show the camera your" [relaxed face]), so it
+    // says so only when they are there.
+    byId("fit-title").textContent = "fit to you: show the camera your";
     for (const label of p.labels) {  // in fit_order: the relaxed face first
       const b = element("button", FACES[label] || say(label));
       b.dataset.label = label;
@@ -178,7 +181,8 @@ async function refresh() {
   try {
     const s = await (await fetch("api/state" + QUERY)).json();
     byId("emotion").textContent = say(s.emotion);
-    byId("confidence").textContent = percent(s.confidence) + " · " + s.faces + " face(s)";
+    byId("confidence").textContent =
+      percent(s.confidence) + " · " + s.faces + (s.faces === 1 ? " face" : " faces");
     showScores(s.scores || {});
     showSuggestion(s.suggestions);
     byId("health").textContent =
@@ -300,7 +304,7 @@ PAGE = """<!doctype html>
  <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div>
   <button id="another">another</button><button id="not-for-me">not for me</button><button
   id="restore" hidden></button><div id="suggested" class="muted"></div></div>
- <div class="box"><div class="muted">fit to you: show the camera your</div>
+ <div class="box"><div class="muted" id="fit-title">fit to you</div>
   <div id="teach"></div><div id="taught"></div><div id="applied" class="muted"></div></div>
  <div class="box muted" id="health"></div>
 </aside>

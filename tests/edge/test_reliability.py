@@ -157,12 +157,18 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         emotion = dom.split('id="emotion" class="emotion">')[1].split("<")[0]
         assert emotion in ("happy", "sad", "none", "no face"), emotion
         assert dom.count('class="score"') == 4  # a bar per label of the shipped model
+        confidence = dom.split('id="confidence" class="muted">')[1].split("<")[0]
+        assert confidence.endswith((" · 1 face", " · 0 faces")), confidence
         # ... and drew the timeline and the latest changes from /api/history.
         assert 'data-emotion="happy"' in dom and 'data-emotion="sad"' in dom
         legend = dom.split('id="legend">')[1].split("</div>")[0]
         assert "happy" in legend and "sad" in legend
         changes = dom.split('id="events">')[1].split("</ul>")[0]
         assert changes.count("<li>") >= 2 and "→ happy" in changes and "→ sad" in changes
+        # No personal file: the fit box says how to turn it on, under a heading that does
+        # not lead into buttons that are not there.
+        assert 'id="fit-title">fit to you</div>' in dom
+        assert 'id="taught">off: set classifier.personal_file' in dom
         chromium(tmp_path, f"--screenshot={screenshot}", url)
         image = cv2.imread(str(screenshot))
         assert image is not None and image.shape[1] == 1100
@@ -247,6 +253,7 @@ def test_the_live_page_fits_the_model_to_the_person_in_view(fer_zip, tmp_path):
         buttons = dom.split('id="teach">')[1].split("</div>")[0]
         names = [b.split(">")[1].split("<")[0] for b in buttons.split("<button")[1:]]
         assert names == ["relaxed face", "angry", "happy", "sad", "forget"]
+        assert 'id="fit-title">fit to you: show the camera your</div>' in dom
         taught = dom.split('id="taught">')[1].split("</div>")[0]
         assert taught.startswith("read right: relaxed face ") and "% → " in taught, taught
         assert daemon.stop() == 0

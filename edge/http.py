@@ -216,7 +216,8 @@ function drawTimeline(h) {
     bar.dataset.emotion = emotion;
     svg.append(bar);
   }
-  byId("window").textContent = Math.round(h.seconds / 60);
+  const minutes = Math.round(h.seconds / 60);
+  byId("window").textContent = minutes === 1 ? "minute" : minutes + " minutes";
   byId("start").textContent = "−" + Math.round(h.seconds / 60) + " min";
   const legend = byId("legend");
   legend.replaceChildren();
@@ -309,7 +310,7 @@ PAGE = """<!doctype html>
  <div class="box muted" id="health"></div>
 </aside>
 <section class="box" id="mood">
- <div class="muted">mood over the last <span id="window">…</span> minutes</div>
+ <div class="muted">mood over the last <span id="window">…</span></div>
  <svg id="timeline" viewBox="0 0 600 60" preserveAspectRatio="none" role="img"
   aria-label="the reported emotion over the last minutes"></svg>
  <div class="axis muted"><span id="start"></span><span>now</span></div>

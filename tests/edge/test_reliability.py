@@ -168,6 +168,7 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         # No personal file: the fit box says how to turn it on, under a heading that does
         # not lead into buttons that are not there.
         assert 'id="fit-title">fit to you</div>' in dom
+        assert 'mood over the last <span id="window">2 minutes</span>' in dom
         assert 'id="taught">off: set classifier.personal_file' in dom
         chromium(tmp_path, f"--screenshot={screenshot}", url)
         image = cv2.imread(str(screenshot))

@@ -49,6 +49,7 @@ from edge.errors import ConfigError
 
 CONFIG_SUBPATH = "etc/yuzug/edge.toml"
 CREDENTIALS_SUBPATH = "etc/yuzug"  # LoadCredential= in systemd/yuzug-edge.service
+UNIT_SUBPATH = "etc/systemd/system/yuzug-edge.service"  # where install.sh puts the unit
 
 # Secrets never go in the file: systemd credentials hold them (--set-secret); nothing shows them.
 SECRET_KEYS = {
@@ -438,17 +439,35 @@ def _credential_path(target: Target, secret: Secret) -> str:
 
 def _changed_secrets(target: Target, secrets: Sequence[Secret]) -> list[_NewSecret]:
     """The secrets whose credential on the device holds another value, compared by sha256 there
-    (the device's value never comes back), with whether the file exists yet."""
+    (the device's value never comes back), with whether the file exists yet.
+
+    Raises:
+        ConfigError: the device's unit does not load one of them (it was installed before the
+            unit did), so the daemon would never see it: a live-view token that silently
+            protects nothing.
+    """
     if not secrets:
         return []
-    paths = " ".join(q(_credential_path(target, secret)) for secret in secrets)
+    unit = q(str(Path(target.root) / UNIT_SUBPATH))
+    checks = " ".join(f"{q(_credential_path(target, s))}:{s.credential}" for s in secrets)
     found = target.remote.text(
-        f"set -e; {_AS_ROOT}; for f in {paths}; do "
-        'if as_root test -e "$f"; then as_root sha256sum "$f" | cut -d" " -f1; '
-        "else echo -; fi; done"
+        f"set -e; {_AS_ROOT}; for check in {checks}; do "
+        'f="${check%:*}"; name="${check##*:}"; '
+        f'grep -q "^LoadCredential=$name:" {unit} 2>/dev/null && loads=yes || loads=no; '
+        'if as_root test -e "$f"; then sha=$(as_root sha256sum "$f" | cut -d" " -f1); '
+        'else sha=-; fi; echo "$sha $loads"; done'
     ).split()
+    unloaded = [
+        s.credential for s, loads in zip(secrets, found[1::2], strict=True) if loads != "yes"
+    ]
+    if unloaded:
+        raise ConfigError(
+            f"{target.remote.host}: its yuzug-edge service does not load the "
+            f"{', '.join(unloaded)} credential (installed before it did), so the daemon would "
+            "not see it: run yuzug-deploy install on it first"
+        )
     changed = []
-    for secret, sha in zip(secrets, found, strict=True):
+    for secret, sha in zip(secrets, found[0::2], strict=True):
         # install.sh copies a password file as it is, often with its line's newline, which
         # the daemon strips (edge.config.read_secret): the same password either way.
         same = {hashlib.sha256(secret.value.encode() + end).hexdigest() for end in (b"", b"\n")}

@@ -18,6 +18,7 @@ from deploy.remote import Remote
 from edge.bundle import load_bundle
 from edge.config import MQTTConfig
 from tests.deploy.conftest import (
+    ROOT,
     config_restart_script,
     deploy_cli,
     device_toml,
@@ -132,6 +133,9 @@ def test_set_secret_logs_a_device_in_to_its_broker_and_puts_back_a_wrong_passwor
     password_file = root / "etc/yuzug/mqtt_password"
     password_file.write_bytes(b"")  # as install.sh leaves it for an anonymous broker
     password_file.chmod(0o600)
+    unit = root / "etc/systemd/system/yuzug-edge.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text((ROOT / "systemd" / "yuzug-edge.service").read_text())
     bundle = load_bundle(make_version(tmp_path, "s1"))
     version = bundle.manifest.full_name
     restart = f"{config_restart_script(tmp_path)} {root} dev8"
@@ -181,6 +185,19 @@ def test_set_secret_logs_a_device_in_to_its_broker_and_puts_back_a_wrong_passwor
         assert password_file.read_text() == "right-pass"
         assert not (root / "etc/yuzug/http_token").exists()
         assert confirmer.wait_version("dev8", version, 30)  # back on the broker
+
+        # A device installed before its unit loaded the live view's secrets: a token written
+        # there would protect nothing, so it is refused.
+        unit.write_text(
+            "".join(line for line in unit.read_text().splitlines(True) if "http_" not in line)
+        )
+        pid = (root / "daemon.pid").read_text()
+        old_unit = config_cli("--set-secret", "http.token", stdin="s3cret-token\n")
+        assert old_unit.returncode == 1 and "refused" in old_unit.stdout, old_unit.stdout
+        assert "does not load the http_token credential" in old_unit.stdout
+        assert "run yuzug-deploy install on it first" in old_unit.stdout
+        assert not (root / "etc/yuzug/http_token").exists()
+        assert (root / "daemon.pid").read_text() == pid
 
         missing = config_cli("--set-secret", "mqtt.password", stdin="")
         assert missing.returncode == 2 and "expected 1 line(s)" in missing.stderr

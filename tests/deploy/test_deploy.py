@@ -400,30 +400,44 @@ def test_ansible_install_stages_in_a_folder_of_its_own_and_cleans_up(sshd, tmp_p
     record = tmp_path / "ran.txt"
     (copy / "deploy" / "install.sh").write_text(
         f'#!/bin/sh\nd=$(dirname "$0")\n'
-        f'{{ echo "$d"; stat -c %a "$d"; ls "$d"; echo "$@"; }} > {record}\n'
+        f'{{ echo "$d"; stat -c %a "$d"; ls "$d"; echo "$@"; '
+        f'[ -e "$d/mqtt_password" ] && stat -c %a "$d/mqtt_password" && cat "$d/mqtt_password"; '
+        f"}} > {record}\nexit 0\n"
     )
     wheel = tmp_path / "yuzug-0.0.0-py3-none-any.whl"
     wheel.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
     inventory = tmp_path / "hosts.ini"
     inventory.write_text("[yuzug]\ndev7\n")
+    files = ["edge.example.toml", "install.sh", "yuzug-edge.service", wheel.name]
     before = set(Path("/tmp").glob("yuzug-install*"))
-    result = run_playbook(
-        sshd,
-        tmp_path,
-        copy / "deploy" / "ansible" / "install.yml",
-        inventory,
-        f"wheel={wheel}",
-        "ansible_become=false",  # already root here, and no sudo on this "device"
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    staged, mode, *listed, arguments = record.read_text().splitlines()
-    assert staged.startswith("/tmp/yuzug-install.") and staged != "/tmp/yuzug-install.", staged
-    assert mode == "700"
-    assert sorted(listed) == sorted(
-        ["edge.example.toml", "install.sh", "yuzug-edge.service", wheel.name]
-    )
-    assert arguments == f"--wheel {staged}/{wheel.name}"
-    assert not Path(staged).exists()  # removed afterwards
+    # Without a password, then with one from the inventory (ansible-vault's place).
+    for password in (None, "vault-pass"):
+        extra = [f"yuzug_device_mqtt_password={password}"] if password else []
+        result = run_playbook(
+            sshd,
+            tmp_path,
+            copy / "deploy" / "ansible" / "install.yml",
+            inventory,
+            f"wheel={wheel}",
+            "ansible_become=false",  # already root here, and no sudo on this "device"
+            *extra,
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        assert "vault-pass" not in result.stdout + result.stderr  # no_log
+        staged, mode, *listed = record.read_text().splitlines()
+        assert staged.startswith("/tmp/yuzug-install.") and staged != "/tmp/yuzug-install.", staged
+        assert mode == "700"
+        arguments = f"--wheel {staged}/{wheel.name}"
+        if password:
+            # The installer gets it as a file only root reads, as --password-file.
+            *listed, given, file_mode, content = listed
+            assert sorted(listed) == sorted([*files, "mqtt_password"])
+            assert given == f"{arguments} --password-file {staged}/mqtt_password"
+            assert (file_mode, content) == ("600", password)
+        else:
+            *listed, given = listed
+            assert sorted(listed) == sorted(files) and given == arguments
+        assert not Path(staged).exists()  # removed afterwards
     assert set(Path("/tmp").glob("yuzug-install*")) == before
 
 

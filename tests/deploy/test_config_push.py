@@ -15,7 +15,7 @@ from deploy import configure as configure_module
 from deploy.configure import configure, parse_set
 from deploy.push import Confirmer, Target, push
 from deploy.remote import Remote
-from edge.bundle import load_bundle
+from edge.bundle import ModelBundle, load_bundle
 from edge.config import MQTTConfig
 from tests.deploy.conftest import (
     ROOT,
@@ -42,6 +42,23 @@ def device_config(root: Path, frames: Path, broker_port: int) -> str:
     )
 
 
+def own_config_device(
+    sshd, root: Path, device: str, broker_port: int, tmp_path: Path
+) -> tuple[ModelBundle, Target, Confirmer, list[str]]:
+    """A device whose config is its own file under ``root``, restarted as the real daemon: a
+    bundle to push to it, its target, a confirmer on the broker's anonymous port, and the
+    command-line arguments that reach it."""
+    bundle = load_bundle(make_version(tmp_path, device))
+    restart = f"{config_restart_script(tmp_path)} {root} {device}"
+    target = Target(Remote(device, ssh_config=sshd.config), device, str(root), restart)
+    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=broker_port))
+    common = [
+        *(device, "--ssh-config", str(sshd.config), "--root", str(root)),
+        *("--restart-command", restart, "--broker", f"127.0.0.1:{broker_port}"),
+    ]
+    return bundle, target, confirmer, common
+
+
 def test_config_changes_keys_restarts_confirms_and_puts_back_what_cannot_start(
     sshd, mosquitto, frames, roots, tmp_path
 ):
@@ -50,15 +67,10 @@ def test_config_changes_keys_restarts_confirms_and_puts_back_what_cannot_start(
     config.parent.mkdir(parents=True)
     original = device_config(root, frames, mosquitto.port)
     config.write_text(original)
-    bundle = load_bundle(make_version(tmp_path, "c1"))
+    bundle, target, confirmer, common = own_config_device(
+        sshd, root, "dev4", mosquitto.port, tmp_path
+    )
     version = bundle.manifest.full_name
-    restart = f"{config_restart_script(tmp_path)} {root} dev4"
-    target = Target(Remote("dev4", ssh_config=sshd.config), "dev4", str(root), restart)
-    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=mosquitto.port))
-    common = [
-        *("dev4", "--ssh-config", str(sshd.config), "--root", str(root)),
-        *("--restart-command", restart, "--broker", f"127.0.0.1:{mosquitto.port}"),
-    ]
     try:
         assert push(target, bundle, confirmer, confirm_timeout=60).status == "updated"
         pid = (root / "daemon.pid").read_text()
@@ -136,15 +148,8 @@ def test_set_secret_logs_a_device_in_to_its_broker_and_puts_back_a_wrong_passwor
     unit = root / "etc/systemd/system/yuzug-edge.service"
     unit.parent.mkdir(parents=True)
     unit.write_text((ROOT / "systemd" / "yuzug-edge.service").read_text())
-    bundle = load_bundle(make_version(tmp_path, "s1"))
+    bundle, target, confirmer, common = own_config_device(sshd, root, "dev8", broker.port, tmp_path)
     version = bundle.manifest.full_name
-    restart = f"{config_restart_script(tmp_path)} {root} dev8"
-    target = Target(Remote("dev8", ssh_config=sshd.config), "dev8", str(root), restart)
-    confirmer = Confirmer(MQTTConfig(host="127.0.0.1", port=broker.port))
-    common = [
-        *("dev8", "--ssh-config", str(sshd.config), "--root", str(root)),
-        *("--restart-command", restart, "--broker", f"127.0.0.1:{broker.port}"),
-    ]
 
     def config_cli(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
         result = deploy_cli("config", *args, *common, stdin=stdin)

@@ -434,6 +434,8 @@ def status(target: Target, confirmer: Confirmer | None) -> dict[str, Any]:
         row["online"] = seen.get("availability", "unknown")
         row["running"] = state.get("model_version", "-")
         row["camera"] = state.get("camera", "-")  # "lost" is the usual trouble
+        if state.get("paused_by"):  # why, as Home Assistant's "Camera closed by" says it
+            row["camera"] = f"{row['camera']} ({'+'.join(state['paused_by'])})"
         row["emotion"] = state.get("emotion", "-")
         row["since"] = state.get("since", "-")
     return row

@@ -29,6 +29,7 @@ from deploy.remote import Remote
 from edge.bundle import load_bundle
 from edge.config import MQTTConfig
 from edge.models import default_bundle_path
+from edge.publish.payloads import utc_now
 from tests.deploy.conftest import (
     MODELS,
     current,
@@ -38,6 +39,7 @@ from tests.deploy.conftest import (
     stop_daemons,
 )
 from tests.support import (
+    Subscriber,
     broker_with_login,
     wait_for,
 )
@@ -98,6 +100,18 @@ def test_push_confirms_repush_is_a_no_op_and_rollback_works(
         header, row = status.stdout.splitlines()[-2:]
         shown = dict(zip(header.lower().split(), row.split(), strict=True))
         assert (shown["online"], shown["running"], shown["camera"]) == ("online", name2, "ok")
+        # Closed by the privacy switch: status says so, and why.
+        switch = Subscriber(mosquitto.port, ["yuzug/dev1/state"])
+        try:
+            switch.client.publish("yuzug/dev1/pause/set", "ON", qos=1).wait_for_publish(5)
+            switch.wait_payload("/state", lambda p: json.loads(p)["paused_by"] == ["switch"])
+            paused = deploy_cli("status", "dev1", *common)
+            assert "paused (switch)" in paused.stdout.splitlines()[-1], paused.stdout
+            since = utc_now()
+            switch.client.publish("yuzug/dev1/pause/set", "OFF", qos=1).wait_for_publish(5)
+            switch.wait_payload("/state", lambda p: json.loads(p)["timestamp"] >= since)
+        finally:
+            switch.close()
 
         back = deploy_cli("rollback", "dev1", *common)
         assert back.returncode == 0, back.stdout + back.stderr

@@ -55,7 +55,8 @@ main > img { flex: 0 1 640px; }
 aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
 .emotion { font-size: 2.4em; font-weight: 700; text-transform: capitalize; }
 .muted { color: #9aa0a6; }
-.box { background: #1f2329; padding: 12px; border-radius: 8px; margin-bottom: 12px; }
+.box { background: #1f2329; padding: 12px; border-radius: 8px; margin-bottom: 12px;
+  box-sizing: border-box; }
 .score { display: grid; grid-template-columns: 5em 1fr 3em; gap: 6px; align-items: center; }
 .score i { display: block; height: 10px; border-radius: 5px; }
 #mood, #diary-box { flex: 1 1 100%; }
@@ -263,10 +264,12 @@ function drawDiary(d) {
       svg.append(bar);
     }
   });
-  // A weekday under each bar ("how was my week"), the date in its tooltip.
+  // A weekday under each bar ("how was my week"), the date in its tooltip; one letter each
+  // where two weeks of "Mon" would not fit (a phone).
+  const weekday = byId("diary").clientWidth < 36 * d.days.length ? "narrow" : "short";
   byId("diary-days").replaceChildren(...d.days.map((day) => {
     const label = element("span", new Date(day.date + "T12:00").toLocaleDateString(
-      undefined, {weekday: "short"}));
+      undefined, {weekday}));
     label.title = day.date;
     return label;
   }));

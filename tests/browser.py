@@ -93,6 +93,14 @@ class Page:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return reply["result"]
 
+    def emulate_phone(self, width: int = 390, height: int = 844) -> None:
+        """Lays the page out as a phone of ``width`` CSS pixels shows it, and reloads it
+        (a headless window is never narrower than 500 px, whatever ``--window-size`` says)."""
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True}
+        self._call("Emulation.setDeviceMetricsOverride", metrics)
+        self.evaluate("location.reload()")
+        self.wait(f'innerWidth === {width} && document.readyState === "complete"')
+
     def evaluate(self, expression: str) -> Any:
         """The value of ``expression`` in the page (a promise is awaited)."""
         result = self._call(

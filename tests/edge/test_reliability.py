@@ -350,6 +350,18 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
             page.evaluate(f"{restore}.click()")
             page.wait(f"{restore}.hidden", 5, "the restore button hidden")
             assert not dismissed.exists()
+        # On a phone the page fits its width: no box runs off to the right, and the diary's
+        # fourteen weekdays are a letter each (two weeks of "Mon" ran into one another).
+        with Page(tmp_path, f"http://127.0.0.1:{port}/?token=s3cret") as phone:
+            phone.emulate_phone(390, 844)
+            phone.wait(f"(refreshDiary(), {bar} !== null)", 30, "the diary on a phone")
+            assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+            letters = phone.evaluate(
+                '[...document.querySelectorAll("#diary-days span")].map((s) => s.textContent)'
+            )
+            assert len(letters) == 14 and all(len(letter) == 1 for letter in letters), letters
+            days = 'document.getElementById("diary-days")'
+            assert phone.evaluate(f"{days}.scrollWidth <= {days}.clientWidth")
     finally:
         assert daemon.stop() == 0
     assert "Traceback" not in daemon.text()

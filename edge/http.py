@@ -59,12 +59,13 @@ aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
   box-sizing: border-box; }
 .score { display: grid; grid-template-columns: 5em 1fr 3em; gap: 6px; align-items: center; }
 .score i { display: block; height: 10px; border-radius: 5px; }
-#mood, #diary-box { flex: 1 1 100%; }
+#mood, #diary-box { flex: 1 1 100%; min-width: 0; }
 .days { display: flex; font-size: 0.8em; }
 .days span { flex: 1; text-align: center; }
 #diary { display: block; width: 100%; height: 80px; background: #16191e; margin: 8px 0 2px; }
 #timeline { display: block; width: 100%; height: 60px; background: #16191e; margin: 8px 0 2px; }
 .axis { display: flex; justify-content: space-between; font-size: 0.8em; }
+#legend { display: flex; flex-wrap: wrap; }  /* a phone puts the shares on two lines */
 #legend span { margin-right: 14px; white-space: nowrap; }
 #events { margin: 8px 0 0; padding: 0; list-style: none; }
 #events li { margin: 2px 0; }

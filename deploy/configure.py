@@ -301,7 +301,7 @@ def describe_changes(text: str, edits: list[Edit]) -> str:
 
 # On the device: root's file, so sudo unless the login is root; `-n`, so a sudo that wants a
 # password fails at once instead of hanging the ssh session.
-_AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }'
+AS_ROOT = 'as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }'
 
 
 def _swap_in(target: Target, path: str, fill: str, before: str = "", text: bytes = b"") -> None:
@@ -310,7 +310,7 @@ def _swap_in(target: Target, path: str, fill: str, before: str = "", text: bytes
     power cut. ``text`` is the standard input."""
     folder, name = q(str(Path(path).parent)), q(Path(path).name)
     target.remote.run(
-        f"set -e; {_AS_ROOT}; cd {folder}; {before}"
+        f"set -e; {AS_ROOT}; cd {folder}; {before}"
         f"tmp=$(as_root mktemp .{Path(path).name}.XXXXXX); {fill}; "
         f'as_root sync "$tmp"; as_root mv -f "$tmp" {name}; as_root sync .',
         input_bytes=text,
@@ -467,7 +467,7 @@ def _changed_secrets(target: Target, secrets: Sequence[Secret]) -> list[_NewSecr
     unit = q(str(Path(target.root) / UNIT_SUBPATH))
     checks = " ".join(f"{q(_credential_path(target, s))}:{s.credential}" for s in secrets)
     found = target.remote.text(
-        f"set -e; {_AS_ROOT}; for check in {checks}; do "
+        f"set -e; {AS_ROOT}; for check in {checks}; do "
         'f="${check%:*}"; name="${check##*:}"; '
         f'grep -q "^LoadCredential=$name:" {unit} 2>/dev/null && loads=yes || loads=no; '
         # No pipe after sudo: under set -e a sudo that wants a password must end the script.
@@ -528,7 +528,7 @@ def _replace_credential(target: Target, path: str, new: _NewSecret) -> None:
 
 
 def _remove(target: Target, path: str) -> None:
-    target.remote.run(f"{_AS_ROOT}; as_root rm -f {q(path)}")
+    target.remote.run(f"{AS_ROOT}; as_root rm -f {q(path)}")
 
 
 def _undo(steps: list[Callable[[], None]]) -> None:

@@ -140,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
                 default=10.0,
                 help="seconds each of the camera and broker checks may take (default 10)",
             )
+            sub.add_argument(
+                "--while-running",
+                action="store_true",
+                help="beside a running daemon: leave the camera and the live-view port to it "
+                "(yuzug-deploy doctor uses this)",
+            )
         if name == "run":
             sub.add_argument(
                 "--live-view",

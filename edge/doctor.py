@@ -69,11 +69,22 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
     detector = _check_detector(doctor, app)
     _check_suggestions(doctor, app)
     _check_privacy(doctor, config)
-    frame = _check_camera(doctor, config)
-    _check_faces(doctor, frame, detector, classifier)
+    # Beside a running daemon, which holds the camera (it opens once) and the live-view port:
+    # asking for either would only find it busy.
+    beside_daemon = getattr(args, "while_running", False)
+    left = "left to the running daemon (--while-running)"
+    if beside_daemon:
+        doctor.report("camera", "skip", left)
+        doctor.report("faces", "skip", left)
+    else:
+        frame = _check_camera(doctor, config)
+        _check_faces(doctor, frame, detector, classifier)
     _check_mqtt(doctor, config)
     _check_spool(doctor, config)
-    _check_http(doctor, config)
+    if beside_daemon:
+        doctor.report("http", "skip", left)
+    else:
+        _check_http(doctor, config)
     return _verdict(doctor)
 
 

@@ -126,4 +126,5 @@ systemctl enable yuzug-edge
 systemctl restart yuzug-edge
 systemctl --no-pager --lines=0 status yuzug-edge || true
 echo "installed: edit /etc/yuzug/edge.toml (mqtt.host, camera) and: systemctl restart yuzug-edge"
-echo "if it does nothing: systemctl stop yuzug-edge; CREDENTIALS_DIRECTORY=/etc/yuzug STATE_DIRECTORY=/var/lib/yuzug-edge $PREFIX/venv/bin/yuzug-edge doctor --config /etc/yuzug/edge.toml"
+echo "  (or from your workstation: yuzug-deploy config HOST --set mqtt.host=... --set-secret mqtt.password)"
+echo "if it does nothing: yuzug-deploy doctor HOST from your workstation, or here: systemctl stop yuzug-edge; CREDENTIALS_DIRECTORY=/etc/yuzug STATE_DIRECTORY=/var/lib/yuzug-edge $PREFIX/venv/bin/yuzug-edge doctor --config /etc/yuzug/edge.toml"

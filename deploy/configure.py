@@ -434,8 +434,9 @@ def _configure(
     return Outcome(host, "updated", None, changes)
 
 
-def _credential_path(target: Target, secret: Secret) -> str:
-    return str(Path(target.root) / CREDENTIALS_SUBPATH / secret.credential)
+def _credential_path(target: Target, credential: str) -> str:
+    """Where the unit's ``LoadCredential=`` reads ``credential`` from on the device."""
+    return str(Path(target.root) / CREDENTIALS_SUBPATH / credential)
 
 
 def _secret_states(target: Target, keys: list[str]) -> dict[str, str]:
@@ -444,7 +445,7 @@ def _secret_states(target: Target, keys: list[str]) -> dict[str, str]:
     the files' sizes are looked at, which needs no root."""
     if not keys:
         return {}
-    paths = " ".join(q(_credential_path(target, Secret(key, ""))) for key in keys)
+    paths = " ".join(q(_credential_path(target, SECRET_KEYS[key])) for key in keys)
     found = target.remote.text(
         f'for f in {paths}; do if [ -s "$f" ]; then echo set; '
         'elif [ -e "$f" ]; then echo none; else echo missing; fi; done'
@@ -465,7 +466,9 @@ def _changed_secrets(target: Target, secrets: Sequence[Secret]) -> list[_NewSecr
     if not secrets:
         return []
     unit = q(str(Path(target.root) / UNIT_SUBPATH))
-    checks = " ".join(f"{q(_credential_path(target, s))}:{s.credential}" for s in secrets)
+    checks = " ".join(
+        f"{q(_credential_path(target, s.credential))}:{s.credential}" for s in secrets
+    )
     found = target.remote.text(
         f"set -e; {AS_ROOT}; for check in {checks}; do "
         'f="${check%:*}"; name="${check##*:}"; '
@@ -504,7 +507,7 @@ def _write_all(
             _replace(target, path, text, hashlib.sha256(raw).hexdigest())
             undo.append(partial(_restore, target, path))
         for new in secrets:
-            credential = _credential_path(target, new.secret)
+            credential = _credential_path(target, new.secret.credential)
             _replace_credential(target, credential, new)
             undo.append(partial(_restore if new.existed else _remove, target, credential))
     except RemoteError:

@@ -49,6 +49,7 @@ from edge.personalize import (
     NoPersonalization,
     PersonalizationError,
     PersonalRecorder,
+    applied_words,
     load_personalization,
 )
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
@@ -152,8 +153,9 @@ class EdgeApp:
         self.reload_failures = 0
         self.last_reload_error: str | None = None
         self._model_target: str | None = None
-        self.personal = "off"  # whether one person's offsets apply, and which, in words
-        self._personal_state = "off"  # the same as on the state topic: off, on, not_applied
+        # Whether one person's offsets apply: {"state": off | on | not_applied, ...}; "on"
+        # adds the offsets and the number of recorded faces, "not_applied" the reason.
+        self.personal_fit: dict[str, Any] = {"state": "off"}
         self.recorder = PersonalRecorder(config.classifier.personal_file)
         # A fit finishing in the analysis thread and a "forget" from HTTP or MQTT must not
         # interleave (the forgotten offsets applied again, or a file saved after its deletion).
@@ -198,7 +200,7 @@ class EdgeApp:
     ) -> None:
         """Makes a loaded model current, with fresh tracks; the reported emotion carries over."""
         self.bundle, self.classifier, self._model_target = bundle, classifier, target
-        classifier.offsets, self._personal_state, self.personal = self._personal_offsets(bundle)
+        classifier.offsets, self.personal_fit = self._personal_offsets(bundle)
         self.recorder.cancel("the model changed during the recording")
         e = self.config.emotion
         self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
@@ -211,23 +213,28 @@ class EdgeApp:
             current=self.state.current if self.state else NO_FACE,
         )
 
-    def _personal_offsets(self, bundle: ModelBundle) -> tuple[np.ndarray | None, str, str]:
-        """The personalization file's offsets for this model, and what became of them (state,
-        words). A bad or stale file is logged and left out: the daemon runs on with the
-        model's own scores."""
+    def _personal_offsets(self, bundle: ModelBundle) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """The personalization file's offsets for this model, and what became of them (see
+        ``personal_fit``). A bad or stale file is logged and left out: the daemon runs on with
+        the model's own scores."""
         path = self.config.classifier.personal_file
         if path is None:
-            return None, "off", "off"
+            return None, {"state": "off"}
         try:
             personal = load_personalization(path)
             offsets = personal.offsets_for(bundle)
         except NoPersonalization:
-            return None, "off", "off"
+            return None, {"state": "off"}
         except PersonalizationError as exc:
             logger.warning("personal offsets not applied: %s", exc)
-            return None, "not_applied", f"not applied: {exc}"
+            return None, {"state": "not_applied", "reason": str(exc)}
         logger.info("personal offsets applied: %s", personal.describe())
-        return offsets, "on", f"on: {personal.describe()}"
+        return offsets, personal.applied()
+
+    @property
+    def personal(self) -> str:
+        """``personal_fit`` in words (``on: sad -0.20 (from 96 recorded faces)``)."""
+        return applied_words(self.personal_fit)
 
     def init_model(self) -> None:
         # A `current` symlink is resolved once, so a deploy that switches it is noticed.
@@ -620,7 +627,7 @@ class EdgeApp:
     @property
     def personal_status(self) -> str:
         """For the state topic: ``recording``, ``on``, ``not_applied`` or ``off``."""
-        return "recording" if self.recorder.recording else self._personal_state
+        return "recording" if self.recorder.recording else self.personal_fit["state"]
 
     def _record(self, now: float, scores: np.ndarray | None) -> None:
         assert self.bundle is not None and self.classifier is not None
@@ -630,7 +637,7 @@ class EdgeApp:
             personal = self.recorder.observe(now, scores, self.bundle)
             if personal is not None:  # fitted for this bundle just now
                 self.classifier.offsets = personal.offsets_for(self.bundle)
-                self._personal_state, self.personal = "on", f"on: {personal.describe()}"
+                self.personal_fit = personal.applied()
         if personal is not None or self.recorder.last is not self._last_recording:
             self._last_recording = self.recorder.last
             self.publish_state(force=True)  # the fit's status changed
@@ -641,7 +648,7 @@ class EdgeApp:
             self.recorder.forget()
             if self.classifier is not None:
                 self.classifier.offsets = None
-            self._personal_state = self.personal = "off"
+            self.personal_fit = {"state": "off"}
         logger.info("personalization forgotten: the model's own scores from now on")
 
     # -- suggestions a person asks for or turns down ------------------------------------------
@@ -918,6 +925,7 @@ class EdgeApp:
         return {
             **self.recorder.status(time.monotonic()),
             "applied": self.personal,
+            "fit": self.personal_fit,
             "labels": fit_order(self.classifier.labels) if self.classifier else [],
         }
 

@@ -48,6 +48,7 @@ STATE_FILES = (
 
 
 DEVICE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+Language = Literal["en", "tr"]  # the suggestion catalogues' and the live page's languages
 
 
 def check_topic_prefix(value: str) -> str:
@@ -214,7 +215,7 @@ class EmotionConfig(Strict):
 
 
 class SuggestionsConfig(Strict):
-    language: Literal["en", "tr"] = Field("en", description="catalogue language")
+    language: Language = Field("en", description="catalogue language")
     catalogue: Path | None = Field(
         None, description="user catalogue (TOML or JSON) replacing the built-in one"
     )
@@ -352,6 +353,9 @@ class HTTPConfig(Strict):
     )
     history_minutes: float = Field(
         10.0, gt=0, le=180, description="how far back the live page's mood timeline goes"
+    )
+    language: Language | None = Field(
+        None, description="the live page's language; default suggestions.language"
     )
     public_url: str | None = Field(
         None,

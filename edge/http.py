@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import html
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ import numpy as np
 from edge.config import HTTPConfig
 from edge.errors import YuzugError
 from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
+from edge.page_text import page_text
 from edge.pipeline import BUCKETS_MS
 
 if TYPE_CHECKING:
@@ -82,9 +84,17 @@ const SVG = "http://www.w3.org/2000/svg";
 const QUIET = ["no_face", "paused"];  // drawn as a thin bar: nobody to read
 const byId = (id) => document.getElementById(id);
 const colour = (label) => COLOURS[label] || COLOURS["*"];
-const percent = (p) => Math.round(p * 100) + "%";
-const say = (label) => label.replaceAll("_", " ");
-const clock = (age) => new Date(Date.now() - age * 1000).toLocaleTimeString();
+// Numbers the page's language's way ("92%", "%92"; "+0.30", "+0,30").
+const PERCENT = new Intl.NumberFormat(LANG, {style: "percent", maximumFractionDigits: 0});
+const OFFSET = new Intl.NumberFormat(LANG, {minimumFractionDigits: 2, maximumFractionDigits: 2,
+  signDisplay: "always"});
+const percent = (p) => PERCENT.format(p);
+const width = (p) => (p * 100).toFixed(1) + "%";  // CSS, whatever the language
+const say = (label) => T.labels[label] || label.replaceAll("_", " ");
+const fill = (template, values) =>
+  template.replace(/\\{(\\w+)\\}/g, (field, name) => name in values ? values[name] : field);
+const count = (forms, n) => fill(n === 1 ? forms.one : forms.other, {n});
+const clock = (age) => new Date(Date.now() - age * 1000).toLocaleTimeString(LANG);
 
 function element(tag, text, cls) {
   const e = document.createElement(tag);
@@ -101,52 +111,66 @@ function showScores(scores) {
   for (const label of labels) {
     const row = element("div", undefined, "score");
     const bar = element("i");
-    bar.style.width = percent(scores[label]);
+    bar.style.width = width(scores[label]);
     bar.style.background = colour(label);
-    row.append(element("span", label), bar, element("span", percent(scores[label])));
+    row.append(element("span", say(label)), bar, element("span", percent(scores[label])));
     box.append(row);
   }
 }
 
 // Fitting the model to whoever is in front of the camera: a button per label; the daemon
 // gives 3 s to get ready, records the next 8 s of faces and refits.
-const FACES = {none: "relaxed face", neutral: "relaxed face"};
+const face = (label) => T.fit_faces[label] || say(label);
+const labelList = (labels) => labels.map(say).join(", ");
+
+function applied(fit) {  // whether the person's offsets apply, as the daemon reports it
+  if (fit.state === "on") {
+    const moved = Object.entries(fit.offsets).map(([label, v]) => say(label) + " " +
+      OFFSET.format(v));
+    return fill(T.applied.on, {offsets: moved.join(", ") || T.applied.no_offsets,
+      faces: fit.faces});
+  }
+  if (fit.state === "not_applied") return fill(T.applied.not_applied, {reason: fit.reason});
+  return T.applied.off;
+}
 
 function showPersonal(p) {
   const buttons = byId("teach");
   if (!p.available) {
-    byId("taught").textContent = "off: set classifier.personal_file to fit the model to you";
+    byId("taught").textContent = T.fit_unavailable;
     return;
   }
   if (!buttons.childElementCount) {
     // The heading leads into the buttons ("… show the camera your" [relaxed face]), so it
     // says so only when they are there.
-    byId("fit-title").textContent = "fit to you: show the camera your";
+    byId("fit-title").textContent = T.fit_prompt;
     for (const label of p.labels) {  // in fit_order: the relaxed face first
-      const b = element("button", FACES[label] || say(label));
+      const b = element("button", face(label));
       b.dataset.label = label;
       b.onclick = () => send({record: label, seconds: 8, delay: 3});
       buttons.append(b);
     }
-    const forget = element("button", "forget");
+    const forget = element("button", T.forget);
     forget.onclick = () => send({forget: true});
     buttons.append(forget);
   }
   for (const b of buttons.children) b.disabled = Boolean(p.recording);
+  const r = p.recording, last = p.last;
   let text = "";
-  if (p.recording && p.recording.starts_in > 0) text = "get ready: " +
-    Math.ceil(p.recording.starts_in);
-  else if (p.recording) text = "recording " + say(p.recording.label) + ": " +
-    p.recording.seconds_left + " s left · " + p.recording.faces + " faces";
-  else if (p.last && p.last.error) text = say(p.last.label || "") + ": " + p.last.error;
-  else if (p.last && p.last.forgotten) text = "forgotten: the model's own scores again";
-  else if (p.last && p.last.after) text = "read right: " + Object.keys(p.last.after).map(
-    (label) => (FACES[label] || say(label)) + " " + percent(p.last.before[label]) + " → " +
-      percent(p.last.after[label])
-  ).join(" · ");
-  if (!p.recording && p.last && p.last.hint) text += " · " + p.last.hint;
+  if (r && r.starts_in > 0) text = fill(T.get_ready, {n: Math.ceil(r.starts_in)});
+  else if (r) text = fill(T.recording, {label: face(r.label), seconds: r.seconds_left,
+    faces: r.faces});
+  else if (last && last.error) text = face(last.label || "") + ": " +
+    (last.code === "no_face" ? T.no_face_seen : last.error);
+  else if (last && last.forgotten) text = T.forgotten;
+  else if (last && last.after) text = fill(T.read_right, {changes: Object.keys(last.after).map(
+    (label) => face(label) + " " + percent(last.before[label]) + " → " +
+      percent(last.after[label])
+  ).join(" · ")});
+  if (!r && last && last.advice) text += " · " +
+    fill(T.hints[last.advice.code], {labels: labelList(last.advice.labels)});
   byId("taught").textContent = text;
-  byId("applied").textContent = p.applied;
+  byId("applied").textContent = applied(p.fit);
 }
 
 // A command to the daemon; a refusal is shown in the box it came from.
@@ -177,21 +201,20 @@ function showSuggestion(s) {
   byId("not-for-me").disabled = !s.current;
   const restore = byId("restore");
   restore.hidden = !s.dismissed;
-  restore.textContent = "bring back " + s.dismissed + " dismissed";
+  restore.textContent = fill(T.bring_back, {n: s.dismissed});
 }
 
 async function refresh() {
   try {
     const s = await (await fetch("api/state" + QUERY)).json();
     byId("emotion").textContent = say(s.emotion);
-    byId("confidence").textContent =
-      percent(s.confidence) + " · " + s.faces + (s.faces === 1 ? " face" : " faces");
+    byId("confidence").textContent = percent(s.confidence) + " · " + count(T.faces, s.faces);
     showScores(s.scores || {});
     showSuggestion(s.suggestions);
-    byId("health").textContent =
-      s.fps + " fps · camera " + s.camera + " · model " + s.model_version;
+    byId("health").textContent = fill(T.health, {fps: s.fps, camera: T.camera[s.camera] ||
+      say(s.camera), model: s.model_version});
     showPersonal(s.personal);
-  } catch (e) { byId("health").textContent = "daemon unreachable"; }
+  } catch (e) { byId("health").textContent = T.unreachable; }
 }
 
 function drawTimeline(h) {
@@ -220,8 +243,8 @@ function drawTimeline(h) {
     svg.append(bar);
   }
   const minutes = Math.round(h.seconds / 60);
-  byId("window").textContent = minutes === 1 ? "minute" : minutes + " minutes";
-  byId("start").textContent = "−" + Math.round(h.seconds / 60) + " min";
+  byId("mood-title").textContent = fill(T.mood_title, {window: count(T.window, minutes)});
+  byId("start").textContent = fill(T.timeline_start, {n: minutes});
   const legend = byId("legend");
   legend.replaceChildren();
   const total = h.samples.length || 1;
@@ -240,7 +263,8 @@ function drawTimeline(h) {
 }
 
 // The mood diary: a bar per day, split by each emotion's share of the time a face was seen.
-const duration = (s) => s < 60 ? Math.round(s) + " s" : Math.round(s / 60) + " min";
+const duration = (s) =>
+  s < 60 ? fill(T.seconds, {n: Math.round(s)}) : fill(T.minutes, {n: Math.round(s / 60)});
 
 function drawDiary(d) {
   const svg = byId("diary");
@@ -271,13 +295,13 @@ function drawDiary(d) {
   const weekday = byId("diary").clientWidth < 36 * d.days.length ? "narrow" : "short";
   byId("diary-days").replaceChildren(...d.days.map((day) => {
     const label = element("span", new Date(day.date + "T12:00").toLocaleDateString(
-      undefined, {weekday}));
+      LANG, {weekday}));
     label.title = day.date;
     return label;
   }));
   const today = d.days[d.days.length - 1];
-  byId("diary-today").textContent = "today: " + duration(today.seen_seconds) +
-    " seen" + d.labels.filter((e) => today.shares[e]).map(
+  byId("diary-today").textContent = fill(T.today, {seen: duration(today.seen_seconds)}) +
+    d.labels.filter((e) => today.shares[e]).map(
       (e) => " · " + say(e) + " " + percent(today.shares[e])).join("");
 }
 
@@ -298,38 +322,39 @@ refreshDiary(); setInterval(refreshDiary, 60000);
 """
 
 PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>YUZUG live: {device}</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{t[title]}: {device}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{style}</style></head>
 <body><main>
-<img id="live" src="stream.mjpg{query}" alt="live camera view with face boxes">
+<img id="live" src="stream.mjpg{query}" alt="{t[video_alt]}">
 <aside>
- <div class="box"><div class="muted">emotion</div><div id="emotion" class="emotion">…</div>
+ <div class="box"><div class="muted">{t[emotion]}</div><div id="emotion" class="emotion">…</div>
   <div id="confidence" class="muted"></div></div>
- <div class="box"><div class="muted">scores</div><div id="scores">–</div></div>
- <div class="box"><div class="muted">suggestion</div><div id="suggestion">–</div>
-  <button id="another">another</button><button id="not-for-me">not for me</button><button
+ <div class="box"><div class="muted">{t[scores]}</div><div id="scores">–</div></div>
+ <div class="box"><div class="muted">{t[suggestion]}</div><div id="suggestion">–</div>
+  <button id="another">{t[another]}</button><button id="not-for-me">{t[not_for_me]}</button><button
   id="restore" hidden></button><div id="suggested" class="muted"></div></div>
- <div class="box"><div class="muted" id="fit-title">fit to you</div>
+ <div class="box"><div class="muted" id="fit-title">{t[fit_title]}</div>
   <div id="teach"></div><div id="taught"></div><div id="applied" class="muted"></div></div>
  <div class="box muted" id="health"></div>
 </aside>
 <section class="box" id="mood">
- <div class="muted">mood over the last <span id="window">…</span></div>
+ <div class="muted" id="mood-title">…</div>
  <svg id="timeline" viewBox="0 0 600 60" preserveAspectRatio="none" role="img"
-  aria-label="the reported emotion over the last minutes"></svg>
- <div class="axis muted"><span id="start"></span><span>now</span></div>
+  aria-label="{t[timeline_label]}"></svg>
+ <div class="axis muted"><span id="start"></span><span>{t[now]}</span></div>
  <div id="legend"></div>
  <ul id="events"></ul>
 </section>
 <section class="box" id="diary-box">
- <div class="muted">mood diary: each day's share of the time a face was seen</div>
+ <div class="muted">{t[diary_title]}</div>
  <svg id="diary" viewBox="0 0 600 80" preserveAspectRatio="none" role="img"
-  aria-label="the share of each emotion per day"></svg>
+  aria-label="{t[diary_label]}"></svg>
  <div class="days muted" id="diary-days"></div>
  <div id="diary-today"></div>
 </section></main>
-<script>const QUERY = "{query}"; const COLOURS = {colours};</script>
+<script>const QUERY = "{query}"; const COLOURS = {colours};
+const LANG = "{lang}"; const T = {words};</script>
 <script>{script}</script></body></html>
 """
 
@@ -471,6 +496,11 @@ class HTTPService:
         self._encode_lock = threading.Lock()
         self._encoded: tuple[FrameResult | None, bytes] = (None, b"")
         self._paused_frames: dict[str, bytes] = {}  # per reason the camera is closed
+        self.language = config.language or app.config.suggestions.language
+        words = page_text(self.language)
+        self._html_words = {key: html.escape(v) for key, v in words.items() if isinstance(v, str)}
+        # All of them for the script, which composes most of the page; "</" cannot end it.
+        self._script_words = json.dumps(words, ensure_ascii=False).replace("</", "<\\/")
         handler = type("Handler", (_Handler,), {"service": self})
         self.server = ThreadingHTTPServer((config.host, config.port), handler)
         self.server.daemon_threads = True
@@ -485,6 +515,20 @@ class HTTPService:
             self.port,
             " (authentication required)" if self.auth_required else "",
         )
+
+    def page(self, query: str) -> bytes:
+        """The live page in ``self.language``; ``query`` (the viewer's ``?token=``) goes on
+        every request it makes."""
+        return PAGE.format(
+            lang=self.language,
+            t=self._html_words,
+            words=self._script_words,
+            device=self.app.config.device_id,
+            query=query,
+            style=STYLE,
+            script=SCRIPT,
+            colours=PAGE_COLOURS,
+        ).encode()
 
     @property
     def auth_required(self) -> bool:
@@ -590,13 +634,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if url.path in ("/", "/index.html"):
             token = query.get("token", [""])[0]
-            body = PAGE.format(
-                device=service.app.config.device_id,
-                query=f"?token={quote(token, safe='')}" if token else "",
-                style=STYLE,
-                script=SCRIPT,
-                colours=PAGE_COLOURS,
-            ).encode()
+            body = service.page(f"?token={quote(token, safe='')}" if token else "")
             self._send(body, "text/html; charset=utf-8")
         elif url.path == "/stream.mjpg":
             self._stream()

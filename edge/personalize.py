@@ -179,9 +179,19 @@ class Personalization:
         return self.offsets_array()
 
     def describe(self) -> str:
-        moved = [f"{label} {value:+.2f}" for label, value in self.offsets.items() if value]
-        faces = sum(len(rows) for rows in self.samples.values())
-        return f"{', '.join(moved) or 'no offsets'} (from {faces} recorded faces)"
+        return describe_offsets(self.offsets, self.face_count)
+
+    @property
+    def face_count(self) -> int:
+        return sum(len(rows) for rows in self.samples.values())
+
+    def applied(self) -> dict[str, Any]:
+        """What the daemon reports while these offsets apply (see :func:`applied_words`)."""
+        return {
+            "state": "on",
+            "offsets": {label: round(value, 4) for label, value in self.offsets.items() if value},
+            "faces": self.face_count,
+        }
 
     def to_json(self) -> str:
         return json.dumps(
@@ -377,7 +387,7 @@ class PersonalRecorder:
                 return None
             label, rows, self._label = self._label, self._rows, None
         if not rows:
-            self.last = {"label": label, "faces": 0, "error": "no face was seen"}
+            self.last = {"label": label, "faces": 0, "error": "no face was seen", "code": "no_face"}
             return None
         assert self.path is not None
         try:
@@ -444,26 +454,52 @@ def summary(personal: Personalization, abstain: str | None = None) -> dict[str, 
         "offsets": personal.offsets,
         "faces": {label: len(rows) for label, rows in personal.samples.items()},
         "hint": hint(personal, abstain),
+        "advice": advice(personal, abstain),
     }
 
 
-def hint(personal: Personalization, abstain: str | None) -> str | None:
+def advice(personal: Personalization, abstain: str | None) -> dict[str, Any] | None:
     """What a fit on these recordings cannot weigh: the relaxed face, if it was not recorded
-    while an emotion was raised; a label whose offset moved with no recording of its own."""
+    while an emotion was raised (``record_relaxed``); a label whose offset moved with no
+    recording of its own (``not_recorded``). The labels concerned go with the code, so the live
+    page can say it in its own language."""
     recorded = {label for label, rows in personal.samples.items() if len(rows)}
     raised = [label for label, value in personal.offsets.items() if value > 0]
     if abstain and abstain not in recorded and raised:
-        return (
-            f"record the relaxed face too: without it, raising {', '.join(raised)} also reads "
-            "relaxed faces so more often"
-        )
+        return {"code": "record_relaxed", "labels": raised}
     moved = [label for label, value in personal.offsets.items() if value and label not in recorded]
     if moved:
-        return (
-            f"not recorded: {', '.join(moved)}; its offset only keeps the recorded faces from "
-            "being read so; record it too for a balanced fit"
-        )
+        return {"code": "not_recorded", "labels": moved}
     return None
+
+
+HINTS = {
+    "record_relaxed": "record the relaxed face too: without it, raising {labels} also reads "
+    "relaxed faces so more often",
+    "not_recorded": "not recorded: {labels}; its offset only keeps the recorded faces from "
+    "being read so; record it too for a balanced fit",
+}
+
+
+def hint(personal: Personalization, abstain: str | None) -> str | None:
+    """:func:`advice` in English words, for the command line and the log."""
+    said = advice(personal, abstain)
+    return None if said is None else HINTS[said["code"]].format(labels=", ".join(said["labels"]))
+
+
+def describe_offsets(offsets: dict[str, float], faces: int) -> str:
+    moved = [f"{label} {value:+.2f}" for label, value in offsets.items() if value]
+    return f"{', '.join(moved) or 'no offsets'} (from {faces} recorded faces)"
+
+
+def applied_words(applied: dict[str, Any]) -> str:
+    """A personalization's state for people, as ``/healthz`` and ``doctor`` say it: ``off``,
+    ``on: sad -0.20 (from 96 recorded faces)`` or ``not applied: <why>``."""
+    if applied["state"] == "on":
+        return f"on: {describe_offsets(applied['offsets'], applied['faces'])}"
+    if applied["state"] == "not_applied":
+        return f"not applied: {applied['reason']}"
+    return "off"
 
 
 PROMPTS = {

@@ -26,6 +26,8 @@ from edge.personalize import (
     NoPersonalization,
     PersonalizationError,
     PersonalRecorder,
+    advice,
+    applied_words,
     apply_offsets,
     fit_offsets,
     hint,
@@ -74,6 +76,12 @@ def test_the_hint_asks_for_what_the_fit_could_not_weigh() -> None:
         "record the relaxed face too: without it, raising happy also reads relaxed faces so "
         "more often"
     )
+    # The same by code and labels, for the live page to say in its own language.
+    assert advice(smiles, "none") == {"code": "record_relaxed", "labels": ["happy"]}
+    assert applied_words(smiles.applied()) == f"on: {smiles.describe()}"
+    assert smiles.describe().startswith("happy +") and smiles.applied()["offsets"] == {
+        "happy": pytest.approx(smiles.offsets["happy"], abs=1e-4)
+    }
     everything = personalize(
         bundle,
         {
@@ -83,7 +91,7 @@ def test_the_hint_asks_for_what_the_fit_could_not_weigh() -> None:
             "angry": person(rng, [0.8, 0.05, 0.05, 0.1]),
         },
     )
-    assert hint(everything, "none") is None
+    assert hint(everything, "none") is None and advice(everything, "none") is None
 
 
 def test_offsets_move_probabilities_in_log_space() -> None:
@@ -274,7 +282,12 @@ def test_the_recorder_ends_on_time_with_or_without_faces_and_replaces_a_damaged_
     recorder.start("none", 5, bundle.labels, now=0)  # nobody in front of the camera
     assert recorder.observe(4.9, None, bundle) is None and recorder.status(4.9)["recording"]
     assert recorder.observe(5.0, None, bundle) is None
-    assert recorder.last == {"label": "none", "faces": 0, "error": "no face was seen"}
+    assert recorder.last == {
+        "label": "none",
+        "faces": 0,
+        "error": "no face was seen",
+        "code": "no_face",
+    }
     assert not path.exists()
 
     recorder.start("sad", 5, bundle.labels, now=10)  # then a new model comes mid-recording

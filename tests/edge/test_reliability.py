@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 
 from edge.bundle import load_bundle, write_manifest
 from edge.models import default_bundle_path
+from edge.page_text import PAGE_TEXT
 from edge.samples import Segment, fer_faces, scripted_frames, write_video
 from tests.browser import CHROMIUM, Page, chromium
 from tests.support import (
@@ -168,7 +170,7 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         # No personal file: the fit box says how to turn it on, under a heading that does
         # not lead into buttons that are not there.
         assert 'id="fit-title">fit to you</div>' in dom
-        assert 'mood over the last <span id="window">2 minutes</span>' in dom
+        assert 'id="mood-title">mood over the last 2 minutes</div>' in dom
         assert 'id="taught">off: set classifier.personal_file' in dom
         chromium(tmp_path, f"--screenshot={screenshot}", url)
         image = cv2.imread(str(screenshot))
@@ -199,6 +201,93 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
             assert phone.evaluate(f"{days}.scrollWidth <= {days}.clientWidth")
     finally:
         assert daemon.stop() == 0
+
+
+def english_fragments() -> list[str]:
+    """The English page's own words that no Turkish text shares: the parts of each template
+    between its fields, of four letters or more."""
+
+    def texts(value: object) -> list[str]:
+        if isinstance(value, dict):
+            return [text for item in value.values() for text in texts(item)]
+        return [str(value)]
+
+    turkish = re.sub(r"\{\w+\}", " ", "\n".join(texts(PAGE_TEXT["tr"])))  # not its fields
+    parts = (
+        part.strip()
+        for text in texts(PAGE_TEXT["en"])
+        for part in re.split(r"\{\w+\}|·|:|\(|\)", text)
+    )
+    return sorted({part for part in parts if len(part) >= 4 and part not in turkish})
+
+
+@pytest.mark.browser
+def test_the_live_page_speaks_turkish_when_the_suggestions_do(fer_zip, tmp_path):
+    """``suggestions.language = "tr"``: the page Chromium renders names the emotions, the
+    camera, the fit and the diary in Turkish, with Turkish numbers and weekdays, and no English
+    of its own is left (the video's captions stay the model's labels, as on MQTT)."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs it)")
+    faces = fer_faces(fer_zip, ["happy", "sad"], 1, seed=4)
+    scene = tmp_path / "scene.avi"
+    write_video(
+        scripted_frames(faces, [Segment("happy", 3.0), Segment("sad", 3.0)], 10, seed=4), scene, 10
+    )
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+        "history_minutes = 2\n[emotion]\nmin_confidence = 0.3\n"
+        f'[suggestions]\nlanguage = "tr"\n[classifier]\npersonal_file = "{tmp_path / "p.json"}"\n',
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        code, answer = post_json(port, "/api/personal", {"record": "happy", "seconds": 2})
+        assert code == 202, answer
+        with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
+            text = lambda id: page.evaluate(f'document.getElementById("{id}").textContent')  # noqa: E731
+            page.wait(
+                '(refreshHistory(), refreshDiary(), document.querySelectorAll("#events li")'
+                '.length >= 2 && document.getElementById("taught").textContent'
+                '.startsWith("doğru okunan: mutlu %"))',
+                60,
+                "two changes and the fit's outcome",
+            )
+            assert page.evaluate("document.documentElement.lang") == "tr"
+            assert text("emotion") in ("mutlu", "üzgün", "hiçbiri", "yüz yok")
+            assert re.fullmatch(r"%\d+ · [01] yüz", text("confidence")), text("confidence")
+            names = page.evaluate(
+                '[...document.querySelectorAll("#scores .score span:first-child")]'
+                ".map((s) => s.textContent)"
+            )
+            assert names == ["kızgın", "mutlu", "üzgün", "hiçbiri"]
+            buttons = page.evaluate(
+                '[...document.querySelectorAll("#teach button")].map((b) => b.textContent)'
+            )
+            assert buttons == ["rahat yüz", "kızgın", "mutlu", "üzgün", "unut"]
+            assert text("fit-title") == "sana uyarla: kameraya göster"
+            assert re.fullmatch(r"açık: .* \(kaydedilen \d+ yüzden\)", text("applied"))
+            assert " · kamera çalışıyor · model yuzug-default-" in text("health")
+            assert text("mood-title") == "ruh hâli: son 2 dakika"
+            assert text("start") == "−2 dk"
+            assert re.search(r"mutlu → üzgün %\d+|üzgün → mutlu %\d+", text("events"))
+            assert "■ mutlu %" in text("legend")
+            weekdays = page.evaluate(
+                '[...document.querySelectorAll("#diary-days span")].map((s) => s.textContent)'
+            )
+            assert len(weekdays) == 14 and set(weekdays) == {
+                "Pzt", "Sal", "Çar", "Per", "Cum", "Cmt", "Paz"
+            }  # fmt: skip
+            assert text("diary-today").startswith("bugün: ") and " sn görüldü" in text(
+                "diary-today"
+            )
+            shown = page.evaluate("document.body.innerText")
+            left = [part for part in english_fragments() if part in shown]
+            assert not left, left
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
 
 
 def post_json(

@@ -1,0 +1,134 @@
+"""The live page's words, per language (``http.language``, else ``suggestions.language``).
+
+The page writes everything it composes from these: headings, buttons, the emotions and camera
+states it names, the personal fit's outcome and advice. Templates take ``{name}`` fields, which
+the page's script fills in. What the daemon explains in free text (a refused command, why a
+personal file was not applied) stays in English, as in its log; the video's own captions are
+the model's labels, as on MQTT.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PAGE_TEXT: dict[str, dict[str, Any]] = {
+    "en": {
+        "title": "YUZUG live",
+        "video_alt": "live camera view with face boxes",
+        "emotion": "emotion",
+        "scores": "scores",
+        "suggestion": "suggestion",
+        "another": "another",
+        "not_for_me": "not for me",
+        "bring_back": "bring back {n} dismissed",
+        "fit_title": "fit to you",
+        "fit_prompt": "fit to you: show the camera your",
+        "fit_unavailable": "off: set classifier.personal_file to fit the model to you",
+        "forget": "forget",
+        "get_ready": "get ready: {n}",
+        "recording": "recording {label}: {seconds} s left · {faces} faces",
+        "forgotten": "forgotten: the model's own scores again",
+        "read_right": "read right: {changes}",
+        "no_face_seen": "no face was seen",
+        "applied": {
+            "off": "off",
+            "on": "on: {offsets} (from {faces} recorded faces)",
+            "no_offsets": "no offsets",
+            "not_applied": "not applied: {reason}",
+        },
+        "hints": {
+            "record_relaxed": "record the relaxed face too: without it, raising {labels} also "
+            "reads relaxed faces so more often",
+            "not_recorded": "not recorded: {labels}; its offset only keeps the recorded faces "
+            "from being read so; record it too for a balanced fit",
+        },
+        "faces": {"one": "{n} face", "other": "{n} faces"},
+        "health": "{fps} fps · camera {camera} · model {model}",
+        "unreachable": "daemon unreachable",
+        "mood_title": "mood over the last {window}",
+        "window": {"one": "minute", "other": "{n} minutes"},
+        "timeline_label": "the reported emotion over the last minutes",
+        "timeline_start": "−{n} min",
+        "now": "now",
+        "diary_title": "mood diary: each day's share of the time a face was seen",
+        "diary_label": "the share of each emotion per day",
+        "today": "today: {seen} seen",
+        "seconds": "{n} s",
+        "minutes": "{n} min",
+        # The names the page gives labels and states; a label not here is shown as it is.
+        "labels": {"no_face": "no face"},
+        "fit_faces": {"none": "relaxed face", "neutral": "relaxed face"},
+        "camera": {},
+    },
+    "tr": {
+        "title": "YUZUG canlı",
+        "video_alt": "yüz kutularıyla canlı kamera görüntüsü",
+        "emotion": "duygu",
+        "scores": "olasılıklar",
+        "suggestion": "öneri",
+        "another": "başka",
+        "not_for_me": "bana göre değil",
+        "bring_back": "geri çevrilen {n} öneriyi geri getir",
+        "fit_title": "sana uyarla",
+        "fit_prompt": "sana uyarla: kameraya göster",
+        "fit_unavailable": "kapalı: modeli sana uyarlamak için classifier.personal_file "
+        "ayarını yap",
+        "forget": "unut",
+        "get_ready": "hazırlan: {n}",
+        "recording": "{label} kaydediliyor: {seconds} sn kaldı · {faces} yüz",
+        "forgotten": "unutuldu: yine modelin kendi olasılıkları",
+        "read_right": "doğru okunan: {changes}",
+        "no_face_seen": "hiç yüz görülmedi",
+        "applied": {
+            "off": "kapalı",
+            "on": "açık: {offsets} (kaydedilen {faces} yüzden)",
+            "no_offsets": "düzeltme yok",
+            "not_applied": "uygulanmadı: {reason}",
+        },
+        "hints": {
+            "record_relaxed": "rahat yüzü de kaydet: o olmadan {labels} yükseltilince rahat "
+            "yüzler de daha sık öyle okunur",
+            "not_recorded": "kaydedilmedi: {labels}; düzeltmesi yalnızca kaydedilen yüzlerin "
+            "öyle okunmasını önler; dengeli bir uyarlama için onu da kaydet",
+        },
+        "faces": {"one": "{n} yüz", "other": "{n} yüz"},
+        "health": "{fps} fps · kamera {camera} · model {model}",
+        "unreachable": "YUZUG servisine ulaşılamıyor",
+        "mood_title": "ruh hâli: son {window}",
+        "window": {"one": "dakika", "other": "{n} dakika"},
+        "timeline_label": "son dakikalarda bildirilen duygu",
+        "timeline_start": "−{n} dk",
+        "now": "şimdi",
+        "diary_title": "duygu günlüğü: her gün, yüz görülen sürenin duygulara dağılımı",
+        "diary_label": "her günün duygu payları",
+        "today": "bugün: {seen} görüldü",
+        "seconds": "{n} sn",
+        "minutes": "{n} dk",
+        "labels": {
+            "angry": "kızgın",
+            "happy": "mutlu",
+            "sad": "üzgün",
+            "none": "hiçbiri",
+            "neutral": "nötr",
+            "surprise": "şaşkın",
+            "fear": "korkmuş",
+            "disgust": "tiksinmiş",
+            "no_face": "yüz yok",
+            "paused": "duraklatıldı",
+        },
+        "fit_faces": {"none": "rahat yüz", "neutral": "rahat yüz"},
+        "camera": {
+            "ok": "çalışıyor",
+            "starting": "açılıyor",
+            "paused": "kapalı",
+            "lost": "koptu",
+            "failed": "açılamadı",
+            "ended": "bitti",
+        },
+    },
+}
+
+
+def page_text(language: str) -> dict[str, Any]:
+    """The words for ``language``; the config allows only languages that are here."""
+    return PAGE_TEXT[language]

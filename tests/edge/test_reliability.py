@@ -279,7 +279,7 @@ def test_the_live_page_speaks_turkish_when_the_suggestions_do(fer_zip, tmp_path)
             assert len(weekdays) == 14 and set(weekdays) == {
                 "Pzt", "Sal", "Çar", "Per", "Cum", "Cmt", "Paz"
             }  # fmt: skip
-            assert text("diary-today").startswith("bugün: ") and " sn görüldü" in text(
+            assert text("diary-today").startswith("bugün: ") and " sn yüz görüldü" in text(
                 "diary-today"
             )
             shown = page.evaluate("document.body.innerText")

@@ -84,9 +84,11 @@ const SVG = "http://www.w3.org/2000/svg";
 const QUIET = ["no_face", "paused"];  // drawn as a thin bar: nobody to read
 const byId = (id) => document.getElementById(id);
 const colour = (label) => COLOURS[label] || COLOURS["*"];
-// Numbers the page's language's way ("92%", "%92"; "+0.30", "+0,30").
-const PERCENT = new Intl.NumberFormat(LANG, {style: "percent", maximumFractionDigits: 0});
-const OFFSET = new Intl.NumberFormat(LANG, {minimumFractionDigits: 2, maximumFractionDigits: 2,
+// Numbers, times and weekdays the page's language's way ("92%", "%92"; "+0.30", "+0,30"), in
+// the browser's own variant of it where it has one (en-GB: a 24-hour clock).
+const LOCALE = navigator.languages.find((l) => l.split("-")[0] === LANG) || LANG;
+const PERCENT = new Intl.NumberFormat(LOCALE, {style: "percent", maximumFractionDigits: 0});
+const OFFSET = new Intl.NumberFormat(LOCALE, {minimumFractionDigits: 2, maximumFractionDigits: 2,
   signDisplay: "always"});
 const percent = (p) => PERCENT.format(p);
 const width = (p) => (p * 100).toFixed(1) + "%";  // CSS, whatever the language
@@ -94,7 +96,7 @@ const say = (label) => T.labels[label] || label.replaceAll("_", " ");
 const fill = (template, values) =>
   template.replace(/\\{(\\w+)\\}/g, (field, name) => name in values ? values[name] : field);
 const count = (forms, n) => fill(n === 1 ? forms.one : forms.other, {n});
-const clock = (age) => new Date(Date.now() - age * 1000).toLocaleTimeString(LANG);
+const clock = (age) => new Date(Date.now() - age * 1000).toLocaleTimeString(LOCALE);
 
 function element(tag, text, cls) {
   const e = document.createElement(tag);
@@ -295,7 +297,7 @@ function drawDiary(d) {
   const weekday = byId("diary").clientWidth < 36 * d.days.length ? "narrow" : "short";
   byId("diary-days").replaceChildren(...d.days.map((day) => {
     const label = element("span", new Date(day.date + "T12:00").toLocaleDateString(
-      LANG, {weekday}));
+      LOCALE, {weekday}));
     label.title = day.date;
     return label;
   }));

@@ -172,6 +172,16 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
         assert 'id="fit-title">fit to you</div>' in dom
         assert 'id="mood-title">mood over the last 2 minutes</div>' in dom
         assert 'id="taught">off: set classifier.personal_file' in dom
+        # Times and weekdays in the page's language, in the browser's variant of it: a
+        # British browser gets a 24-hour clock, a German one English weekdays (as the page).
+        british = chromium(tmp_path, "--accept-lang=en-GB,en", "--dump-dom", url)
+        clocks = re.findall(r"<li>([^ ]+(?: [AP]M)?)  ", british.split('id="events">')[1])
+        assert clocks and all(re.fullmatch(r"\d\d:\d\d:\d\d", c) for c in clocks), clocks
+        german = chromium(tmp_path, "--accept-lang=de-DE,de", "--dump-dom", url)
+        weekdays = re.findall(r'<span title="[\d-]+">(\w+)</span>', german)
+        assert len(weekdays) == 14 and set(weekdays) == {
+            "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"
+        }, weekdays  # fmt: skip
         chromium(tmp_path, f"--screenshot={screenshot}", url)
         image = cv2.imread(str(screenshot))
         assert image is not None and image.shape[1] == 1100

@@ -386,6 +386,7 @@ class EdgeApp:
             ),
             fit_labels=self.bundle.labels if self.recorder.path is not None else None,
             diary=self.diary is not None,
+            language=self.config.suggestions.language,
         )
 
     @property

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from itertools import combinations
 from typing import Any
 
+from edge.page_text import page_text
+
 SCHEMA_VERSION = 1
 
 # What state.camera says (docs/schemas/state.schema.json).
@@ -169,6 +171,7 @@ def discovery_messages(
     configuration_url: str | None = None,
     fit_labels: list[str] | None = None,
     diary: bool = False,
+    language: str = "en",
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
     suggestion, a suggestion event per emotion change, buttons for another suggestion, "not
@@ -194,12 +197,92 @@ def discovery_messages(
         "device": device,
     }
     states = [*emotions, "none", "no_face", "paused"]
-    return (
+    messages = (
         _core_entities(topics, discovery_prefix, node, common, states, stats_interval_seconds)
         + _buttons(discovery_prefix, node, common, topics.suggestion_set, SUGGESTION_BUTTONS)
         + (_fit_entities(topics, discovery_prefix, node, common, fit_labels) if fit_labels else [])
         + (_diary_entities(topics, discovery_prefix, node, common, emotions) if diary else [])
     )
+    with_labels = label_entity_names(language, emotions, fit_labels or [])
+    return [
+        (
+            topic,
+            {
+                **config,
+                "name": with_labels.get(config["name"]) or _say(language, config["name"]),
+                # What Home Assistant (2025.10+) names the entity: the id it makes of the
+                # English name, in every language, so that dashboards and automations
+                # written for one device read the same on all.
+                "default_entity_id": f"{topic.split('/')[-4]}.{entity_slug(node, config['name'])}",
+            },
+        )
+        for topic, config in messages
+    ]
+
+
+# Home Assistant's entity names beside English, by the English name or its template; the labels
+# in them are named as on the live page (edge.page_text).
+ENTITY_NAMES: dict[str, dict[str, str]] = {
+    "tr": {
+        "Emotion": "Duygu",
+        "Emotion confidence": "Duygu güveni",
+        "Activity suggestion": "Etkinlik önerisi",
+        "Suggestion": "Öneri",
+        "Camera": "Kamera",
+        "Camera closed by": "Kamerayı kapatan",
+        "Analysis rate": "Analiz hızı",
+        "Events waiting": "Bekleyen olaylar",
+        "Pause analysis": "Analizi duraklat",
+        "Another suggestion": "Başka öneri",
+        "Not for me": "Bana göre değil",
+        "Bring back dismissed suggestions": "Reddedilen önerileri geri getir",
+        "Face in view today": "Bugün yüz görülen süre",
+        "Fit to me": "Bana uyarla",
+        "Forget the fit": "Uyarlamayı unut",
+        "Fit to me: {face}": "Bana uyarla: {face}",
+        "relaxed face": "rahat yüz",
+        "{label} face": "{label} yüz",
+        "{label} today": "Bugün {label}",
+    }
+}
+
+
+def _say(language: str, english: str, **fields: str) -> str:
+    text = english if language == "en" else ENTITY_NAMES[language].get(english, english)
+    return text.format(**fields) if fields else text
+
+
+def _label_name(language: str, label: str) -> str:
+    return label if language == "en" else page_text(language)["labels"].get(label, label)
+
+
+def fit_button_name(language: str, label: str) -> str:
+    """ "Fit to me: relaxed face", "Fit to me: happy face", in ``language``."""
+    face = (
+        _say(language, "relaxed face")
+        if label in RELAXED_FACES
+        else _say(language, "{label} face", label=_label_name(language, label))
+    )
+    return _say(language, "Fit to me: {face}", face=face)
+
+
+def today_name(language: str, label: str) -> str:
+    """The diary sensor's name for ``label``: "Happy today"."""
+    name = _label_name(language, label)
+    return _say(language, "{label} today", label=name.capitalize() if language == "en" else name)
+
+
+def label_entity_names(language: str, emotions: list[str], fit_labels: list[str]) -> dict[str, str]:
+    """The names with a label in them, in ``language``, by their English names."""
+    names = {today_name("en", e): today_name(language, e) for e in emotions}
+    names.update({fit_button_name("en", f): fit_button_name(language, f) for f in fit_labels})
+    return names
+
+
+def entity_slug(node: str, english_name: str) -> str:
+    """The object id Home Assistant makes of a device's entity name: "YUZUG kitchen" + "Not
+    for me" -> ``yuzug_kitchen_not_for_me``."""
+    return re.sub(r"[^a-z0-9]+", "_", f"{node} {english_name}".lower()).strip("_")
 
 
 def _diary_entities(
@@ -208,7 +291,7 @@ def _diary_entities(
     """Today's minutes per emotion and in view, from the diary topic: each starts again at
     local midnight, which a ``total_increasing`` sensor's statistics take as a new cycle."""
     sensors = [
-        (f"{slug(e)}_today", f"{e.capitalize()} today", f"value_json.seconds[{json.dumps(e)}]")
+        (f"{slug(e)}_today", today_name("en", e), f"value_json.seconds[{json.dumps(e)}]")
         for e in emotions
     ]
     sensors.append(("seen_today", "Face in view today", "value_json.seen_seconds"))
@@ -434,7 +517,7 @@ def _fit_entities(
     buttons = [
         (
             f"fit_{slug(label)}",
-            f"Fit to me: {'relaxed face' if label in RELAXED_FACES else label + ' face'}",
+            fit_button_name("en", label),
             "mdi:account-check-outline",
             # Five seconds to put the phone down and face the camera, then eight recorded.
             {"record": label, "seconds": 8, "delay": 5},

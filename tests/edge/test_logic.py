@@ -581,21 +581,29 @@ def test_asking_for_another_suggestion_says_why_when_there_is_none(tmp_path: Pat
             app.suggestion_command(malformed)
 
 
-def test_discovery_keys_stay_valid_topics_for_labels_of_any_folder_name():
-    import jinja2
-
+def discovery_of(
+    labels: list[str], device: str = "kitchen", language: str = "en"
+) -> list[tuple[str, dict]]:
+    """Every discovery config of a device whose model has ``labels`` (``none`` the abstain
+    label), with the fit buttons and the diary."""
     from edge.publish.payloads import Topics, discovery_messages
 
-    labels = ["Very happy", "sad/tired", "none"]
-    messages = discovery_messages(
-        topics=Topics("yuzug", "cam"),
+    return discovery_messages(
+        topics=Topics("yuzug", device),
         discovery_prefix="homeassistant",
-        emotions=labels[:2],
+        emotions=[label for label in labels if label != "none"],
         model_version="m",
         software_version="s",
         fit_labels=labels,
         diary=True,
+        language=language,
     )
+
+
+def test_discovery_keys_stay_valid_topics_for_labels_of_any_folder_name():
+    import jinja2
+
+    messages = discovery_of(["Very happy", "sad/tired", "none"], device="cam")
     topics = [topic for topic, _ in messages]
     assert all(re.fullmatch(r"[a-z0-9_/]+", t) for t in topics), topics
     assert len(set(topics)) == len(topics)
@@ -605,3 +613,32 @@ def test_discovery_keys_stay_valid_topics_for_labels_of_any_folder_name():
     shown = jinja2.Environment().from_string(sensor["value_template"])
     assert shown.render(value_json={"seconds": {"Very happy": 150.0}}) == "2.5"
     assert shown.render(value_json={"seconds": {}}) == "0.0"
+    # Home Assistant would make these ids of the names itself; the discovery says them.
+    ids = {config["default_entity_id"] for _, config in messages}
+    assert "sensor.yuzug_cam_very_happy_today" in ids
+    assert "button.yuzug_cam_fit_to_me_sad_tired_face" in ids
+
+
+def test_home_assistant_names_follow_the_device_language_and_the_entity_ids_stay_english():
+    labels = ["angry", "happy", "sad", "none"]
+    english, turkish = dict(discovery_of(labels)), dict(discovery_of(labels, language="tr"))
+    assert english.keys() == turkish.keys()
+    for topic, config in english.items():
+        other = turkish[topic]
+        assert other["unique_id"] == config["unique_id"]
+        assert other["default_entity_id"] == config["default_entity_id"], topic
+        assert other["name"] != config["name"], f"{config['name']!r} has no Turkish name"
+    names = {topic.split("/")[-2]: config["name"] for topic, config in turkish.items()}
+    assert names["emotion"] == "Duygu" and names["suggestion_dismiss"] == "Bana göre değil"
+    assert names["fit_none"] == "Bana uyarla: rahat yüz"
+    assert names["fit_sad"] == "Bana uyarla: üzgün yüz"
+    assert names["happy_today"] == "Bugün mutlu"
+    # The English ids are those Home Assistant makes of "YUZUG kitchen" and the entity's name
+    # (lower case, every run of other characters one "_"), and the ones the docs' dashboard
+    # and automation use.
+    by_key = {topic.split("/")[-2]: config for topic, config in english.items()}
+    assert by_key["emotion"]["default_entity_id"] == "sensor.yuzug_kitchen_emotion"
+    assert by_key["fit_none"]["default_entity_id"] == "button.yuzug_kitchen_fit_to_me_relaxed_face"
+    docs = (Path(__file__).resolve().parents[2] / "docs/mqtt.md").read_text()
+    used = set(re.findall(r"\b(?:sensor|event|button|switch)\.yuzug_kitchen_\w+", docs))
+    assert used and used <= {config["default_entity_id"] for config in english.values()}, used

@@ -254,6 +254,24 @@ def test_privacy_hours_keep_the_camera_closed_whatever_the_switch_says(mosquitto
         sub.close()
 
 
+def test_home_assistant_names_the_entities_in_the_devices_language(mosquitto, face_frames):
+    """``suggestions.language = "tr"``: Turkish entity names beside the Turkish suggestions,
+    and the entity ids Home Assistant would make of the English ones."""
+    config = make_config(mosquitto.port, face_frames, suggestions={"language": "tr"})
+    sub = Subscriber(mosquitto.port, ["homeassistant/#"])
+    try:
+        with RunningApp(config):
+            emotion = json.loads(sub.wait_payload("/emotion/config", lambda p: True, 15))
+            jsonschema.validate(emotion, SCHEMAS["discovery"])
+            assert emotion["name"] == "Duygu"
+            assert emotion["default_entity_id"] == "sensor.yuzug_test_cam_emotion"
+            pause = json.loads(sub.wait_payload("/pause/config", lambda p: True, 5))
+            assert pause["name"] == "Analizi duraklat"
+            assert pause["default_entity_id"] == "switch.yuzug_test_cam_pause_analysis"
+    finally:
+        sub.close()
+
+
 def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
     mosquitto, face_frames, tmp_path, caplog
 ):

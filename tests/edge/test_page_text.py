@@ -18,6 +18,7 @@ from edge.http import PAGE, SCRIPT, HTTPService
 from edge.models import default_bundle_path
 from edge.page_text import PAGE_TEXT
 from edge.personalize import HINTS
+from edge.publish.payloads import CAMERA_STATES
 from edge.tracking import NO_FACE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,10 +77,11 @@ def test_turkish_names_every_emotion_state_and_camera_status_the_daemon_reports(
     fer_labels = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
     for label in [*model_labels, *fer_labels, NO_FACE, "paused"]:
         assert words["labels"].get(label), label
-    # The capture thread's statuses, read from its source so that a new one is not missed.
+    # The camera's states as published, and those the capture thread sets (read from its
+    # source, so that a new one is not missed).
     statuses = set(re.findall(r'_set_status\("(\w+)"\)', (ROOT / "edge/pipeline.py").read_text()))
-    assert {"ok", "lost", "failed", "paused"} <= statuses
-    assert statuses | {"starting"} <= set(words["camera"])
+    assert {"ok", "lost", "failed", "paused"} <= statuses <= set(CAMERA_STATES)
+    assert set(CAMERA_STATES) <= set(words["camera"])
 
 
 def page_of(settings: dict[str, dict[str, Any]]) -> str:

@@ -32,6 +32,7 @@ from edge.cli import TerminalProgress
 from edge.detect import detect_boxes
 from edge.detect.base import FaceDetector
 from edge.errors import YuzugError
+from edge.page_text import page_text
 from edge.preprocess import preprocess_faces
 from edge.publish.spool import replace_synced
 
@@ -458,6 +459,11 @@ def summary(personal: Personalization, abstain: str | None = None) -> dict[str, 
     }
 
 
+# What advice() may say; the live page has words for each (edge.page_text "hints").
+RECORD_RELAXED, NOT_RECORDED = "record_relaxed", "not_recorded"
+ADVICE_CODES = (RECORD_RELAXED, NOT_RECORDED)
+
+
 def advice(personal: Personalization, abstain: str | None) -> dict[str, Any] | None:
     """What a fit on these recordings cannot weigh: the relaxed face, if it was not recorded
     while an emotion was raised (``record_relaxed``); a label whose offset moved with no
@@ -466,25 +472,19 @@ def advice(personal: Personalization, abstain: str | None) -> dict[str, Any] | N
     recorded = {label for label, rows in personal.samples.items() if len(rows)}
     raised = [label for label, value in personal.offsets.items() if value > 0]
     if abstain and abstain not in recorded and raised:
-        return {"code": "record_relaxed", "labels": raised}
+        return {"code": RECORD_RELAXED, "labels": raised}
     moved = [label for label, value in personal.offsets.items() if value and label not in recorded]
     if moved:
-        return {"code": "not_recorded", "labels": moved}
+        return {"code": NOT_RECORDED, "labels": moved}
     return None
 
 
-HINTS = {
-    "record_relaxed": "record the relaxed face too: without it, raising {labels} also reads "
-    "relaxed faces so more often",
-    "not_recorded": "not recorded: {labels}; its offset only keeps the recorded faces from "
-    "being read so; record it too for a balanced fit",
-}
-
-
 def hint(personal: Personalization, abstain: str | None) -> str | None:
-    """:func:`advice` in English words, for the command line and the log."""
+    """:func:`advice` in English words (the live page's), for the command line and the log."""
     said = advice(personal, abstain)
-    return None if said is None else HINTS[said["code"]].format(labels=", ".join(said["labels"]))
+    if said is None:
+        return None
+    return page_text("en")["hints"][said["code"]].format(labels=", ".join(said["labels"]))
 
 
 def describe_offsets(offsets: dict[str, float], faces: int) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -281,8 +282,11 @@ def label_entity_names(language: str, emotions: list[str], fit_labels: list[str]
 
 def entity_slug(node: str, english_name: str) -> str:
     """The object id Home Assistant makes of a device's entity name: "YUZUG kitchen" + "Not
-    for me" -> ``yuzug_kitchen_not_for_me``."""
-    return re.sub(r"[^a-z0-9]+", "_", f"{node} {english_name}".lower()).strip("_")
+    for me" -> ``yuzug_kitchen_not_for_me``; accents folded as its slugify does (a label
+    "Çok mutlu" -> ``cok_mutlu``)."""
+    folded = unicodedata.normalize("NFKD", f"{node} {english_name}")
+    ascii_only = folded.encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "_", ascii_only).strip("_")
 
 
 def _diary_entities(

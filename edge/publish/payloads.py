@@ -280,11 +280,18 @@ def label_entity_names(language: str, emotions: list[str], fit_labels: list[str]
     return names
 
 
+# Letters NFKD does not take apart, spelled as unidecode (Home Assistant's slugify) spells them.
+UNDECOMPOSED = str.maketrans(
+    {"ı": "i", "ß": "ss", "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "ł": "l", "đ": "d"}
+)
+
+
 def entity_slug(node: str, english_name: str) -> str:
     """The object id Home Assistant makes of a device's entity name: "YUZUG kitchen" + "Not
     for me" -> ``yuzug_kitchen_not_for_me``; accents folded as its slugify does (a label
     "Çok mutlu" -> ``cok_mutlu``)."""
-    folded = unicodedata.normalize("NFKD", f"{node} {english_name}")
+    text = f"{node} {english_name}".translate(UNDECOMPOSED)
+    folded = unicodedata.normalize("NFKD", text)
     ascii_only = folded.encode("ascii", "ignore").decode().lower()
     return re.sub(r"[^a-z0-9]+", "_", ascii_only).strip("_")
 

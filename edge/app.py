@@ -434,10 +434,14 @@ class EdgeApp:
 
     @property
     def pause_note(self) -> str:
-        """Why the camera is closed, for people: the live view's picture, refusals."""
-        if "privacy_hours" in self.pause_reasons:
-            return f"privacy hours {self._privacy_span}"
-        return "the privacy switch is on"
+        """Why the camera is closed, for people: refusals, the log."""
+        hours = self.privacy_hours_closing
+        return f"privacy hours {hours}" if hours else "the privacy switch is on"
+
+    @property
+    def privacy_hours_closing(self) -> str | None:
+        """The ``privacy.off_hours`` span keeping the camera closed now ("22-7"), if one does."""
+        return self._privacy_span if "privacy_hours" in self.pause_reasons else None
 
     def _on_pause(self, paused: bool) -> None:
         self._set_pause("switch", paused)
@@ -917,6 +921,8 @@ class EdgeApp:
             "suggestions": suggestions,
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,
+            "paused_by": self.paused_by,
+            "privacy_hours": self.privacy_hours_closing,
             "model_version": self.model_version,
             "personal": self.personal_view(),
         }

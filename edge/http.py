@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STREAM_WRITE_TIMEOUT_S = 10.0
+# A browser shows a part of an MJPEG stream once the next part begins: the paused picture,
+# which has no successor for hours, is sent again this often so that it is shown at all.
+PAUSED_RESEND_S = 1.0
 TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s]*")
 PAUSED = object()  # what a viewer was last sent while the camera is closed for privacy
 
@@ -210,7 +213,9 @@ async function refresh() {
   try {
     const s = await (await fetch("api/state" + QUERY)).json();
     byId("emotion").textContent = say(s.emotion);
-    byId("confidence").textContent = percent(s.confidence) + " · " + count(T.faces, s.faces);
+    byId("confidence").textContent = s.emotion !== "paused" ?
+      percent(s.confidence) + " · " + count(T.faces, s.faces) :
+      s.privacy_hours ? fill(T.paused_hours, {hours: s.privacy_hours}) : T.paused_switch;
     showScores(s.scores || {});
     showSuggestion(s.suggestions);
     byId("health").textContent = fill(T.health, {fps: s.fps, camera: T.camera[s.camera] ||
@@ -585,14 +590,23 @@ class HTTPService:
         return self.jpeg(cast("FrameResult", showing))
 
     def paused_jpeg(self) -> bytes:
-        """The frame viewers get while the camera is closed for privacy, in place of its own."""
-        note = self.app.pause_note  # the switch, or the privacy hours
-        if note not in self._paused_frames:
+        """The frame viewers get while the camera is closed for privacy, in place of its own:
+        a pause sign, and the privacy hours when they hold. No words: the page says why in
+        its own language, and a still in Home Assistant reads the same in any."""
+        hours = self.app.privacy_hours_closing or ""
+        if hours not in self._paused_frames:
             canvas = np.full((480, 640, 3), 32, np.uint8)
-            for text, y in (("paused", 230), (note, 280)):
-                cv2.putText(canvas, text, (40, y), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (200,) * 3, 2)
-            self._paused_frames[note] = cv2.imencode(".jpg", canvas)[1].tobytes()
-        return self._paused_frames[note]
+            grey = (200, 200, 200)
+            cv2.circle(canvas, (320, 210), 90, grey, 6, cv2.LINE_AA)
+            for left in (282, 332):
+                cv2.rectangle(canvas, (left, 165), (left + 26, 255), grey, -1, cv2.LINE_AA)
+            # The spans alone ("22-7"), not the note on an unset clock, which is in English.
+            span = hours.split(" (")[0]
+            font = cv2.FONT_HERSHEY_SIMPLEX
+            (width, _), _ = cv2.getTextSize(span, font, 1.2, 2)
+            cv2.putText(canvas, span, (320 - width // 2, 370), font, 1.2, grey, 2, cv2.LINE_AA)
+            self._paused_frames[hours] = cv2.imencode(".jpg", canvas)[1].tobytes()
+        return self._paused_frames[hours]
 
     def join_stream(self) -> bool:
         """Counts a new viewer in, unless ``max_viewers`` are already watching."""
@@ -750,10 +764,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             sent: object = None
+            sent_at = 0.0
             while not service.app.stop_event.is_set():
                 showing = service.showing()
-                if showing is not None and showing is not sent:
-                    sent = showing
+                now = time.monotonic()
+                again = showing is PAUSED and now - sent_at >= PAUSED_RESEND_S
+                if showing is not None and (showing is not sent or again):
+                    sent, sent_at = showing, now
                     data = service.picture(showing)
                     if data:
                         self.wfile.write(

@@ -111,8 +111,12 @@ def test_a_viewer_that_stops_reading_loses_its_place(service: HTTPService):
         stalled.close()
 
 
-def test_a_paused_camera_is_never_shown_not_even_its_last_picture(service: HTTPService):
+def test_a_paused_camera_is_never_shown_not_even_its_last_picture(
+    service: HTTPService, monkeypatch: pytest.MonkeyPatch
+):
     import cv2
+
+    monkeypatch.setattr(edge.http, "PAUSED_RESEND_S", 0.2)
 
     def picture(jpeg: bytes) -> np.ndarray:
         return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -127,12 +131,12 @@ def test_a_paused_camera_is_never_shown_not_even_its_last_picture(service: HTTPS
             break
     else:
         raise AssertionError("no paused picture after the switch went on")
-    # The server counts a frame after writing it, so the placeholder we just read may not be
-    # counted yet: let that land (three stream periods) before taking the count.
-    time.sleep(0.1)
+    # While paused only the paused picture goes out, again every PAUSED_RESEND_S (a browser
+    # shows a part once the next one begins), never an analysed frame going on behind it.
+    assert read_frames(watching, 2) == [placeholder, placeholder]
     streamed = service.frames_streamed
-    time.sleep(0.5)  # 25 new analysed frames, none of them sent: the placeholder stays on screen
-    assert service.frames_streamed == streamed
+    time.sleep(0.5)  # 25 new analysed frames, none of them sent
+    assert service.frames_streamed - streamed <= 4
     newcomer = open_stream(service.port)
     assert read_frames(newcomer, 1)[0] == placeholder  # not the last picture before the pause
     service.app.paused.clear()
@@ -162,6 +166,23 @@ def test_a_snapshot_is_the_latest_analysed_frame_or_the_paused_picture(service: 
     service.app.paused.set()
     status, kind, paused = snapshot()
     assert (status, kind) == (200, "image/jpeg") and paused == service.paused_jpeg()
+    # A pause sign and no words (the page says why in its own language); the privacy hours
+    # add their span under it, without the English note on an unset clock.
+    app = service.app
+    app.pause_reasons.add("privacy_hours")
+    app._privacy_span = "22-7 (the clock is not set yet)"
+    hours = service.paused_jpeg()
+    app._privacy_span = "22-7"
+    assert service.paused_jpeg() == hours != paused
+
+    def grey(jpeg: bytes) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE)
+
+    sign, caption = (slice(110, 310), slice(220, 420)), (slice(330, 390), slice(200, 440))
+    for jpeg in (paused, hours):
+        assert (grey(jpeg)[sign] > 150).sum() > 3000  # the ring and its two bars
+        assert (grey(jpeg)[:100] > 100).sum() == 0  # nothing written above it
+    assert (grey(paused)[caption] > 100).sum() == 0 < (grey(hours)[caption] > 100).sum()
 
 
 @contextmanager

@@ -300,6 +300,38 @@ def test_the_live_page_speaks_turkish_when_the_suggestions_do(fer_zip, tmp_path)
     assert "Traceback" not in daemon.text()
 
 
+@pytest.mark.browser
+def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_path):
+    """Privacy hours all day on a Turkish device: the page shows the paused picture and says
+    the camera is paused and by which hours, in Turkish."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs it)")
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+        '[suggestions]\nlanguage = "tr"\n[privacy]\noff_hours = ["0-12", "12-24"]\n',
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        wait_for(lambda: http_json(port, "/api/state")[1]["emotion"] == "paused", 20, "paused")
+        # The page finishes loading and shows the paused picture: a browser shows an MJPEG
+        # part once the next one begins, and this one has no successor for hours, so it is
+        # sent again every second (before, the video stayed black and the page loading).
+        with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
+            assert page.wait('document.getElementById("live").naturalWidth', 10) == 640
+            text = 'document.getElementById("{}").textContent'.format
+            page.wait(f'{text("health")}.includes("kamera")', 15, "the state shown")
+            assert page.evaluate(text("emotion")) == "duraklatıldı"
+            caption = page.evaluate(text("confidence"))
+            assert caption in ("gizlilik saatleri: 0-12", "gizlilik saatleri: 12-24"), caption
+            assert " · kamera kapalı · " in page.evaluate(text("health"))
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
+
+
 def post_json(
     port: int, path: str, body: object, headers: dict[str, str] | None = None
 ) -> tuple[int, dict]:

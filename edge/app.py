@@ -921,7 +921,6 @@ class EdgeApp:
             "suggestions": suggestions,
             "fps": self.timer.recent_fps(),
             "camera": self.camera_status,
-            "paused_by": self.paused_by,
             "privacy_hours": self.privacy_hours_closing,
             "model_version": self.model_version,
             "personal": self.personal_view(),

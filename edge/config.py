@@ -245,6 +245,7 @@ class DiaryConfig(Strict):
 
 
 CLOCK_SET_AFTER = 1_735_689_600  # 2025-01-01 UTC: a wall clock before it has not been set
+CLOCK_NOT_SET = " (the clock is not set yet)"  # after the spans closed_at names while it is not
 
 
 class PrivacyConfig(Strict):
@@ -269,7 +270,7 @@ class PrivacyConfig(Strict):
         if now < CLOCK_SET_AFTER:
             # A Pi has no battery-backed clock: until NTP sets it the hour is unknown, and a
             # bedroom camera must not open at night because the clock says 1970.
-            return f"{', '.join(self.off_hours)} (the clock is not set yet)"
+            return f"{', '.join(self.off_hours)}{CLOCK_NOT_SET}"
         hour = time.localtime(now).tm_hour
         return next((text for text in self.off_hours if within(hour, parse_hours(text))), None)
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, quote, urlparse
 import cv2
 import numpy as np
 
-from edge.config import HTTPConfig
+from edge.config import CLOCK_NOT_SET, HTTPConfig
 from edge.errors import YuzugError
 from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
 from edge.page_text import page_text
@@ -601,7 +601,7 @@ class HTTPService:
             for left in (282, 332):
                 cv2.rectangle(canvas, (left, 165), (left + 26, 255), grey, -1, cv2.LINE_AA)
             # The spans alone ("22-7"), not the note on an unset clock, which is in English.
-            span = hours.split(" (")[0]
+            span = hours.removesuffix(CLOCK_NOT_SET)
             font = cv2.FONT_HERSHEY_SIMPLEX
             (width, _), _ = cv2.getTextSize(span, font, 1.2, 2)
             cv2.putText(canvas, span, (320 - width // 2, 370), font, 1.2, grey, 2, cv2.LINE_AA)

@@ -241,7 +241,6 @@ ENTITY_NAMES: dict[str, dict[str, str]] = {
         "Fit to me": "Bana uyarla",
         "Forget the fit": "Uyarlamayı unut",
         "Fit to me: {face}": "Bana uyarla: {face}",
-        "relaxed face": "rahat yüz",
         "{label} face": "{label} yüz",
         "{label} today": "Bugün {label}",
     }
@@ -258,11 +257,10 @@ def _label_name(language: str, label: str) -> str:
 
 
 def fit_button_name(language: str, label: str) -> str:
-    """ "Fit to me: relaxed face", "Fit to me: happy face", in ``language``."""
-    face = (
-        _say(language, "relaxed face")
-        if label in RELAXED_FACES
-        else _say(language, "{label} face", label=_label_name(language, label))
+    """ "Fit to me: relaxed face", "Fit to me: happy face", in ``language``; the relaxed face
+    is named as on the live page's buttons."""
+    face = page_text(language)["fit_faces"].get(label) or _say(
+        language, "{label} face", label=_label_name(language, label)
     )
     return _say(language, "Fit to me: {face}", face=face)
 

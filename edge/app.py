@@ -46,6 +46,8 @@ from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
 from edge.personalize import (
+    NOT_APPLIED_CODES,
+    FittedForAnotherModel,
     NoPersonalization,
     PersonalizationError,
     PersonalRecorder,
@@ -154,7 +156,8 @@ class EdgeApp:
         self.last_reload_error: str | None = None
         self._model_target: str | None = None
         # Whether one person's offsets apply: {"state": off | on | not_applied, ...}; "on"
-        # adds the offsets and the number of recorded faces, "not_applied" the reason.
+        # adds the offsets and the number of recorded faces, "not_applied" the reason (and
+        # its code: "other_model" or "unreadable").
         self.personal_fit: dict[str, Any] = {"state": "off"}
         self.recorder = PersonalRecorder(config.classifier.personal_file)
         # A fit finishing in the analysis thread and a "forget" from HTTP or MQTT must not
@@ -201,7 +204,7 @@ class EdgeApp:
         """Makes a loaded model current, with fresh tracks; the reported emotion carries over."""
         self.bundle, self.classifier, self._model_target = bundle, classifier, target
         classifier.offsets, self.personal_fit = self._personal_offsets(bundle)
-        self.recorder.cancel("the model changed during the recording")
+        self.recorder.cancel("the model changed during the recording", "model_changed")
         e = self.config.emotion
         self.tracker = FaceTracker(e.smoothing, e.track_iou, e.track_timeout_seconds)
         self.state = EmotionState(
@@ -227,7 +230,9 @@ class EdgeApp:
             return None, {"state": "off"}
         except PersonalizationError as exc:
             logger.warning("personal offsets not applied: %s", exc)
-            return None, {"state": "not_applied", "reason": str(exc)}
+            other_model, unreadable = NOT_APPLIED_CODES
+            code = other_model if isinstance(exc, FittedForAnotherModel) else unreadable
+            return None, {"state": "not_applied", "reason": str(exc), "code": code}
         logger.info("personal offsets applied: %s", personal.describe())
         return offsets, personal.applied()
 
@@ -420,6 +425,9 @@ class EdgeApp:
             if self.pause_reasons:
                 if not self.paused.is_set():
                     self.last_result = None  # nothing of the last picture stays on offer
+                    # Frames stop now: a recording would wait, half done, until the camera
+                    # opens again, and then finish on whoever is in view by then.
+                    self.recorder.cancel("the camera was closed during the recording", "paused")
                 self.paused.set()
             else:
                 self.paused.clear()
@@ -612,7 +620,8 @@ class EdgeApp:
 
         Raises:
             ValueError: the command is malformed.
-            PersonalizationError: it cannot be carried out now (see the message).
+            CommandRefused: the camera is closed, or a recording already runs.
+            PersonalizationError: it cannot be carried out (see the message).
         """
         assert self.bundle is not None
         if isinstance(command, dict) and command.get("forget") is True:
@@ -620,7 +629,7 @@ class EdgeApp:
         elif isinstance(command, dict) and isinstance(command.get("record"), str):
             seconds, delay = (_number(command, key, default) for key, default in TIMES)
             if self.paused.is_set():
-                raise PersonalizationError(f"{self.pause_note}: no face is analysed")
+                raise CommandRefused(f"{self.pause_note}: no face is analysed", "paused")
             self.recorder.start(
                 command["record"], seconds, self.bundle.labels, time.monotonic(), delay
             )
@@ -686,22 +695,28 @@ class EdgeApp:
             elif shown is not None:
                 target = shown["id"]
             else:
-                raise CommandRefused(f"no suggestion is shown for {self.reported_emotion!r} now")
+                raise CommandRefused(
+                    f"no suggestion is shown for {self.reported_emotion!r} now", "nothing_shown"
+                )
             try:
                 self.picker.dismiss(target)
             except KeyError:
-                raise CommandRefused(f"no suggestion has the id {target!r}") from None
+                raise CommandRefused(
+                    f"no suggestion has the id {target!r}", "unknown_suggestion"
+                ) from None
             self._save_dismissed()
             logger.info("suggestions: %r dismissed, not suggested again", target)
             if shown and shown["id"] == target:
                 self._suggest_again()
         elif verb == "next" and value is True:
             emotion, shown = self.reported_emotion, self.current_suggestion()
-            if emotion not in self.picker.catalogue:
-                raise CommandRefused(f"nothing to suggest for {emotion!r}")
+            if not self.askable:
+                raise CommandRefused(f"nothing to suggest for {emotion!r}", "nothing_to_suggest")
             given = self._suggest_again()
             if given is None or given == shown:
-                raise CommandRefused(f"no other suggestion for {emotion!r} suits this hour")
+                raise CommandRefused(
+                    f"no other suggestion for {emotion!r} suits this hour", "no_other_suggestion"
+                )
         else:
             raise ValueError(f"unknown suggestion command {command!r}")
         self.publish_state(force=True)
@@ -733,11 +748,18 @@ class EdgeApp:
             )
 
     def suggestions_view(self) -> dict[str, Any]:
-        """The live page's suggestion box: what is shown and how many are dismissed."""
+        """The live page's suggestion box: what is shown, whether another can be asked for
+        (not while nobody is in view, nor paused), and how many are dismissed."""
         return {
             "current": self.current_suggestion(),
+            "askable": self.askable,
             "dismissed": len(self.picker.dismissed) if self.picker else 0,
         }
+
+    @property
+    def askable(self) -> bool:
+        """Whether the emotion reported now has suggestions to ask for."""
+        return self.picker is not None and self.reported_emotion in self.picker.catalogue
 
     def _remember(self, now: float) -> None:
         """Adds the emotion reported now to the live page's timeline."""

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from edge.config import CLOCK_NOT_SET, HTTPConfig
-from edge.errors import YuzugError
+from edge.errors import CommandRefused, YuzugError
 from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
 from edge.page_text import page_text
 from edge.pipeline import BUCKETS_MS
@@ -135,11 +135,15 @@ function applied(fit) {  // whether the person's offsets apply, as the daemon re
     return fill(T.applied.on, {offsets: moved.join(", ") || T.applied.no_offsets,
       faces: fit.faces});
   }
-  if (fit.state === "not_applied") return fill(T.applied.not_applied, {reason: fit.reason});
+  if (fit.state === "not_applied") return T.applied.not_applied[fit.code] || fit.reason;
   return T.applied.off;
 }
 
-function showPersonal(p) {
+// Why a command did nothing or a recording was not kept, in the page's words when the daemon
+// gives a code for it (a malformed request keeps the daemon's English).
+const why = (answer) => T.why[answer.code] || answer.error;
+
+function showPersonal(p, paused) {
   const buttons = byId("teach");
   if (!p.available) {
     byId("taught").textContent = T.fit_unavailable;
@@ -159,14 +163,14 @@ function showPersonal(p) {
     forget.onclick = () => send({forget: true});
     buttons.append(forget);
   }
-  for (const b of buttons.children) b.disabled = Boolean(p.recording);
+  for (const b of buttons.children) b.disabled = Boolean(p.recording) || paused;
   const r = p.recording, last = p.last;
   let text = "";
   if (r && r.starts_in > 0) text = fill(T.get_ready, {n: Math.ceil(r.starts_in)});
   else if (r) text = fill(T.recording, {label: face(r.label), seconds: r.seconds_left,
     faces: r.faces});
-  else if (last && last.error) text = face(last.label || "") + ": " +
-    (last.code === "no_face" ? T.no_face_seen : last.error);
+  else if (paused) text = T.why.paused;  // what the greyed buttons wait for
+  else if (last && last.error) text = face(last.label || "") + ": " + why(last);
   else if (last && last.forgotten) text = T.forgotten;
   else if (last && last.after) text = fill(T.read_right, {changes: Object.keys(last.after).map(
     (label) => face(label) + " " + percent(last.before[label]) + " → " +
@@ -183,7 +187,7 @@ async function post(path, body, where) {
   const r = await fetch(path + QUERY, {
     method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body),
   });
-  if (!r.ok) byId(where).textContent = (await r.json()).error;
+  if (!r.ok) byId(where).textContent = why(await r.json());
   refresh();
   return r.ok;
 }
@@ -204,6 +208,7 @@ function showSuggestion(s) {
   shownId = s.current ? s.current.id : null;
   byId("suggestion").textContent = s.current ? s.current.text : "–";
   byId("not-for-me").disabled = !s.current;
+  byId("another").disabled = !s.askable;
   const restore = byId("restore");
   restore.hidden = !s.dismissed;
   restore.textContent = fill(T.bring_back, {n: s.dismissed});
@@ -220,7 +225,7 @@ async function refresh() {
     showSuggestion(s.suggestions);
     byId("health").textContent = fill(T.health, {fps: s.fps, camera: T.camera[s.camera] ||
       say(s.camera), model: s.model_version});
-    showPersonal(s.personal);
+    showPersonal(s.personal, s.emotion === "paused");
   } catch (e) { byId("health").textContent = T.unreachable; }
 }
 
@@ -701,7 +706,10 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError("a JSON object of at most 4 KiB")
             view = commands[url.path](json.loads(self.rfile.read(length)))
         except YuzugError as exc:  # well-formed, but not now: a recording already runs, say
-            self._send_json({"error": str(exc)}, HTTPStatus.CONFLICT)
+            refusal = {"error": str(exc)}
+            if isinstance(exc, CommandRefused):  # the page says it in its language
+                refusal["code"] = exc.code
+            self._send_json(refusal, HTTPStatus.CONFLICT)
             return
         except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
             self._send_json({"error": f"bad request: {exc}"}, HTTPStatus.BAD_REQUEST)

@@ -1,10 +1,9 @@
 """The live page's words, per language (``http.language``, else ``suggestions.language``).
 
 The page writes everything it composes from these: headings, buttons, the emotions and camera
-states it names, the personal fit's outcome and advice. Templates take ``{name}`` fields, which
-the page's script fills in. What the daemon explains in free text (a refused command, why a
-personal file was not applied) stays in English, as in its log; the video's own captions are
-the model's labels, as on MQTT.
+states it names, the personal fit's outcome and advice, and why a button did nothing (by the
+code the daemon gives with its English words). Templates take ``{name}`` fields, which the
+page's script fills in. The video's own captions are the model's labels, as on MQTT.
 """
 
 from __future__ import annotations
@@ -29,12 +28,27 @@ PAGE_TEXT: dict[str, dict[str, Any]] = {
         "recording": "recording {label}: {seconds} s left · {faces} faces",
         "forgotten": "forgotten: the model's own scores again",
         "read_right": "read right: {changes}",
-        "no_face_seen": "no face was seen",
         "applied": {
             "off": "off",
             "on": "on: {offsets} (from {faces} recorded faces)",
             "no_offsets": "no offsets",
-            "not_applied": "not applied: {reason}",
+            "not_applied": {
+                "other_model": "not applied: it was fitted for another model; record your "
+                "faces again to fit this one",
+                "unreadable": "not applied: its file cannot be read (the log says why); "
+                "record your faces again",
+            },
+        },
+        # Why a button did nothing, or a recording was not kept (edge.errors.REASON_CODES).
+        "why": {
+            "paused": "the camera is closed",
+            "busy": "a recording is already running",
+            "no_face": "no face was seen",
+            "model_changed": "a new model arrived during the recording",
+            "nothing_to_suggest": "nothing to suggest without an emotion",
+            "no_other_suggestion": "no other suggestion suits this hour",
+            "nothing_shown": "no suggestion is shown",
+            "unknown_suggestion": "that suggestion is no longer there",
         },
         "hints": {
             "record_relaxed": "record the relaxed face too: without it, raising {labels} also "
@@ -80,12 +94,26 @@ PAGE_TEXT: dict[str, dict[str, Any]] = {
         "recording": "{label} kaydediliyor: {seconds} sn kaldı · {faces} yüz",
         "forgotten": "unutuldu: yine modelin kendi olasılıkları",
         "read_right": "doğru okunan: {changes}",
-        "no_face_seen": "hiç yüz görülmedi",
         "applied": {
             "off": "kapalı",
             "on": "açık: {offsets} (kaydedilen {faces} yüzden)",
             "no_offsets": "düzeltme yok",
-            "not_applied": "uygulanmadı: {reason}",
+            "not_applied": {
+                "other_model": "uygulanmadı: başka bir model için yapılmıştı; bu modele "
+                "uyarlamak için yüzlerini yeniden kaydet",
+                "unreadable": "uygulanmadı: dosyası okunamıyor (nedeni günlükte); yüzlerini "
+                "yeniden kaydet",
+            },
+        },
+        "why": {
+            "paused": "kamera kapalı",
+            "busy": "zaten bir kayıt sürüyor",
+            "no_face": "hiç yüz görülmedi",
+            "model_changed": "kayıt sırasında yeni bir model geldi",
+            "nothing_to_suggest": "duygu yokken önerilecek bir şey yok",
+            "no_other_suggestion": "bu saate uyan başka öneri yok",
+            "nothing_shown": "gösterilen bir öneri yok",
+            "unknown_suggestion": "bu öneri artık yok",
         },
         "hints": {
             "record_relaxed": "rahat yüzü de kaydet: o olmadan {labels} yükseltilince rahat "

@@ -31,7 +31,7 @@ from edge.camera.base import EndOfStream, FrameSource
 from edge.cli import TerminalProgress
 from edge.detect import detect_boxes
 from edge.detect.base import FaceDetector
-from edge.errors import YuzugError
+from edge.errors import CommandRefused, YuzugError
 from edge.page_text import page_text
 from edge.preprocess import preprocess_faces
 from edge.publish.spool import replace_synced
@@ -68,6 +68,15 @@ class PersonalizationError(YuzugError):
 
 class NoPersonalization(PersonalizationError):
     """There is no personalization file (nobody has recorded one)."""
+
+
+class FittedForAnotherModel(PersonalizationError):
+    """The offsets were fitted for another model (before a new one was pushed, say)."""
+
+
+# Why a personal file is not applied, as the daemon reports it ("code" beside "reason"), for the
+# live page to say in its language.
+NOT_APPLIED_CODES = ("other_model", "unreadable")
 
 
 def apply_offsets(probabilities: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -170,10 +179,10 @@ class Personalization:
         """The offsets in ``bundle``'s label order.
 
         Raises:
-            PersonalizationError: they were fitted for another model.
+            FittedForAnotherModel: they were fitted for another model.
         """
         if bundle.manifest.model.sha256 != self.model_sha256 or bundle.labels != self.labels:
-            raise PersonalizationError(
+            raise FittedForAnotherModel(
                 f"fitted for model {self.model_name}, not {bundle.manifest.full_name}; record "
                 "again with `yuzug-edge personalize` to fit this model"
             )
@@ -346,8 +355,8 @@ class PersonalRecorder:
         camera after pressing a button on a phone).
 
         Raises:
-            PersonalizationError: no file is configured, the label or time is wrong, or a
-                recording is already running.
+            PersonalizationError: no file is configured, or the label or time is wrong.
+            CommandRefused: a recording is already running.
         """
         if self.path is None:
             raise PersonalizationError(
@@ -362,16 +371,19 @@ class PersonalRecorder:
             raise PersonalizationError(f"delay must be from 0 to {MAX_RECORDING_SECONDS:g}")
         with self._lock:
             if self._label is not None:
-                raise PersonalizationError(f"already recording {self._label}")
+                raise CommandRefused(f"already recording {self._label}", "busy")
             self._label, self._rows = label, []
             self._from, self._until = now + delay, now + delay + seconds
         logger.info("personalization: recording %s for %g s in %g s", label, seconds, delay)
 
-    def cancel(self, why: str) -> None:
-        """Drops a recording in progress (its scores are the old model's after a reload)."""
+    def cancel(self, why: str, code: str) -> None:
+        """Drops a recording in progress (its scores are the old model's after a reload, and
+        a closed camera sees nobody); ``code`` is one of ``REASON_CODES``, ``why`` the same in
+        the log's words."""
         with self._lock:
             if self._label is not None:
                 self.last = {"label": self._label, "faces": len(self._rows), "error": why}
+                self.last["code"] = code
                 self._label = None
 
     def observe(
@@ -415,7 +427,8 @@ class PersonalRecorder:
         Raises:
             PersonalizationError: the file cannot be removed.
         """
-        self.cancel("forgotten")
+        with self._lock:
+            self._label = None
         if self.path is not None:
             try:
                 self.path.unlink(missing_ok=True)

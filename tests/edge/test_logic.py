@@ -563,17 +563,34 @@ def test_asking_for_another_suggestion_says_why_when_there_is_none(tmp_path: Pat
     app.init_suggestions()
     app.state = EmotionState(["angry", "happy", "sad"], 0.5, 1.0, 1.0)
     app.state.current = NO_FACE
-    with pytest.raises(CommandRefused, match="nothing to suggest for 'no_face'"):
+    # The live page greys "another" out while nothing can be suggested, and says a refusal
+    # by its code in its own language.
+    assert app.suggestions_view()["askable"] is False
+    with pytest.raises(CommandRefused, match="nothing to suggest for 'no_face'") as refused:
         app.suggestion_command({"next": True})
-    with pytest.raises(CommandRefused, match="no suggestion is shown for 'no_face'"):
+    assert refused.value.code == "nothing_to_suggest"
+    with pytest.raises(CommandRefused, match="no suggestion is shown for 'no_face'") as refused:
         app.suggestion_command({"dismiss": True})
+    assert refused.value.code == "nothing_shown"
+    with pytest.raises(CommandRefused, match="no suggestion has the id 'zzz'") as refused:
+        app.suggestion_command({"dismiss": "zzz"})
+    assert refused.value.code == "unknown_suggestion"
     app.state.current = "happy"
+    assert app.suggestions_view()["askable"] is True
     app._emit_event("happy", "none", 0.9)
-    with pytest.raises(CommandRefused, match="no other suggestion for 'happy'"):
+    with pytest.raises(CommandRefused, match="no other suggestion for 'happy'") as refused:
         app.suggestion_command({"next": True})  # the same one again is no other
-    assert app.suggestion_command({"dismiss": True}) == {"current": None, "dismissed": 1}
+    assert refused.value.code == "no_other_suggestion"
+    assert app.suggestion_command({"dismiss": True}) == {
+        "current": None,
+        "askable": True,
+        "dismissed": 1,
+    }
     with pytest.raises(CommandRefused, match="no other suggestion for 'happy'"):
         app.suggestion_command({"next": True})
+    app.paused.set()
+    assert app.reported_emotion == "paused" and app.suggestions_view()["askable"] is False
+    app.paused.clear()
     assert app.suggestion_command({"restore": True})["dismissed"] == 0
     assert app.suggestion_command({"next": True})["current"]["id"] == "only"  # back again
     for malformed in ({"next": False}, {"dismiss": 1}, {"skip": True}, {}, "next"):

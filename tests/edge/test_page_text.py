@@ -13,11 +13,11 @@ import pytest
 
 from edge.app import EdgeApp
 from edge.config import Language, parse_config
-from edge.errors import ConfigError
+from edge.errors import REASON_CODES, CommandRefused, ConfigError
 from edge.http import PAGE, SCRIPT, HTTPService
 from edge.models import default_bundle_path
 from edge.page_text import PAGE_TEXT
-from edge.personalize import ADVICE_CODES
+from edge.personalize import ADVICE_CODES, NOT_APPLIED_CODES
 from edge.publish.payloads import CAMERA_STATES
 from edge.tracking import NO_FACE
 
@@ -64,10 +64,19 @@ def test_the_page_and_its_script_use_only_texts_every_language_has():
     for language, words in PAGE_TEXT.items():
         assert used_by_page <= {k for k, v in words.items() if isinstance(v, str)}, language
         assert used_by_script <= set(words), language
-    # The advice a fit gives is said by code: the page needs a text for each code.
+    # The advice a fit gives, why a button did nothing and why a fit is not applied are said
+    # by code: the page needs a text for each code.
     assert set(PAGE_TEXT["en"]["hints"]) == set(ADVICE_CODES)
+    assert set(PAGE_TEXT["en"]["why"]) == set(REASON_CODES)
+    assert set(PAGE_TEXT["en"]["applied"]["not_applied"]) == set(NOT_APPLIED_CODES)
     # Unused texts are dead weight that nobody would notice going stale.
     assert used_by_page | used_by_script == set(PAGE_TEXT["en"])
+
+
+def test_a_refusal_the_page_has_no_words_for_cannot_be_raised():
+    assert CommandRefused("the camera is closed", "paused").code == "paused"
+    with pytest.raises(ValueError, match="unknown refusal code 'later'"):
+        CommandRefused("not now", "later")
 
 
 def test_turkish_names_every_emotion_state_and_camera_status_the_daemon_reports():

@@ -19,6 +19,7 @@ from edge.app import EdgeApp
 from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.config import parse_config
+from edge.errors import CommandRefused
 from edge.imagefiles import decode_image
 from edge.models import default_bundle_path
 from edge.personalize import (
@@ -159,22 +160,34 @@ def test_the_daemon_applies_offsets_for_its_model_and_runs_on_without_a_bad_file
     )
 
     app.paused.set()  # the privacy switch: nothing to record, said at once
-    with pytest.raises(PersonalizationError, match="privacy switch"):
+    with pytest.raises(CommandRefused, match="privacy switch") as refused:
         app.personal_command({"record": "none"})
+    assert refused.value.code == "paused"  # for the live page to say in its language
     app.paused.clear()
     with pytest.raises(ValueError, match="delay must be a number"):
         app.personal_command({"record": "none", "delay": "soon"})
     app.personal_command({"record": "none", "seconds": 2})
     assert app.recorder.recording == "none"
+    with pytest.raises(CommandRefused, match="already recording none") as refused:
+        app.personal_command({"record": "sad"})
+    assert refused.value.code == "busy"
+    # The camera closes mid-recording: no frames come, so the recording ends now, said so,
+    # instead of waiting half done and finishing on whoever is in view when it opens again.
+    app._set_pause("switch", True)
+    assert app.recorder.recording is None and app.personal_status == "on"
+    assert app.recorder.last is not None and app.recorder.last["code"] == "paused"
+    app._set_pause("switch", False)
 
     caplog.set_level(logging.WARNING)
     write_personal_file(personal, model={"name": "yuzug-old 1", "sha256": "0" * 64})
     assert app.reload_model()
     assert app.classifier.offsets is None
     assert app.personal.startswith("not applied: fitted for model yuzug-old 1")
+    assert app.personal_fit["code"] == "other_model"  # the page's words for a pushed model
     personal.write_text("{")
     assert app.reload_model()
     assert app.classifier.offsets is None and "not a readable" in app.personal
+    assert app.personal_fit["code"] == "unreadable"
     assert sum("personal offsets not applied" in r.message for r in caplog.records) == 2
 
 
@@ -292,8 +305,9 @@ def test_the_recorder_ends_on_time_with_or_without_faces_and_replaces_a_damaged_
 
     recorder.start("sad", 5, bundle.labels, now=10)  # then a new model comes mid-recording
     recorder.observe(11, np.array([0.1, 0.1, 0.7, 0.1], np.float32), bundle)
-    recorder.cancel("the model changed during the recording")
+    recorder.cancel("the model changed during the recording", "model_changed")
     assert recorder.last is not None and recorder.last["faces"] == 1
+    assert recorder.last["code"] == "model_changed"
     assert recorder.observe(16, None, bundle) is None and not path.exists()
 
     path.write_text("{")  # a power cut during an earlier save

@@ -303,7 +303,8 @@ def test_the_live_page_speaks_turkish_when_the_suggestions_do(fer_zip, tmp_path)
 @pytest.mark.browser
 def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_path):
     """Privacy hours all day on a Turkish device: the page shows the paused picture and says
-    the camera is paused and by which hours, in Turkish."""
+    the camera is paused and by which hours, in Turkish; the buttons that cannot act now are
+    greyed out, and a refusal is said in Turkish too."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make system-deps installs it)")
     port = free_port()
@@ -311,6 +312,7 @@ def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_
         tmp_path,
         f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
         f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
+        f'[classifier]\npersonal_file = "{tmp_path / "personal.json"}"\n'
         '[suggestions]\nlanguage = "tr"\n[privacy]\noff_hours = ["0-12", "12-24"]\n',
     )
     try:
@@ -327,6 +329,21 @@ def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_
             caption = page.evaluate(text("confidence"))
             assert caption in ("gizlilik saatleri: 0-12", "gizlilik saatleri: 12-24"), caption
             assert " · kamera kapalı · " in page.evaluate(text("health"))
+            # Nothing to record and nothing to suggest while the camera is closed.
+            page.wait('document.querySelectorAll("#teach button").length === 5', 10, "buttons")
+            assert page.evaluate(
+                '[...document.querySelectorAll("#teach button")].every((b) => b.disabled)'
+            )
+            assert page.evaluate(text("taught")) == "kamera kapalı"
+            assert page.evaluate('document.getElementById("another").disabled')
+            # Asked all the same (an old page, or Home Assistant): refused with a code, said
+            # in the page's language rather than in the daemon's English.
+            code, answer = post_json(port, "/api/personal", {"record": "none"})
+            assert (code, answer["code"]) == (409, "paused"), answer
+            assert "privacy hours" in answer["error"]
+            page.evaluate("suggest({next: true})")
+            said = page.wait(f"{text('suggested')} || false", 10, "the refusal shown")
+            assert said == "duygu yokken önerilecek bir şey yok"
     finally:
         assert daemon.stop() == 0
     assert "Traceback" not in daemon.text()

@@ -62,7 +62,9 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--classes",
         default=None,
-        help="comma-separated classes in label order (default angry,happy,sad)",
+        help="comma-separated classes in label order (default angry,happy,sad); "
+        "LABEL=CLASS reads a class of the data set under another name "
+        "(angry=anger,happy=happiness,sad=sadness)",
     )
     parser.add_argument(
         "--other-label",

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -208,6 +209,12 @@ def _layout(relatives: Sequence[str]) -> tuple[int, bool]:
         return depth, False
 
 
+def class_key(name: str) -> str:
+    """A class folder's name as classes are matched: case-insensitive, and composed (NFC), since
+    a zip made on macOS spells "üzgün" with a combining diaeresis."""
+    return unicodedata.normalize("NFC", name.strip()).lower()
+
+
 class MissingClassError(ValueError):
     """A class asked for is not in the data set (callers may skip it; other errors they may not)."""
 
@@ -219,10 +226,24 @@ def _class_selection(
     other_classes: Sequence[str] | None = None,
     min_classes: int = 1,
 ) -> tuple[list[str], dict[str, str]]:
-    """Maps source class names to output labels; returns (label order, mapping)."""
+    """Maps source class names to output labels; returns (label order, mapping).
+
+    A class given as ``label=folder`` reads that folder under another name, so that a data
+    set whose folders say ``anger``, ``mutlu`` or ``6`` (RAF-DB) trains a model whose labels
+    are those the daemon's suggestions and Home Assistant know (``angry=anger``).
+    """
     found = sorted(set(found))
+    renamed: dict[str, str] = {}  # label -> the data set's class it is read from
     if classes:
-        wanted = list(classes)
+        wanted = []
+        for entry in classes:
+            label, equals, source = entry.partition("=")
+            label, source = label.strip(), class_key(source)
+            if equals and not (label and source):
+                raise ValueError(f"--classes: {entry!r} is not LABEL=CLASS (angry=anger, say)")
+            wanted.append(label)
+            if equals:
+                renamed[label] = source
     else:
         wanted = [c for c in DEFAULT_CLASSES if c in found] or found
         absent = [c for c in DEFAULT_CLASSES if c not in found]
@@ -232,25 +253,28 @@ def _class_selection(
                 f"the data set has no {', '.join(absent)} class (it has {found}); "
                 "to train without it, name the classes with --classes"
             )
-    for name, given in (("--classes", wanted), ("--other-classes", list(other_classes or []))):
+    sources = [renamed.get(label, label) for label in wanted]
+    others = [class_key(c) for c in other_classes or []]
+    for name, given in (("--classes", wanted), ("--classes", sources), ("--other-classes", others)):
         repeated = sorted({c for c in given if given.count(c) > 1})
         if repeated:
-            # Two outputs with one name: the bundle's labels could not tell them apart.
+            # Two outputs with one name, or one class read twice: the bundle's labels could
+            # not tell them apart.
             raise ValueError(f"{name} names {', '.join(repeated)} more than once")
-    missing = [c for c in [*wanted, *(other_classes or [])] if c not in found]
+    missing = [c for c in [*sources, *others] if c not in found]
     if missing:
         raise MissingClassError(f"classes {missing} are not in the data set (it has {found})")
-    if other_classes and not other_label:
+    if others and not other_label:
         raise ValueError("other classes were given without an 'other' label to map them to")
-    mapping = {c: c for c in wanted}
+    mapping = dict(zip(sources, wanted, strict=True))
     labels = list(wanted)
     if other_label:
         if other_label in wanted:
             raise ValueError(f"the 'other' label {other_label!r} is also a selected class")
-        overlap = sorted(set(wanted) & set(other_classes or []))
+        overlap = sorted(set(sources) & set(others))
         if overlap:
             raise ValueError(f"classes {overlap} are both selected and mapped to {other_label!r}")
-        for c in other_classes or found:
+        for c in others or found:
             mapping.setdefault(c, other_label)
         labels.append(other_label)
     if len(labels) < min_classes:
@@ -287,7 +311,7 @@ def read_images(
         else:
             corrupt.append({"path": entry.path, "reason": "image outside any class folder"})
             continue
-        located.append((entry, split, class_name.lower()))
+        located.append((entry, split, class_key(class_name)))
     if not located:
         raise ValueError(f"{source}: no images in class folders (expected <class>/<image>)")
     labels, mapping = _class_selection((c for _, _, c in located), *selection)

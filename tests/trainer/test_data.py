@@ -116,6 +116,54 @@ def test_other_classes_narrow_what_feeds_the_other_label(fer_zip: Path, tmp_path
     assert everything.y["test"].tolist().count(3) == 12  # neutral and surprise
 
 
+def test_classes_of_another_name_are_read_under_the_daemons_labels(
+    small_fer_dir: Path, tmp_path: Path
+):
+    """A data set whose folders say anger, mutlu and 5 (RAF-DB numbers its classes) trains a
+    model labelled angry/happy/sad, which the suggestions and Home Assistant know."""
+    renamed = tmp_path / "renamed"
+    # "üzgün" as a zip made on macOS spells it: u and a combining diaeresis.
+    names = {"angry": "Anger", "happy": "mutlu", "sad": "u\u0308zgu\u0308n", "neutral": "7"}
+    for split in ("train", "test"):
+        for label, folder in names.items():
+            shutil.copytree(small_fer_dir / split / label, renamed / split / folder)
+    data, report = prepare(
+        renamed,
+        SPEC,
+        classes=["angry=anger", "happy = Mutlu", "sad=üzgün"],
+        other_label="none",
+        other_classes=["7"],
+        seed=1,
+    )
+    assert data.classes == report.classes == ["angry", "happy", "sad", "none"]
+    assert report.counts["test"] == {"angry": 20, "happy": 20, "sad": 20, "none": 20}
+    same, _ = prepare(small_fer_dir, SPEC, other_label="none", other_classes=["neutral"], seed=1)
+
+    def faces(prepared: PreparedData) -> list[tuple[int, bytes]]:  # in any order (paths differ)
+        return sorted(zip(prepared.y["test"].tolist(), map(bytes, prepared.x["test"]), strict=True))
+
+    assert faces(data) == faces(same)  # the same faces under the same labels
+    # Part named: the plain names keep working beside the renamed ones.
+    part, _ = prepare(renamed, SPEC, classes=["anger", "happy=mutlu"], seed=1)
+    assert part.classes == ["anger", "happy"]
+    with pytest.raises(ValueError, match=r"'sad=' is not LABEL=CLASS"):
+        prepare(renamed, SPEC, classes=["angry=anger", "sad="])
+    with pytest.raises(ValueError, match="--classes names mutlu more than once"):
+        prepare(renamed, SPEC, classes=["happy=mutlu", "joy=mutlu"])
+    with pytest.raises(ValueError, match="--classes names happy more than once"):
+        prepare(renamed, SPEC, classes=["happy=mutlu", "happy=üzgün"])
+    with pytest.raises(MissingClassError, match=r"\['sadness'\]"):
+        prepare(renamed, SPEC, classes=["angry=anger", "sad=sadness"])
+    with pytest.raises(ValueError, match="both selected and mapped"):
+        prepare(
+            renamed,
+            SPEC,
+            classes=["sad=üzgün", "happy=mutlu"],
+            other_label="none",
+            other_classes=["Üzgün"],
+        )
+
+
 def test_other_classes_are_checked(small_fer_dir: Path):
     with pytest.raises(ValueError, match="without an 'other' label"):
         prepare(small_fer_dir, SPEC, other_classes=["neutral"])

@@ -392,6 +392,7 @@ class EdgeApp:
             fit_labels=self.bundle.labels if self.recorder.path is not None else None,
             diary=self.diary is not None,
             language=self.config.suggestions.language,
+            suggestable=[e for e in emotions if self.picker and e in self.picker.catalogue],
         )
 
     @property

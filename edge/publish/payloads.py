@@ -173,6 +173,7 @@ def discovery_messages(
     fit_labels: list[str] | None = None,
     diary: bool = False,
     language: str = "en",
+    suggestable: list[str] | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Home Assistant MQTT discovery: one device with emotion, confidence, the current
     suggestion, a suggestion event per emotion change, buttons for another suggestion, "not
@@ -180,7 +181,12 @@ def discovery_messages(
     (camera, what closed it, analysis rate, events waiting for the broker). With
     ``fit_labels`` (a personalization file is configured): a button per label that records the
     person in view for it, a button that forgets, and the fit's status. With ``diary``:
-    today's minutes per emotion and with a face in view (the mood diary)."""
+    today's minutes per emotion and with a face in view (the mood diary).
+
+    A button that cannot act now is unavailable in Home Assistant, as the live page greys it
+    out: "another suggestion" unless an emotion of ``suggestable`` (default: ``emotions``) is
+    reported, "not for me" unless a suggestion is shown, the fit's recording buttons while the
+    camera is closed or a recording runs."""
     node = f"yuzug_{topics.device_id}".replace("-", "_")
     device = {
         "identifiers": [node],
@@ -198,9 +204,22 @@ def discovery_messages(
         "device": device,
     }
     states = [*emotions, "none", "no_face", "paused"]
+    asked = json.dumps(emotions if suggestable is None else suggestable)
+    suggestion_buttons = _buttons(
+        discovery_prefix,
+        node,
+        common,
+        topics.suggestion_set,
+        SUGGESTION_BUTTONS,
+        when_state={
+            "suggestion_next": f"value_json.emotion in {asked}",
+            "suggestion_dismiss": "value_json.suggestion",
+        },
+        state_topic=topics.state,
+    )
     messages = (
         _core_entities(topics, discovery_prefix, node, common, states, stats_interval_seconds)
-        + _buttons(discovery_prefix, node, common, topics.suggestion_set, SUGGESTION_BUTTONS)
+        + suggestion_buttons
         + (_fit_entities(topics, discovery_prefix, node, common, fit_labels) if fit_labels else [])
         + (_diary_entities(topics, discovery_prefix, node, common, emotions) if diary else [])
     )
@@ -349,13 +368,17 @@ def _buttons(
     common: dict[str, Any],
     command_topic: str,
     buttons: Iterable[tuple[str, str, str, dict[str, Any], str | None]],
+    when_state: dict[str, str] | None = None,
+    state_topic: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """A Home Assistant button per entry, pressing which sends its JSON command."""
+    """A Home Assistant button per entry, pressing which sends its JSON command; one with a
+    ``when_state`` condition (a Jinja test on the state JSON) is available only while it
+    holds."""
     return [
         (
             f"{discovery_prefix}/button/{node}/{key}/config",
             {
-                **common,
+                **_available_when(common, state_topic, (when_state or {}).get(key)),
                 "name": name,
                 "unique_id": f"{node}_{key}",
                 **({"entity_category": category} if category else {}),
@@ -366,6 +389,36 @@ def _buttons(
         )
         for key, name, icon, command, category in buttons
     ]
+
+
+def _available_when(
+    common: dict[str, Any], state_topic: str | None, condition: str | None
+) -> dict[str, Any]:
+    """``common``, or with ``condition``: available while the daemon is online and the
+    condition holds on its retained state (Home Assistant shows the entity greyed out
+    otherwise, and a press cannot send a command the daemon would refuse)."""
+    if condition is None:
+        return common
+    assert state_topic is not None
+    shared = {k: v for k, v in common.items() if k not in AVAILABILITY_KEYS}
+    return {
+        **shared,
+        "availability": [
+            {
+                "topic": common["availability_topic"],
+                "payload_available": common["payload_available"],
+                "payload_not_available": common["payload_not_available"],
+            },
+            {
+                "topic": state_topic,
+                "value_template": f"{{{{ 'online' if {condition} else 'offline' }}}}",
+            },
+        ],
+        "availability_mode": "all",
+    }
+
+
+AVAILABILITY_KEYS = ("availability_topic", "payload_available", "payload_not_available")
 
 
 def _core_entities(
@@ -534,8 +587,18 @@ def _fit_entities(
         )
         for label in fit_order(labels)
     ] + [("fit_forget", "Forget the fit", "mdi:account-remove-outline", {"forget": True}, "config")]
+    # Nothing is recorded while the camera is closed, nor beside a recording that runs.
+    recordable = "value_json.emotion != 'paused' and value_json.personal != 'recording'"
     return [
-        *_buttons(discovery_prefix, node, common, topics.personal_set, buttons),
+        *_buttons(
+            discovery_prefix,
+            node,
+            common,
+            topics.personal_set,
+            buttons,
+            when_state={key: recordable for key, *_ in buttons if key != "fit_forget"},
+            state_topic=topics.state,
+        ),
         (
             f"{discovery_prefix}/sensor/{node}/fit/config",
             {

@@ -272,6 +272,22 @@ def test_home_assistant_names_the_entities_in_the_devices_language(mosquitto, fa
         sub.close()
 
 
+def available(config: dict, state: dict) -> bool:
+    """Whether Home Assistant shows the entity of discovery ``config`` as available while the
+    daemon is online and its retained state is ``state`` (availability_mode all)."""
+    if "availability" not in config:
+        assert config["availability_topic"] == "yuzug/test-cam/availability"
+        return True
+    online, condition = config["availability"]
+    assert config["availability_mode"] == "all"
+    assert (online["topic"], condition["topic"]) == ("yuzug/test-cam/availability", STATE_TOPIC)
+    rendered = jinja2.Environment().from_string(condition["value_template"])
+    return rendered.render(value_json=state) == "online"
+
+
+STATE_TOPIC = "yuzug/test-cam/state"
+
+
 def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
     mosquitto, face_frames, tmp_path, caplog
 ):
@@ -330,6 +346,13 @@ def test_home_assistant_buttons_fit_the_model_to_the_person_in_view(
                 "/state", lambda p: json.loads(p)["personal"] == "recording", 5
             )
             assert shown(value_json=json.loads(recording)) == "recording"
+            # Home Assistant greys the recording buttons out while one runs (the daemon would
+            # refuse a second) and while the camera is closed; "forget" stays.
+            before = state  # personal "off", a face in view
+            assert available(buttons["fit_sad"], before)
+            assert not available(buttons["fit_sad"], json.loads(recording))
+            assert not available(buttons["fit_none"], {**before, "emotion": "paused"})
+            assert available(buttons["fit_forget"], json.loads(recording))
             done = sub.wait_payload("/state", lambda p: json.loads(p)["personal"] == "on", 30)
             jsonschema.validate(json.loads(done), SCHEMAS["state"])
             assert personal.exists() and app.classifier.offsets is not None
@@ -412,6 +435,15 @@ def test_home_assistant_buttons_give_another_suggestion_and_drop_one_for_good(
             )["suggestion"]["id"]
             state = press(buttons["suggestion_next"])
             jsonschema.validate(state, SCHEMAS["state"])
+            # Greyed out in Home Assistant where the daemon would refuse them: another one
+            # with no emotion that has suggestions, "not for me" with none shown.
+            nobody = {**state, "emotion": "no_face", "suggestion": None}
+            assert available(buttons["suggestion_next"], state)
+            assert not available(buttons["suggestion_next"], nobody)
+            assert not available(buttons["suggestion_next"], {**state, "emotion": "sad"})
+            assert available(buttons["suggestion_dismiss"], state)
+            assert not available(buttons["suggestion_dismiss"], nobody)
+            assert available(buttons["suggestion_restore"], nobody)
             second = state["suggestion"]["id"]
             assert second != first
             assert press(buttons["suggestion_dismiss"])["suggestion"]["id"] != second

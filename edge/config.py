@@ -80,7 +80,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True, protected_namespaces=())
 
 
-class OpenCVCameraConfig(Strict):
+# Clockwise quarter turns of every frame, for a camera that is not mounted upright: BlazeFace
+# finds fewer faces turned, and the classifier, trained on upright faces, misreads them.
+Rotation = Literal[0, 90, 180, 270]
+
+
+class TurnableCamera(Strict):
+    rotation: Rotation = Field(
+        0,
+        description="clockwise degrees to turn each frame: 180 for a camera mounted upside "
+        "down, 90 or 270 for one on its side (yuzug-edge doctor suggests it)",
+    )
+
+
+class OpenCVCameraConfig(TurnableCamera):
     type: Literal["opencv"] = "opencv"
     source: int | str = Field(
         0, description="USB camera index, /dev/videoN, a video file, or an rtsp/http URL"
@@ -111,7 +124,7 @@ class OpenCVCameraConfig(Strict):
         return "stream" if "://" in source else "file"
 
 
-class Picamera2CameraConfig(Strict):
+class Picamera2CameraConfig(TurnableCamera):
     type: Literal["picamera2"] = "picamera2"
     width: int = Field(640, gt=0, description="main stream width (face crops)")
     height: int = Field(480, gt=0, description="main stream height")
@@ -121,7 +134,7 @@ class Picamera2CameraConfig(Strict):
     camera_index: int = Field(0, ge=0, description="which camera on a multi-camera Pi")
 
 
-class FolderCameraConfig(Strict):
+class FolderCameraConfig(TurnableCamera):
     type: Literal["folder"] = "folder"
     path: Path = Field(description="folder (recursive) or .zip of images, played in name order")
     fps: float = Field(5.0, gt=0, description="frames per second when realtime")

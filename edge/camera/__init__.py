@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from edge.camera.base import CameraError, EndOfStream, Frame, FrameSource
+from edge.camera.base import CameraError, EndOfStream, Frame, FrameSource, RotatedSource
 
 
 def make_source(config: object) -> FrameSource:
-    """Builds the frame source a validated ``[camera]`` section names (explicit registry)."""
+    """Builds the frame source a validated ``[camera]`` section names (explicit registry),
+    turned by its ``rotation``."""
+    from edge.config import TurnableCamera
+
+    source = _make_upright_source(config)
+    if isinstance(config, TurnableCamera) and config.rotation:
+        return RotatedSource(source, config.rotation)
+    return source
+
+
+def _make_upright_source(config: object) -> FrameSource:
     from edge.config import FolderCameraConfig, OpenCVCameraConfig, Picamera2CameraConfig
 
     if isinstance(config, OpenCVCameraConfig):

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import cv2
 import numpy as np
 
 from edge.errors import YuzugError
@@ -72,6 +73,40 @@ class FrameSource(ABC):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+ROTATE_CODES = {
+    90: cv2.ROTATE_90_CLOCKWISE,
+    180: cv2.ROTATE_180,
+    270: cv2.ROTATE_90_COUNTERCLOCKWISE,
+}
+
+
+def rotate_image(image: np.ndarray, degrees: int) -> np.ndarray:
+    """``image`` turned clockwise by 0, 90, 180 or 270 degrees."""
+    return image if degrees == 0 else cv2.rotate(image, ROTATE_CODES[degrees])
+
+
+class RotatedSource(FrameSource):
+    """Turns every frame of another source (``camera.rotation``), detection plane included, so
+    that everything after it (detection, crops, the live view) sees faces upright."""
+
+    def __init__(self, source: FrameSource, degrees: int) -> None:
+        self.source, self.degrees = source, degrees
+        self.name = source.name
+
+    def open(self) -> None:
+        self.source.open()
+
+    def read(self) -> Frame:
+        frame = self.source.read()
+        frame.image = rotate_image(frame.image, self.degrees)
+        if frame.gray is not None:  # a quarter turn keeps the two planes' scale
+            frame.gray = rotate_image(frame.gray, self.degrees)
+        return frame
+
+    def close(self) -> None:
+        self.source.close()
 
 
 class Pacer:

@@ -17,7 +17,13 @@ import pytest
 
 from edge.camera import make_source
 from edge.camera.base import CameraError, EndOfStream
-from edge.config import FolderCameraConfig, OpenCVCameraConfig, Picamera2CameraConfig
+from edge.config import (
+    FolderCameraConfig,
+    OpenCVCameraConfig,
+    Picamera2CameraConfig,
+    parse_config,
+)
+from edge.errors import ConfigError
 from edge.models import default_bundle_path
 from edge.samples import Segment, fer_faces, scripted_frames, write_video
 
@@ -104,9 +110,14 @@ class FakeRequest:
     def make_array(self, stream: str) -> np.ndarray:
         config = self.camera.configuration[stream]
         width, height = config["size"]
+        # A white block at the top left of each picture: which way up a frame came out.
         if stream == "main":
-            return np.full((height, width, 3), 120, np.uint8)
-        return np.full((height * 3 // 2, width), 60, np.uint8)  # YUV420: Y then U/V planes
+            image = np.full((height, width, 3), 120, np.uint8)
+            image[:40, :80] = 255
+            return image
+        planes = np.full((height * 3 // 2, width), 60, np.uint8)  # YUV420: Y then U/V planes
+        planes[:20, :40] = 255
+        return planes
 
     def __enter__(self) -> FakeRequest:
         return self
@@ -154,6 +165,41 @@ def test_picamera2_adapter_uses_two_streams_and_releases_requests(monkeypatch):
         assert frame.gray.shape == (240, 320) and frame.gray_scale == 2.0
         source.read()
     assert camera.released == 2 and camera.closed
+
+
+@pytest.mark.parametrize(
+    ("rotation", "shape", "corner"),
+    [
+        (0, (480, 640), "top left"),
+        (90, (640, 480), "top right"),  # clockwise: the top edge becomes the right one
+        (180, (480, 640), "bottom right"),
+        (270, (640, 480), "bottom left"),
+    ],
+)
+def test_a_camera_mounted_turned_gives_upright_frames_in_both_planes(
+    monkeypatch, rotation: int, shape: tuple[int, int], corner: str
+):
+    """camera.rotation turns the picture and the detection plane alike, so boxes found on the
+    lores plane still land on the face in the main picture."""
+    monkeypatch.setitem(sys.modules, "picamera2", types.SimpleNamespace(Picamera2=FakePicamera2))
+    config = Picamera2CameraConfig(rotation=rotation)
+    with make_source(config) as source:
+        frame = source.read()
+    assert frame.image.shape == (*shape, 3) and frame.gray.shape == (shape[0] // 2, shape[1] // 2)
+    assert frame.gray_scale == 2.0
+    for plane, side in ((frame.image[..., 0], 80), (frame.gray, 40)):
+        height, width = plane.shape
+        rows = slice(0, 10) if corner.startswith("top") else slice(height - 10, height)
+        columns = slice(0, 10) if corner.endswith("left") else slice(width - 10, width)
+        assert (plane[rows, columns] == 255).all(), (rotation, plane.shape)
+        assert plane[height // 2, width // 2] != 255
+        assert (plane == 255).sum() == side * side // 2  # the block, whole, nowhere else
+
+
+def test_a_camera_turned_by_other_than_quarter_turns_is_refused_by_name():
+    refusal = r"camera\.rotation: Input should be 0, 90, 180 or 270 \(got 45\)"
+    with pytest.raises(ConfigError, match=refusal):
+        parse_config({"camera": {"type": "picamera2", "rotation": 45}})
 
 
 def test_a_pi_camera_that_will_not_start_is_released_for_the_next_try(monkeypatch):

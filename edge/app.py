@@ -45,6 +45,7 @@ from edge.diary import MoodDiary
 from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
 from edge.models import default_bundle_path
+from edge.orientation import TurnWatch
 from edge.personalize import (
     NOT_APPLIED_CODES,
     FittedForAnotherModel,
@@ -136,6 +137,7 @@ class EdgeApp:
         self.notifier = Notifier()
         self._told_systemd: str | None = None  # the camera error systemd last heard of
         self.timer = StageTimer()
+        self.turn_watch = TurnWatch(config.camera.turn_check_seconds)
         self.slot = LatestFrameSlot()
         self.started_at = time.monotonic()
         self.bundle: ModelBundle | None = None
@@ -531,6 +533,8 @@ class EdgeApp:
             last_analysed = now
             self.analyse(frame)
             self._remember(now)
+            if self.turn_watch.due(now):
+                self._check_turn(frame, now)
             if self.frames_analysed == 1 or self._told_systemd is not None:
                 self._told_systemd = None
                 self.notifier.ready(f"analysing with {self.model_version}")
@@ -549,6 +553,28 @@ class EdgeApp:
             )
             return EXIT_CAMERA_CRASHED
         return 0
+
+    def _check_turn(self, frame: Frame, now: float) -> None:
+        """Asks whether the faces look turned (edge.orientation); says so when that changes."""
+        assert self.detector is not None
+        if not self.turn_watch.observe(frame, self.detector, now):
+            return
+        rotation = self.suggested_rotation
+        if rotation is None:
+            logger.info("faces look upright again")
+        else:
+            logger.warning(
+                "faces look upright when the picture is turned %d degrees clockwise: is the "
+                "camera mounted turned? set camera.rotation = %d (yuzug-edge doctor checks it)",
+                self.turn_watch.suggested,
+                rotation,
+            )
+
+    @property
+    def suggested_rotation(self) -> int | None:
+        """The ``camera.rotation`` that would stand the faces upright, while they look turned."""
+        turn = self.turn_watch.suggested
+        return None if turn is None else (self.config.camera.rotation + turn) % 360
 
     @property
     def idle(self) -> bool:
@@ -916,6 +942,8 @@ class EdgeApp:
                 "status": camera,
                 "errors": self.capture.errors if self.capture else 0,
                 "last_error": self.capture.last_error if self.capture else None,
+                # Set while the faces look turned: the rotation that would stand them upright.
+                "suggested_rotation": self.suggested_rotation,
             },
             "model": {
                 "version": self.model_version,
@@ -943,6 +971,7 @@ class EdgeApp:
             "suggestion": suggestions["current"],  # as before the box: for clients that read it
             "suggestions": suggestions,
             "fps": self.timer.recent_fps(),
+            "suggested_rotation": self.suggested_rotation,
             "camera": self.camera_status,
             "privacy_hours": self.privacy_hours_closing,
             "model_version": self.model_version,

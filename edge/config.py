@@ -91,6 +91,12 @@ class TurnableCamera(Strict):
         description="clockwise degrees to turn each frame: 180 for a camera mounted upside "
         "down, 90 or 270 for one on its side (yuzug-edge doctor suggests it)",
     )
+    turn_check_seconds: float = Field(
+        15.0,
+        ge=0,
+        description="how often the daemon asks whether the faces it sees look turned, and "
+        "says so in the log, /healthz and the live page (four extra detections; 0: never)",
+    )
 
 
 class OpenCVCameraConfig(TurnableCamera):

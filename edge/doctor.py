@@ -223,15 +223,14 @@ def _check_faces(
     doctor: Doctor, frame: Any, detector: Any, classifier: Any, rotation: int = 0
 ) -> None:
     from edge.detect import detect_boxes
+    from edge.orientation import upright_turn
     from edge.preprocess import preprocess_faces
 
     if frame is None or detector is None:
         doctor.report("faces", "skip", "needs a camera frame and a detector")
         return
-    turn, scores = _upright_turn(frame, detector)
+    turn, scores = upright_turn(frame, detector)
     if turn:
-        # Behind a camera on its side or upside down the detector finds few faces, and the
-        # classifier misreads those it finds: nothing else would say why.
         doctor.report(
             "faces",
             "warn",
@@ -252,28 +251,6 @@ def _check_faces(
         (prediction,) = classifier.predict(crop)
         detail += f"; the largest looks {prediction.label} ({prediction.confidence:.0%})"
     doctor.report("faces", "ok", detail)
-
-
-# How much surer of a face the detector must be with the picture turned than as it comes, before
-# doctor asks whether the camera is mounted turned. On 100 FER2013 faces pasted into 640x480
-# frames, each turned every way: the right turn for 91-96 of each 100, and for 4 of 100 upright
-# ones a turn suggested wrongly (at 0.1: 79-89 right, 3 wrong), hence a question and the scores.
-TURN_MARGIN = 0.05
-
-
-def _upright_turn(frame: Any, detector: Any) -> tuple[int, dict[int, float]]:
-    """The clockwise quarter turn of ``frame`` under which the detector is surest of a face (0
-    unless clearly surer than as it comes), and its best score under each turn. BlazeFace finds
-    some upside-down faces too, less surely: each turn is asked, not only whether one finds
-    any."""
-    from edge.camera.base import rotate_image
-
-    scores = {
-        turn: max((f.score for f in detector.detect(rotate_image(frame.image, turn))), default=0.0)
-        for turn in (0, 90, 180, 270)
-    }
-    best = max(scores, key=lambda turn: scores[turn])
-    return (best if scores[best] >= scores[0] + TURN_MARGIN else 0), scores
 
 
 def _check_mqtt(doctor: Doctor, config: Any) -> None:

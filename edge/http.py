@@ -224,7 +224,8 @@ async function refresh() {
     showScores(s.scores || {});
     showSuggestion(s.suggestions);
     byId("health").textContent = fill(T.health, {fps: s.fps, camera: T.camera[s.camera] ||
-      say(s.camera), model: s.model_version});
+      say(s.camera), model: s.model_version}) + (s.suggested_rotation == null ? "" :
+      " · " + fill(T.turned, {rotation: s.suggested_rotation}));
     showPersonal(s.personal, s.emotion === "paused");
   } catch (e) { byId("health").textContent = T.unreachable; }
 }

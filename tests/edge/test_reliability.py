@@ -349,6 +349,40 @@ def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_
     assert "Traceback" not in daemon.text()
 
 
+@pytest.mark.browser
+def test_the_live_page_says_when_the_camera_looks_mounted_upside_down(fer_zip, tmp_path):
+    """Faces filmed upside down: the page's status line names the camera.rotation that stands
+    them upright, as the daemon's own check (edge.orientation) finds it."""
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs it)")
+    from edge.camera.base import rotate_image
+
+    faces = fer_faces(fer_zip, ["happy", "sad"], 3, seed=6)
+    script = [Segment(label, 0.5) for label in faces for _ in range(3)]
+    scene = tmp_path / "upside-down.avi"
+    turned = (
+        (rotate_image(frame, 180), label) for frame, label in scripted_frames(faces, script, 10)
+    )
+    write_video(turned, scene, 10)
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
+        "turn_check_seconds = 0.2\n"
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n",
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
+            health = 'document.getElementById("health").textContent'
+            shown = page.wait(f'{health}.includes("rotation") && {health}', 30, "the hint")
+            assert shown.endswith(" · faces look turned: set camera.rotation = 180"), shown
+        assert http_json(port, "/healthz")[1]["camera"]["suggested_rotation"] == 180
+    finally:
+        assert daemon.stop() == 0
+    assert "set camera.rotation = 180 (yuzug-edge doctor checks it)" in daemon.text()
+
+
 def post_json(
     port: int, path: str, body: object, headers: dict[str, str] | None = None
 ) -> tuple[int, dict]:

@@ -1,4 +1,6 @@
-"""``yuzug-deploy``: push | rollback | status | confirm | install | config, over the user's own SSH.
+"""``yuzug-deploy``: models, config, checks and backups for devices, over the user's own SSH.
+
+Commands: push | rollback | status | confirm | install | config | doctor | backup | restore.
 
 Many hosts are handled in parallel (``--concurrency``), each reported on stderr as it finishes;
 a per-host table is printed at the end, and the exit status is 1 if any host failed.
@@ -14,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, TextIO
 
+from deploy.backup import backup, read_backup, restore
 from deploy.configure import (
     SECRET_KEYS,
     Edit,
@@ -156,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"yuzug-edge on the devices (default {EDGE_COMMAND}, where install.sh puts it)",
     )
     _add_targets(doctor)
+    backup = commands.add_parser(
+        "backup", help="keep devices' config, state (fit, diary, ...) and model here"
+    )
+    backup.add_argument(
+        "--out", type=Path, default=Path("backups"), help="folder for the files (default backups)"
+    )
+    _add_targets(backup)
+    restore = commands.add_parser(
+        "restore", help="put a backup on a device (re-imaged, or a new one); restart, confirm"
+    )
+    restore.add_argument(
+        "--from", dest="backup", type=Path, required=True, help="a file yuzug-deploy backup made"
+    )
+    _add_targets(restore)
     install = commands.add_parser("install", help="first-time set-up of a Pi")
     install.add_argument("--wheel", type=Path, help="yuzug wheel to install (default: build one)")
     _add_targets(install)
@@ -431,6 +448,33 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(report.ok for report in reports) else 1
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    devices, _ = resolve(args)
+    outcomes = run_parallel(
+        devices, args.concurrency, lambda d: backup(target_for(d, args), args.out)
+    )
+    print_table([vars(o) for o in outcomes], ["host", "status", "seconds", "detail"])
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    found = read_backup(args.backup)  # refuses a broken backup before touching the device
+    devices, settings = resolve(args)
+    if len(devices) != 1:
+        raise YuzugError(f"a backup is one device's: name one HOST, not {len(devices)}")
+    confirmer = make_confirmer(settings)
+    if confirmer is None:
+        print(
+            "note: no --broker given, so the restored daemon is not confirmed (and its "
+            "model not rolled back automatically)",
+            file=sys.stderr,
+        )
+    outcome = restore(target_for(devices[0], args), found, confirmer, settings["timeout"])
+    print(f"backup of {found.device_id} ({found.meta.get('taken', '?')}) -> {outcome.host}")
+    print_table([vars(outcome)], ["host", "status", "version", "seconds", "detail"])
+    return 0 if outcome.ok else 1
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     from deploy.install import install, wheel_for_install
 
@@ -451,6 +495,8 @@ COMMANDS = {
     "install": cmd_install,
     "doctor": cmd_doctor,
     "config": cmd_config,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
 }
 
 

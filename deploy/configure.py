@@ -317,7 +317,7 @@ def _swap_in(target: Target, path: str, fill: str, before: str = "", text: bytes
     )
 
 
-def _replace(target: Target, path: str, text: str, expected_sha: str) -> None:
+def replace_file(target: Target, path: str, text: str, expected_sha: str) -> None:
     """Swaps ``text`` in for ``path``, the old file kept as ``.previous``; refused when the
     file no longer has ``expected_sha`` (someone edited it meanwhile)."""
     name = q(Path(path).name)
@@ -335,7 +335,7 @@ def _restore(target: Target, path: str) -> None:
     _swap_in(target, path, f'as_root cp -p {q(Path(path).name)}.previous "$tmp"')
 
 
-def _read_config(target: Target) -> tuple[str, bytes, str]:
+def read_config(target: Target) -> tuple[str, bytes, str]:
     """The device's config file: its path, bytes and text."""
     host = target.remote.host
     path = str(Path(target.root) / CONFIG_SUBPATH)
@@ -349,7 +349,9 @@ def _read_config(target: Target) -> tuple[str, bytes, str]:
         raise ConfigError(f"{host}:{path} is not UTF-8 text") from None
 
 
-def _timed(host: str, work: Callable[[], Outcome], config_status: str, note: str = "") -> Outcome:
+def timed_outcome(
+    host: str, work: Callable[[], Outcome], config_status: str, note: str = ""
+) -> Outcome:
     """``work``'s outcome, or one for the ConfigError (``config_status``, the message plus
     ``note``) or RemoteError it raised; with the seconds it took."""
     started = time.monotonic()
@@ -368,13 +370,13 @@ def show_settings(target: Target, keys: list[str]) -> Outcome:
     host = target.remote.host
 
     def read() -> Outcome:
-        path, _, text = _read_config(target)
+        path, _, text = read_config(target)
         secrets = [key for key in keys if key in SECRET_KEYS]
         shown = read_settings(text, [k for k in keys if k not in secrets], f"{host}:{path}")
         shown.update(_secret_states(target, secrets))
         return Outcome(host, "ok", None, "; ".join(shown[key] for key in keys))
 
-    return _timed(host, read, "failed")
+    return timed_outcome(host, read, "failed")
 
 
 def configure(
@@ -385,7 +387,7 @@ def configure(
     dry_run: bool = False,
     secrets: Sequence[Secret] = (),
 ) -> Outcome:
-    return _timed(
+    return timed_outcome(
         target.remote.host,
         lambda: _configure(target, edits, secrets, confirmer, confirm_timeout, dry_run),
         "refused",
@@ -402,7 +404,7 @@ def _configure(
     dry_run: bool,
 ) -> Outcome:
     host = target.remote.host
-    path, raw, old = _read_config(target)
+    path, raw, old = read_config(target)
     new = edit_config(old, edits, f"{host}:{path}") if edits else old
     new_secrets = _changed_secrets(target, secrets)
     replaced = [f"{n.secret.key} replaced (credential {n.secret.credential})" for n in new_secrets]
@@ -504,7 +506,7 @@ def _write_all(
     undo: list[Callable[[], None]] = []
     try:
         if text is not None:
-            _replace(target, path, text, hashlib.sha256(raw).hexdigest())
+            replace_file(target, path, text, hashlib.sha256(raw).hexdigest())
             undo.append(partial(_restore, target, path))
         for new in secrets:
             credential = _credential_path(target, new.secret.credential)

@@ -66,14 +66,15 @@ class Target:
 class Outcome:
     host: str
     status: str  # "updated", "unchanged", "rolled back", "failed", "unconfirmed"; config:
-    # also "would change" (a dry run) and "refused" (an edit that device's file cannot take)
+    # also "would change" (a dry run) and "refused" (an edit that device's file cannot take);
+    # backup: "saved"
     version: str | None
     detail: str = ""
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.status in ("updated", "unchanged", "ok", "would change")
+        return self.status in ("updated", "unchanged", "ok", "would change", "saved")
 
 
 class BrokerError(RemoteError):

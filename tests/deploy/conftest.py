@@ -177,6 +177,18 @@ def config_restart_script(workdir: Path) -> Path:
     )
 
 
+def state_restart_script(workdir: Path) -> Path:
+    """:func:`config_restart_script` with systemd's ``StateDirectory=`` too: the daemon keeps
+    its state (the fit, dismissed suggestions, the diary) in ``ROOT/var/lib/yuzug-edge``."""
+    environment = (
+        'export CREDENTIALS_DIRECTORY="$root/etc/yuzug"\n'
+        'export STATE_DIRECTORY="$root/var/lib/yuzug-edge"\n'
+    )
+    return _daemon_script(
+        workdir / "restart-with-state.sh", environment, "$root/etc/yuzug/edge.toml"
+    )
+
+
 def _daemon_script(script: Path, write_config: str, config: str) -> Path:
     """usage: SCRIPT ROOT DEVICE_ID: stops ROOT's daemon, runs ``write_config`` (shell), starts
     ``yuzug-edge run --config CONFIG`` in a session of its own (ROOT/daemon.pid, daemon.log)."""

@@ -95,7 +95,10 @@ def _backup(target: Target, out_dir: Path) -> Outcome:
     )
     raw = target.remote.run(script, timeout=300).stdout
     found = _from_device_tar(raw, host)
-    found.meta["device_id"] = _device_id(found.config, f"{host}:{CONFIG_SUBPATH}")
+    try:
+        found.meta["device_id"] = _device_id(found.config, f"{host}:{CONFIG_SUBPATH}")
+    except ConfigError:  # kept all the same (a restore refuses it, naming the key)
+        found.meta["device_id"] = target.device_id
     out_dir.mkdir(parents=True, exist_ok=True)
     taken = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = out_dir / f"{found.device_id}-{taken}.tar.gz"

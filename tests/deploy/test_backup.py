@@ -137,3 +137,18 @@ def test_a_backup_is_checked_before_any_device_is_touched(sshd, roots, tmp_path)
     assert read_backup(empty).device_id == "yuzug"  # the daemon's default, without a config
     two = deploy_cli("restore", "dev7", "dev8", "--from", str(empty))
     assert two.returncode == 2 and "a backup is one device's: name one HOST, not 2" in two.stderr
+
+    # A config this version's daemon would refuse is kept all the same (it is what the device
+    # has), named after the host; restoring it is refused, naming the key.
+    root = roots[7]
+    (root / "etc/yuzug").mkdir(parents=True)
+    (root / "etc/yuzug/edge.toml").write_text('device_id = "hall"\nbogus = 1\n')
+    saved = deploy_cli(
+        *("backup", "dev8", "--ssh-config", str(sshd.config), "--root", str(root)),
+        *("--out", str(tmp_path / "backups")),
+    )
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    assert "config, no pushed model" in saved.stdout
+    (made,) = (tmp_path / "backups").glob("dev8-*.tar.gz")
+    with pytest.raises(ConfigError, match="bogus: Extra inputs are not permitted"):
+        read_backup(made)

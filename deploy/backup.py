@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 import time
@@ -125,8 +126,8 @@ def _from_device_tar(raw: bytes, host: str) -> Backup:
             content, path = data.read(), PurePosixPath(member.name)
             if member.name == CONFIG_SUBPATH:
                 found.config = content.decode("utf-8", errors="replace")
-            elif path.parent == PurePosixPath(STATE_SUBPATH):
-                found.state[path.name] = content
+            elif path.parent == PurePosixPath(STATE_SUBPATH) and _plain_name(path.name):
+                found.state[path.name] = content  # not a half-written ".x.tmp" of a save
             elif path.parent.parent == PurePosixPath(MODELS_SUBDIR):
                 found.model[path.name] = content
                 meta["model"] = path.parent.name
@@ -191,13 +192,22 @@ def read_backup(path: Path) -> Backup:
     found = Backup(meta, None if config is None else config.decode("utf-8"))
     for name, data in files.items():
         folder, _, base = name.partition("/")
-        if folder in ("state", "model") and base and "/" not in base:
+        if folder in ("state", "model") and _plain_name(base):
             getattr(found, folder)[base] = data
+        else:
+            # A name that climbs out of its folder ("state/../../x") is never written anywhere.
+            raise ConfigError(f"{path}: unexpected entry {name!r}; not a yuzug-deploy backup")
     found.meta["device_id"] = _device_id(found.config, f"{path}:edge.toml")
     if found.model:
         with _bundle_dir(found) as bundle:  # its manifest's checksums, before any upload
             load_bundle(bundle.path)
     return found
+
+
+def _plain_name(name: str) -> bool:
+    """A file name of one path part, nothing hidden or relative: what a state folder or bundle
+    holds, and safe to write under any folder."""
+    return bool(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", name))
 
 
 @contextmanager

@@ -128,6 +128,14 @@ def test_a_backup_is_checked_before_any_device_is_touched(sshd, roots, tmp_path)
     )
     assert refused.returncode == 2 and "not a yuzug-deploy backup" in refused.stderr
     assert not list(roots[6].iterdir())  # nothing was written there
+    climbing = tmp_path / "climbing.tar.gz"
+    with tarfile.open(climbing, "w:gz") as archive:
+        for name, data in (("backup.json", b'{"format_version": 1}'), ("model/..", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    with pytest.raises(ConfigError, match=r"unexpected entry 'model/\.\.'"):
+        read_backup(climbing)
     empty = tmp_path / "empty.tar.gz"  # a backup of a device with nothing on it yet
     with tarfile.open(empty, "w:gz") as archive:
         meta = json.dumps({"format_version": 1}).encode()

@@ -56,6 +56,7 @@ BENCH_OUT ?= runs/bench
 bench: setup $(EDGE_VENV)/bin/.installed system-deps
 	mkdir -p $(BENCH_OUT)
 	$(BIN)/python bench/accuracy.py --data $(DATA) --model models/default $(if $(wildcard runs/seed/bundle),--model runs/seed/bundle) --peer fer --json $(BENCH_OUT)/accuracy.json --plot $(BENCH_OUT)/min-confidence.png
+	$(BIN)/python bench/robustness.py --data $(DATA) --peer fer --json $(BENCH_OUT)/robustness.json --plot $(BENCH_OUT)/robustness.png
 	$(BIN)/python bench/pipeline.py --data $(DATA) --json $(BENCH_OUT)/pipeline.json
 	$(BIN)/python bench/personalize.py --data $(DATA) --json $(BENCH_OUT)/personalize.json
 	$(BIN)/python bench/daemon.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/daemon.json

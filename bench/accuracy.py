@@ -514,8 +514,9 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--model`` (repeatable) and ``--peer``: what a benchmark scores, and on
+    what."""
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
     parser.add_argument(
         "--model",
@@ -523,6 +524,18 @@ def main() -> int:
         action="append",
         help="bundle directory (repeat to compare; default models/default)",
     )
+    parser.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        choices=sorted(PEERS),
+        help="also score a model a user could pick instead (downloaded once, sha256-pinned)",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_model_arguments(parser)
     parser.add_argument(
         "--min-confidence",
         type=float,
@@ -539,13 +552,6 @@ def main() -> int:
         type=Path,
         metavar="PNG",
         help="with --ensemble: draw the test faces it firmly gives another emotion",
-    )
-    parser.add_argument(
-        "--peer",
-        action="append",
-        default=[],
-        choices=sorted(PEERS),
-        help="also score a model a user could pick instead (downloaded once, sha256-pinned)",
     )
     parser.add_argument(
         "--emotions",

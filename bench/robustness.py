@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 from bench.accuracy import (  # noqa: E402
     DEFAULT_EMOTIONS,
     Candidate,
+    add_model_arguments,
     bundle_candidate,
     peer_candidate,
     test_split,
 )
-from bench.peers import PEERS  # noqa: E402
 from trainer.metrics import target_report  # noqa: E402
 
 Condition = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -222,20 +222,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        action="append",
-        help="bundle directory (repeat to compare; default models/default)",
-    )
-    parser.add_argument(
-        "--peer",
-        action="append",
-        default=[],
-        choices=sorted(PEERS),
-        help="also score a model a user could pick instead (downloaded once, sha256-pinned)",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--plot", type=Path, help="draw the accuracies here (PNG)")
     args = parser.parse_args(argv)

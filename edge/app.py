@@ -560,6 +560,7 @@ class EdgeApp:
         if not self.turn_watch.observe(frame, self.detector, now):
             return
         rotation = self.suggested_rotation
+        self.publish_state(force=True)  # Home Assistant's "Camera rotation to set"
         if rotation is None:
             logger.info("faces look upright again")
         else:
@@ -856,8 +857,8 @@ class EdgeApp:
         if self.publisher is None or self.state is None:
             return
         faces, camera, emotion = self.face_count, self.camera_status, self.reported_emotion
-        personal = self.personal_status
-        key = (emotion, faces, camera, personal)
+        personal, rotation = self.personal_status, self.suggested_rotation
+        key = (emotion, faces, camera, personal, rotation)
         now = time.monotonic()
         if (
             not force
@@ -879,6 +880,7 @@ class EdgeApp:
                 scores=self.primary_scores(),
                 suggestion=self.current_suggestion(),
                 personal=personal,
+                suggested_rotation=rotation,
             )
         )
         self._last_state_key = key

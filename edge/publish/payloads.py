@@ -26,6 +26,10 @@ CAMERA_STATES = ("starting", "ok", "lost", "paused", "ended", "failed")
 PAUSE_REASONS = ("privacy_hours", "switch")
 
 
+# "Camera rotation to set": none while the faces look upright, else a camera.rotation.
+ROTATION_OPTIONS = ["none", "0", "90", "180", "270"]
+
+
 def closed_by_states() -> list[str]:
     """The "Camera closed by" sensor's values: ``open``, or the reasons holding, sorted and
     joined by ``+`` (as its template renders ``state.paused_by``)."""
@@ -112,6 +116,7 @@ def state_payload(
     scores: dict[str, float] | None = None,
     suggestion: dict[str, str] | None = None,
     personal: str = "off",
+    suggested_rotation: int | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA_VERSION,
@@ -132,6 +137,9 @@ def state_payload(
         # Whether the model is fitted to the person (on), being fitted (recording), not, or
         # not for this model (not_applied).
         "personal": personal,
+        # While the faces look turned (edge.orientation): the camera.rotation that would stand
+        # them upright; None otherwise.
+        "suggested_rotation": suggested_rotation,
         "timestamp": utc_now(),
     }
 
@@ -250,6 +258,7 @@ ENTITY_NAMES: dict[str, dict[str, str]] = {
         "Suggestion": "Öneri",
         "Camera": "Kamera",
         "Camera closed by": "Kamerayı kapatan",
+        "Camera rotation to set": "Ayarlanacak kamera döndürmesi",
         "Analysis rate": "Analiz hızı",
         "Events waiting": "Bekleyen olaylar",
         "Pause analysis": "Analizi duraklat",
@@ -510,6 +519,22 @@ def _core_entities(
                 "state_topic": topics.state,
                 "value_template": "{{ (value_json.paused_by | default([]) | sort | join('+')) "
                 "or 'open' }}",
+            },
+        ),
+        (
+            # A camera mounted turned reads most faces as sad; nothing else would say why.
+            f"{discovery_prefix}/sensor/{node}/rotation/config",
+            {
+                **common,
+                "name": "Camera rotation to set",
+                "unique_id": f"{node}_rotation",
+                "entity_category": "diagnostic",
+                "device_class": "enum",
+                "options": ROTATION_OPTIONS,
+                "icon": "mdi:phone-rotate-landscape",
+                "state_topic": topics.state,
+                "value_template": "{% set turn = value_json.get('suggested_rotation') %}"
+                "{{ 'none' if turn is none else turn }}",
             },
         ),
         *(

@@ -111,7 +111,7 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
 
             configs = [(t, json.loads(p)) for t, p, r in sub.messages if t.endswith("/config")]
             components = sorted(t.split("/")[1] for t, _ in configs)
-            assert components == [*["button"] * 3, "event", *["sensor"] * 11, "switch"]
+            assert components == [*["button"] * 3, "event", *["sensor"] * 12, "switch"]
             for _, payload in configs:
                 jsonschema.validate(payload, SCHEMAS["discovery"])
             # Home Assistant's device page links to the live view ("Visit").
@@ -137,7 +137,13 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
             diagnostics = {
                 t.split("/")[-2]: p for t, p in configs if p.get("entity_category") == "diagnostic"
             }
-            assert sorted(diagnostics) == ["camera", "closed_by", "events_waiting", "fps"]
+            assert sorted(diagnostics) == [
+                "camera",
+                "closed_by",
+                "events_waiting",
+                "fps",
+                "rotation",
+            ]
             env = jinja2.Environment()
 
             def shown(key: str, payload: dict) -> str:
@@ -157,6 +163,16 @@ def test_availability_state_stats_and_discovery(mosquitto, face_frames):
                     in (diagnostics["closed_by"]["options"])
                 )
             assert len(diagnostics["closed_by"]["options"]) == 2 ** len(reasons)
+            # A camera mounted turned: the rotation to set, "none" while faces look upright
+            # (and from a daemon too old to say).
+            rotations = diagnostics["rotation"]["options"]
+            assert shown("rotation", happy) == "none" and happy["suggested_rotation"] is None
+            for turn in SCHEMAS["state"]["properties"]["suggested_rotation"]["enum"][1:]:
+                turned = {**happy, "suggested_rotation": turn}
+                jsonschema.validate(turned, SCHEMAS["state"])
+                assert shown("rotation", turned) == str(turn) and str(turn) in rotations
+            older = {k: v for k, v in happy.items() if k != "suggested_rotation"}
+            assert shown("rotation", older) == "none" and len(rotations) == 5
             assert float(shown("fps", stats)) == stats["fps"]
             assert shown("events_waiting", stats) == str(stats["mqtt"]["events_pending"])
             assert diagnostics["fps"]["expire_after"] == 2  # three stats intervals of 0.5 s

@@ -16,6 +16,8 @@ from edge.detect import make_detector
 from edge.orientation import TurnWatch, upright_turn
 from edge.samples import Segment, fer_faces, scripted_frames, write_folder
 
+ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def upright_frames(fer_zip: Path) -> list[np.ndarray]:
@@ -82,3 +84,43 @@ def test_the_daemon_says_which_rotation_stands_the_faces_upright(
     assert app.view_state()["suggested_rotation"] == expected
     said = "is the camera mounted turned? set camera.rotation = 180"
     assert (said in caplog.text) == (rotation == 0), caplog.text[-2000:]
+
+
+@pytest.mark.mqtt
+def test_home_assistant_hears_which_rotation_to_set(upright_frames, mosquitto, tmp_path: Path):
+    """The retained state carries it ("Camera rotation to set" in Home Assistant), as soon as
+    the daemon's check decides."""
+    import json
+
+    import jsonschema
+
+    from tests.support import Subscriber, wait_for
+
+    folder = tmp_path / "upside-down"
+    write_folder(((rotate_image(frame, 180), "") for frame in upright_frames), folder)
+    schema = json.loads((ROOT / "docs/schemas/state.schema.json").read_text())
+    config = parse_config(
+        {
+            "device_id": "hall",
+            "camera": {
+                "type": "folder",
+                "path": str(folder),
+                "realtime": False,
+                "loop": True,
+                "turn_check_seconds": 0.001,
+            },
+            "mqtt": {"host": "127.0.0.1", "port": mosquitto.port, "discovery": False},
+        }
+    )
+    sub = Subscriber(mosquitto.port, ["yuzug/hall/state"])
+    try:
+        app = EdgeApp(config)
+        assert app.run(max_frames=3 * len(upright_frames)) == 0
+        states = wait_for(lambda: [json.loads(p) for p in sub.payloads("/state")], 10, "states")
+        for state in states:
+            jsonschema.validate(state, schema)
+        assert states[0]["suggested_rotation"] is None  # nothing decided before four looks
+        turned = [s["suggested_rotation"] for s in states if s["suggested_rotation"] is not None]
+        assert turned and set(turned) == {180}
+    finally:
+        sub.close()

@@ -533,7 +533,7 @@ class EdgeApp:
             last_analysed = now
             self.analyse(frame)
             self._remember(now)
-            if self.turn_watch.due(now):
+            if self.turn_watch.due(now) and not self.idle:  # an empty room has no answer
                 self._check_turn(frame, now)
             if self.frames_analysed == 1 or self._told_systemd is not None:
                 self._told_systemd = None

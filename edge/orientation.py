@@ -49,6 +49,7 @@ class TurnWatch:
         self.interval, self.needed = interval, needed
         self._turns: deque[int] = deque(maxlen=window)
         self._next = 0.0
+        self.looks = 0  # frames asked so far
         self.suggested: int | None = None
 
     def due(self, now: float) -> bool:
@@ -57,6 +58,7 @@ class TurnWatch:
     def observe(self, frame: Frame, detector: FaceDetector, now: float) -> bool:
         """Asks this frame; returns whether ``suggested`` changed."""
         self._next = now + self.interval
+        self.looks += 1
         turn, scores = upright_turn(frame, detector)
         if not any(scores.values()):
             return False  # nobody in view, any way up: no evidence either way

@@ -66,12 +66,15 @@ def test_an_empty_room_is_analysed_at_the_idle_rate_and_a_face_ends_it_at_once(r
         analysed, captured = rates(app, 1.5)
         assert analysed <= 3.5 and captured >= 10, (analysed, captured)
         assert app.idle and app.stats()["idle"] is True
+        assert app.turn_watch.looks == 0  # an empty room is not asked whether faces look turned
         # Somebody opens the live view: smooth video, so full rate while they watch.
         assert app.http.join_stream()
         try:
             time.sleep(0.3)
             analysed, _ = rates(app, 1.0)
             assert analysed >= 8 and not app.idle, analysed
+            assert app.turn_watch.looks == 1  # asked at once (then every 15 s), to no answer
+            assert app.turn_watch.suggested is None
         finally:
             app.http.leave_stream()
         time.sleep(0.3)

@@ -437,6 +437,8 @@ def status(target: Target, confirmer: Confirmer | None) -> dict[str, Any]:
         row["camera"] = state.get("camera", "-")  # "lost" is the usual trouble
         if state.get("paused_by"):  # why, as Home Assistant's "Camera closed by" says it
             row["camera"] = f"{row['camera']} ({'+'.join(state['paused_by'])})"
+        if state.get("suggested_rotation") is not None:  # faces look turned (edge.orientation)
+            row["camera"] = f"{row['camera']} (turned: set rotation {state['suggested_rotation']})"
         row["emotion"] = state.get("emotion", "-")
         row["since"] = state.get("since", "-")
     return row

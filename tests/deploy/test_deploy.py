@@ -120,6 +120,37 @@ def test_push_confirms_repush_is_a_no_op_and_rollback_works(
         stop_daemons(roots)
 
 
+def test_status_says_when_a_devices_faces_look_turned(sshd, mosquitto, roots):
+    """What the device's retained state says, as its daemon would publish it (edge.orientation):
+    the camera column names the rotation to set."""
+    from edge.publish.payloads import state_payload
+
+    turned = state_payload(
+        device_id="hall",
+        emotion="sad",
+        confidence=0.8,
+        faces=1,
+        paused=False,
+        model_version="yuzug-default-1",
+        camera="ok",
+        since=utc_now(),
+        suggested_rotation=180,
+    )
+    publisher = Subscriber(mosquitto.port, ["yuzug/hall/#"])
+    try:
+        for topic, payload in (("state", json.dumps(turned)), ("availability", "online")):
+            sent = publisher.client.publish(f"yuzug/hall/{topic}", payload, qos=1, retain=True)
+            sent.wait_for_publish(5)
+        shown = deploy_cli(
+            *("status", "dev2", "--ssh-config", str(sshd.config), "--root", str(roots[1])),
+            *("--device-id", "hall", "--broker", f"127.0.0.1:{mosquitto.port}"),
+        )
+    finally:
+        publisher.close()
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "ok (turned: set rotation 180)" in shown.stdout.splitlines()[-1], shown.stdout
+
+
 def test_parallel_push_to_three_devices_and_an_unreachable_one(sshd, roots, tmp_path):
     bundle = make_version(tmp_path, "3")
     inventory = tmp_path / "devices.toml"

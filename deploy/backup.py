@@ -95,24 +95,24 @@ def _backup(target: Target, out_dir: Path) -> Outcome:
         f'as_root tar -c {excluded} "$@"'
     )
     raw = target.remote.run(script, timeout=300).stdout
-    found = _from_device_tar(raw, host)
+    taken = datetime.now(UTC)
+    found = _from_device_tar(raw, host, taken)
     try:
         found.meta["device_id"] = _device_id(found.config, f"{host}:{CONFIG_SUBPATH}")
     except ConfigError:  # kept all the same (a restore refuses it, naming the key)
         found.meta["device_id"] = target.device_id
     out_dir.mkdir(parents=True, exist_ok=True)
-    taken = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = out_dir / f"{found.device_id}-{taken}.tar.gz"
+    path = out_dir / f"{found.device_id}-{taken:%Y%m%dT%H%M%SZ}.tar.gz"
     _write(path, found)
     return Outcome(host, "saved", found.meta["model"], f"{path}: {found.describe()}")
 
 
-def _from_device_tar(raw: bytes, host: str) -> Backup:
-    """The device's tar (paths under its root) as a :class:`Backup`."""
+def _from_device_tar(raw: bytes, host: str, taken: datetime) -> Backup:
+    """The device's tar (paths under its root), read at ``taken``, as a :class:`Backup`."""
     meta: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "host": host,
-        "taken": datetime.now(UTC).isoformat(timespec="seconds"),
+        "taken": taken.isoformat(timespec="seconds"),
         "model": None,
         "secrets": SECRETS_NOTE,
     }

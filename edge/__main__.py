@@ -366,13 +366,13 @@ def cmd_validate_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from edge.app import EdgeApp, resolve_config
-    from edge.config import default_state_path
+    from edge.config import state_directory
     from edge.restore import apply_staged_restore
 
     config = resolve_config(args)
     if args.log_level is None:
         setup_logging(config.log_level)
-    state = default_state_path(".")
+    state = state_directory()
     if state is not None:  # under systemd: a backup staged by `yuzug-deploy restore`
         try:
             apply_staged_restore(state)

@@ -519,11 +519,17 @@ def unreadable(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-def default_state_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
-    """``$STATE_DIRECTORY/<name>`` under systemd (the unit's ``StateDirectory=``)."""
+def state_directory(environ: dict[str, str] | None = None) -> Path | None:
+    """``$STATE_DIRECTORY`` under systemd (the unit's ``StateDirectory=``; its first folder)."""
     state = (os.environ if environ is None else environ).get("STATE_DIRECTORY", "")
     first = state.split(":")[0]
-    return Path(first) / name if first else None
+    return Path(first) if first else None
+
+
+def default_state_path(name: str, environ: dict[str, str] | None = None) -> Path | None:
+    """``$STATE_DIRECTORY/<name>`` under systemd."""
+    folder = state_directory(environ)
+    return folder / name if folder else None
 
 
 def missing_files(config: EdgeConfig) -> list[str]:

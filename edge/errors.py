@@ -37,7 +37,7 @@ class CommandRefused(YuzugError):
     """A well-formed command from the live page or MQTT that cannot be carried out now; the
     message says why (nobody in view to suggest for, say) in the log's English, and ``code``
     names the case, so that the live page can say it in its own language
-    (``edge.page_text``'s ``refused``)."""
+    (``edge.page_text``'s ``why``)."""
 
     def __init__(self, message: str, code: str) -> None:
         if code not in REASON_CODES:

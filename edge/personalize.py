@@ -382,8 +382,12 @@ class PersonalRecorder:
         the log's words."""
         with self._lock:
             if self._label is not None:
-                self.last = {"label": self._label, "faces": len(self._rows), "error": why}
-                self.last["code"] = code
+                self.last = {
+                    "label": self._label,
+                    "faces": len(self._rows),
+                    "error": why,
+                    "code": code,
+                }
                 self._label = None
 
     def observe(

@@ -233,17 +233,15 @@ def _class_selection(
     are those the daemon's suggestions and Home Assistant know (``angry=anger``).
     """
     found = sorted(set(found))
-    renamed: dict[str, str] = {}  # label -> the data set's class it is read from
     if classes:
-        wanted = []
+        wanted, sources = [], []  # each label, and the data set's class it is read from
         for entry in classes:
             label, equals, source = entry.partition("=")
             label, source = label.strip(), class_key(source)
             if equals and not (label and source):
                 raise ValueError(f"--classes: {entry!r} is not LABEL=CLASS (angry=anger, say)")
             wanted.append(label)
-            if equals:
-                renamed[label] = source
+            sources.append(source if equals else label)
     else:
         wanted = [c for c in DEFAULT_CLASSES if c in found] or found
         absent = [c for c in DEFAULT_CLASSES if c not in found]
@@ -253,7 +251,7 @@ def _class_selection(
                 f"the data set has no {', '.join(absent)} class (it has {found}); "
                 "to train without it, name the classes with --classes"
             )
-    sources = [renamed.get(label, label) for label in wanted]
+        sources = wanted
     others = [class_key(c) for c in other_classes or []]
     for name, given in (("--classes", wanted), ("--classes", sources), ("--other-classes", others)):
         repeated = sorted({c for c in given if given.count(c) > 1})

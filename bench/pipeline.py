@@ -31,9 +31,9 @@ from edge.bundle import load_bundle  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.config import parse_config  # noqa: E402
+from edge.detect import face_crops  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
 from edge.detect.haar import HaarDetector  # noqa: E402
-from edge.preprocess import preprocess_faces  # noqa: E402
 from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
 from tests.support import MOSQUITTO, Mosquitto  # noqa: E402
 
@@ -71,14 +71,14 @@ def quality(model: Path, data: Path, face_side: int, limit: int) -> dict[str, An
             total += 1
             per_label[label]["faces"] += 1
             for name, detector in detectors.items():
-                boxes = [f.box for f in detector.detect(frame) if centre_inside(f.box, truth)]
-                if not boxes:
+                faces_in = [f for f in detector.detect(frame) if centre_inside(f.box, truth)]
+                if not faces_in:
                     continue
                 found[name] += 1
                 if name == "blazeface":
                     per_label[label]["found"] += 1
                     probs = classifier.probabilities(
-                        preprocess_faces(frame, classifier.spec, boxes[:1])
+                        face_crops(frame, classifier.spec, faces_in[:1])
                     )[0]
                     hit = LABELS[int(np.argmax(probs[emotion_index]))] == label
                     correct += hit

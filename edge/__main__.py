@@ -244,9 +244,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from edge.bundle import load_bundle
     from edge.classify.emotion import EmotionClassifier
     from edge.config import BlazeFaceDetectorConfig
-    from edge.detect import make_detector
+    from edge.detect import face_crops, make_detector
     from edge.models import default_bundle_path
-    from edge.preprocess import preprocess_face, preprocess_faces
+    from edge.preprocess import preprocess_face
 
     bundle = load_bundle(args.model or default_bundle_path())
     classifier = EmotionClassifier.from_bundle(
@@ -281,8 +281,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 boxes = [(0, 0, width, height)]
                 crops = preprocess_face(image, classifier.spec)[np.newaxis]
             else:
-                boxes = [face.box for face in detector.detect(image)]
-                crops = preprocess_faces(image, classifier.spec, boxes)
+                found = detector.detect(image)
+                boxes = [face.box for face in found]
+                crops = face_crops(image, classifier.spec, found)
             predictions = classifier.predict(crops) if len(boxes) else []
         except (cv2.error, ValueError) as exc:
             # One odd image (a shape no step expected) is its own error line, not the run's end.

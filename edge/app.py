@@ -40,7 +40,7 @@ from edge.config import (
     parse_broker,
     parse_config,
 )
-from edge.detect import FaceDetector, detect_boxes, make_detector
+from edge.detect import FaceDetector, detect_faces, face_crops, make_detector
 from edge.diary import MoodDiary
 from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
@@ -56,7 +56,7 @@ from edge.personalize import (
     load_personalization,
 )
 from edge.pipeline import CaptureThread, LatestFrameSlot, StageTimer
-from edge.preprocess import Box, preprocess_faces
+from edge.preprocess import Box
 from edge.publish.mqtt import MQTTPublisher
 from edge.publish.payloads import (
     discovery_messages,
@@ -276,7 +276,9 @@ class EdgeApp:
         return os.path.realpath(previous)
 
     def init_detector(self) -> None:
-        self.detector = make_detector(self.config.detector)
+        self.detector = make_detector(
+            self.config.detector, measure_lean=self.config.classifier.straighten_faces
+        )
         logger.info("face detector: %s", self.detector.name)
 
     def init_suggestions(self) -> None:
@@ -599,9 +601,11 @@ class EdgeApp:
     def analyse(self, frame: Frame) -> FrameResult:
         assert self.detector and self.classifier and self.tracker and self.state
         t0 = time.perf_counter()
-        boxes = detect_boxes(self.detector, frame)[: self.config.classifier.max_faces]
+        faces = detect_faces(self.detector, frame)[: self.config.classifier.max_faces]
+        boxes = [face.box for face in faces]
         t1 = time.perf_counter()
-        crops = preprocess_faces(frame.image, self.classifier.spec, boxes)
+        straighten = self.config.classifier.straighten_faces
+        crops = face_crops(frame.image, self.classifier.spec, faces, straighten)
         t2 = time.perf_counter()
         own = (
             self.classifier.own_probabilities(crops)

@@ -78,7 +78,14 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
         doctor.report("faces", "skip", left)
     else:
         frame = _check_camera(doctor, config)
-        _check_faces(doctor, frame, detector, classifier, config.camera.rotation)
+        _check_faces(
+            doctor,
+            frame,
+            detector,
+            classifier,
+            config.camera.rotation,
+            config.classifier.straighten_faces,
+        )
     _check_mqtt(doctor, config)
     _check_spool(doctor, config)
     if beside_daemon:
@@ -220,11 +227,16 @@ def _check_camera(doctor: Doctor, config: Any) -> Any:
 
 
 def _check_faces(
-    doctor: Doctor, frame: Any, detector: Any, classifier: Any, rotation: int = 0
+    doctor: Doctor,
+    frame: Any,
+    detector: Any,
+    classifier: Any,
+    rotation: int = 0,
+    straighten: bool = True,
 ) -> None:
-    from edge.detect import detect_boxes
+    from edge.detect import detect_faces, face_crops
     from edge.orientation import upright_turn
-    from edge.preprocess import preprocess_faces
+    from edge.preprocess import straightening_turn
 
     if frame is None or detector is None:
         doctor.report("faces", "skip", "needs a camera frame and a detector")
@@ -239,17 +251,20 @@ def _check_faces(
             f"camera mounted turned? set camera.rotation = {(rotation + turn) % 360}",
         )
         return
-    boxes = detect_boxes(detector, frame)
-    if not boxes:
+    faces = detect_faces(detector, frame)
+    if not faces:
         doctor.report(
             "faces", "warn", "none in this frame (fine if nobody is in front of the camera)"
         )
         return
-    detail = f"{len(boxes)} in this frame"
+    detail = f"{len(faces)} in this frame"
     if classifier is not None:
-        crop = preprocess_faces(frame.image, classifier.spec, boxes[:1])
+        crop = face_crops(frame.image, classifier.spec, faces[:1], straighten)
         (prediction,) = classifier.predict(crop)
         detail += f"; the largest looks {prediction.label} ({prediction.confidence:.0%})"
+    if straightening_turn(faces[0].roll):  # a head on one side, or a camera not level
+        lean = f"it leans {abs(faces[0].roll):.0f} degrees"
+        detail += f", {lean} (straightened)" if straighten else f", {lean}"
     doctor.report("faces", "ok", detail)
 
 

@@ -29,11 +29,10 @@ import numpy as np
 from edge.bundle import ModelBundle
 from edge.camera.base import EndOfStream, FrameSource
 from edge.cli import TerminalProgress
-from edge.detect import detect_boxes
+from edge.detect import detect_faces, face_crops
 from edge.detect.base import FaceDetector
 from edge.errors import CommandRefused, YuzugError
 from edge.page_text import page_text
-from edge.preprocess import preprocess_faces
 from edge.publish.spool import replace_synced
 
 if TYPE_CHECKING:
@@ -305,9 +304,11 @@ def record_faces(
     classifier: EmotionClassifier,
     seconds: float,
     progress: Callable[[int], None] | None = None,
+    straighten: bool = True,
 ) -> np.ndarray:
     """The model's own scores (offsets left out) for the largest face of each frame read
-    during ``seconds``. A finite source that ends stops the recording early.
+    during ``seconds``, cropped as the daemon crops it (``classifier.straighten_faces``). A
+    finite source that ends stops the recording early.
 
     Raises:
         CameraError: the camera failed while recording.
@@ -319,9 +320,9 @@ def record_faces(
             frame = source.read()
         except EndOfStream:
             break
-        boxes = detect_boxes(detector, frame)[:1]
-        if boxes:
-            crops = preprocess_faces(frame.image, classifier.spec, boxes)
+        faces = detect_faces(detector, frame)[:1]
+        if faces:
+            crops = face_crops(frame.image, classifier.spec, faces, straighten)
             rows.append(classifier.own_probabilities(crops)[0])
             if progress is not None:
                 progress(len(rows))
@@ -567,9 +568,11 @@ def run_personalize(args: Any, out: TextIO) -> int:
         num_threads=config.classifier.num_threads,
         flip_average=config.classifier.flip_average,
     )
-    detector = make_detector(config.detector)
+    detector = make_detector(config.detector, measure_lean=config.classifier.straighten_faces)
     try:
-        recorded = _record_each(make_source(config.camera), detector, classifier, labels, args, out)
+        camera = make_source(config.camera)
+        straighten = config.classifier.straighten_faces
+        recorded = _record_each(camera, detector, classifier, labels, args, out, straighten)
     except KeyboardInterrupt:
         print("stopped: nothing saved", file=out)
         return 130
@@ -591,6 +594,7 @@ def _record_each(
     labels: list[str],
     args: Any,
     out: TextIO,
+    straighten: bool,
 ) -> dict[str, np.ndarray]:
     recorded: dict[str, np.ndarray] = {}
     with camera as source:
@@ -604,7 +608,7 @@ def _record_each(
             _count_down(source, args.countdown, out)
             shown = TerminalProgress(f"  recording {label}", out)  # on a terminal only
             counted = functools.partial(shown.update, what="faces")
-            rows = record_faces(source, detector, classifier, args.seconds, counted)
+            rows = record_faces(source, detector, classifier, args.seconds, counted, straighten)
             shown.close()
             print(f"  {len(rows)} faces recorded", file=out, flush=True)
             if not len(rows):

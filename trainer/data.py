@@ -34,10 +34,9 @@ from typing import Any, NamedTuple
 import numpy as np
 from tqdm import tqdm
 
-from edge.detect.base import FaceDetector
+from edge.detect.base import Face, FaceDetector
 from edge.imagefiles import iter_decoded, list_images
 from edge.preprocess import (
-    Box,
     PreprocessSpec,
     crop,
     preprocess_face,
@@ -324,23 +323,23 @@ def read_images(
         if image is None:
             corrupt.append({"path": entry.path, "reason": error or "unreadable"})
             continue
-        box = None
+        face = None
         if detector is not None:
-            box = largest_face(detector, image)
-            if box is None:
+            face = largest_face(detector, image)
+            if face is None:
                 assert report.no_face is not None
                 report.no_face.append(entry.path)
                 continue
         split, class_name = by_entry[id(entry)]
         samples.append(
-            _sample(entry.path, entry.relative, split, mapping[class_name], image, spec, box)
+            _sample(entry.path, entry.relative, split, mapping[class_name], image, spec, face)
         )
     return samples, labels
 
 
-def largest_face(detector: FaceDetector, image: np.ndarray) -> Box | None:
+def largest_face(detector: FaceDetector, image: np.ndarray) -> Face | None:
     faces = detector.detect(image)
-    return max((face.box for face in faces), key=lambda b: b[2] * b[3]) if faces else None
+    return max(faces, key=lambda face: face.box[2] * face.box[3]) if faces else None
 
 
 def read_fer_csv(
@@ -383,17 +382,23 @@ def _sample(
     label: str,
     image: np.ndarray,
     spec: PreprocessSpec,
-    box: Box | None = None,
+    face: Face | None = None,
 ) -> Sample:
+    """One image as a sample: the whole of it as the face, or the detected ``face`` in it
+    cropped as the daemon crops it (straightened when it leans)."""
     gray = to_gray(image)
-    face = gray if box is None else crop(gray, square_crop_box(box, spec.margin))
+    if face is None:
+        pixels, region = preprocess_face(gray, spec), gray
+    else:
+        pixels = preprocess_face(gray, spec, face.box, face.roll)
+        region = crop(gray, square_crop_box(face.box, spec.margin))
     return Sample(
         source=source,
         key=key,
         split=split,
         label=label,
-        pixels=preprocess_face(gray, spec, box),
-        canonical=resize(face, CANONICAL_SIZE),
+        pixels=pixels,
+        canonical=resize(region, CANONICAL_SIZE),
     )
 
 

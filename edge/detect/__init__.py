@@ -2,37 +2,49 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from edge.detect.base import Face, FaceDetector
+from edge.preprocess import PreprocessSpec, preprocess_faces
 
 if TYPE_CHECKING:
     from edge.camera.base import Frame
-    from edge.preprocess import Box
 
 
-def detect_boxes(detector: FaceDetector, frame: Frame) -> list[Box]:
-    """The frame's face boxes in full-resolution pixels, largest first.
+def detect_faces(detector: FaceDetector, frame: Frame) -> list[Face]:
+    """The frame's faces with their boxes in full-resolution pixels, largest first.
 
     Detection runs on the frame's small gray image when the source gives one (picamera2's lores
-    Y plane), so its boxes are scaled up to ``frame.image``, where the crops are taken.
+    Y plane), so its boxes are scaled up to ``frame.image``, where the crops are taken (a lean
+    is the same at either scale).
     """
     image = frame.gray if frame.gray is not None else frame.image
     scale = frame.gray_scale if frame.gray is not None else 1.0
-    boxes: list[Box] = [
-        (
-            int(round(face.box[0] * scale)),
-            int(round(face.box[1] * scale)),
-            int(round(face.box[2] * scale)),
-            int(round(face.box[3] * scale)),
-        )
-        for face in detector.detect(image)
-    ]
-    return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+    faces = []
+    for face in detector.detect(image):
+        x, y, w, h = (int(round(value * scale)) for value in face.box)
+        faces.append(replace(face, box=(x, y, w, h)))
+    return sorted(faces, key=lambda face: face.box[2] * face.box[3], reverse=True)
 
 
-def make_detector(config: object) -> FaceDetector:
-    """Builds the detector a validated ``[detector]`` section names (explicit registry)."""
+def face_crops(
+    image: np.ndarray, spec: PreprocessSpec, faces: Sequence[Face], straighten: bool = True
+) -> np.ndarray:
+    """The model crops of ``faces`` in ``image``, each leaning face turned back towards upright
+    by its :attr:`~edge.detect.base.Face.roll` unless ``straighten`` is off
+    (``classifier.straighten_faces``): ``(n, size, size, 1)`` uint8."""
+    rolls = [face.roll for face in faces] if straighten else None
+    return preprocess_faces(image, spec, [face.box for face in faces], rolls)
+
+
+def make_detector(config: object, measure_lean: bool = True) -> FaceDetector:
+    """Builds the detector a validated ``[detector]`` section names (explicit registry);
+    ``measure_lean`` off (``classifier.straighten_faces`` off) spares BlazeFace its second look
+    at each face for the eyes."""
     from edge.config import BlazeFaceDetectorConfig, HaarDetectorConfig, YuNetDetectorConfig
 
     if isinstance(config, BlazeFaceDetectorConfig):
@@ -43,6 +55,7 @@ def make_detector(config: object) -> FaceDetector:
             min_size=config.min_size,
             num_threads=config.num_threads,
             tiles=config.tiles,
+            measure_lean=measure_lean,
         )
     if isinstance(config, HaarDetectorConfig):
         from edge.detect.haar import HaarDetector
@@ -59,4 +72,4 @@ def make_detector(config: object) -> FaceDetector:
     raise TypeError(f"unknown detector config {type(config).__name__}")
 
 
-__all__ = ["Face", "FaceDetector", "detect_boxes", "make_detector"]
+__all__ = ["Face", "FaceDetector", "detect_faces", "face_crops", "make_detector"]

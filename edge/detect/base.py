@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from edge.preprocess import Box
 
 
 @dataclass(frozen=True)
 class Face:
-    """A detected face: its box in frame pixels and the detector's confidence in [0, 1]."""
+    """A detected face: its box in frame pixels, the detector's confidence in [0, 1] and how far
+    it leans (``roll``, degrees, from its eyes: positive when the eye on the picture's right is
+    the lower one, a clockwise lean as seen; 0 from a detector that finds no eyes)."""
 
     box: Box
     score: float
+    roll: float = 0.0
+
+
+def eye_line_roll(right_eye: ArrayLike, left_eye: ArrayLike) -> float:
+    """The lean of the line from the person's right eye (the picture's left, facing the camera)
+    to their left eye, (x, y) points, in degrees, as :attr:`Face.roll` measures it."""
+    dx, dy = np.subtract(left_eye, right_eye, dtype=np.float64)
+    return math.degrees(math.atan2(dy, dx))
 
 
 class FaceDetector(ABC):

@@ -7,6 +7,7 @@ outputs are raw: 896 anchor regressions and logits, decoded here with MediaPipe'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from edge.bundle import sha256_file
 from edge.classify.interpreter import TFLiteModel
-from edge.detect.base import Face, FaceDetector, non_max_suppression
+from edge.detect.base import Face, FaceDetector, eye_line_roll, iou, non_max_suppression
 from edge.errors import BundleError
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "face_detection_short_range.tflite"
@@ -51,6 +52,11 @@ class BlazeFaceDetector(FaceDetector):
         model_path: another ``.tflite`` with the same tensors.
         tiles: when the whole frame shows no face, look again in four overlapping tiles
             (about 4x the cost, on empty frames only) to find faces too far for one pass.
+        measure_lean: read each face's :attr:`~edge.detect.base.Face.roll` from a second look
+            at a square twice its size (one more pass a face). In one pass over a 640x480
+            frame a face is a few dozen input pixels wide and its eye keypoints wander by tens
+            of degrees; seen larger they fall within a few degrees of the true lean
+            (``bench/lean.py``). Off, every roll is 0.
     """
 
     name = "blazeface"
@@ -63,6 +69,7 @@ class BlazeFaceDetector(FaceDetector):
         num_threads: int = 1,
         model_path: str | Path | None = None,
         tiles: bool = True,
+        measure_lean: bool = True,
     ) -> None:
         path = Path(model_path) if model_path else MODEL_PATH
         if not path.is_file():
@@ -83,9 +90,33 @@ class BlazeFaceDetector(FaceDetector):
         self.iou_threshold = iou_threshold
         self.min_size = min_size
         self.tiles = tiles
+        self.measure_lean = measure_lean
         self._logit_threshold = float(np.log(min_score / (1 - min_score)))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        faces = self._detect_frame(frame)
+        if not self.measure_lean:
+            return [replace(face, roll=0.0) for face in faces]
+        return [replace(face, roll=self._lean(frame, face)) for face in faces]
+
+    def _lean(self, frame: np.ndarray, face: Face) -> float:
+        """The face's roll read again at a larger scale, in a square twice its size around it;
+        0 (no turn) when that look finds it no more."""
+        x, y, w, h = face.box
+        side = 2 * max(w, h)
+        if side >= max(frame.shape[:2]):
+            return face.roll  # the first look saw it as large as a second would
+        left = max(0, int(x + w / 2 - side / 2))
+        top = max(0, int(y + h / 2 - side / 2))
+        best_overlap, roll = self.iou_threshold, 0.0
+        for found in self._detect_region(frame[top : top + side, left : left + side]):
+            fx, fy, fw, fh = found.box
+            overlap = iou((fx + left, fy + top, fw, fh), face.box)
+            if overlap > best_overlap:
+                best_overlap, roll = overlap, found.roll
+        return roll
+
+    def _detect_frame(self, frame: np.ndarray) -> list[Face]:
         if min(frame.shape[:2]) < self.min_size:
             return []  # no face of min_size fits (and a 1-pixel tile would be empty)
         faces = self._detect_region(frame)
@@ -99,7 +130,7 @@ class BlazeFaceDetector(FaceDetector):
             for left in (0, width - tile_w):
                 for face in self._detect_region(frame[top : top + tile_h, left : left + tile_w]):
                     x, y, w, h = face.box
-                    faces.append(Face((x + left, y + top, w, h), face.score))
+                    faces.append(replace(face, box=(x + left, y + top, w, h)))
         return non_max_suppression(faces, self.iou_threshold)
 
     def _detect_region(self, frame: np.ndarray) -> list[Face]:
@@ -113,12 +144,18 @@ class BlazeFaceDetector(FaceDetector):
         candidates = np.flatnonzero(logits > self._logit_threshold)
         if not candidates.size:
             return []
-        regress = boxes_raw[0, candidates, :4] / size
+        regress = boxes_raw[0, candidates] / size
         centres = self._anchors[candidates] + regress[:, :2]
         sizes = regress[:, 2:4]
+        # Then six keypoints (x, y), the person's right eye and left eye first. The line between
+        # the eyes leans as much in the letterboxed input as in the frame (one scale for both
+        # axes), and the anchor cancels out of it.
+        eyes = regress[:, 4:8].reshape(-1, 2, 2)
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits[candidates], -80, 80)))
         faces = []
-        for (cx, cy), (w, h), score in zip(centres, sizes, scores, strict=True):
+        for (cx, cy), (w, h), (right_eye, left_eye), score in zip(
+            centres, sizes, eyes, scores, strict=True
+        ):
             box_w, box_h = w * side, h * side
             x0 = cx * side - box_w / 2 - (side - width) / 2
             y0 = cy * side - box_h / 2 - (side - height) / 2
@@ -128,7 +165,8 @@ class BlazeFaceDetector(FaceDetector):
             x0, y0 = max(0.0, x0), max(0.0, y0)
             if x1 - x0 <= 1 or y1 - y0 <= 1:
                 continue
-            faces.append(Face((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), float(score)))
+            box = (int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+            faces.append(Face(box, float(score), eye_line_roll(right_eye, left_eye)))
         return non_max_suppression(faces, self.iou_threshold)
 
     @staticmethod

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect.base import Face, FaceDetector
+from edge.detect.base import Face, FaceDetector, eye_line_roll
 from edge.errors import ConfigError
 
 
@@ -43,5 +43,13 @@ class YuNetDetector(FaceDetector):
         _, rows = self.detector.detect(frame)
         if rows is None:
             return []
-        faces = [Face((int(r[0]), int(r[1]), int(r[2]), int(r[3])), float(r[-1])) for r in rows]
+        # A row: box, then the right eye, left eye, nose and mouth corners, then the score.
+        faces = [
+            Face(
+                (int(r[0]), int(r[1]), int(r[2]), int(r[3])),
+                float(r[-1]),
+                eye_line_roll((r[4], r[5]), (r[6], r[7])),
+            )
+            for r in rows
+        ]
         return sorted(faces, key=lambda f: f.score, reverse=True)

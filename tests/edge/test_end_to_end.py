@@ -20,9 +20,9 @@ import pytest
 
 from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
+from edge.detect import face_crops
 from edge.detect.blazeface import BlazeFaceDetector
 from edge.models import default_bundle_path
-from edge.preprocess import preprocess_faces
 from edge.samples import Segment, fer_faces, scripted_frames, write_video
 from tests.support import Subscriber
 
@@ -46,10 +46,10 @@ def confident_faces(zip_path: Path) -> dict[str, list[np.ndarray]]:
     for label, faces in pool.items():
         for face in faces:
             frame, _ = next(scripted_frames({label: [face]}, [Segment(label, 0.1)], FPS, seed=5))
-            boxes = [f.box for f in detector.detect(frame)]
-            if len(boxes) != 1:
+            found = detector.detect(frame)
+            if len(found) != 1:
                 continue
-            prediction = classifier.predict(preprocess_faces(frame, classifier.spec, boxes))[0]
+            prediction = classifier.predict(face_crops(frame, classifier.spec, found))[0]
             if prediction.label == label and prediction.confidence >= 0.75:
                 chosen[label] = [face]
                 break

@@ -558,8 +558,7 @@ def a_relaxed_face_read_as_sad(fer_zip: Path) -> np.ndarray:
     from edge.camera.base import Frame
     from edge.classify.emotion import EmotionClassifier
     from edge.config import BlazeFaceDetectorConfig
-    from edge.detect import detect_boxes, make_detector
-    from edge.preprocess import preprocess_faces
+    from edge.detect import detect_faces, face_crops, make_detector
 
     bundle = load_bundle(default_bundle_path())
     classifier = EmotionClassifier.from_bundle(bundle)
@@ -567,10 +566,10 @@ def a_relaxed_face_read_as_sad(fer_zip: Path) -> np.ndarray:
     for face in fer_faces(fer_zip, ["neutral"], 40, seed=0)["neutral"]:
         frames = scripted_frames({"neutral": [face]}, [Segment("neutral", 0.5)], 10, seed=1)
         scores = [
-            classifier.probabilities(preprocess_faces(frame, classifier.spec, boxes))[0]
+            classifier.probabilities(face_crops(frame, classifier.spec, largest))[0]
             for frame, _ in frames
-            for boxes in [detect_boxes(detector, Frame(frame))[:1]]
-            if boxes
+            for largest in [detect_faces(detector, Frame(frame))[:1]]
+            if largest
         ]
         mean = np.mean(scores, axis=0)
         if scores and bundle.labels[int(np.argmax(mean))] == "sad" and mean.max() > 0.6:

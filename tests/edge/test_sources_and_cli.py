@@ -678,14 +678,14 @@ def test_blazeface_finds_small_and_large_faces_where_haar_misses(fer_zip: Path):
 def test_boxes_found_on_a_lores_gray_image_are_scaled_to_the_main_image(fer_zip: Path):
     # picamera2 detects on its 320x240 lores Y plane and crops from the 640x480 main stream.
     from edge.camera.base import Frame
-    from edge.detect import detect_boxes
+    from edge.detect import detect_faces
     from edge.detect.blazeface import BlazeFaceDetector
 
     faces = fer_faces(fer_zip, ["happy"], 1)
     image = next(scripted_frames(faces, [Segment("happy", 0.1)], 10))[0]
     lores = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (320, 240))
     detector = BlazeFaceDetector()
-    (full,) = detect_boxes(detector, Frame(image))
-    (scaled,) = detect_boxes(detector, Frame(image, gray=lores, gray_scale=2.0))
-    assert np.abs(np.subtract(full, scaled)).max() <= 8, (full, scaled)
-    assert scaled[2] > 150  # in main-stream pixels, not the lores image's ~120
+    (full,) = detect_faces(detector, Frame(image))
+    (scaled,) = detect_faces(detector, Frame(image, gray=lores, gray_scale=2.0))
+    assert np.abs(np.subtract(full.box, scaled.box)).max() <= 8, (full, scaled)
+    assert scaled.box[2] > 150  # in main-stream pixels, not the lores image's ~120

@@ -265,8 +265,8 @@ def test_photos_are_cropped_to_their_face_as_the_daemon_crops_them(fer_zip: Path
     classify: its detector, its crop. Without --detect-faces the whole room would be resized."""
     from edge.camera.base import Frame
     from edge.config import BlazeFaceDetectorConfig
-    from edge.detect import detect_boxes, make_detector
-    from edge.preprocess import preprocess_faces, square_crop_box
+    from edge.detect import detect_faces, face_crops, make_detector
+    from edge.preprocess import square_crop_box
     from edge.samples import background, fer_faces, paste_face
 
     rng = np.random.default_rng(5)
@@ -297,11 +297,11 @@ def test_photos_are_cropped_to_their_face_as_the_daemon_crops_them(fer_zip: Path
     for key, pixels in prepared:
         name = Path(key).name
         photo = decode_image((tmp_path / "photos" / key).read_bytes())
-        (box,) = detect_boxes(detector, Frame(photo))[:1]
-        # The daemon's crop of that photo, pixel for pixel ...
-        assert np.array_equal(pixels, preprocess_faces(photo, spec, [box])[0]), name
+        largest = detect_faces(detector, Frame(photo))[:1]
+        # The daemon's crop of that photo (straightened where the face leans), pixel for pixel ...
+        assert np.array_equal(pixels, face_crops(photo, spec, largest)[0]), name
         # ... and it is the face that was pasted there (with the crop's margin), not the room.
-        crop, face = square_crop_box(box, spec.margin), pasted[name]
+        crop, face = square_crop_box(largest[0].box, spec.margin), pasted[name]
         assert min(area(face), area(crop)) * 0.6 < overlap(crop, face), name
     whole, _ = prepare(tmp_path / "photos", spec, ["angry", "happy"], duplicate_rms=0)
     assert sum(len(x) for x in whole.x.values()) == 13  # the empty room too, resized whole

@@ -1,0 +1,178 @@
+"""Leaning faces: the detector reads the lean from the eyes, and a face leaning beyond what the
+model learnt is turned level before it is classified (``classifier.straighten_faces``), on real
+BlazeFace and the shipped model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from bench.lean import leaning_frame
+from edge.bundle import load_bundle
+from edge.camera.base import Frame
+from edge.classify.emotion import EmotionClassifier
+from edge.detect import detect_faces, face_crops
+from edge.detect.base import Face
+from edge.detect.blazeface import BlazeFaceDetector
+from edge.models import default_bundle_path
+from edge.preprocess import (
+    STRAIGHTEN_BEYOND_DEGREES,
+    crop,
+    preprocess_face,
+    straightening_turn,
+    turned_crop,
+)
+from edge.samples import background, fer_faces
+
+
+@pytest.fixture(scope="module")
+def faces(fer_zip: Path) -> list[np.ndarray]:
+    picked = fer_faces(fer_zip, ["happy", "sad", "angry"], 4, seed=3)
+    return [face for label in picked for face in picked[label]]
+
+
+@pytest.fixture(scope="module")
+def detector() -> BlazeFaceDetector:
+    return BlazeFaceDetector()
+
+
+def leaning(face: np.ndarray, lean: float, side: int = 160) -> np.ndarray:
+    return leaning_frame(background(np.random.default_rng(0)), face, lean, side)[0]
+
+
+def test_a_small_lean_is_kept_and_a_larger_one_turned_level():
+    assert STRAIGHTEN_BEYOND_DEGREES == 15
+    assert [straightening_turn(roll) for roll in (0, 14.5, -15, 25, -40)] == [0, 0, 0, 25, -40]
+
+
+def test_turned_crop_turns_counter_clockwise_about_the_box_centre():
+    gray = np.random.default_rng(0).integers(0, 256, (120, 160), dtype=np.uint8)
+    box = (30, 20, 40, 40)
+    assert np.array_equal(turned_crop(gray, box, 0), crop(gray, box))
+    quarter = turned_crop(gray, box, 90).astype(int)
+    assert np.abs(quarter - np.rot90(crop(gray, box), k=1)).max() <= 1  # rot90 k=1: anticlockwise
+    # Past the frame's edge the pixels are replicated, as crop() does.
+    assert turned_crop(gray, (-20, -20, 40, 40), 30).shape == (40, 40)
+
+
+@pytest.fixture(scope="module")
+def sharp_face() -> np.ndarray:
+    """scikit-image's astronaut photo (Eileen Collins, public domain), gray: a sharp face that
+    leans about 4 degrees of itself."""
+    from skimage import data
+
+    return cv2.cvtColor(data.astronaut()[40:260, 140:320], cv2.COLOR_RGB2GRAY)
+
+
+@pytest.mark.parametrize("side", [120, 160, 240])
+def test_blazeface_reads_a_sharp_face_lean_within_a_few_degrees(
+    sharp_face: np.ndarray, detector: BlazeFaceDetector, side: int
+):
+    """Seen once in a 640x480 frame, a face this small is a few dozen input pixels wide and its
+    eye keypoints wander (lean -30 read as +41 at 160 px); the second, closer look reads it."""
+    reads = {}
+    for lean in (-45, -30, -15, 0, 15, 30, 45):
+        found = detector.detect(leaning(sharp_face, lean, side))
+        if found:
+            reads[lean] = found[0].roll - 4  # the photo's own lean
+    assert len(reads) >= 6, reads  # BlazeFace may miss one face leaning 45 degrees
+    assert all(abs(read - lean) < 9 for lean, read in reads.items()), reads
+
+
+def test_without_measuring_the_lean_every_roll_is_zero(sharp_face: np.ndarray):
+    (found,) = BlazeFaceDetector(measure_lean=False).detect(leaning(sharp_face, 30))
+    assert found.roll == 0
+
+
+def test_blazeface_reads_how_far_a_face_leans_from_its_eyes(
+    faces: list[np.ndarray], detector: BlazeFaceDetector
+):
+    turned = {lean: [] for lean in (-30, 30)}
+    for face in faces:
+        (upright,) = detector.detect(leaning(face, 0))  # a FER face leans of itself
+        if abs(upright.roll) > 20:
+            continue  # a head resting on a hand: 30 more would lay it on its side
+        for lean, reads in turned.items():
+            (found,) = detector.detect(leaning(face, lean))
+            reads.append(found.roll - upright.roll)
+    for lean, reads in turned.items():
+        assert len(reads) >= len(faces) // 2
+        assert abs(np.median(reads) - lean) < 5, (lean, reads)  # clockwise as seen is positive
+        assert sum(abs(read - lean) > 15 for read in reads) <= 2, (lean, reads)
+
+
+def test_the_lean_is_the_same_on_picamera2s_smaller_detection_image(
+    sharp_face: np.ndarray, detector: BlazeFaceDetector
+):
+    image = leaning(sharp_face, 30)
+    lores = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (320, 240))
+    (full,) = detect_faces(detector, Frame(image))
+    (scaled,) = detect_faces(detector, Frame(image, gray=lores, gray_scale=2.0))
+    assert abs(full.roll - scaled.roll) < 5 and full.roll > 20, (full, scaled)
+
+
+def test_a_straightened_crop_is_level(faces: list[np.ndarray], detector: BlazeFaceDetector):
+    """The crops themselves, shown to the detector as FER faces are shown (pasted upright): the
+    straightened one is level, the one cut as the box lies leans as the face did."""
+    spec = load_bundle(default_bundle_path()).preprocess
+    straightened: list[float] = []
+    as_cut: list[float] = []
+    for face in faces:
+        (upright,) = detector.detect(leaning(face, 0))
+        if abs(upright.roll) > 20:
+            continue  # leaning 35 more, it would lie on its side
+        frame = leaning(face, 35)
+        found = detector.detect(frame)[:1]
+        for straighten, leans in ((True, straightened), (False, as_cut)):
+            crop_frame = leaning(face_crops(frame, spec, found, straighten)[0, :, :, 0], 0)
+            again = detector.detect(crop_frame)[:1]
+            leans.extend(a.roll - (0 if straighten else found[0].roll) for a in again)
+    assert len(straightened) >= len(faces) // 2 and len(as_cut) == len(straightened)
+    assert abs(np.median(as_cut)) < 5, as_cut
+    assert abs(np.median(straightened)) < 5, straightened
+
+
+def test_a_face_without_a_lean_is_cropped_as_before():
+    # Haar finds no eyes (roll 0): its crops, and those of any face within the lean kept, are
+    # the plain crop, pixel for pixel.
+    gray = np.random.default_rng(1).integers(0, 256, (240, 320), dtype=np.uint8)
+    spec = load_bundle(default_bundle_path()).preprocess
+    box = (100, 60, 90, 100)
+    plain = preprocess_face(gray, spec, box)
+    for face in (Face(box, 1.0), Face(box, 0.9, roll=-STRAIGHTEN_BEYOND_DEGREES)):
+        assert np.array_equal(face_crops(gray, spec, [face])[0], plain)
+    assert not np.array_equal(face_crops(gray, spec, [Face(box, 0.9, roll=25.0)])[0], plain)
+
+
+@pytest.mark.parametrize("straighten", [True, False])
+def test_the_daemon_classifies_the_crop_its_setting_asks_for(
+    sharp_face: np.ndarray, detector: BlazeFaceDetector, tmp_path: Path, straighten: bool
+):
+    from edge.app import EdgeApp
+    from edge.config import parse_config
+
+    frame = leaning(sharp_face, 35)
+    config = parse_config(
+        {
+            "camera": {"type": "folder", "path": str(tmp_path)},
+            "classifier": {"straighten_faces": straighten},
+            "mqtt": {"enabled": False},
+        }
+    )
+    app = EdgeApp(config)
+    app.init_model()
+    app.init_detector()
+    app.init_suggestions()
+    assert app.classifier is not None
+    (track,) = app.analyse(Frame(frame)).tracks
+    classifier: EmotionClassifier = app.classifier
+    found = detector.detect(frame)[:1]
+    expected = {
+        on: classifier.probabilities(face_crops(frame, classifier.spec, found, on))[0]
+        for on in (True, False)
+    }
+    assert not np.allclose(expected[True], expected[False])  # the two crops read differently
+    assert np.allclose(track.scores, expected[straighten], atol=1e-6)

@@ -58,6 +58,8 @@ bench: setup $(EDGE_VENV)/bin/.installed system-deps
 	$(BIN)/python bench/accuracy.py --data $(DATA) --model models/default $(if $(wildcard runs/seed/bundle),--model runs/seed/bundle) --peer fer --json $(BENCH_OUT)/accuracy.json --plot $(BENCH_OUT)/min-confidence.png
 	$(BIN)/python bench/robustness.py --data $(DATA) --peer fer --json $(BENCH_OUT)/robustness.json --plot $(BENCH_OUT)/robustness.png
 	$(BIN)/python bench/pipeline.py --data $(DATA) --json $(BENCH_OUT)/pipeline.json
+	$(BIN)/python bench/lean.py --data $(DATA) --json $(BENCH_OUT)/lean.json --plot $(BENCH_OUT)/lean.png
+	$(BIN)/python bench/orientation.py --data $(DATA) --json $(BENCH_OUT)/orientation.json
 	$(BIN)/python bench/personalize.py --data $(DATA) --json $(BENCH_OUT)/personalize.json
 	$(BIN)/python bench/daemon.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/daemon.json
 	$(BIN)/python bench/deploy_push.py --json $(BENCH_OUT)/deploy.json

@@ -32,6 +32,15 @@ def face_folder(fer_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return folder
 
 
+def offline_config(tmp_path: Path, frames: Path, *sections: str) -> Path:
+    """An edge.toml whose camera reads the ``frames`` folder, MQTT off, ``sections`` added (a
+    line right after the camera's goes into ``[camera]``)."""
+    config = tmp_path / "edge.toml"
+    camera = f'[camera]\ntype = "folder"\npath = "{frames}"\n'
+    config.write_text(camera + "".join(sections) + "[mqtt]\nenabled = false\n")
+    return config
+
+
 def doctor(config: Path, **overrides: object) -> tuple[int, dict[str, tuple[str, str]]]:
     args = Namespace(config=config, source=None, model=None, broker=None, **overrides)
     out = StringIO()
@@ -106,12 +115,9 @@ def test_a_working_device_passes_every_check(mosquitto, face_folder: Path, tmp_p
 def test_a_live_view_open_to_the_network_without_a_token_is_a_warning(
     face_folder: Path, tmp_path: Path, monkeypatch
 ):
-    config = tmp_path / "edge.toml"
     port = free_port()
-    config.write_text(
-        f'[camera]\ntype = "folder"\npath = "{face_folder}"\n[mqtt]\nenabled = false\n'
-        f'[http]\nenabled = true\nhost = "0.0.0.0"\nport = {port}\n'
-    )
+    http = f'[http]\nenabled = true\nhost = "0.0.0.0"\nport = {port}\n'
+    config = offline_config(tmp_path, face_folder, http)
     code, findings = doctor(config)
     assert code == 0 and findings["http"][0] == "warn", findings["http"]
     assert "anyone on the network can watch the camera" in findings["http"][1]
@@ -204,11 +210,7 @@ def test_a_camera_mounted_turned_is_named_with_the_rotation_that_fixes_it(
     turned.mkdir()
     for image in sorted(face_folder.glob("*.jpg"))[:3]:
         cv2.imwrite(str(turned / image.name), rotate_image(cv2.imread(str(image)), mounted))
-    config = tmp_path / "edge.toml"
-    config.write_text(
-        f'[camera]\ntype = "folder"\npath = "{turned}"\nrotation = {rotation}\n'
-        "[mqtt]\nenabled = false\n"
-    )
+    config = offline_config(tmp_path, turned, f"rotation = {rotation}\n")
     _, findings = doctor(config)
     status, detail = findings["faces"]
     assert status == finding[0] and finding[1] in detail and finding[2] in detail, detail
@@ -250,10 +252,8 @@ def test_a_refused_current_model_fails_and_names_the_fallback(face_folder: Path,
         model.write(b"x")
     (models / "current").symlink_to("bad")
     (models / "previous").symlink_to("good")
-    config = tmp_path / "edge.toml"
-    config.write_text(
-        f'[camera]\ntype = "folder"\npath = "{face_folder}"\n'
-        f'[classifier]\nmodel = "{models / "current"}"\n[mqtt]\nenabled = false\n'
+    config = offline_config(
+        tmp_path, face_folder, f'[classifier]\nmodel = "{models / "current"}"\n'
     )
     code, findings = doctor(config)
     status, detail = findings["model"]
@@ -276,11 +276,8 @@ def test_a_leaning_face_is_named_with_its_lean(tmp_path: Path, straighten: bool)
     folder = tmp_path / "leaning"
     folder.mkdir()
     cv2.imwrite(str(folder / "frame.jpg"), frame)
-    config = tmp_path / "edge.toml"
-    config.write_text(
-        f'[camera]\ntype = "folder"\npath = "{folder}"\n'
-        f"[classifier]\nstraighten_faces = {str(straighten).lower()}\n[mqtt]\nenabled = false\n"
-    )
+    setting = f"[classifier]\nstraighten_faces = {str(straighten).lower()}\n"
+    config = offline_config(tmp_path, folder, setting)
     _, findings = doctor(config)
     status, detail = findings["faces"]
     if straighten:

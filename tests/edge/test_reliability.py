@@ -554,7 +554,9 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
 
 def a_relaxed_face_read_as_sad(fer_zip: Path) -> np.ndarray:
     """A neutral FER2013 face that the shipped model, through the daemon's detector and crop,
-    reads as sad: the person whose resting face the fit is for."""
+    reads as sad in nearly every frame of the test's scene (its first second): the person whose
+    resting face the fit is for. Some FER2013 "faces" are not faces, and the detector finds them
+    only now and then; too few of them are recorded for a fit."""
     from edge.camera.base import Frame
     from edge.classify.emotion import EmotionClassifier
     from edge.config import BlazeFaceDetectorConfig
@@ -564,17 +566,19 @@ def a_relaxed_face_read_as_sad(fer_zip: Path) -> np.ndarray:
     classifier = EmotionClassifier.from_bundle(bundle)
     detector = make_detector(BlazeFaceDetectorConfig())
     for face in fer_faces(fer_zip, ["neutral"], 40, seed=0)["neutral"]:
-        frames = scripted_frames({"neutral": [face]}, [Segment("neutral", 0.5)], 10, seed=1)
+        frames = list(scripted_frames({"neutral": [face]}, [Segment("neutral", 1.0)], 10))
         scores = [
             classifier.probabilities(face_crops(frame, classifier.spec, largest))[0]
             for frame, _ in frames
             for largest in [detect_faces(detector, Frame(frame))[:1]]
             if largest
         ]
+        if len(scores) < 0.9 * len(frames):
+            continue
         mean = np.mean(scores, axis=0)
-        if scores and bundle.labels[int(np.argmax(mean))] == "sad" and mean.max() > 0.6:
+        if bundle.labels[int(np.argmax(mean))] == "sad" and mean.max() > 0.6:
             return face
-    raise AssertionError("no neutral face of the 40 is read as sad")
+    raise AssertionError("no neutral face of the 40 is found and read as sad")
 
 
 def test_a_resting_face_read_as_sad_is_reported_as_none_once_fitted(fer_zip, tmp_path):

@@ -1,6 +1,7 @@
 """End-to-end daemon benchmark at 640x480, one face per frame, one thread per model.
 
-    python bench/pipeline.py [--model models/default] [--data fer2013.zip] [--json out.json]
+    python bench/pipeline.py [--model models/default] [--data fer2013.zip] [--lean-every N]
+                             [--json out.json]
 
 1. Quality: every angry/happy/sad test face, pasted at --face-side px into a 640x480 scene:
    face detection rate and the label of the detected face (no temporal smoothing), against
@@ -32,7 +33,7 @@ from edge.camera.base import Frame  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.config import parse_config  # noqa: E402
 from edge.detect import face_crops  # noqa: E402
-from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
+from edge.detect.blazeface import LEAN_EVERY_FRAMES, BlazeFaceDetector  # noqa: E402
 from edge.detect.haar import HaarDetector  # noqa: E402
 from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
 from tests.support import MOSQUITTO, Mosquitto  # noqa: E402
@@ -95,7 +96,9 @@ def quality(model: Path, data: Path, face_side: int, limit: int) -> dict[str, An
     }
 
 
-def speed(model: Path, data: Path, frames_count: int, workdir: Path) -> dict[str, Any]:
+def speed(
+    model: Path, data: Path, frames_count: int, workdir: Path, lean_every: int | None
+) -> dict[str, Any]:
     faces = fer_faces(data, LABELS, 4)
     script = [Segment(label, 2.0) for label in LABELS * 2]
     frames = [f for f, _ in scripted_frames(faces, script, 25, seed=1)]
@@ -115,6 +118,8 @@ def speed(model: Path, data: Path, frames_count: int, workdir: Path) -> dict[str
         )
         app.init_model()
         app.init_detector()
+        if lean_every is not None and isinstance(app.detector, BlazeFaceDetector):
+            app.detector.lean_every = lean_every
         app.init_suggestions()
         app.init_publisher()
         if app.publisher:
@@ -172,12 +177,18 @@ def main() -> int:
     parser.add_argument("--face-side", type=int, default=240)
     parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
     parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument(
+        "--lean-every",
+        type=int,
+        help="the in-memory run's BlazeFace second look on every Nth frame of a face "
+        f"(the daemon's: {LEAN_EVERY_FRAMES}; 1: every frame)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
         results = {
             "quality": quality(args.model, args.data, args.face_side, args.limit),
-            "speed": speed(args.model, args.data, args.frames, Path(workdir)),
+            "speed": speed(args.model, args.data, args.frames, Path(workdir), args.lean_every),
         }
     q, s = results["quality"], results["speed"]
     print(

@@ -601,7 +601,7 @@ class EdgeApp:
     def analyse(self, frame: Frame) -> FrameResult:
         assert self.detector and self.classifier and self.tracker and self.state
         t0 = time.perf_counter()
-        faces = detect_faces(self.detector, frame)[: self.config.classifier.max_faces]
+        faces = detect_faces(self.detector, frame, video=True)[: self.config.classifier.max_faces]
         boxes = [face.box for face in faces]
         t1 = time.perf_counter()
         straighten = self.config.classifier.straighten_faces

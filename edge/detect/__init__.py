@@ -15,17 +15,18 @@ if TYPE_CHECKING:
     from edge.camera.base import Frame
 
 
-def detect_faces(detector: FaceDetector, frame: Frame) -> list[Face]:
+def detect_faces(detector: FaceDetector, frame: Frame, video: bool = False) -> list[Face]:
     """The frame's faces with their boxes in full-resolution pixels, largest first.
 
     Detection runs on the frame's small gray image when the source gives one (picamera2's lores
     Y plane), so its boxes are scaled up to ``frame.image``, where the crops are taken (a lean
-    is the same at either scale).
+    is the same at either scale). ``video``: the frame follows the last one given with it
+    (:meth:`~edge.detect.base.FaceDetector.detect_in_video`).
     """
     image = frame.gray if frame.gray is not None else frame.image
     scale = frame.gray_scale if frame.gray is not None else 1.0
     faces = []
-    for face in detector.detect(image):
+    for face in detector.detect_in_video(image) if video else detector.detect(image):
         x, y, w, h = (int(round(value * scale)) for value in face.box)
         faces.append(replace(face, box=(x, y, w, h)))
     return sorted(faces, key=lambda face: face.box[2] * face.box[3], reverse=True)

@@ -39,6 +39,12 @@ class FaceDetector(ABC):
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Returns faces, most confident first, in a gray, BGR or BGRA frame."""
 
+    def detect_in_video(self, frame: np.ndarray) -> list[Face]:
+        """:meth:`detect` for the next frame of one video: a backend may carry over what it
+        measured of a face on the frames before (BlazeFace: its lean). Never call it with
+        frames from elsewhere in between (use :meth:`detect` for those)."""
+        return self.detect(frame)
+
     def close(self) -> None:
         """Releases the backend's resources; safe to call more than once."""
         return None  # most backends hold nothing that outlives the object

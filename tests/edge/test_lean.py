@@ -176,3 +176,71 @@ def test_the_daemon_classifies_the_crop_its_setting_asks_for(
     }
     assert not np.allclose(expected[True], expected[False])  # the two crops read differently
     assert np.allclose(track.scores, expected[straighten], atol=1e-6)
+
+
+def rolls_in_video(detector: BlazeFaceDetector, frames: list[np.ndarray]) -> list[float]:
+    return [round(face.roll) for frame in frames for face in detector.detect_in_video(frame)[:1]]
+
+
+def test_in_a_video_a_face_lean_is_read_every_nth_frame_and_kept_between(sharp_face: np.ndarray):
+    """The second look costs as much as the first; a still head's lean is read again only every
+    ``lean_every`` frames. Here the head flips from leaning +30 to -30 degrees in place (at 240
+    px, where one look over the frame finds it and no tiles are looked at)."""
+    right, left = leaning(sharp_face, 30, 240), leaning(sharp_face, -30, 240)
+    detector = BlazeFaceDetector(lean_every=3)
+    runs = count_runs(detector)
+    rolls = rolls_in_video(detector, [right, left, left, left, left])
+    assert [roll > 20 for roll in rolls] == [True, True, True, False, False], rolls
+    assert rolls[3] < -20, rolls
+    assert len(runs) == 5 + 2  # five first looks, second looks on frames 1 and 4 only
+    # A still image given to detect() in between is looked at twice and leaves the video as is.
+    (alone,) = detector.detect(right)
+    assert alone.roll > 20 and len(runs) == 7 + 2
+    assert rolls_in_video(detector, [right]) == rolls[-1:]  # still the remembered -30
+
+
+def test_in_a_video_a_face_that_moved_is_looked_at_again(sharp_face: np.ndarray):
+    moved = np.roll(leaning(sharp_face, -30), 200, axis=1)
+    detector = BlazeFaceDetector(lean_every=10)
+    rolls = rolls_in_video(detector, [leaning(sharp_face, 30), moved])
+    assert rolls[0] > 20 and rolls[1] < -20, rolls
+
+
+def test_lean_every_one_reads_every_video_frame(sharp_face: np.ndarray):
+    detector = BlazeFaceDetector(lean_every=1)
+    rolls = rolls_in_video(detector, [leaning(sharp_face, 30), leaning(sharp_face, -30)])
+    assert rolls[0] > 20 and rolls[1] < -20, rolls
+    with pytest.raises(ValueError, match="lean_every"):
+        BlazeFaceDetector(lean_every=0)
+
+
+def count_runs(detector: BlazeFaceDetector) -> list[None]:
+    """Notes each BlazeFace inference (one per look) in the list returned."""
+    runs: list[None] = []
+    run = detector.model.run
+
+    def counted(*args: object) -> list[np.ndarray]:
+        runs.append(None)
+        return run(*args)
+
+    detector.model.run = counted  # type: ignore[method-assign]
+    return runs
+
+
+def test_the_daemon_reads_a_lean_every_fifth_frame(sharp_face: np.ndarray, tmp_path: Path):
+    from edge.app import EdgeApp
+    from edge.config import parse_config
+    from edge.detect.blazeface import LEAN_EVERY_FRAMES
+
+    config = parse_config(
+        {"camera": {"type": "folder", "path": str(tmp_path)}, "mqtt": {"enabled": False}}
+    )
+    app = EdgeApp(config)
+    app.init_model()
+    app.init_detector()
+    app.init_suggestions()
+    assert isinstance(app.detector, BlazeFaceDetector) and LEAN_EVERY_FRAMES == 5
+    runs = count_runs(app.detector)
+    for _ in range(10):
+        app.analyse(Frame(leaning(sharp_face, 30, 240)))
+    assert len(runs) == 10 + 2  # a look over each frame, a closer one at frames 1 and 6

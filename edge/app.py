@@ -616,7 +616,8 @@ class EdgeApp:
         t3 = time.perf_counter()
         now = time.monotonic()
         self._record(now, own[0] if boxes else None)
-        tracks = self.tracker.update(boxes, probabilities, now)
+        rolls = [face.roll for face in faces] if straighten else None
+        tracks = self.tracker.update(boxes, probabilities, now, rolls)
         primary = tracks[0] if tracks else None
         change = self.state.observe(primary, now)
         if change is not None:

@@ -394,7 +394,7 @@ def draw_overlay(result: FrameResult) -> np.ndarray:
     for track in result.tracks:
         best = int(np.argmax(track.scores))
         label = result.labels[best] if best < len(result.labels) else "?"
-        draw_face(canvas, track.box, label, float(track.scores[best]))
+        draw_face(canvas, track.box, label, float(track.scores[best]), track.roll)
     banner = f"{result.emotion} {result.confidence:.0%}"
     cv2.putText(
         canvas, banner, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2, cv2.LINE_AA

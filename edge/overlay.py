@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.preprocess import Box
+from edge.preprocess import Box, straightening_turn
 
 # BGR, one colour per emotion; any other label (none, a seven-class model's extras) is grey.
 COLOURS = {"happy": (80, 200, 60), "sad": (220, 140, 40), "angry": (50, 50, 230)}
@@ -22,14 +22,25 @@ def to_canvas(image: np.ndarray) -> np.ndarray:
     return image.copy()
 
 
-def draw_face(canvas: np.ndarray, box: Box, label: str, confidence: float) -> None:
-    """A box in the label's colour with ``label NN%`` on a filled tab above it (in place)."""
+def draw_face(
+    canvas: np.ndarray, box: Box, label: str, confidence: float, roll: float = 0.0
+) -> None:
+    """A box in the label's colour with ``label NN%`` on a filled tab above it (in place). A face
+    the classifier straightened (``roll`` beyond :func:`~edge.preprocess.straightening_turn`'s
+    threshold) gets its box leaning with it, as the crop the model saw was cut."""
     x, y, w, h = box
     colour = COLOURS.get(label, OTHER_COLOUR)
     # Thin lines on small images (a 48x48 face crop), thicker on camera frames.
     scale = max(0.35, min(0.6, min(canvas.shape[:2]) / 400))
     thickness = 1 if scale < 0.5 else 2
-    cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+    turn = straightening_turn(roll)
+    if turn:
+        # OpenCV's angle turns clockwise on the picture (y points down), as a roll does.
+        corners = cv2.boxPoints(((x + (w - 1) / 2, y + (h - 1) / 2), (w, h), turn))
+        cv2.polylines(canvas, [np.round(corners).astype(np.int32)], True, colour, thickness)
+        y = int(corners[:, 1].min())  # the tab sits above the turned box's highest corner
+    else:
+        cv2.rectangle(canvas, (x, y), (x + w - 1, y + h - 1), colour, thickness)
     text = f"{label} {confidence:.0%}"
     (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     top = max(0, y - th - 8)

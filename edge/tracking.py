@@ -10,6 +10,7 @@ stable for ``stable_seconds``: a one-frame flicker is never an event. ``no_face`
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,7 @@ class Track:
     first_seen: float
     last_seen: float
     hits: int = 1
+    roll: float = 0.0  # how far the face leans in its latest frame (Face.roll), degrees
 
     @property
     def area(self) -> int:
@@ -45,8 +47,16 @@ class FaceTracker:
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
 
-    def update(self, boxes: list[Box], probabilities: np.ndarray, now: float) -> list[Track]:
-        """Returns the tracks seen in this frame, largest face first."""
+    def update(
+        self,
+        boxes: list[Box],
+        probabilities: np.ndarray,
+        now: float,
+        rolls: Sequence[float] | None = None,
+    ) -> list[Track]:
+        """Returns the tracks seen in this frame, largest face first (each with its face's
+        ``rolls``, when given)."""
+        leans = list(rolls) if rolls is not None else [0.0] * len(boxes)
         pairs = sorted(
             (
                 (iou(track.box, box), t, d)
@@ -64,7 +74,7 @@ class FaceTracker:
             if t in matched_tracks or d in matched_faces:
                 continue
             track = self.tracks[t]
-            track.box = boxes[d]
+            track.box, track.roll = boxes[d], leans[d]
             track.scores = (1 - self.smoothing) * track.scores + self.smoothing * probabilities[d]
             track.last_seen = now
             track.hits += 1
@@ -73,7 +83,8 @@ class FaceTracker:
             seen.append(track)
         for d, box in enumerate(boxes):
             if d not in matched_faces:
-                track = Track(next(self._ids), box, probabilities[d].astype(np.float32), now, now)
+                scores = probabilities[d].astype(np.float32)
+                track = Track(next(self._ids), box, scores, now, now, roll=leans[d])
                 self.tracks.append(track)
                 seen.append(track)
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.timeout_seconds]

@@ -176,6 +176,7 @@ def test_the_daemon_classifies_the_crop_its_setting_asks_for(
     }
     assert not np.allclose(expected[True], expected[False])  # the two crops read differently
     assert np.allclose(track.scores, expected[straighten], atol=1e-6)
+    assert (track.roll > 20) == straighten, track  # the live view leans the box with the crop
 
 
 def rolls_in_video(detector: BlazeFaceDetector, frames: list[np.ndarray]) -> list[float]:
@@ -244,3 +245,23 @@ def test_the_daemon_reads_a_lean_every_fifth_frame(sharp_face: np.ndarray, tmp_p
     for _ in range(10):
         app.analyse(Frame(leaning(sharp_face, 30, 240)))
     assert len(runs) == 10 + 2  # a look over each frame, a closer one at frames 1 and 6
+
+
+def leftmost_corner_y(roll: float) -> float:
+    """How far below the box's centre the leftmost pixels of a face box drawn leaning ``roll``
+    lie (the label's tab, drawn from the box's left edge rightwards, is never leftmost)."""
+    from edge.overlay import COLOURS, draw_face
+
+    canvas = np.zeros((480, 640, 3), np.uint8)
+    box = (240, 160, 160, 160)
+    draw_face(canvas, box, "happy", 0.9, roll)
+    ys, xs = np.nonzero(np.all(canvas == COLOURS["happy"], axis=2))
+    return float(ys[xs == xs.min()].mean()) - (box[1] + box[3] / 2)
+
+
+def test_the_live_view_draws_a_straightened_face_box_leaning_as_its_crop_was_cut():
+    # Clockwise as seen (positive roll): the left edge swings down, its lower corner leftmost;
+    # anticlockwise, the upper one. Within 15 degrees the box stands upright.
+    assert 20 < leftmost_corner_y(30) < 40
+    assert -40 < leftmost_corner_y(-30) < -20
+    assert abs(leftmost_corner_y(10)) < 2 and abs(leftmost_corner_y(0)) < 2

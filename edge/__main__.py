@@ -278,11 +278,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
         height, width = image.shape[:2]
         try:
             if detector is None:
-                boxes = [(0, 0, width, height)]
+                boxes, rolls = [(0, 0, width, height)], [0.0]
                 crops = preprocess_face(image, classifier.spec)[np.newaxis]
             else:
                 found = detector.detect(image)
-                boxes = [face.box for face in found]
+                boxes, rolls = [face.box for face in found], [face.roll for face in found]
                 crops = face_crops(image, classifier.spec, found)
             predictions = classifier.predict(crops) if len(boxes) else []
         except (cv2.error, ValueError) as exc:
@@ -302,7 +302,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             for box, p in zip(boxes, predictions, strict=True)
         ]
         if args.annotate:
-            record["annotated"] = _write_annotated(args.annotate, path, image, record, written)
+            record["annotated"] = _write_annotated(
+                args.annotate, path, image, record, rolls, written
+            )
         counts["images"] += 1
         counts["faces"] += len(record["faces"])
         print(json.dumps(record), flush=True)
@@ -320,10 +322,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def _write_annotated(
-    folder: Path, path: str, image: Any, record: dict[str, Any], written: set[str]
+    folder: Path,
+    path: str,
+    image: Any,
+    record: dict[str, Any],
+    rolls: list[float],
+    written: set[str],
 ) -> str:
-    """Draws the record's faces on the image and writes it under a name made from its path
-    (folders and zip members flattened, made unique); returns the file written."""
+    """Draws the record's faces (each leaning its ``rolls``) on the image and writes it under a
+    name made from its path (folders and zip members flattened, made unique); returns the file
+    written."""
     import re
 
     import cv2
@@ -335,9 +343,9 @@ def _write_annotated(
     zoom = min(8, max(1, -(-240 // max(1, min(canvas.shape[:2])))))
     if zoom > 1:
         canvas = cv2.resize(canvas, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
-    for face in record["faces"]:
+    for face, roll in zip(record["faces"], rolls, strict=True):
         box = tuple(v * zoom for v in face["box"])
-        draw_face(canvas, box, face["label"], face["confidence"])  # type: ignore[arg-type]
+        draw_face(canvas, box, face["label"], face["confidence"], roll)  # type: ignore[arg-type]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).with_suffix("").as_posix()).strip("._")
     stem = stem[-180:]  # a deep path would pass the 255-byte file-name limit; its end differs
     name, copy = f"{stem or 'image'}.jpg", 1

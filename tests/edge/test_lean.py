@@ -265,3 +265,24 @@ def test_the_live_view_draws_a_straightened_face_box_leaning_as_its_crop_was_cut
     assert 20 < leftmost_corner_y(30) < 40
     assert -40 < leftmost_corner_y(-30) < -20
     assert abs(leftmost_corner_y(10)) < 2 and abs(leftmost_corner_y(0)) < 2
+
+
+def test_classify_annotate_leans_a_straightened_face_box(sharp_face: np.ndarray, tmp_path: Path):
+    import json
+
+    from edge.overlay import COLOURS, OTHER_COLOUR
+    from tests.edge.test_sources_and_cli import run_edge
+
+    cv2.imwrite(str(tmp_path / "leaning.png"), leaning(sharp_face, 30, 200))
+    result = run_edge(
+        "classify", "--annotate", str(tmp_path / "out"), str(tmp_path / "leaning.png")
+    )
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    (face,) = record["faces"]
+    x, y, w, h = face["box"]
+    colour = COLOURS.get(face["label"], OTHER_COLOUR)
+    picture = cv2.imread(record["annotated"]).astype(int)
+    drawn = np.abs(picture - colour).max(axis=2) < 40  # JPEG-close to the label's colour
+    ys, xs = np.nonzero(drawn[:, : x + w // 2])
+    # Leaning clockwise, the box's lowest left corner is its leftmost point, beyond the box.
+    assert xs.min() < x - 10 and ys[xs == xs.min()].mean() > y + h / 2 + 10, (xs.min(), x)

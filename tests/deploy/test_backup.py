@@ -11,6 +11,7 @@ import json
 import shutil
 import stat
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,8 @@ from deploy.push import Confirmer, Target, push
 from deploy.remote import Remote
 from edge.bundle import load_bundle
 from edge.config import MQTTConfig
-from edge.errors import ConfigError
+from edge.errors import BundleError, ConfigError
+from edge.models import default_bundle_path
 from edge.suggestions import save_dismissed
 from tests.deploy.conftest import (
     MODELS,
@@ -114,6 +116,16 @@ def test_a_wiped_device_gets_its_config_state_and_model_back(
         stop_daemons([root])
 
 
+def archive_of(path: Path, files: dict[str, bytes]) -> Path:
+    """A .tar.gz at ``path`` holding ``files`` (name: bytes) as they are given."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
 def test_a_backup_is_checked_before_any_device_is_touched(sshd, roots, tmp_path):
     broken = tmp_path / "cut.tar.gz"
     broken.write_bytes(b"\x1f\x8b\x08\x00 not a whole archive")
@@ -128,21 +140,22 @@ def test_a_backup_is_checked_before_any_device_is_touched(sshd, roots, tmp_path)
     )
     assert refused.returncode == 2 and "not a yuzug-deploy backup" in refused.stderr
     assert not list(roots[6].iterdir())  # nothing was written there
-    climbing = tmp_path / "climbing.tar.gz"
-    with tarfile.open(climbing, "w:gz") as archive:
-        for name, data in (("backup.json", b'{"format_version": 1}'), ("model/..", b"x")):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
+    meta = json.dumps({"format_version": 1}).encode()
+    climbing = archive_of(tmp_path / "climbing.tar.gz", {"backup.json": meta, "model/..": b"x"})
     with pytest.raises(ConfigError, match=r"unexpected entry 'model/\.\.'"):
         read_backup(climbing)
-    empty = tmp_path / "empty.tar.gz"  # a backup of a device with nothing on it yet
-    with tarfile.open(empty, "w:gz") as archive:
-        meta = json.dumps({"format_version": 1}).encode()
-        info = tarfile.TarInfo("backup.json")
-        info.size = len(meta)
-        archive.addfile(info, io.BytesIO(meta))
+    # A backup of a device with nothing on it yet.
+    empty = archive_of(tmp_path / "empty.tar.gz", {"backup.json": meta})
     assert read_backup(empty).device_id == "yuzug"  # the daemon's default, without a config
+    # A model whose bytes are not the ones its manifest names (a bit flipped on a backup disk).
+    files = {f"model/{p.name}": p.read_bytes() for p in default_bundle_path().iterdir()}
+    model = bytearray(files["model/model.tflite"])
+    model[100] ^= 1
+    files["model/model.tflite"] = bytes(model)
+    described = json.dumps({"format_version": 1, "model": "flipped"}).encode()
+    flipped = archive_of(tmp_path / "flipped.tar.gz", {"backup.json": described, **files})
+    with pytest.raises(BundleError, match="sha256"):
+        read_backup(flipped)
     two = deploy_cli("restore", "dev7", "dev8", "--from", str(empty))
     assert two.returncode == 2 and "a backup is one device's: name one HOST, not 2" in two.stderr
 

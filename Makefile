@@ -60,6 +60,7 @@ bench: setup $(EDGE_VENV)/bin/.installed system-deps
 	$(BIN)/python bench/pipeline.py --data $(DATA) --json $(BENCH_OUT)/pipeline.json
 	$(BIN)/python bench/lean.py --data $(DATA) --json $(BENCH_OUT)/lean.json --plot $(BENCH_OUT)/lean.png
 	$(BIN)/python bench/orientation.py --data $(DATA) --json $(BENCH_OUT)/orientation.json
+	$(BIN)/python bench/framing.py --data $(DATA) --json $(BENCH_OUT)/framing.json
 	$(BIN)/python bench/personalize.py --data $(DATA) --json $(BENCH_OUT)/personalize.json
 	$(BIN)/python bench/daemon.py --python $(EDGE_VENV)/bin/python --data $(DATA) --json $(BENCH_OUT)/daemon.json
 	$(BIN)/python bench/deploy_push.py --json $(BENCH_OUT)/deploy.json

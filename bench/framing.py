@@ -1,0 +1,167 @@
+"""Where the daemon's face crops lose accuracy against the data set's own framing.
+
+    python bench/framing.py [--model models/default] [--data fer2013.zip] [--face-side 240]
+                            [--json out.json]
+
+Every angry/happy/sad FER2013 test face is pasted into a 640x480 room scene, found by BlazeFace
+as the daemon finds it and classified: as the data set framed it (the 48x48 image itself), as
+the daemon crops it (:func:`edge.preprocess.preprocess_face`), cropped with other margins and
+with the box moved up or down, and resampled otherwise (bilinear, bicubic, a little blur). The
+faces are split into two halves (every other face): a change that helps one half and not the
+other is noise. Accuracy is the argmax among the emotions, as ``bench/accuracy.py`` scores;
+each row is compared with the daemon's crop face by face (McNemar p).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.accuracy import mcnemar_p  # noqa: E402
+from bench.common import emit  # noqa: E402
+from bench.pipeline import centre_inside  # noqa: E402
+from edge.bundle import load_bundle  # noqa: E402
+from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from edge.detect import Face  # noqa: E402
+from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
+from edge.preprocess import (  # noqa: E402
+    PreprocessSpec,
+    crop,
+    preprocess_face,
+    square_crop_box,
+    straightening_turn,
+    to_gray,
+    turned_crop,
+)
+from edge.samples import FRAME_SIZE, background, fer_faces, paste_face  # noqa: E402
+
+LABELS = ["angry", "happy", "sad"]
+DAEMON = "the daemon's crop"
+MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2)
+SHIFTS = (-0.1, -0.05, 0.0, 0.05)  # of the box's height; negative moves the crop up
+
+Variant = Callable[[np.ndarray, Face, PreprocessSpec], np.ndarray]
+
+
+def reframed(margin: float | None, shift: float) -> Variant:
+    """The daemon's crop (:func:`preprocess_face`) with another margin (``None``: the model's)
+    and the box moved down by ``shift`` of its height."""
+
+    def cut(gray: np.ndarray, face: Face, spec: PreprocessSpec) -> np.ndarray:
+        x, y, w, h = face.box
+        moved = (x, int(round(y + shift * h)), w, h)
+        framing = spec if margin is None else dataclasses.replace(spec, margin=margin)
+        return preprocess_face(gray, framing, moved, face.roll)
+
+    return cut
+
+
+def resampled(interpolation: int, blur: float = 0.0) -> Variant:
+    """The daemon's crop resized with another interpolation, then blurred by ``blur`` px."""
+
+    def cut(gray: np.ndarray, face: Face, spec: PreprocessSpec) -> np.ndarray:
+        square, turn = square_crop_box(face.box, spec.margin), straightening_turn(face.roll)
+        region = turned_crop(gray, square, turn) if turn else crop(gray, square)
+        small = cv2.resize(region, (spec.size, spec.size), interpolation=interpolation)
+        return (cv2.GaussianBlur(small, (0, 0), blur) if blur else small)[:, :, np.newaxis]
+
+    return cut
+
+
+def variants() -> dict[str, Variant]:
+    found: dict[str, Variant] = {DAEMON: reframed(None, 0.0)}
+    for margin in MARGINS:
+        for shift in SHIFTS:
+            found[f"margin {margin:.2f}, moved {shift:+.2f}"] = reframed(margin, shift)
+    found["bilinear resize"] = resampled(cv2.INTER_LINEAR)
+    found["bicubic resize"] = resampled(cv2.INTER_CUBIC)
+    found["area resize, blur 0.5 px"] = resampled(cv2.INTER_AREA, 0.5)
+    found["area resize, blur 0.8 px"] = resampled(cv2.INTER_AREA, 0.8)
+    return found
+
+
+def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
+    classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
+    spec = classifier.spec
+    detector = BlazeFaceDetector()
+    emotions = [classifier.labels.index(label) for label in LABELS]
+    rng = np.random.default_rng(0)
+    scene = background(rng)
+    cuts = variants()
+    crops: dict[str, list[np.ndarray]] = {name: [] for name in ["as framed", *cuts]}
+    truth: list[int] = []
+    faces = 0
+    half = side // 2
+    for label, images in fer_faces(data, LABELS, limit).items():
+        for image in images:
+            faces += 1
+            frame = scene.copy()
+            centre = (
+                int(rng.integers(half + 5, FRAME_SIZE[0] - half - 5)),
+                int(rng.integers(half + 5, FRAME_SIZE[1] - half - 5)),
+            )
+            square = paste_face(frame, image, centre, side)
+            found = [f for f in detector.detect(frame) if centre_inside(f.box, square)][:1]
+            if not found:
+                continue
+            gray = to_gray(frame)
+            crops["as framed"].append(preprocess_face(image, spec))
+            for name, cut in cuts.items():
+                crops[name].append(cut(gray, found[0], spec))
+            truth.append(LABELS.index(label))
+    expected = np.array(truth)
+    right = {
+        name: np.argmax(classifier.probabilities(np.stack(kept))[:, emotions], axis=1) == expected
+        for name, kept in crops.items()
+    }
+    first = np.arange(len(truth)) % 2 == 0
+    rows: list[dict[str, Any]] = []
+    for name, hits in right.items():
+        only_daemon = int(np.sum(right[DAEMON] & ~hits))
+        only_this = int(np.sum(hits & ~right[DAEMON]))
+        rows.append(
+            {
+                "crop": name,
+                "accuracy": round(float(hits.mean()), 4),
+                "first_half": round(float(hits[first].mean()), 4),
+                "second_half": round(float(hits[~first].mean()), 4),
+                "mcnemar_p_vs_daemon": round(mcnemar_p(only_daemon, only_this), 4),
+            }
+        )
+    rows.sort(key=lambda row: row["accuracy"], reverse=True)
+    return {"face_side_px": side, "faces": faces, "found": len(truth), "rows": rows}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
+    parser.add_argument("--face-side", type=int, default=240)
+    parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = evaluate(args.model, args.data, args.face_side, args.limit)
+    print(f"{results['found']} of {results['faces']} faces found at {args.face_side} px")
+    print(f"{'crop':<28} {'accuracy':>8} {'half 1':>7} {'half 2':>7}  McNemar p vs the daemon's")
+    for row in results["rows"]:
+        print(
+            f"{row['crop']:<28} {row['accuracy']:>8.1%} {row['first_half']:>7.1%} "
+            f"{row['second_half']:>7.1%}  {row['mcnemar_p_vs_daemon']:.3f}"
+        )
+    if args.json:
+        emit(results, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

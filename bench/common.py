@@ -2,11 +2,59 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from edge.samples import Segment, fer_faces, scripted_frames, write_video
+import numpy as np
+
+from edge.preprocess import Box
+from edge.samples import (
+    FRAME_SIZE,
+    Segment,
+    background,
+    fer_faces,
+    paste_face,
+    scripted_frames,
+    write_video,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--data``, ``--face-side`` and ``--limit``, for a benchmark that pastes
+    test faces into frames (:func:`pasted_faces`)."""
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
+    parser.add_argument("--face-side", type=int, default=240)
+    parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
+
+
+def centre_inside(box: Box, truth: Box) -> bool:
+    """Whether a found face's box has its centre inside the pasted face's."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
+
+
+def pasted_faces(
+    data: Path, labels: list[str], limit: int, side: int
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, Box]]:
+    """``(label, face, frame, box)`` for up to ``limit`` test faces of each label: the gray face,
+    a 640x480 room scene with it pasted ``side`` px wide at a random place, and where."""
+    rng = np.random.default_rng(0)
+    scene = background(rng)
+    half = side // 2
+    for label, images in fer_faces(data, labels, limit).items():
+        for image in images:
+            frame = scene.copy()
+            centre = (
+                int(rng.integers(half + 5, FRAME_SIZE[0] - half - 5)),
+                int(rng.integers(half + 5, FRAME_SIZE[1] - half - 5)),
+            )
+            yield label, image, frame, paste_face(frame, image, centre, side)
 
 
 def emit(results: dict[str, Any], json_path: Path | None) -> None:

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.accuracy import mcnemar_p  # noqa: E402
-from bench.common import emit  # noqa: E402
-from bench.pipeline import centre_inside  # noqa: E402
+from bench.common import add_faces_arguments, centre_inside, emit, pasted_faces  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face  # noqa: E402
@@ -43,7 +42,6 @@ from edge.preprocess import (  # noqa: E402
     to_gray,
     turned_crop,
 )
-from edge.samples import FRAME_SIZE, background, fer_faces, paste_face  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 DAEMON = "the daemon's crop"
@@ -95,30 +93,20 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
     spec = classifier.spec
     detector = BlazeFaceDetector()
     emotions = [classifier.labels.index(label) for label in LABELS]
-    rng = np.random.default_rng(0)
-    scene = background(rng)
     cuts = variants()
     crops: dict[str, list[np.ndarray]] = {name: [] for name in ["as framed", *cuts]}
     truth: list[int] = []
     faces = 0
-    half = side // 2
-    for label, images in fer_faces(data, LABELS, limit).items():
-        for image in images:
-            faces += 1
-            frame = scene.copy()
-            centre = (
-                int(rng.integers(half + 5, FRAME_SIZE[0] - half - 5)),
-                int(rng.integers(half + 5, FRAME_SIZE[1] - half - 5)),
-            )
-            square = paste_face(frame, image, centre, side)
-            found = [f for f in detector.detect(frame) if centre_inside(f.box, square)][:1]
-            if not found:
-                continue
-            gray = to_gray(frame)
-            crops["as framed"].append(preprocess_face(image, spec))
-            for name, cut in cuts.items():
-                crops[name].append(cut(gray, found[0], spec))
-            truth.append(LABELS.index(label))
+    for label, image, frame, square in pasted_faces(data, LABELS, limit, side):
+        faces += 1
+        found = [f for f in detector.detect(frame) if centre_inside(f.box, square)][:1]
+        if not found:
+            continue
+        gray = to_gray(frame)
+        crops["as framed"].append(preprocess_face(image, spec))
+        for name, cut in cuts.items():
+            crops[name].append(cut(gray, found[0], spec))
+        truth.append(LABELS.index(label))
     expected = np.array(truth)
     right = {
         name: np.argmax(classifier.probabilities(np.stack(kept))[:, emotions], axis=1) == expected
@@ -144,10 +132,7 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
-    parser.add_argument("--face-side", type=int, default=240)
-    parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
+    add_faces_arguments(parser)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = evaluate(args.model, args.data, args.face_side, args.limit)

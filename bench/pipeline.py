@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import add_faces_arguments, centre_inside, pasted_faces  # noqa: E402
 from edge.app import EdgeApp  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
@@ -41,50 +42,32 @@ from tests.support import MOSQUITTO, Mosquitto  # noqa: E402
 LABELS = ["angry", "happy", "sad"]
 
 
-def centre_inside(box: tuple[int, int, int, int], truth: tuple[int, int, int, int]) -> bool:
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    return truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
-
-
 def quality(model: Path, data: Path, face_side: int, limit: int) -> dict[str, Any]:
-    from edge.samples import FRAME_SIZE, background, paste_face
-
     classifier = EmotionClassifier.from_bundle(load_bundle(model))
     detectors = {"blazeface": BlazeFaceDetector(), "haar": HaarDetector()}
-    faces = fer_faces(data, LABELS, limit)
-    rng = np.random.default_rng(0)
-    scene = background(rng)
     found = dict.fromkeys(detectors, 0)
     per_label = {label: {"faces": 0, "found": 0, "correct": 0} for label in LABELS}
     total = correct = top_label_correct = 0
     # Accuracy is the argmax among the emotions, comparable across models with and without an
     # abstain output; ``top_label`` also counts an abstain answer as a miss.
     emotion_index = [classifier.labels.index(label) for label in LABELS]
-    half = face_side // 2
-    for label, images in faces.items():
-        for image in images:
-            frame = scene.copy()
-            centre = (
-                int(rng.integers(half + 5, FRAME_SIZE[0] - half - 5)),
-                int(rng.integers(half + 5, FRAME_SIZE[1] - half - 5)),
-            )
-            truth = paste_face(frame, image, centre, face_side)
-            total += 1
-            per_label[label]["faces"] += 1
-            for name, detector in detectors.items():
-                faces_in = [f for f in detector.detect(frame) if centre_inside(f.box, truth)]
-                if not faces_in:
-                    continue
-                found[name] += 1
-                if name == "blazeface":
-                    per_label[label]["found"] += 1
-                    probs = classifier.probabilities(
-                        face_crops(frame, classifier.spec, faces_in[:1])
-                    )[0]
-                    hit = LABELS[int(np.argmax(probs[emotion_index]))] == label
-                    correct += hit
-                    top_label_correct += classifier.labels[int(np.argmax(probs))] == label
-                    per_label[label]["correct"] += hit
+    for label, _, frame, truth in pasted_faces(data, LABELS, limit, face_side):
+        total += 1
+        per_label[label]["faces"] += 1
+        for name, detector in detectors.items():
+            faces_in = [f for f in detector.detect(frame) if centre_inside(f.box, truth)]
+            if not faces_in:
+                continue
+            found[name] += 1
+            if name == "blazeface":
+                per_label[label]["found"] += 1
+                (probs,) = classifier.probabilities(
+                    face_crops(frame, classifier.spec, faces_in[:1])
+                )
+                hit = LABELS[int(np.argmax(probs[emotion_index]))] == label
+                correct += hit
+                top_label_correct += classifier.labels[int(np.argmax(probs))] == label
+                per_label[label]["correct"] += hit
     return {
         "face_side_px": face_side,
         "faces": total,
@@ -172,10 +155,7 @@ def speed(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "default")
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
-    parser.add_argument("--face-side", type=int, default=240)
-    parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
+    add_faces_arguments(parser)
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument(
         "--lean-every",

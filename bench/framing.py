@@ -6,7 +6,8 @@
 Every angry/happy/sad FER2013 test face is pasted into a 640x480 room scene, found by BlazeFace
 as the daemon finds it and classified: as the data set framed it (the 48x48 image itself), as
 the daemon crops it (:func:`edge.preprocess.preprocess_face`), cropped with other margins and
-with the box moved up or down, and resampled otherwise (bilinear, bicubic, a little blur). The
+with the box moved up or down, resampled otherwise (bilinear, bicubic, a little blur), and with
+two framings averaged as ``classifier.average_framings`` does (also with flip averaging). The
 faces are split into two halves (every other face): a change that helps one half and not the
 other is noise. Accuracy is the argmax among the emotions, as ``bench/accuracy.py`` scores;
 each row is compared with the daemon's crop face by face (McNemar p).
@@ -45,6 +46,7 @@ from edge.preprocess import (  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 DAEMON = "the daemon's crop"
+AVERAGED = "two framings averaged"
 MARGINS = (0.0, 0.05, 0.1, 0.15, 0.2)
 SHIFTS = (-0.1, -0.05, 0.0, 0.05)  # of the box's height; negative moves the crop up
 
@@ -89,7 +91,17 @@ def variants() -> dict[str, Variant]:
 
 
 def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
-    classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
+    bundle = load_bundle(model)
+    classifier = EmotionClassifier.from_bundle(bundle, num_threads=1)
+    # The daemon's averaging: flip_average, average_framings, and both.
+    averaging = {
+        f"{DAEMON}, flipped": EmotionClassifier.from_bundle(bundle, flip_average=True),
+        AVERAGED: EmotionClassifier.from_bundle(bundle, average_framings=True),
+        f"{AVERAGED} and flipped": EmotionClassifier.from_bundle(
+            bundle, average_framings=True, flip_average=True
+        ),
+    }
+    averaged: dict[str, list[np.ndarray]] = {name: [] for name in averaging}
     spec = classifier.spec
     detector = BlazeFaceDetector()
     emotions = [classifier.labels.index(label) for label in LABELS]
@@ -106,11 +118,16 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         crops["as framed"].append(preprocess_face(image, spec))
         for name, cut in cuts.items():
             crops[name].append(cut(gray, found[0], spec))
+        for name, both in averaging.items():
+            face_crops = both.face_crops(frame, found)
+            averaged[name].append(both.probabilities(face_crops, both.framings)[0])
         truth.append(LABELS.index(label))
     expected = np.array(truth)
+    probabilities = {name: classifier.probabilities(np.stack(kept)) for name, kept in crops.items()}
+    probabilities.update({name: np.stack(rows) for name, rows in averaged.items()})
     right = {
-        name: np.argmax(classifier.probabilities(np.stack(kept))[:, emotions], axis=1) == expected
-        for name, kept in crops.items()
+        name: np.argmax(scores[:, emotions], axis=1) == expected
+        for name, scores in probabilities.items()
     }
     first = np.arange(len(truth)) % 2 == 0
     rows: list[dict[str, Any]] = []
@@ -137,10 +154,10 @@ def main() -> int:
     args = parser.parse_args()
     results = evaluate(args.model, args.data, args.face_side, args.limit)
     print(f"{results['found']} of {results['faces']} faces found at {args.face_side} px")
-    print(f"{'crop':<28} {'accuracy':>8} {'half 1':>7} {'half 2':>7}  McNemar p vs the daemon's")
+    print(f"{'crop':<34} {'accuracy':>8} {'half 1':>7} {'half 2':>7}  McNemar p vs the daemon's")
     for row in results["rows"]:
         print(
-            f"{row['crop']:<28} {row['accuracy']:>8.1%} {row['first_half']:>7.1%} "
+            f"{row['crop']:<34} {row['accuracy']:>8.1%} {row['first_half']:>7.1%} "
             f"{row['second_half']:>7.1%}  {row['mcnemar_p_vs_daemon']:.3f}"
         )
     if args.json:

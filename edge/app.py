@@ -40,7 +40,7 @@ from edge.config import (
     parse_broker,
     parse_config,
 )
-from edge.detect import FaceDetector, detect_faces, face_crops, make_detector
+from edge.detect import FaceDetector, detect_faces, make_detector
 from edge.diary import MoodDiary
 from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
@@ -197,6 +197,7 @@ class EdgeApp:
             bundle,
             num_threads=self.config.classifier.num_threads,
             flip_average=self.config.classifier.flip_average,
+            average_framings=self.config.classifier.average_framings,
         )
         return bundle, classifier
 
@@ -605,10 +606,10 @@ class EdgeApp:
         boxes = [face.box for face in faces]
         t1 = time.perf_counter()
         straighten = self.config.classifier.straighten_faces
-        crops = face_crops(frame.image, self.classifier.spec, faces, straighten)
+        crops = self.classifier.face_crops(frame.image, faces, straighten)
         t2 = time.perf_counter()
         own = (
-            self.classifier.own_probabilities(crops)
+            self.classifier.own_probabilities(crops, self.classifier.framings)
             if boxes
             else np.zeros((0, len(self.classifier.labels)), np.float32)
         )

@@ -234,7 +234,7 @@ def _check_faces(
     rotation: int = 0,
     straighten: bool = True,
 ) -> None:
-    from edge.detect import detect_faces, face_crops
+    from edge.detect import detect_faces
     from edge.orientation import upright_turn
     from edge.preprocess import straightening_turn
 
@@ -259,8 +259,8 @@ def _check_faces(
         return
     detail = f"{len(faces)} in this frame"
     if classifier is not None:
-        crop = face_crops(frame.image, classifier.spec, faces[:1], straighten)
-        (prediction,) = classifier.predict(crop)
+        crops = classifier.face_crops(frame.image, faces[:1], straighten)
+        (prediction,) = classifier.predict(crops, classifier.framings)
         detail += f"; the largest looks {prediction.label} ({prediction.confidence:.0%})"
     if straightening_turn(faces[0].roll):  # a head on one side, or a camera not level
         lean = f"it leans {abs(faces[0].roll):.0f} degrees"

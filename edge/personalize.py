@@ -29,7 +29,7 @@ import numpy as np
 from edge.bundle import ModelBundle
 from edge.camera.base import EndOfStream, FrameSource
 from edge.cli import TerminalProgress
-from edge.detect import detect_faces, face_crops
+from edge.detect import detect_faces
 from edge.detect.base import FaceDetector
 from edge.errors import CommandRefused, YuzugError
 from edge.page_text import page_text
@@ -322,8 +322,8 @@ def record_faces(
             break
         faces = detect_faces(detector, frame)[:1]
         if faces:
-            crops = face_crops(frame.image, classifier.spec, faces, straighten)
-            rows.append(classifier.own_probabilities(crops)[0])
+            crops = classifier.face_crops(frame.image, faces, straighten)
+            rows.append(classifier.own_probabilities(crops, classifier.framings)[0])
             if progress is not None:
                 progress(len(rows))
     return np.array(rows, np.float32).reshape(-1, len(classifier.labels))
@@ -562,11 +562,12 @@ def run_personalize(args: Any, out: TextIO) -> int:
             pass
         except PersonalizationError as exc:
             raise PersonalizationError(f"{exc}; --reset starts a new file") from None
-    # The daemon's own settings (flip averaging changes the scores that are fitted).
+    # The daemon's own settings (flip and framing averaging change the scores that are fitted).
     classifier = EmotionClassifier.from_bundle(
         bundle,
         num_threads=config.classifier.num_threads,
         flip_average=config.classifier.flip_average,
+        average_framings=config.classifier.average_framings,
     )
     detector = make_detector(config.detector, measure_lean=config.classifier.straighten_faces)
     try:

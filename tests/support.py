@@ -276,3 +276,24 @@ def write_personal_file(path: Path, **changes: object) -> Path:
     data.update(changes)
     path.write_text(json.dumps(data))
     return path
+
+
+def analysing_app(folder: Path, classifier: dict[str, Any] | None = None) -> Any:
+    """An :class:`edge.app.EdgeApp` built as the daemon starts, short of its camera (a folder
+    source on ``folder``) and publisher (MQTT off): ready for ``analyse(frame)``, with these
+    ``[classifier]`` settings."""
+    from edge.app import EdgeApp
+    from edge.config import parse_config
+
+    config = parse_config(
+        {
+            "camera": {"type": "folder", "path": str(folder)},
+            "classifier": classifier or {},
+            "mqtt": {"enabled": False},
+        }
+    )
+    app = EdgeApp(config)
+    app.init_model()
+    app.init_detector()
+    app.init_suggestions()
+    return app

@@ -7,15 +7,17 @@ dequantizing with the model's own parameters, and returns probabilities in label
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge.bundle import ModelBundle
 from edge.classify.interpreter import TFLiteModel
+from edge.detect import Face, face_crops
 from edge.errors import BundleError
 from edge.personalize import apply_offsets
-from edge.preprocess import PreprocessSpec, to_model_input
+from edge.preprocess import PreprocessSpec, framing_margins, to_model_input
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,10 @@ class EmotionClassifier:
     ``flip_average`` also classifies each mirrored crop and averages the two: faces are close
     to symmetric, so this is test-time augmentation for twice the classification time.
 
+    ``average_framings`` cuts each detected face twice (:meth:`face_crops`, with the margins of
+    :func:`~edge.preprocess.framing_margins`); give ``framings`` to the probabilities to
+    average each face's crops, again for twice the classification time.
+
     ``offsets``, when set, are one person's per-label offsets (:mod:`edge.personalize`), applied
     to every probability this classifier returns.
     """
@@ -45,6 +51,7 @@ class EmotionClassifier:
         spec: PreprocessSpec,
         bundle: ModelBundle | None = None,
         flip_average: bool = False,
+        average_framings: bool = False,
     ) -> None:
         if len(model.inputs) != 1 or len(model.outputs) != 1:
             raise BundleError(
@@ -56,6 +63,7 @@ class EmotionClassifier:
         self.spec = spec
         self.bundle = bundle
         self.flip_average = flip_average
+        self.framing_margins = framing_margins(spec, average_framings)
         self.offsets: np.ndarray | None = None
         self._input = model.inputs[0]
         self._output = model.outputs[0]
@@ -67,7 +75,11 @@ class EmotionClassifier:
 
     @classmethod
     def from_bundle(
-        cls, bundle: ModelBundle, num_threads: int = 1, flip_average: bool = False
+        cls,
+        bundle: ModelBundle,
+        num_threads: int = 1,
+        flip_average: bool = False,
+        average_framings: bool = False,
     ) -> EmotionClassifier:
         """Loads a verified bundle's model and checks its tensors against the manifest.
 
@@ -75,7 +87,9 @@ class EmotionClassifier:
             BundleError: when the model's tensors do not match the manifest's contract.
         """
         model = TFLiteModel(bundle.model_path, num_threads=num_threads)
-        classifier = cls(model, bundle.labels, bundle.preprocess, bundle, flip_average)
+        classifier = cls(
+            model, bundle.labels, bundle.preprocess, bundle, flip_average, average_framings
+        )
         bundle.check_tensors(classifier._input.contract, classifier._output.contract)
         return classifier
 
@@ -95,13 +109,26 @@ class EmotionClassifier:
     def runtime(self) -> str:
         return self.model.runtime
 
-    def probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """``(n, size, size, 1)`` uint8 crops -> ``(n, classes)`` float32 probabilities, with
-        this person's offsets when set."""
-        return self.personalized(self.own_probabilities(crops))
+    @property
+    def framings(self) -> int:
+        """How many crops :meth:`face_crops` cuts of each face."""
+        return len(self.framing_margins)
 
-    def own_probabilities(self, crops: np.ndarray) -> np.ndarray:
-        """The model's own probabilities, without offsets: what personalization fits."""
+    def face_crops(
+        self, image: np.ndarray, faces: Sequence[Face], straighten: bool = True
+    ) -> np.ndarray:
+        """The crops of detected ``faces`` in ``image`` (:func:`edge.detect.face_crops`),
+        :attr:`framings` of each, one face after another."""
+        return face_crops(image, self.spec, faces, straighten, self.framing_margins)
+
+    def probabilities(self, crops: np.ndarray, framings: int = 1) -> np.ndarray:
+        """``(n * framings, size, size, 1)`` uint8 crops -> ``(n, classes)`` float32
+        probabilities, with this person's offsets when set."""
+        return self.personalized(self.own_probabilities(crops, framings))
+
+    def own_probabilities(self, crops: np.ndarray, framings: int = 1) -> np.ndarray:
+        """The model's own probabilities, without offsets: what personalization fits. Each run
+        of ``framings`` crops is one face's (:meth:`face_crops`), averaged."""
         if crops.ndim == 3:
             crops = crops[np.newaxis]
         expected = (self.spec.size, self.spec.size, 1)
@@ -114,6 +141,10 @@ class EmotionClassifier:
         out = self._run(tensor)
         if self.flip_average:
             out = (out + self._run(tensor[:, :, ::-1])) / 2
+        if framings > 1:
+            if len(out) % framings:
+                raise ValueError(f"{len(out)} crops are not {framings} for each face")
+            out = out.reshape(-1, framings, out.shape[-1]).mean(axis=1)
         return out
 
     def personalized(self, probabilities: np.ndarray) -> np.ndarray:
@@ -136,10 +167,11 @@ class EmotionClassifier:
             return (raw.astype(np.float32) - contract.zero_point) * np.float32(contract.scale)
         return raw.astype(np.float32)
 
-    def predict(self, crops: np.ndarray) -> list[Prediction]:
-        """Labels, confidences and per-label scores for a batch of crops."""
+    def predict(self, crops: np.ndarray, framings: int = 1) -> list[Prediction]:
+        """Labels, confidences and per-label scores for a batch of crops (``framings`` of each
+        face, as in :meth:`own_probabilities`)."""
         results = []
-        for row in self.probabilities(crops):
+        for row in self.probabilities(crops, framings):
             best = int(np.argmax(row))
             results.append(
                 Prediction(

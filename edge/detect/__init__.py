@@ -33,13 +33,23 @@ def detect_faces(detector: FaceDetector, frame: Frame, video: bool = False) -> l
 
 
 def face_crops(
-    image: np.ndarray, spec: PreprocessSpec, faces: Sequence[Face], straighten: bool = True
+    image: np.ndarray,
+    spec: PreprocessSpec,
+    faces: Sequence[Face],
+    straighten: bool = True,
+    margins: Sequence[float] | None = None,
 ) -> np.ndarray:
     """The model crops of ``faces`` in ``image``, each leaning face turned back towards upright
     by its :attr:`~edge.detect.base.Face.roll` unless ``straighten`` is off
-    (``classifier.straighten_faces``): ``(n, size, size, 1)`` uint8."""
+    (``classifier.straighten_faces``): ``(n, size, size, 1)`` uint8. With ``margins``
+    (:func:`~edge.preprocess.framing_margins`) each face is cut once per margin, in place of the
+    model's, its crops one after another: ``(n * len(margins), size, size, 1)``."""
     rolls = [face.roll for face in faces] if straighten else None
-    return preprocess_faces(image, spec, [face.box for face in faces], rolls)
+    boxes = [face.box for face in faces]
+    if margins is None:
+        return preprocess_faces(image, spec, boxes, rolls)
+    framed = [preprocess_faces(image, replace(spec, margin=m), boxes, rolls) for m in margins]
+    return np.stack(framed, axis=1).reshape(-1, spec.size, spec.size, 1)
 
 
 def make_detector(config: object, measure_lean: bool = True) -> FaceDetector:

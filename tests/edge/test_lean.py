@@ -26,6 +26,7 @@ from edge.preprocess import (
     turned_crop,
 )
 from edge.samples import background, fer_faces
+from tests.support import analysing_app
 
 
 @pytest.fixture(scope="module")
@@ -151,22 +152,8 @@ def test_a_face_without_a_lean_is_cropped_as_before():
 def test_the_daemon_classifies_the_crop_its_setting_asks_for(
     sharp_face: np.ndarray, detector: BlazeFaceDetector, tmp_path: Path, straighten: bool
 ):
-    from edge.app import EdgeApp
-    from edge.config import parse_config
-
     frame = leaning(sharp_face, 35)
-    config = parse_config(
-        {
-            "camera": {"type": "folder", "path": str(tmp_path)},
-            "classifier": {"straighten_faces": straighten},
-            "mqtt": {"enabled": False},
-        }
-    )
-    app = EdgeApp(config)
-    app.init_model()
-    app.init_detector()
-    app.init_suggestions()
-    assert app.classifier is not None
+    app = analysing_app(tmp_path, {"straighten_faces": straighten})
     (track,) = app.analyse(Frame(frame)).tracks
     classifier: EmotionClassifier = app.classifier
     found = detector.detect(frame)[:1]
@@ -229,17 +216,9 @@ def count_runs(detector: BlazeFaceDetector) -> list[None]:
 
 
 def test_the_daemon_reads_a_lean_every_fifth_frame(sharp_face: np.ndarray, tmp_path: Path):
-    from edge.app import EdgeApp
-    from edge.config import parse_config
     from edge.detect.blazeface import LEAN_EVERY_FRAMES
 
-    config = parse_config(
-        {"camera": {"type": "folder", "path": str(tmp_path)}, "mqtt": {"enabled": False}}
-    )
-    app = EdgeApp(config)
-    app.init_model()
-    app.init_detector()
-    app.init_suggestions()
+    app = analysing_app(tmp_path)
     assert isinstance(app.detector, BlazeFaceDetector) and LEAN_EVERY_FRAMES == 5
     runs = count_runs(app.detector)
     for _ in range(10):

@@ -627,6 +627,12 @@ class HTTPService:
         with self._lock:
             self.viewers -= 1
 
+    def count_streamed(self) -> None:
+        """One more frame sent to a viewer (each viewer's thread counts its own: under the
+        lock, so that no count is lost)."""
+        with self._lock:
+            self.frames_streamed += 1
+
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
@@ -788,7 +794,7 @@ class _Handler(BaseHTTPRequestHandler):
                             + data
                             + b"\r\n"
                         )
-                        service.frames_streamed += 1
+                        service.count_streamed()
                 time.sleep(period)
         except OSError:
             pass  # the viewer went away or stopped reading (reset, broken pipe, timeout)

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,29 +33,9 @@ from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face, face_crops  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
-from edge.preprocess import Box  # noqa: E402
-from edge.samples import FRAME_SIZE, background, fer_faces  # noqa: E402
+from edge.samples import background, fer_faces, leaning_frame  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
-
-
-def leaning_frame(
-    scene: np.ndarray, face: np.ndarray, lean: float, side: int
-) -> tuple[np.ndarray, Box]:
-    """A copy of ``scene`` with the gray ``face`` enlarged to ``side`` px in its middle, turned
-    ``lean`` degrees clockwise as seen; returns the frame and the face's upright square. The
-    face's edges are replicated around it first, so that no corner is left empty."""
-    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
-    pad = side // 4  # room for the corners of a square turned by up to 45 degrees
-    tile = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-    height, width = tile.shape
-    # OpenCV turns counter-clockwise for a positive angle.
-    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), -lean, 1.0)
-    tile = cv2.warpAffine(tile, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-    frame = scene.copy()
-    top, left = (FRAME_SIZE[1] - height) // 2, (FRAME_SIZE[0] - width) // 2
-    frame[top : top + height, left : left + width] = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
-    return frame, (left + pad, top + pad, side, side)
 
 
 def evaluate(

@@ -74,6 +74,25 @@ def paste_face(
     return x, y, side, side
 
 
+def leaning_frame(
+    scene: np.ndarray, face: np.ndarray, lean: float, side: int
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A copy of ``scene`` with the gray ``face`` enlarged to ``side`` px in its middle, turned
+    ``lean`` degrees clockwise as seen; returns the frame and the face's upright square. The
+    face's edges are replicated around it first, so that no corner is left empty."""
+    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    pad = side // 4  # room for the corners of a square turned by up to 45 degrees
+    tile = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+    height, width = tile.shape
+    # OpenCV turns counter-clockwise for a positive angle.
+    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), -lean, 1.0)
+    tile = cv2.warpAffine(tile, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
+    frame = scene.copy()
+    top, left = (FRAME_SIZE[1] - height) // 2, (FRAME_SIZE[0] - width) // 2
+    frame[top : top + height, left : left + width] = cv2.cvtColor(tile, cv2.COLOR_GRAY2BGR)
+    return frame, (left + pad, top + pad, side, side)
+
+
 def scripted_frames(
     faces: dict[str, list[np.ndarray]],
     script: list[Segment],

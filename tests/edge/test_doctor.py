@@ -268,8 +268,7 @@ def test_a_leaning_face_is_named_with_its_lean(tmp_path: Path, straighten: bool)
     import numpy as np
     from skimage import data
 
-    from bench.lean import leaning_frame
-    from edge.samples import background
+    from edge.samples import background, leaning_frame
 
     face = cv2.cvtColor(data.astronaut()[40:260, 140:320], cv2.COLOR_RGB2GRAY)  # leans 4 itself
     frame, _ = leaning_frame(background(np.random.default_rng(0)), face, 35, 160)

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.lean import leaning_frame
 from edge.bundle import load_bundle
 from edge.camera.base import Frame
 from edge.classify.emotion import EmotionClassifier
@@ -25,7 +24,7 @@ from edge.preprocess import (
     straightening_turn,
     turned_crop,
 )
-from edge.samples import background, fer_faces
+from edge.samples import background, fer_faces, leaning_frame
 from tests.support import analysing_app
 
 

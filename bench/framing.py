@@ -34,15 +34,7 @@ from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
-from edge.preprocess import (  # noqa: E402
-    PreprocessSpec,
-    crop,
-    preprocess_face,
-    square_crop_box,
-    straightening_turn,
-    to_gray,
-    turned_crop,
-)
+from edge.preprocess import PreprocessSpec, face_region, preprocess_face, to_gray  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 DAEMON = "the daemon's crop"
@@ -70,8 +62,7 @@ def resampled(interpolation: int, blur: float = 0.0) -> Variant:
     """The daemon's crop resized with another interpolation, then blurred by ``blur`` px."""
 
     def cut(gray: np.ndarray, face: Face, spec: PreprocessSpec) -> np.ndarray:
-        square, turn = square_crop_box(face.box, spec.margin), straightening_turn(face.roll)
-        region = turned_crop(gray, square, turn) if turn else crop(gray, square)
+        region = face_region(gray, face.box, spec.margin, face.roll)
         small = cv2.resize(region, (spec.size, spec.size), interpolation=interpolation)
         return (cv2.GaussianBlur(small, (0, 0), blur) if blur else small)[:, :, np.newaxis]
 

@@ -157,6 +157,14 @@ def turned_crop(gray: np.ndarray, box: Box, degrees: float) -> np.ndarray:
     )
 
 
+def face_region(gray: np.ndarray, box: Box, margin: float, roll: float = 0.0) -> np.ndarray:
+    """What the model sees of the face in ``box``, at the frame's resolution: the square around
+    it with ``margin`` (:func:`square_crop_box`), turned level when the face leans beyond
+    :data:`STRAIGHTEN_BEYOND_DEGREES` (:func:`straightening_turn`)."""
+    square, turn = square_crop_box(box, margin), straightening_turn(roll)
+    return turned_crop(gray, square, turn) if turn else crop(gray, square)
+
+
 def resize(gray: np.ndarray, size: int) -> np.ndarray:
     """Resizes to a ``size`` square: area averaging when shrinking (no aliasing), else bilinear."""
     if gray.shape[0] == size and gray.shape[1] == size:
@@ -185,8 +193,7 @@ def preprocess_face(
     """
     gray = to_gray(image)
     if box is not None:
-        square, turn = square_crop_box(box, spec.margin), straightening_turn(roll)
-        gray = turned_crop(gray, square, turn) if turn else crop(gray, square)
+        gray = face_region(gray, box, spec.margin, roll)
     return resize(gray, spec.size)[:, :, np.newaxis]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge.detect.base import Face, FaceDetector
-from edge.preprocess import PreprocessSpec, preprocess_faces
+from edge.preprocess import PreprocessSpec, preprocess_faces, to_gray
 
 if TYPE_CHECKING:
     from edge.camera.base import Frame
@@ -44,11 +44,13 @@ def face_crops(
     (``classifier.straighten_faces``): ``(n, size, size, 1)`` uint8. With ``margins``
     (:func:`~edge.preprocess.framing_margins`) each face is cut once per margin, in place of the
     model's, its crops one after another: ``(n * len(margins), size, size, 1)``."""
+    gray = to_gray(image)  # once, however many framings are cut from it
     rolls = [face.roll for face in faces] if straighten else None
     boxes = [face.box for face in faces]
-    if margins is None:
-        return preprocess_faces(image, spec, boxes, rolls)
-    framed = [preprocess_faces(image, replace(spec, margin=m), boxes, rolls) for m in margins]
+    framed = [
+        preprocess_faces(gray, replace(spec, margin=margin), boxes, rolls)
+        for margin in margins or (spec.margin,)
+    ]
     return np.stack(framed, axis=1).reshape(-1, spec.size, spec.size, 1)
 
 

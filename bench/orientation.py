@@ -29,11 +29,7 @@ from bench.lean import LABELS  # noqa: E402
 from edge.camera.base import Frame, rotate_image  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
 from edge.orientation import TURNS, upright_turn  # noqa: E402
-from edge.samples import (  # noqa: E402
-    background,
-    fer_faces,
-    leaning_frame,  # noqa: E402
-)
+from edge.samples import background, fer_faces, leaning_frame  # noqa: E402
 
 
 def evaluate(data: Path, per_label: int, leans: list[float]) -> list[dict[str, Any]]:

@@ -33,12 +33,6 @@ def add_faces_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
 
 
-def centre_inside(box: Box, truth: Box) -> bool:
-    """Whether a found face's box has its centre inside the pasted face's."""
-    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
-    return truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
-
-
 def pasted_faces(
     data: Path, labels: list[str], limit: int, side: int
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray, Box]]:

@@ -29,12 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.accuracy import mcnemar_p  # noqa: E402
-from bench.common import add_faces_arguments, centre_inside, emit, pasted_faces  # noqa: E402
+from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
 from edge.preprocess import PreprocessSpec, face_region, preprocess_face, to_gray  # noqa: E402
+from edge.samples import centre_inside  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 DAEMON = "the daemon's crop"

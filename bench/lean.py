@@ -28,12 +28,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.accuracy import mcnemar_p  # noqa: E402
-from bench.common import centre_inside, emit  # noqa: E402
+from bench.common import emit  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face, face_crops  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
-from edge.samples import background, fer_faces, leaning_frame  # noqa: E402
+from edge.samples import background, centre_inside, fer_faces, leaning_frame  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import add_faces_arguments, centre_inside, pasted_faces  # noqa: E402
+from bench.common import add_faces_arguments, pasted_faces  # noqa: E402
 from edge.app import EdgeApp  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
@@ -36,7 +36,13 @@ from edge.config import parse_config  # noqa: E402
 from edge.detect import face_crops  # noqa: E402
 from edge.detect.blazeface import LEAN_EVERY_FRAMES, BlazeFaceDetector  # noqa: E402
 from edge.detect.haar import HaarDetector  # noqa: E402
-from edge.samples import Segment, fer_faces, scripted_frames, write_video  # noqa: E402
+from edge.samples import (  # noqa: E402
+    Segment,
+    centre_inside,
+    fer_faces,
+    scripted_frames,
+    write_video,
+)
 from tests.support import MOSQUITTO, Mosquitto  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]

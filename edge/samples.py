@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edge.imagefiles import decode_image
+from edge.preprocess import Box
 
 FRAME_SIZE = (640, 480)
 
@@ -72,6 +73,12 @@ def paste_face(
     x, y = centre[0] - side // 2, centre[1] - side // 2
     frame[y : y + side, x : x + side] = big
     return x, y, side, side
+
+
+def centre_inside(box: Box, truth: Box) -> bool:
+    """Whether a found face's box has its centre inside the pasted face's."""
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return truth[0] <= cx <= truth[0] + truth[2] and truth[1] <= cy <= truth[1] + truth[3]
 
 
 def leaning_frame(

@@ -93,6 +93,15 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         "daemon does (BlazeFace); images without a face are left out and listed",
     )
     parser.add_argument(
+        "--camera-framing",
+        type=number_argument("--camera-framing", at_least=0, at_most=1),
+        default=0.0,
+        metavar="FRACTION",
+        help="replace this share of the train faces by the daemon's crop of each face pasted "
+        "into a camera frame (BlazeFace's framing, not the data set's); validation and test "
+        "keep the data set's framing",
+    )
+    parser.add_argument(
         "--exclude-list",
         type=Path,
         help="file of face keys to drop from train, one a line (yuzug-train audit writes one: "
@@ -431,6 +440,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         exclude=exclude,
         min_classes=2,
         detect_faces=args.detect_faces,
+        camera_framing=args.camera_framing,
     )
     data.save(args.run / "data.npz")  # main() made args.run before the work
     report_dict = report.to_dict()
@@ -685,6 +695,8 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
             prepare += [flag, str(value)]
     if args.detect_faces:
         prepare.append("--detect-faces")
+    if args.camera_framing:
+        prepare += ["--camera-framing", str(args.camera_framing)]
     fit = ["fit", "--preset", args.preset]
     for flag, value in (
         ("--epochs", args.epochs),

@@ -115,6 +115,8 @@ class PrepareReport:
     duplicates: dict[str, Any] = field(default_factory=dict)
     fold: dict[str, int] | None = None
     excluded: dict[str, Any] | None = None
+    # With camera framing: how many train faces were re-cut as the daemon cuts them.
+    camera_framing: dict[str, Any] | None = None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     fingerprint: str = ""
 
@@ -130,6 +132,7 @@ class PrepareReport:
             "duplicates": self.duplicates,
             "fold": self.fold,
             "excluded": self.excluded,
+            "camera_framing": self.camera_framing,
             "counts": self.counts,
             "fingerprint": self.fingerprint,
         }
@@ -559,6 +562,7 @@ def prepare(
     exclude: Collection[str] = (),
     min_classes: int = 1,
     detect_faces: bool = False,
+    camera_framing: float = 0.0,
 ) -> tuple[PreparedData, PrepareReport]:
     """Reads a data set, cleans it and splits it.
 
@@ -582,6 +586,9 @@ def prepare(
         min_classes: fewer labels than this is refused (``yuzug-train prepare`` asks for 2).
         detect_faces: the images are photos, not face crops: crop each one's largest face
             with the daemon's detector (BlazeFace) and crop, leaving out images without one.
+        camera_framing: share of the train faces replaced by the daemon's crop of the face
+            pasted into a camera frame (:mod:`trainer.camera_framing`); other splits keep the
+            data set's framing.
 
     Raises:
         MissingClassError: a class asked for is not in the data set.
@@ -609,10 +616,7 @@ def prepare(
     else:
         detector = None
         if detect_faces:
-            from edge.config import BlazeFaceDetectorConfig
-            from edge.detect import make_detector
-
-            detector = make_detector(BlazeFaceDetectorConfig())
+            detector = _daemon_detector()
             report.no_face = []
         samples, labels = read_images(path, spec, selection, report, detector)
     report.classes = labels
@@ -664,6 +668,12 @@ def prepare(
         }
         for arrays in (x, y, keys):
             arrays["train"] = arrays["train"][~dropped]
+    if camera_framing:
+        from trainer.camera_framing import recut_as_camera
+
+        x["train"], report.camera_framing = recut_as_camera(
+            x["train"], spec, camera_framing, seed + 3, _daemon_detector()
+        )
 
     digest = hashlib.sha256(json.dumps({"classes": labels, "spec": spec.to_dict()}).encode())
     for split in sorted(x):
@@ -680,6 +690,14 @@ def prepare(
         classes=labels, spec=spec, x=x, y=y, fingerprint=report.fingerprint, keys=keys
     )
     return data, report
+
+
+def _daemon_detector() -> FaceDetector:
+    """The daemon's default face detector (BlazeFace)."""
+    from edge.config import BlazeFaceDetectorConfig
+    from edge.detect import make_detector
+
+    return make_detector(BlazeFaceDetectorConfig())
 
 
 def format_summary(report: PrepareReport) -> str:
@@ -712,6 +730,12 @@ def format_summary(report: PrepareReport) -> str:
             f"exclusion list: {excluded['dropped_from_train']:,} of {excluded['listed']:,} "
             f"listed faces dropped from train ({excluded['in_other_splits']} in other splits "
             f"kept, {excluded['not_found']} not in this data set)"
+        )
+    if report.camera_framing:
+        framed = report.camera_framing
+        lines.append(
+            f"camera framing: {framed['recut']:,} train faces cut as the daemon cuts them "
+            f"({framed['not_found']:,} more not found in their frames, left as they were)"
         )
     lines.append(f"unreadable files skipped: {len(report.corrupt)}")
     if report.no_face is not None:

@@ -14,7 +14,7 @@ RUN = [
     *("run", "faces.zip", "--out", "runs/x", "--seed", "7", "--log-level", "DEBUG"),
     *("--preset", "tiny", "--size", "40", "--classes", "angry,sad", "--other-label", "none"),
     *("--other-classes", "neutral", "--val-fraction", "0.2", "--duplicate-rms", "4"),
-    *("--exclude-list", "bad.csv", "--fold", "1/5", "--detect-faces"),
+    *("--exclude-list", "bad.csv", "--fold", "1/5", "--detect-faces", "--camera-framing", "0.5"),
     *("--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01", "--backend", "torch"),
     *("--augment-on", "device", "--time-budget", "60", "--input-threads", "4"),
     *("--mixup", "0.3", "--cutmix", "1.0", "--optimizer", "sgd", "--weight-decay", "0.001"),
@@ -55,6 +55,7 @@ def test_run_forwards_every_option_to_prepare_and_fit():
         ("run", "--learning-rate", "0", "must be above 0"),
         ("prepare", "--val-fraction", "1.5", "must be above 0 and below 1"),  # left 1 train face
         ("prepare", "--duplicate-rms", "-1", "must be at least 0"),
+        ("run", "--camera-framing", "1.5", "must be at least 0 and at most 1"),
         ("fit", "--distill-weight", "2", "must be at least 0 and at most 1"),
         ("fit", "--time-budget", "-60", "must be above 0"),
         ("fit", "--input-threads", "0", "must be at least 1"),

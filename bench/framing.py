@@ -11,6 +11,10 @@ two framings averaged as ``classifier.average_framings`` does (also with flip av
 faces are split into two halves (every other face): a change that helps one half and not the
 other is noise. Accuracy is the argmax among the emotions, as ``bench/accuracy.py`` scores;
 each row is compared with the daemon's crop face by face (McNemar p).
+
+It also gives where the daemon's square (BlazeFace's box with the model's margin) lies against
+the pasted face's, in fractions of the pasted side: the framing a model trained on the data
+set's has to cope with, and what ``yuzug-train prepare --camera-framing`` trains on.
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face  # noqa: E402
 from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
-from edge.preprocess import PreprocessSpec, face_region, preprocess_face, to_gray  # noqa: E402
+from edge.preprocess import (  # noqa: E402
+    PreprocessSpec,
+    face_region,
+    preprocess_face,
+    square_crop_box,
+    to_gray,
+)
 from edge.samples import centre_inside  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
@@ -100,12 +110,17 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
     cuts = variants()
     crops: dict[str, list[np.ndarray]] = {name: [] for name in ["as framed", *cuts]}
     truth: list[int] = []
+    geometry: list[tuple[float, float, float]] = []
     faces = 0
     for label, image, frame, square in pasted_faces(data, LABELS, limit, side):
         faces += 1
         found = [f for f in detector.detect(frame) if centre_inside(f.box, square)][:1]
         if not found:
             continue
+        x, y, side, _ = square_crop_box(found[0].box, spec.margin)
+        geometry.append(
+            ((x - square[0]) / square[2], (y - square[1]) / square[3], side / square[2])
+        )
         gray = to_gray(frame)
         crops["as framed"].append(preprocess_face(image, spec))
         for name, cut in cuts.items():
@@ -136,7 +151,21 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
             }
         )
     rows.sort(key=lambda row: row["accuracy"], reverse=True)
-    return {"face_side_px": side, "faces": faces, "found": len(truth), "rows": rows}
+    placed = np.array(geometry)
+    square = {
+        name: {
+            "mean": round(float(placed[:, i].mean()), 3),
+            "sd": round(float(placed[:, i].std()), 3),
+        }
+        for i, name in enumerate(("left_offset", "top_offset", "side"))
+    }
+    return {
+        "face_side_px": side,
+        "faces": faces,
+        "found": len(truth),
+        "daemon_square_vs_pasted": square,
+        "rows": rows,
+    }
 
 
 def main() -> int:
@@ -146,6 +175,9 @@ def main() -> int:
     args = parser.parse_args()
     results = evaluate(args.model, args.data, args.face_side, args.limit)
     print(f"{results['found']} of {results['faces']} faces found at {args.face_side} px")
+    print("the daemon's square against the pasted face's, in its side (mean, sd):")
+    for name, spread in results["daemon_square_vs_pasted"].items():
+        print(f"  {name.replace('_', ' '):<12} {spread['mean']:+.3f}  {spread['sd']:.3f}")
     print(f"{'crop':<34} {'accuracy':>8} {'half 1':>7} {'half 2':>7}  McNemar p vs the daemon's")
     for row in results["rows"]:
         print(

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Trained on the daemon's framing: issue #3 on one GPU.
+#
+# The shipped model loses 2-3 points on faces the daemon cuts out of camera frames against the
+# same faces as FER2013 framed them (bench/framing.py). `yuzug-train prepare --camera-framing F`
+# replaces a share F of the train faces by the daemon's crop of each one pasted into a room
+# scene. Here the shipped recipe (angry/happy/sad + none from neutral, default preset) is
+# trained three times in parallel on the same splits and seed, for the same time: F = 0 (the
+# control), 0.5 and 1. Each is scored on its test split here (FER2013's framing); the camera's
+# view is measured on the workstation afterwards:
+#
+#   yuzug-train calibrate / export / evaluate --run DIR
+#   python bench/framing.py --model DIR/bundle        (the daemon's crops of the test faces)
+#   python bench/accuracy.py --model DIR/bundle ...   (FER2013's crops)
+#
+#   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-camera-framing.sh
+#   PRESET=tiny BUDGET_S=300 ... (a dry run on a CPU)
+set -u
+PYTHON=${PYTHON:-python3}
+DATA=${DATA:-../shared/datasets/fer2013.zip}
+RUNS=${RUNS:-runs/gpu-camera-framing}
+BUDGET_S=${BUDGET_S:-540}
+PRESET=${PRESET:-default}
+SEED=${SEED:-1337}
+BATCH_SIZE=${BATCH_SIZE:-256}
+LEARNING_RATE=${LEARNING_RATE:-0.004}
+FRACTIONS=(${FRACTIONS:-0 0.5 1})
+SHIPPED=(--preset "$PRESET" --seed "$SEED" --other-label none --other-classes neutral)
+FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE" --seed "$SEED"
+    --preset "$PRESET" --epochs 60)
+source "$(dirname "$0")/gpu-lib.sh"
+
+start_gpu_monitor
+check_backend || { log "Keras on JAX does not run here"; exit 1; }
+runs=()
+pids=()
+for fraction in "${FRACTIONS[@]}"; do
+    runs+=("camera-$fraction")
+    prepare "$RUNS/camera-$fraction" "${SHIPPED[@]}" --camera-framing "$fraction" &
+    pids+=($!)
+done
+choose_augmentation 4
+wait "${pids[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS"/camera-*/prepare.log)"; exit 1; }
+for run in "${runs[@]}"; do log "$run: $(grep -h 'camera framing\|fingerprint' "$RUNS/$run/prepare.log")"; done
+
+overhead=45 # per fit, outside its budget: start, compilation of evaluation, saving, plots
+score_s=40
+fit_s=${FIT_S:-$(($(left) - overhead - score_s - 20))}
+log "${#runs[@]} fits of the shipped recipe in parallel, ${fit_s}s each"
+pids=()
+for run in "${runs[@]}"; do
+    fit "$RUNS/$run" $((fit_s + overhead)) --time-budget "$fit_s" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+keep_best_weights
+score "${runs[@]/#/$RUNS/}"
+finish "${runs[@]}" --

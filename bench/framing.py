@@ -117,9 +117,9 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         found = [f for f in detector.detect(frame) if centre_inside(f.box, square)][:1]
         if not found:
             continue
-        x, y, side, _ = square_crop_box(found[0].box, spec.margin)
+        left, top, cut_side, _ = square_crop_box(found[0].box, spec.margin)
         geometry.append(
-            ((x - square[0]) / square[2], (y - square[1]) / square[3], side / square[2])
+            ((left - square[0]) / square[2], (top - square[1]) / square[3], cut_side / square[2])
         )
         gray = to_gray(frame)
         crops["as framed"].append(preprocess_face(image, spec))
@@ -152,7 +152,7 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         )
     rows.sort(key=lambda row: row["accuracy"], reverse=True)
     placed = np.array(geometry)
-    square = {
+    placement = {
         name: {
             "mean": round(float(placed[:, i].mean()), 3),
             "sd": round(float(placed[:, i].std()), 3),
@@ -163,7 +163,7 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         "face_side_px": side,
         "faces": faces,
         "found": len(truth),
-        "daemon_square_vs_pasted": square,
+        "daemon_square_vs_pasted": placement,
         "rows": rows,
     }
 

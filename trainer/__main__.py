@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from edge.log import setup_logging
 
 if TYPE_CHECKING:
     from trainer.data import PreparedData
+    from trainer.presets import Preset
 
 logger = logging.getLogger("trainer")
 
@@ -205,6 +207,21 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="threads that augment in-memory batches ahead (default 1; 4-8 keep a GPU fed; "
         "the batches are the same for any count)",
+    )
+    parser.add_argument(
+        "--max-shift",
+        type=number_argument("--max-shift", at_least=0, below=1),
+        metavar="FRACTION",
+        help="override the preset's largest random shift, a fraction of the side (default "
+        "preset 0.1; a detector's square wanders about 0.11 of the side around FER2013's, "
+        "bench/framing.py)",
+    )
+    parser.add_argument(
+        "--max-zoom",
+        type=number_argument("--max-zoom", at_least=0, below=1),
+        metavar="FRACTION",
+        help="override the preset's random zoom range, scale in [1 - Z, 1 + Z] (default preset "
+        "0.1)",
     )
     parser.add_argument(
         "--mixup",
@@ -517,6 +534,20 @@ def _sized_to(preset, size: int):  # noqa: ANN001, ANN202 - Preset, imported laz
     return preset.with_overrides(input_size=size)
 
 
+def _with_geometry(preset: Preset, max_shift: float | None, max_zoom: float | None) -> Preset:
+    """The preset with its augmentation's shift and zoom ranges overridden where given."""
+    if max_shift is None and max_zoom is None:
+        return preset
+    if preset.augment is None:
+        raise ValueError(
+            f"--max-shift and --max-zoom change augmentation, and preset {preset.name} has none"
+        )
+    geometry = {"max_shift": max_shift, "max_zoom": max_zoom}
+    return preset.with_overrides(
+        augment=replace(preset.augment, **{k: v for k, v in geometry.items() if v is not None})
+    )
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from trainer.data import read_run_json
     from trainer.distributed import enable_data_parallel, initialize, scaled_batch_and_lr
@@ -541,6 +572,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         cutmix_alpha=args.cutmix,
         class_weighting=None if args.class_weights is None else args.class_weights == "balanced",
     )
+    preset = _with_geometry(preset, args.max_shift, args.max_zoom)
     if preset.optimizer == "adam" and preset.weight_decay:
         raise ValueError(
             "--weight-decay needs a decoupled-decay optimizer: add --optimizer adamw or sgd"
@@ -709,6 +741,8 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         ("--input-threads", args.input_threads if args.input_threads != 1 else None),
         ("--augment-on", args.augment_on),
         ("--time-budget", args.time_budget),
+        ("--max-shift", args.max_shift),
+        ("--max-zoom", args.max_zoom),
         ("--mixup", args.mixup),
         ("--cutmix", args.cutmix),
         ("--select-by", args.select_by if args.select_by != "accuracy" else None),

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -643,6 +644,7 @@ def fit(
         "mixup_alpha": preset.mixup_alpha or None,
         "cutmix_alpha": preset.cutmix_alpha or None,
         "augment_on": preset.augment_on if preset.augment is not None else None,
+        "augment": asdict(preset.augment) if preset.augment is not None else None,
         "time_budget_s": time_budget,
         # The signal that stopped training early (SIGINT, SIGTERM); the run is complete
         # otherwise, its kept epoch chosen among those that ran.

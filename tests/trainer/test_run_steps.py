@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from trainer.__main__ import build_parser, run_steps
+from trainer.__main__ import _with_geometry, build_parser, run_steps
+from trainer.presets import get_preset
 
 # Every option of `run`, each away from its default so that forwarding it is what makes the
 # step's parsed value match.
@@ -18,6 +19,7 @@ RUN = [
     *("--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01", "--backend", "torch"),
     *("--augment-on", "device", "--time-budget", "60", "--input-threads", "4"),
     *("--mixup", "0.3", "--cutmix", "1.0", "--optimizer", "sgd", "--weight-decay", "0.001"),
+    *("--max-shift", "0.2", "--max-zoom", "0.3"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
     *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
 ]
@@ -57,6 +59,8 @@ def test_run_forwards_every_option_to_prepare_and_fit():
         ("prepare", "--duplicate-rms", "-1", "must be at least 0"),
         ("run", "--camera-framing", "1.5", "must be at least 0 and at most 1"),
         ("fit", "--distill-weight", "2", "must be at least 0 and at most 1"),
+        ("fit", "--max-shift", "1", "must be at least 0 and below 1"),  # shifts the face out
+        ("run", "--max-zoom", "-0.1", "must be at least 0 and below 1"),
         ("fit", "--time-budget", "-60", "must be above 0"),
         ("fit", "--input-threads", "0", "must be at least 1"),
         ("fit", "--checkpoint-every", "0", "must be at least 1"),
@@ -79,3 +83,15 @@ def test_an_out_of_range_value_is_refused_naming_the_flag(command, flag, value, 
         build_parser().parse_args([command, *required[command], flag, value])
     assert refused.value.code == 2
     assert f"{flag} {says}, got {value}" in capsys.readouterr().err
+
+
+def test_geometry_flags_change_only_the_ranges_given():
+    default = get_preset("default")
+    assert default.augment is not None
+    wider = _with_geometry(default, 0.2, None)
+    assert wider.augment is not None
+    assert (wider.augment.max_shift, wider.augment.max_zoom) == (0.2, default.augment.max_zoom)
+    assert wider.augment.max_rotation_deg == default.augment.max_rotation_deg
+    assert _with_geometry(default, None, None) is default
+    with pytest.raises(ValueError, match="preset seed has none"):
+        _with_geometry(get_preset("seed"), None, 0.3)  # trains without augmentation

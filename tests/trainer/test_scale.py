@@ -84,14 +84,16 @@ def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_
     assert refused.returncode == 2 and "--input-threads applies to in-memory" in refused.stderr
 
 
-def test_mixed_batches_train_on_the_device_and_are_recorded(prepared_run: Path, tmp_path: Path):
+def test_mixing_and_wider_geometry_train_on_the_device_and_are_recorded(prepared_run: Path, tmp_path: Path):
     run = copy_prepared(prepared_run, tmp_path / "mixed")
     args = ("fit", "--preset", "tiny", "--epochs", "2", "--augment-on", "device", "--run")
     sgd = ("--optimizer", "sgd", "--weight-decay", "0.001", "--learning-rate", "0.01")
-    result = train(*args, str(run), "--mixup", "0.4", "--cutmix", "1.0", *sgd)
+    wider = ("--max-shift", "0.2", "--max-zoom", "0.3")
+    result = train(*args, str(run), "--mixup", "0.4", "--cutmix", "1.0", *sgd, *wider)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run / "fit.json").read_text())
     assert (summary["mixup_alpha"], summary["cutmix_alpha"]) == (0.4, 1.0)
+    assert (summary["augment"]["max_shift"], summary["augment"]["max_zoom"]) == (0.2, 0.3)
     assert (summary["optimizer"], summary["weight_decay"]) == ("sgd", 0.001)
     assert summary["epochs_run"] == 2 and summary["augment_on"] == "device"
     losses = [float(v) for v in _column(run, "loss")]

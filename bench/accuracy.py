@@ -291,9 +291,13 @@ def paired_difference(reference: dict[str, Any], candidate: dict[str, Any]) -> d
     shared = sorted(set(ours) & set(theirs))
     if not shared:
         raise SystemExit("no test face is scored by both models; they cannot be paired")
-    a = np.array([ours[k] for k in shared])
-    b = np.array([theirs[k] for k in shared])
-    n = len(shared)
+    return paired_hits(np.array([ours[k] for k in shared]), np.array([theirs[k] for k in shared]))
+
+
+def paired_hits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
+    """:func:`paired_difference` of two models' right/wrong answers on the same faces, in order."""
+    a, b = reference.astype(bool), candidate.astype(bool)
+    n = len(a)
     reference_only, candidate_only = int((a & ~b).sum()), int((b & ~a).sum())
     difference = (candidate_only - reference_only) / n
     spread = math.sqrt(max(reference_only + candidate_only - n * difference**2, 0.0)) / n

@@ -1,7 +1,7 @@
 """Where the daemon's face crops lose accuracy against the data set's own framing.
 
     python bench/framing.py [--model models/default] [--data fer2013.zip] [--face-side 240]
-                            [--json out.json]
+                            [--against OTHER_BUNDLE ...] [--json out.json]
 
 Every angry/happy/sad FER2013 test face is pasted into a 640x480 room scene, found by BlazeFace
 as the daemon finds it and classified: as the data set framed it (the 48x48 image itself), as
@@ -15,6 +15,10 @@ each row is compared with the daemon's crop face by face (McNemar p).
 It also gives where the daemon's square (BlazeFace's box with the model's margin) lies against
 the pasted face's, in fractions of the pasted side: the framing a model trained on the data
 set's has to cope with, and what ``yuzug-train prepare --camera-framing`` trains on.
+
+``--against`` scores other bundles on the same found faces, as framed and as the daemon crops
+them, each paired face by face with ``--model`` (accuracy difference, 95% interval, McNemar p):
+how two training recipes compare on the camera's view.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import mcnemar_p  # noqa: E402
+from bench.accuracy import mcnemar_p, paired_hits  # noqa: E402
 from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
@@ -92,7 +96,28 @@ def variants() -> dict[str, Variant]:
     return found
 
 
-def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
+def halves(hits: np.ndarray) -> dict[str, float]:
+    """Accuracy over all faces and over each half (every other face)."""
+    first = np.arange(len(hits)) % 2 == 0
+    return {
+        "accuracy": round(float(hits.mean()), 4),
+        "first_half": round(float(hits[first].mean()), 4),
+        "second_half": round(float(hits[~first].mean()), 4),
+    }
+
+
+def emotion_hits(
+    classifier: EmotionClassifier, crops: list[np.ndarray], truth: np.ndarray
+) -> np.ndarray:
+    """Whether each crop's most likely emotion (argmax among LABELS) is its true one."""
+    emotions = [classifier.labels.index(label) for label in LABELS]
+    scores = classifier.probabilities(np.stack(crops))
+    return np.argmax(scores[:, emotions], axis=1) == truth
+
+
+def evaluate(
+    model: Path, data: Path, side: int, limit: int, against: list[Path] | None = None
+) -> dict[str, Any]:
     bundle = load_bundle(model)
     classifier = EmotionClassifier.from_bundle(bundle, num_threads=1)
     # The daemon's averaging: flip_average, average_framings, and both.
@@ -106,8 +131,12 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
     averaged: dict[str, list[np.ndarray]] = {name: [] for name in averaging}
     spec = classifier.spec
     detector = BlazeFaceDetector()
-    emotions = [classifier.labels.index(label) for label in LABELS]
     cuts = variants()
+    others = {path: EmotionClassifier.from_bundle(load_bundle(path)) for path in against or []}
+    # Each other bundle's own input contract: as framed and the daemon's crop.
+    other_crops: dict[Path, tuple[list[np.ndarray], list[np.ndarray]]] = {
+        path: ([], []) for path in others
+    }
     crops: dict[str, list[np.ndarray]] = {name: [] for name in ["as framed", *cuts]}
     truth: list[int] = []
     geometry: list[tuple[float, float, float]] = []
@@ -125,18 +154,20 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         crops["as framed"].append(preprocess_face(image, spec))
         for name, cut in cuts.items():
             crops[name].append(cut(gray, found[0], spec))
+        for path, other in others.items():
+            other_crops[path][0].append(preprocess_face(image, other.spec))
+            other_crops[path][1].append(
+                preprocess_face(gray, other.spec, found[0].box, found[0].roll)
+            )
         for name, both in averaging.items():
             face_crops = both.face_crops(frame, found)
             averaged[name].append(both.probabilities(face_crops, both.framings)[0])
         truth.append(LABELS.index(label))
     expected = np.array(truth)
-    probabilities = {name: classifier.probabilities(np.stack(kept)) for name, kept in crops.items()}
-    probabilities.update({name: np.stack(rows) for name, rows in averaged.items()})
-    right = {
-        name: np.argmax(scores[:, emotions], axis=1) == expected
-        for name, scores in probabilities.items()
-    }
-    first = np.arange(len(truth)) % 2 == 0
+    right = {name: emotion_hits(classifier, kept, expected) for name, kept in crops.items()}
+    emotions = [classifier.labels.index(label) for label in LABELS]
+    for name, scores in averaged.items():
+        right[name] = np.argmax(np.stack(scores)[:, emotions], axis=1) == expected
     rows: list[dict[str, Any]] = []
     for name, hits in right.items():
         only_daemon = int(np.sum(right[DAEMON] & ~hits))
@@ -144,10 +175,21 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         rows.append(
             {
                 "crop": name,
-                "accuracy": round(float(hits.mean()), 4),
-                "first_half": round(float(hits[first].mean()), 4),
-                "second_half": round(float(hits[~first].mean()), 4),
+                **halves(hits),
                 "mcnemar_p_vs_daemon": round(mcnemar_p(only_daemon, only_this), 4),
+            }
+        )
+    compared: list[dict[str, Any]] = []
+    for path, other in others.items():
+        as_framed, daemon = (emotion_hits(other, kept, expected) for kept in other_crops[path])
+        compared.append(
+            {
+                "model": str(path),
+                "daemon_crop": {**halves(daemon), "paired": paired_hits(right[DAEMON], daemon)},
+                "as_framed": {
+                    **halves(as_framed),
+                    "paired": paired_hits(right["as framed"], as_framed),
+                },
             }
         )
     rows.sort(key=lambda row: row["accuracy"], reverse=True)
@@ -165,15 +207,42 @@ def evaluate(model: Path, data: Path, side: int, limit: int) -> dict[str, Any]:
         "found": len(truth),
         "daemon_square_vs_pasted": placement,
         "rows": rows,
+        "against": compared,
     }
 
 
-def main() -> int:
+def format_against(results: dict[str, Any], model: Path) -> str:
+    lines = [
+        f"other bundles on the same faces, paired with {model} (points, 95% interval, McNemar p):",
+        f"{'bundle':<34} {'crop':<18} {'accuracy':>8} {'half 1':>7} {'half 2':>7}  difference",
+    ]
+    for other in results["against"]:
+        for crop, key in ((DAEMON, "daemon_crop"), ("as framed", "as_framed")):
+            row = other[key]
+            paired = row["paired"]
+            low, high = (100 * bound for bound in paired["ci95"])
+            lines.append(
+                f"{other['model']:<34} {crop:<18} {row['accuracy']:>8.1%} "
+                f"{row['first_half']:>7.1%} {row['second_half']:>7.1%}  "
+                f"{100 * paired['accuracy_difference']:+.2f} ({low:+.2f} to {high:+.2f}), "
+                f"p {paired['mcnemar_p']:.3g}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_faces_arguments(parser)
+    parser.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        metavar="BUNDLE",
+        help="another bundle to score on the same faces and pair with --model (repeatable)",
+    )
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
-    results = evaluate(args.model, args.data, args.face_side, args.limit)
+    args = parser.parse_args(argv)
+    results = evaluate(args.model, args.data, args.face_side, args.limit, args.against)
     print(f"{results['found']} of {results['faces']} faces found at {args.face_side} px")
     print("the daemon's square against the pasted face's, in its side (mean, sd):")
     for name, spread in results["daemon_square_vs_pasted"].items():
@@ -184,6 +253,8 @@ def main() -> int:
             f"{row['crop']:<34} {row['accuracy']:>8.1%} {row['first_half']:>7.1%} "
             f"{row['second_half']:>7.1%}  {row['mcnemar_p_vs_daemon']:.3f}"
         )
+    if results["against"]:
+        print(format_against(results, args.model))
     if args.json:
         emit(results, args.json)
     return 0

@@ -84,7 +84,7 @@ def test_augmentation_threads_train_on_the_same_batches(prepared_run: Path, tmp_
     assert refused.returncode == 2 and "--input-threads applies to in-memory" in refused.stderr
 
 
-def test_mixing_and_wider_geometry_train_on_the_device_and_are_recorded(prepared_run: Path, tmp_path: Path):
+def test_mixing_and_geometry_on_the_device_are_recorded(prepared_run: Path, tmp_path: Path):
     run = copy_prepared(prepared_run, tmp_path / "mixed")
     args = ("fit", "--preset", "tiny", "--epochs", "2", "--augment-on", "device", "--run")
     sgd = ("--optimizer", "sgd", "--weight-decay", "0.001", "--learning-rate", "0.01")

@@ -311,16 +311,21 @@ def paired_hits(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
     }
 
 
+def difference_text(paired: dict[str, Any]) -> str:
+    """A :func:`paired_hits` difference in points with its 95% interval."""
+    low, high = (100 * bound for bound in paired["ci95"])
+    return f"{100 * paired['accuracy_difference']:+.2f} points (95% CI {low:+.2f} to {high:+.2f})"
+
+
 def format_paired(results: list[dict[str, Any]]) -> str:
     lines = [f"paired against {results[0]['row']} (same test faces):"]
     for r in results[1:]:
         paired = r["paired"]
-        low, high = (100 * bound for bound in paired["ci95"])
         lines.append(
-            f"  {r['row']}: accuracy {100 * paired['accuracy_difference']:+.2f} points "
-            f"(95% CI {low:+.2f} to {high:+.2f}) on {paired['faces']:,} faces; right where "
-            f"the reference is wrong on {paired['candidate_only_right']}, wrong where it is "
-            f"right on {paired['reference_only_right']}; McNemar p = {paired['mcnemar_p']:.3g}"
+            f"  {r['row']}: accuracy {difference_text(paired)} on {paired['faces']:,} faces; "
+            f"right where the reference is wrong on {paired['candidate_only_right']}, wrong "
+            f"where it is right on {paired['reference_only_right']}; "
+            f"McNemar p = {paired['mcnemar_p']:.3g}"
         )
     return "\n".join(lines)
 

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import mcnemar_p, paired_hits  # noqa: E402
+from bench.accuracy import difference_text, mcnemar_p, paired_hits  # noqa: E402
 from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
@@ -219,13 +219,10 @@ def format_against(results: dict[str, Any], model: Path) -> str:
     for other in results["against"]:
         for crop, key in ((DAEMON, "daemon_crop"), ("as framed", "as_framed")):
             row = other[key]
-            paired = row["paired"]
-            low, high = (100 * bound for bound in paired["ci95"])
             lines.append(
                 f"{other['model']:<34} {crop:<18} {row['accuracy']:>8.1%} "
                 f"{row['first_half']:>7.1%} {row['second_half']:>7.1%}  "
-                f"{100 * paired['accuracy_difference']:+.2f} ({low:+.2f} to {high:+.2f}), "
-                f"p {paired['mcnemar_p']:.3g}"
+                f"{difference_text(row['paired'])}, McNemar p {row['paired']['mcnemar_p']:.3g}"
             )
     return "\n".join(lines)
 

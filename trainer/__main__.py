@@ -542,9 +542,13 @@ def _with_geometry(preset: Preset, max_shift: float | None, max_zoom: float | No
         raise ValueError(
             f"--max-shift and --max-zoom change augmentation, and preset {preset.name} has none"
         )
-    geometry = {"max_shift": max_shift, "max_zoom": max_zoom}
+    augment = preset.augment
     return preset.with_overrides(
-        augment=replace(preset.augment, **{k: v for k, v in geometry.items() if v is not None})
+        augment=replace(
+            augment,
+            max_shift=augment.max_shift if max_shift is None else max_shift,
+            max_zoom=augment.max_zoom if max_zoom is None else max_zoom,
+        )
     )
 
 

@@ -36,7 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import difference_text, mcnemar_p, paired_hits  # noqa: E402
+from bench.accuracy import difference_text, paired_hits  # noqa: E402
 from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
@@ -107,13 +107,17 @@ def halves(hits: np.ndarray) -> dict[str, float]:
     }
 
 
+def right_emotions(scores: np.ndarray, labels: list[str], truth: np.ndarray) -> np.ndarray:
+    """Whether each row's most likely emotion (argmax among LABELS) is its true one."""
+    emotions = [labels.index(label) for label in LABELS]
+    return np.argmax(scores[:, emotions], axis=1) == truth
+
+
 def emotion_hits(
     classifier: EmotionClassifier, crops: list[np.ndarray], truth: np.ndarray
 ) -> np.ndarray:
-    """Whether each crop's most likely emotion (argmax among LABELS) is its true one."""
-    emotions = [classifier.labels.index(label) for label in LABELS]
-    scores = classifier.probabilities(np.stack(crops))
-    return np.argmax(scores[:, emotions], axis=1) == truth
+    """:func:`right_emotions` of the classifier's answers to ``crops``."""
+    return right_emotions(classifier.probabilities(np.stack(crops)), classifier.labels, truth)
 
 
 def evaluate(
@@ -157,29 +161,23 @@ def evaluate(
             crops[name].append(cut(gray, found[0], spec))
         for path, other in others.items():
             other_crops[path][0].append(preprocess_face(image, other.spec))
-            other_crops[path][1].append(
-                preprocess_face(gray, other.spec, found[0].box, found[0].roll)
-            )
+            other_crops[path][1].append(cuts[DAEMON](gray, found[0], other.spec))
         for name, both in averaging.items():
             face_crops = both.face_crops(frame, found)
             averaged[name].append(both.probabilities(face_crops, both.framings)[0])
         truth.append(LABELS.index(label))
     expected = np.array(truth)
     right = {name: emotion_hits(classifier, kept, expected) for name, kept in crops.items()}
-    emotions = [classifier.labels.index(label) for label in LABELS]
     for name, scores in averaged.items():
-        right[name] = np.argmax(np.stack(scores)[:, emotions], axis=1) == expected
-    rows: list[dict[str, Any]] = []
-    for name, hits in right.items():
-        only_daemon = int(np.sum(right[DAEMON] & ~hits))
-        only_this = int(np.sum(hits & ~right[DAEMON]))
-        rows.append(
-            {
-                "crop": name,
-                **halves(hits),
-                "mcnemar_p_vs_daemon": round(mcnemar_p(only_daemon, only_this), 4),
-            }
-        )
+        right[name] = right_emotions(np.stack(scores), classifier.labels, expected)
+    rows = [
+        {
+            "crop": name,
+            **halves(hits),
+            "mcnemar_p_vs_daemon": paired_hits(right[DAEMON], hits)["mcnemar_p"],
+        }
+        for name, hits in right.items()
+    ]
     compared: list[dict[str, Any]] = []
     for path, other in others.items():
         as_framed, daemon = (emotion_hits(other, kept, expected) for kept in other_crops[path])

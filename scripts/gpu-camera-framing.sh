@@ -35,9 +35,12 @@ start_gpu_monitor
 check_backend || { log "Keras on JAX does not run here"; exit 1; }
 runs=()
 pids=()
+# The prepares share the cores: each re-cuts its faces on its share of detector threads.
+threads=$(($(nproc) / ${#FRACTIONS[@]}))
 for fraction in "${FRACTIONS[@]}"; do
     runs+=("camera-$fraction")
-    prepare "$RUNS/camera-$fraction" "${SHIPPED[@]}" --camera-framing "$fraction" &
+    prepare "$RUNS/camera-$fraction" "${SHIPPED[@]}" --camera-framing "$fraction" \
+        --threads $((threads > 0 ? threads : 1)) &
     pids+=($!)
 done
 choose_augmentation 4

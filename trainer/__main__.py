@@ -104,6 +104,13 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         "keep the data set's framing",
     )
     parser.add_argument(
+        "--threads",
+        type=number_argument("--threads", int, at_least=1),
+        default=os.cpu_count() or 1,
+        help="detector threads for --camera-framing (default: the CPU count, %(default)s); "
+        "the faces come out the same for any count",
+    )
+    parser.add_argument(
         "--exclude-list",
         type=Path,
         help="file of face keys to drop from train, one a line (yuzug-train audit writes one: "
@@ -458,6 +465,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         min_classes=2,
         detect_faces=args.detect_faces,
         camera_framing=args.camera_framing,
+        threads=args.threads,
     )
     data.save(args.run / "data.npz")  # main() made args.run before the work
     report_dict = report.to_dict()
@@ -732,7 +740,7 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
     if args.detect_faces:
         prepare.append("--detect-faces")
     if args.camera_framing:
-        prepare += ["--camera-framing", str(args.camera_framing)]
+        prepare += ["--camera-framing", str(args.camera_framing), "--threads", str(args.threads)]
     fit = ["fit", "--preset", args.preset]
     for flag, value in (
         ("--epochs", args.epochs),

@@ -17,6 +17,10 @@ with every other run's, and ``bench/framing.py`` measures the camera's view.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,21 +35,37 @@ from edge.samples import FRAME_SIZE, background, centre_inside, paste_face
 SIDE_RANGE = (96, 288)
 # Room scenes to paste onto, made once: a blurred scene costs more than the detection.
 SCENES = 8
+# Faces handed to the worker threads at a time.
+WINDOW = 512
 
 
-def camera_frame(
-    face: np.ndarray, scenes: list[np.ndarray], rng: np.random.Generator
-) -> tuple[np.ndarray, Box]:
-    """One of ``scenes`` with the gray ``face`` pasted at a random size (:data:`SIDE_RANGE`)
-    and place; returns the frame and the pasted square."""
+@dataclass(frozen=True)
+class Placement:
+    """Where one face goes: the room scene, the pasted side and its centre in the frame."""
+
+    scene: int
+    side: int
+    centre: tuple[int, int]
+
+
+def draw_placement(rng: np.random.Generator, scene_count: int) -> Placement:
+    """A random size (:data:`SIDE_RANGE`), place and scene for one face."""
     side = int(rng.integers(SIDE_RANGE[0], SIDE_RANGE[1], endpoint=True))
     half = side // 2
     centre = (
         int(rng.integers(half, FRAME_SIZE[0] - half)),
         int(rng.integers(half, FRAME_SIZE[1] - half)),
     )
-    frame = scenes[int(rng.integers(len(scenes)))].copy()
-    return frame, paste_face(frame, face, centre, side)
+    return Placement(int(rng.integers(scene_count)), side, centre)
+
+
+def camera_frame(
+    face: np.ndarray, scenes: list[np.ndarray], placement: Placement
+) -> tuple[np.ndarray, Box]:
+    """A copy of one of ``scenes`` with the gray ``face`` pasted as ``placement`` says;
+    returns the frame and the pasted square."""
+    frame = scenes[placement.scene].copy()
+    return frame, paste_face(frame, face, placement.centre, placement.side)
 
 
 def daemon_cut(
@@ -65,28 +85,48 @@ def recut_as_camera(
     spec: PreprocessSpec,
     fraction: float,
     seed: int,
-    detector: FaceDetector,
+    new_detector: Callable[[], FaceDetector],
+    workers: int = 1,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Returns ``pixels`` (``(n, size, size, 1)`` uint8 face crops) with about ``fraction`` of
     them replaced by the daemon's crop of the face in a camera frame, and a report.
 
     A face the detector does not find keeps the data set's framing (counted as ``not_found``).
-    The choice of faces, scenes, sizes and places follows ``seed``.
+    The choice of faces, scenes, sizes and places follows ``seed`` alone: every placement is
+    drawn before any detection, so the result is the same for any number of ``workers``.
+    Each worker thread gets its own detector from ``new_detector``: a LiteRT interpreter
+    serves one thread at a time, and its invoke releases the GIL, so threads scale.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"camera framing must be a fraction within [0, 1], got {fraction}")
+    if workers < 1:
+        raise ValueError(f"camera framing needs at least one worker, got {workers}")
     rng = np.random.default_rng(seed)
     chosen = np.flatnonzero(rng.random(len(pixels)) < fraction)
     scenes = [background(rng) for _ in range(SCENES)]
+    placements = [draw_placement(rng, len(scenes)) for _ in chosen]
+    own = threading.local()
+
+    def cut(index: int, placement: Placement) -> np.ndarray | None:
+        if not hasattr(own, "detector"):
+            own.detector = new_detector()
+        frame, square = camera_frame(pixels[index, :, :, 0], scenes, placement)
+        return daemon_cut(frame, square, spec, own.detector)
+
     recut = pixels.copy()
     not_found = 0
-    for index in tqdm(chosen, desc="camera framing", unit="face"):
-        frame, square = camera_frame(pixels[index, :, :, 0], scenes, rng)
-        cut = daemon_cut(frame, square, spec, detector)
-        if cut is None:
-            not_found += 1
-        else:
-            recut[index] = cut
+    progress = tqdm(total=len(chosen), desc="camera framing", unit="face")
+    with ThreadPoolExecutor(workers, "camera-framing") as pool, progress:
+        # map() keeps the input order; a bounded window of faces in flight keeps memory flat.
+        for start in range(0, len(chosen), WINDOW):
+            window = chosen[start : start + WINDOW]
+            cuts = pool.map(cut, window, placements[start : start + WINDOW])
+            for index, face_cut in zip(window, cuts, strict=True):
+                if face_cut is None:
+                    not_found += 1
+                else:
+                    recut[index] = face_cut
+                progress.update()
     report = {
         "fraction": fraction,
         "chosen": len(chosen),

@@ -563,6 +563,7 @@ def prepare(
     min_classes: int = 1,
     detect_faces: bool = False,
     camera_framing: float = 0.0,
+    threads: int = 1,
 ) -> tuple[PreparedData, PrepareReport]:
     """Reads a data set, cleans it and splits it.
 
@@ -589,6 +590,8 @@ def prepare(
         camera_framing: share of the train faces replaced by the daemon's crop of the face
             pasted into a camera frame (:mod:`trainer.camera_framing`); other splits keep the
             data set's framing.
+        threads: detector threads for ``camera_framing`` (the result is the same for any
+            count).
 
     Raises:
         MissingClassError: a class asked for is not in the data set.
@@ -672,7 +675,7 @@ def prepare(
         from trainer.camera_framing import recut_as_camera
 
         x["train"], report.camera_framing = recut_as_camera(
-            x["train"], spec, camera_framing, seed + 3, _daemon_detector()
+            x["train"], spec, camera_framing, seed + 3, _daemon_detector, threads
         )
 
     digest = hashlib.sha256(json.dumps({"classes": labels, "spec": spec.to_dict()}).encode())

@@ -19,7 +19,7 @@ RUN = [
     *("--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01", "--backend", "torch"),
     *("--augment-on", "device", "--time-budget", "60", "--input-threads", "4"),
     *("--mixup", "0.3", "--cutmix", "1.0", "--optimizer", "sgd", "--weight-decay", "0.001"),
-    *("--max-shift", "0.2", "--max-zoom", "0.3"),
+    *("--max-shift", "0.2", "--max-zoom", "0.3", "--threads", "3"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
     *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
 ]

@@ -17,9 +17,7 @@ with every other run's, and ``bench/framing.py`` measures the camera's view.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,14 +27,13 @@ from tqdm import tqdm
 from edge.detect.base import FaceDetector
 from edge.preprocess import Box, PreprocessSpec, preprocess_face
 from edge.samples import FRAME_SIZE, background, centre_inside, paste_face
+from trainer.detector_threads import map_with_detectors
 
 # Pasted face sizes in a 640x480 frame: from a face across the room (BlazeFace's short-range
 # model still finds it) to one close to the camera.
 SIDE_RANGE = (96, 288)
 # Room scenes to paste onto, made once: a blurred scene costs more than the detection.
 SCENES = 8
-# Faces handed to the worker threads at a time.
-WINDOW = 512
 
 
 @dataclass(frozen=True)
@@ -93,40 +90,35 @@ def recut_as_camera(
 
     A face the detector does not find keeps the data set's framing (counted as ``not_found``).
     The choice of faces, scenes, sizes and places follows ``seed`` alone: every placement is
-    drawn before any detection, so the result is the same for any number of ``workers``.
-    Each worker thread gets its own detector from ``new_detector``: a LiteRT interpreter
-    serves one thread at a time, and its invoke releases the GIL, so threads scale.
+    drawn before any detection, so the result is the same for any number of ``workers``
+    (:func:`~trainer.detector_threads.map_with_detectors`).
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"camera framing must be a fraction within [0, 1], got {fraction}")
-    if workers < 1:
-        raise ValueError(f"camera framing needs at least one worker, got {workers}")
     rng = np.random.default_rng(seed)
     chosen = np.flatnonzero(rng.random(len(pixels)) < fraction)
     scenes = [background(rng) for _ in range(SCENES)]
     placements = [draw_placement(rng, len(scenes)) for _ in chosen]
-    own = threading.local()
 
-    def cut(index: int, placement: Placement) -> np.ndarray | None:
-        if not hasattr(own, "detector"):
-            own.detector = new_detector()
+    def cut(detector: FaceDetector, job: tuple[int, Placement]) -> np.ndarray | None:
+        index, placement = job
         frame, square = camera_frame(pixels[index, :, :, 0], scenes, placement)
-        return daemon_cut(frame, square, spec, own.detector)
+        return daemon_cut(frame, square, spec, detector)
 
     recut = pixels.copy()
     not_found = 0
-    progress = tqdm(total=len(chosen), desc="camera framing", unit="face")
-    with ThreadPoolExecutor(workers, "camera-framing") as pool, progress:
-        # map() keeps the input order; a bounded window of faces in flight keeps memory flat.
-        for start in range(0, len(chosen), WINDOW):
-            window = chosen[start : start + WINDOW]
-            cuts = pool.map(cut, window, placements[start : start + WINDOW])
-            for index, face_cut in zip(window, cuts, strict=True):
-                if face_cut is None:
-                    not_found += 1
-                else:
-                    recut[index] = face_cut
-                progress.update()
+    jobs = zip(chosen.tolist(), placements, strict=True)
+    results = tqdm(
+        map_with_detectors(cut, jobs, new_detector, workers),
+        total=len(chosen),
+        desc="camera framing",
+        unit="face",
+    )
+    for (index, _), face_cut in results:
+        if face_cut is None:
+            not_found += 1
+        else:
+            recut[index] = face_cut
     report = {
         "fraction": fraction,
         "chosen": len(chosen),

@@ -26,7 +26,7 @@ import logging
 import os
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.detect.base import Face, FaceDetector
-from edge.imagefiles import iter_decoded, list_images
+from edge.imagefiles import ImageEntry, iter_decoded, list_images
 from edge.preprocess import (
     PreprocessSpec,
     crop,
@@ -44,8 +44,12 @@ from edge.preprocess import (
     square_crop_box,
     to_gray,
 )
+from trainer.detector_threads import map_with_detectors
 
 logger = logging.getLogger(__name__)
+
+# One image from edge.imagefiles.iter_decoded: its entry, the pixels (None if unreadable), why.
+Decoded = tuple[ImageEntry, np.ndarray | None, str | None]
 
 DEFAULT_CLASSES = ("angry", "happy", "sad")
 # fer2013.csv's integer labels, in the order of the Kaggle challenge.
@@ -291,12 +295,14 @@ def read_images(
     spec: PreprocessSpec,
     selection: ClassSelection,
     report: PrepareReport,
-    detector: FaceDetector | None = None,
+    new_detector: Callable[[], FaceDetector] | None = None,
+    threads: int = 1,
 ) -> tuple[list[Sample], list[str]]:
     """Reads a class-folder tree or zip. Splits come from ``train/``/``test/``/``val/`` folders.
 
-    With a ``detector``, each image's largest face is cropped as the daemon crops it (photos
-    rather than face crops); images without a face are listed in ``report.no_face``.
+    With ``new_detector``, each image's largest face is cropped as the daemon crops it (photos
+    rather than face crops), found on ``threads`` threads with a detector each; images without
+    a face are listed in ``report.no_face``.
     """
     report_classes, corrupt = report.ignored_classes, report.corrupt
     entries = list_images(source)
@@ -322,13 +328,16 @@ def read_images(
     by_entry = {id(e): (s, c) for e, s, c in wanted}
     samples = []
     decoded = iter_decoded([e for e, _, _ in wanted])
-    for entry, image, error in tqdm(decoded, total=len(wanted), desc="decode", unit="img"):
+    found: Iterator[tuple[Decoded, Face | None]]
+    if new_detector is None:
+        found = ((item, None) for item in decoded)
+    else:
+        found = map_with_detectors(_largest_decoded_face, decoded, new_detector, threads)
+    for (entry, image, error), face in tqdm(found, total=len(wanted), desc="decode", unit="img"):
         if image is None:
             corrupt.append({"path": entry.path, "reason": error or "unreadable"})
             continue
-        face = None
-        if detector is not None:
-            face = largest_face(detector, image)
+        if new_detector is not None:
             if face is None:
                 assert report.no_face is not None
                 report.no_face.append(entry.path)
@@ -343,6 +352,11 @@ def read_images(
 def largest_face(detector: FaceDetector, image: np.ndarray) -> Face | None:
     faces = detector.detect(image)
     return max(faces, key=lambda face: face.box[2] * face.box[3]) if faces else None
+
+
+def _largest_decoded_face(detector: FaceDetector, decoded: Decoded) -> Face | None:
+    image = decoded[1]
+    return None if image is None else largest_face(detector, image)
 
 
 def read_fer_csv(
@@ -590,8 +604,8 @@ def prepare(
         camera_framing: share of the train faces replaced by the daemon's crop of the face
             pasted into a camera frame (:mod:`trainer.camera_framing`); other splits keep the
             data set's framing.
-        threads: detector threads for ``camera_framing`` (the result is the same for any
-            count).
+        threads: detector threads for ``detect_faces`` and ``camera_framing`` (the result is
+            the same for any count).
 
     Raises:
         MissingClassError: a class asked for is not in the data set.
@@ -617,11 +631,10 @@ def prepare(
             raise ValueError(f"{path}: a FER2013 CSV holds face crops; leave out --detect-faces")
         samples, labels = read_fer_csv(path, spec, selection, report)
     else:
-        detector = None
         if detect_faces:
-            detector = _daemon_detector()
             report.no_face = []
-        samples, labels = read_images(path, spec, selection, report, detector)
+        new_detector = _daemon_detector if detect_faces else None
+        samples, labels = read_images(path, spec, selection, report, new_detector, threads)
     report.classes = labels
     if not samples:
         raise ValueError(f"{path}: no readable images of classes {labels}")

@@ -303,6 +303,12 @@ def test_photos_are_cropped_to_their_face_as_the_daemon_crops_them(fer_zip: Path
         # ... and it is the face that was pasted there (with the crop's margin), not the room.
         crop, face = square_crop_box(largest[0].box, spec.margin), pasted[name]
         assert min(area(face), area(crop)) * 0.6 < overlap(crop, face), name
+    threaded, _ = prepare(
+        tmp_path / "photos", spec, ["angry", "happy"], duplicate_rms=0, detect_faces=True, threads=3
+    )
+    for split in data.x:  # more threads, the same crops in the same order
+        assert np.array_equal(threaded.x[split], data.x[split])
+        assert np.array_equal(threaded.keys[split], data.keys[split])
     whole, _ = prepare(tmp_path / "photos", spec, ["angry", "happy"], duplicate_rms=0)
     assert sum(len(x) for x in whole.x.values()) == 13  # the empty room too, resized whole
 

@@ -15,7 +15,8 @@
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-camera-framing.sh
 #   PRESET=tiny BUDGET_S=300 ... (a dry run on a CPU: 260 s here, every step ran; the three
-#   prepares took 171 s of it, BlazeFace re-cutting up to 18,230 faces at ~120 faces/s each)
+#   prepares took 171 s of it, BlazeFace re-cutting up to 18,230 faces at ~120 faces/s each, before
+#   --threads; on a 16-core GPU box each prepare now gets 5 detector threads)
 set -u
 PYTHON=${PYTHON:-python3}
 DATA=${DATA:-../shared/datasets/fer2013.zip}

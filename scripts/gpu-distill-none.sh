@@ -42,7 +42,7 @@ FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE" --seed "$S
 # start it did not change the test figures beyond noise; untried on long from-scratch runs).
 EMA=${EMA:-}
 [ -n "$EMA" ] && FIT_ARGS+=(--ema "$EMA")
-# MIXUP=0.2 / CUTMIX=1.0: every fit mixes its batches (see README, "Batch mixing").
+# MIXUP=0.2 / CUTMIX=1.0: every fit mixes its batches (see docs/results.md, "Batch mixing").
 MIXUP=${MIXUP:-}
 CUTMIX=${CUTMIX:-}
 [ -n "$MIXUP" ] && FIT_ARGS+=(--mixup "$MIXUP")

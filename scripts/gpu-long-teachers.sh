@@ -28,7 +28,7 @@ BATCH_SIZE=${BATCH_SIZE:-256}
 LEARNING_RATE=${LEARNING_RATE:-0.004}
 SEVEN=angry,disgust,fear,happy,sad,surprise,neutral
 FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE")
-# MIXUP=0.2 / CUTMIX=1.0: every fit mixes its batches (see README, "Batch mixing").
+# MIXUP=0.2 / CUTMIX=1.0: every fit mixes its batches (see docs/results.md, "Batch mixing").
 [ -n "${MIXUP:-}" ] && FIT_ARGS+=(--mixup "$MIXUP")
 [ -n "${CUTMIX:-}" ] && FIT_ARGS+=(--cutmix "$CUTMIX")
 source "$(dirname "$0")/gpu-lib.sh"

@@ -171,6 +171,21 @@ class PreparedData:
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
 
+    def holdout_fingerprint(self) -> str:
+        """sha256 of the validation and test faces and their labels.
+
+        Two preparations whose train faces differ (a camera-framing re-cut, an exclude list)
+        share it when their held-out faces are the same, so a model trained on one never saw
+        the other's validation faces.
+        """
+        digest = hashlib.sha256()
+        for split in ("val", "test"):
+            if split in self.x:
+                digest.update(split.encode())
+                digest.update(np.ascontiguousarray(self.x[split]).tobytes())
+                digest.update(np.asarray(self.y[split], dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
     @classmethod
     def load(cls, path: Path) -> PreparedData:
         with np.load(path) as data:

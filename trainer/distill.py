@@ -90,13 +90,18 @@ def warm_start_file(path: Path) -> Path:
     )
 
 
-def warm_start(model: keras.Model, path: Path, fingerprint: str) -> dict[str, Any]:
+def warm_start(
+    model: keras.Model, path: Path, fingerprint: str, holdout_fingerprint: str | None = None
+) -> dict[str, Any]:
     """Copies a trained model's weights into ``model`` (same preset and label count).
 
-    Returns what fit.json records: the file, whether it was trained on this run's data, and
-    the source's preset and validation accuracy.
+    Returns what fit.json records: the file, whether it was trained on this run's data (or
+    at least on other train faces beside the same validation and test faces), and the
+    source's preset and validation accuracy.
     A model trained on other prepared data may have trained on this run's validation
-    images, which then flatter checkpoint selection and calibration: that is logged.
+    images, which then flatter checkpoint selection and calibration: that is logged, unless
+    the source's held-out faces are this run's (a re-cut or an exclude list changes train
+    only).
 
     Raises:
         DistillationError: a missing file, or weights of another architecture.
@@ -115,20 +120,33 @@ def warm_start(model: keras.Model, path: Path, fingerprint: str) -> dict[str, An
         )
     model.set_weights(theirs)
     source_fit = read_fit_summary(path)
-    source_fingerprint = source_fit.get("data_fingerprint")
-    same_data = source_fingerprint == fingerprint
-    if not same_data:
+    source_fingerprint = (source_fit.get("data_fingerprint") or "unknown")[:8]
+    same_data = source_fit.get("data_fingerprint") == fingerprint
+    same_holdout = same_data or (
+        holdout_fingerprint is not None
+        and source_fit.get("holdout_fingerprint") == holdout_fingerprint
+    )
+    if not same_data and same_holdout:
+        logger.info(
+            "--init-from %s was trained on other train faces (fingerprint %s, this run %s) "
+            "but the same validation and test faces: validation stays unseen",
+            file,
+            source_fingerprint,
+            fingerprint[:8],
+        )
+    elif not same_holdout:
         logger.warning(
             "--init-from %s was not trained on this run's prepared data (fingerprint %s, "
             "this run %s): it may have trained on validation images, which would flatter "
             "the kept epoch and the calibration",
             file,
-            (source_fingerprint or "unknown")[:8],
+            source_fingerprint,
             fingerprint[:8],
         )
     return {
         "path": str(file),
         "same_data": same_data,
+        "same_holdout": same_holdout,
         "preset": source_fit.get("preset"),
         "best_val_accuracy": source_fit.get("best_val_accuracy"),
     }

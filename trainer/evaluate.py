@@ -160,7 +160,13 @@ def write_model_card(
             [
                 f"- Fine-tuned from a trained `{start.get('preset')}` model (validation "
                 f"accuracy {start.get('best_val_accuracy')}"
-                + (")" if start.get("same_data") else "; trained on other prepared data)")
+                + (
+                    ")"
+                    if start.get("same_data")
+                    else "; other train faces, the same validation and test faces)"
+                    if start.get("same_holdout")
+                    else "; trained on other prepared data)"
+                )
             ]
             if (start := training.get("initialised_from"))
             else []

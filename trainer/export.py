@@ -182,7 +182,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             # A fine-tuned (warm-started) model: what it started from, not where that lay.
             "initialised_from": {
                 key: fit_summary["initialised_from"].get(key)
-                for key in ("preset", "best_val_accuracy", "same_data")
+                for key in ("preset", "best_val_accuracy", "same_data", "same_holdout")
             }
             if fit_summary.get("initialised_from")
             else None,

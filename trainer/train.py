@@ -508,7 +508,11 @@ def fit(
         metrics.append(ClassMeanRecall(num_classes, indices))
         monitor = "val_class_mean_recall"
     model = preset.build()(preset.input_size, num_classes)
-    started_from = warm_start(model, init_from, data.fingerprint) if init_from else None
+    started_from = (
+        warm_start(model, init_from, data.fingerprint, data.holdout_fingerprint())
+        if init_from
+        else None
+    )
     trained: keras.Model = model
     if teachers:
         trained = DistilledStudent(
@@ -656,6 +660,7 @@ def fit(
         "devices": _devices(),
         "val": val_report,
         "data_fingerprint": data.fingerprint,
+        "holdout_fingerprint": data.holdout_fingerprint(),
         "initialised_from": started_from,
     }
     if teachers:

@@ -129,6 +129,10 @@ def test_prepare_recuts_train_only(small_fer_dir: Path, tmp_path: Path):
     assert changed == report.camera_framing["recut"]
     assert 0.3 * len(plain.x["train"]) <= changed <= 0.7 * len(plain.x["train"])
     assert framed.fingerprint != plain.fingerprint
+    # A model trained on either never saw the other's validation faces (fit --init-from).
+    assert framed.holdout_fingerprint() == plain.holdout_fingerprint()
+    plain.x["val"][0, 0, 0, 0] ^= 1
+    assert framed.holdout_fingerprint() != plain.holdout_fingerprint()
     assert f"camera framing: {changed} train faces" in format_summary(report)
     assert report.to_dict()["camera_framing"]["fraction"] == 0.5
 

@@ -4,6 +4,7 @@ mismatched teachers are refused, and a distilled fit saves the student alone."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -97,10 +98,17 @@ def test_mismatched_or_missing_teachers_are_refused(tmp_path: Path):
         DistilledStudent(build_tiny(SIZE, CLASSES), [constant_model([0.4, 0.3, 0.3])], 0.0)
 
 
-def saved_run(run: Path, model: keras.Model, name: str, fingerprint: str) -> Path:
+def saved_run(
+    run: Path, model: keras.Model, name: str, fingerprint: str, holdout: str = "h" * 64
+) -> Path:
     run.mkdir(exist_ok=True)
     model.save(run / name)
-    fit = {"preset": "tiny", "best_val_accuracy": 0.5, "data_fingerprint": fingerprint}
+    fit = {
+        "preset": "tiny",
+        "best_val_accuracy": 0.5,
+        "data_fingerprint": fingerprint,
+        "holdout_fingerprint": holdout,
+    }
     (run / "fit.json").write_text(json.dumps(fit))
     return run
 
@@ -113,6 +121,7 @@ def assert_same_weights(model: keras.Model, other: keras.Model) -> None:
 def test_warm_start_copies_the_uncalibrated_weights_and_flags_other_data(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ):
+    caplog.set_level(logging.INFO, logger="trainer.distill")
     keras.utils.set_random_seed(1)
     trained, calibrated = build_tiny(SIZE, CLASSES), build_tiny(SIZE, CLASSES)
     run = saved_run(tmp_path / "run", trained, "model_uncalibrated.keras", "f" * 64)
@@ -126,12 +135,21 @@ def test_warm_start_copies_the_uncalibrated_weights_and_flags_other_data(
     assert started == {
         "path": str(run / "model_uncalibrated.keras"),
         "same_data": True,
+        "same_holdout": True,
         "preset": "tiny",
         "best_val_accuracy": 0.5,
     }
     assert "validation images" not in caplog.text
 
-    assert warm_start(build_tiny(SIZE, CLASSES), run, "0" * 64)["same_data"] is False
+    # Other train faces (a camera-framing re-cut, say) beside the same held-out faces:
+    # validation stays unseen, so nothing to warn of.
+    recut = warm_start(build_tiny(SIZE, CLASSES), run, "0" * 64, "h" * 64)
+    assert (recut["same_data"], recut["same_holdout"]) == (False, True)
+    assert "validation stays unseen" in caplog.text
+    assert "validation images" not in caplog.text
+
+    other = warm_start(build_tiny(SIZE, CLASSES), run, "0" * 64, "9" * 64)
+    assert (other["same_data"], other["same_holdout"]) == (False, False)
     assert "may have trained on validation images" in caplog.text
 
 
@@ -194,6 +212,7 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
     assert summary["initialised_from"] == {
         "path": str(teacher / "best.keras"),
         "same_data": True,
+        "same_holdout": True,
         "preset": "tiny",
         "best_val_accuracy": teacher_summary["best_val_accuracy"],
     }
@@ -214,6 +233,7 @@ def test_distilled_fit_saves_the_student_and_records_its_teachers(
         "preset": "tiny",
         "best_val_accuracy": teacher_summary["best_val_accuracy"],
         "same_data": True,
+        "same_holdout": True,
     }
     assert training["distilled_from"] == [
         {

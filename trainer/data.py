@@ -179,11 +179,7 @@ class PreparedData:
         the other's validation faces.
         """
         digest = hashlib.sha256()
-        for split in ("val", "test"):
-            if split in self.x:
-                digest.update(split.encode())
-                digest.update(np.ascontiguousarray(self.x[split]).tobytes())
-                digest.update(np.asarray(self.y[split], dtype=np.int64).tobytes())
+        _digest_splits(digest, self.x, self.y, [s for s in ("val", "test") if s in self.x])
         return digest.hexdigest()
 
     @classmethod
@@ -200,6 +196,17 @@ class PreparedData:
                 # Data prepared before keys were kept has none; nothing but the audit needs them.
                 keys={s: data[f"k_{s}"] for s in splits if f"k_{s}" in data.files},
             )
+
+
+def _digest_splits(
+    digest: Any, x: dict[str, np.ndarray], y: dict[str, np.ndarray], splits: Iterable[str]
+) -> None:
+    """Feeds each split's name, pixels and labels to ``digest``: the one recipe behind the
+    data fingerprint and the held-out faces' fingerprint."""
+    for split in splits:
+        digest.update(split.encode())
+        digest.update(x[split].tobytes())
+        digest.update(y[split].tobytes())
 
 
 def _normalise_split(name: str) -> str | None:
@@ -707,10 +714,7 @@ def prepare(
         )
 
     digest = hashlib.sha256(json.dumps({"classes": labels, "spec": spec.to_dict()}).encode())
-    for split in sorted(x):
-        digest.update(split.encode())
-        digest.update(x[split].tobytes())
-        digest.update(y[split].tobytes())
+    _digest_splits(digest, x, y, sorted(x))
     report.fingerprint = digest.hexdigest()
     report.counts = {
         split: {label: int((y[split] == i).sum()) for i, label in enumerate(labels)}

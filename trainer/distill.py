@@ -91,7 +91,7 @@ def warm_start_file(path: Path) -> Path:
 
 
 def warm_start(
-    model: keras.Model, path: Path, fingerprint: str, holdout_fingerprint: str | None = None
+    model: keras.Model, path: Path, fingerprint: str, holdout_fingerprint: str
 ) -> dict[str, Any]:
     """Copies a trained model's weights into ``model`` (same preset and label count).
 
@@ -122,10 +122,7 @@ def warm_start(
     source_fit = read_fit_summary(path)
     source_fingerprint = (source_fit.get("data_fingerprint") or "unknown")[:8]
     same_data = source_fit.get("data_fingerprint") == fingerprint
-    same_holdout = same_data or (
-        holdout_fingerprint is not None
-        and source_fit.get("holdout_fingerprint") == holdout_fingerprint
-    )
+    same_holdout = same_data or source_fit.get("holdout_fingerprint") == holdout_fingerprint
     if not same_data and same_holdout:
         logger.info(
             "--init-from %s was trained on other train faces (fingerprint %s, this run %s) "

@@ -508,10 +508,9 @@ def fit(
         metrics.append(ClassMeanRecall(num_classes, indices))
         monitor = "val_class_mean_recall"
     model = preset.build()(preset.input_size, num_classes)
+    holdout_fingerprint = data.holdout_fingerprint()
     started_from = (
-        warm_start(model, init_from, data.fingerprint, data.holdout_fingerprint())
-        if init_from
-        else None
+        warm_start(model, init_from, data.fingerprint, holdout_fingerprint) if init_from else None
     )
     trained: keras.Model = model
     if teachers:
@@ -660,7 +659,7 @@ def fit(
         "devices": _devices(),
         "val": val_report,
         "data_fingerprint": data.fingerprint,
-        "holdout_fingerprint": data.holdout_fingerprint(),
+        "holdout_fingerprint": holdout_fingerprint,
         "initialised_from": started_from,
     }
     if teachers:

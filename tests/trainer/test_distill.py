@@ -130,7 +130,7 @@ def test_warm_start_copies_the_uncalibrated_weights_and_flags_other_data(
     with pytest.raises(AssertionError):
         assert_same_weights(student, trained)  # the test would prove nothing otherwise
 
-    started = warm_start(student, run, "f" * 64)
+    started = warm_start(student, run, "f" * 64, "h" * 64)
     assert_same_weights(student, trained)
     assert started == {
         "path": str(run / "model_uncalibrated.keras"),
@@ -156,12 +156,12 @@ def test_warm_start_copies_the_uncalibrated_weights_and_flags_other_data(
 def test_warm_start_refuses_another_architecture_or_a_missing_model(tmp_path: Path):
     run = saved_run(tmp_path / "run", build_tiny(SIZE, CLASSES + 1), "best.keras", "f" * 64)
     with pytest.raises(DistillationError, match="do not fit"):
-        warm_start(build_tiny(SIZE, CLASSES), run, "f" * 64)
+        warm_start(build_tiny(SIZE, CLASSES), run, "f" * 64, "h" * 64)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DistillationError, match="no model_uncalibrated.keras"):
-        warm_start(build_tiny(SIZE, CLASSES), tmp_path / "empty", "f" * 64)
+        warm_start(build_tiny(SIZE, CLASSES), tmp_path / "empty", "f" * 64, "h" * 64)
     with pytest.raises(DistillationError, match="no such model"):
-        warm_start(build_tiny(SIZE, CLASSES), tmp_path / "nowhere.keras", "f" * 64)
+        warm_start(build_tiny(SIZE, CLASSES), tmp_path / "nowhere.keras", "f" * 64, "h" * 64)
 
 
 @pytest.mark.slow

@@ -117,6 +117,15 @@ def _add_prepare_args(parser: argparse.ArgumentParser) -> None:
         "faces whose labels the models firmly contradict)",
     )
     parser.add_argument(
+        "--train-fraction",
+        type=number_argument("--train-fraction", above=0, at_most=1),
+        default=1.0,
+        metavar="FRACTION",
+        help="keep this share of the train faces (stratified; a smaller share's faces are all "
+        "in a larger one's for a seed) with validation and test unchanged: the points of a "
+        "learning curve, how much more faces would buy",
+    )
+    parser.add_argument(
         "--fold",
         type=_fold,
         metavar="I/K",
@@ -466,6 +475,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         detect_faces=args.detect_faces,
         camera_framing=args.camera_framing,
         threads=args.threads,
+        train_fraction=args.train_fraction,
     )
     data.save(args.run / "data.npz")  # main() made args.run before the work
     report_dict = report.to_dict()
@@ -741,6 +751,8 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         prepare.append("--detect-faces")
     if args.camera_framing:
         prepare += ["--camera-framing", str(args.camera_framing), "--threads", str(args.threads)]
+    if args.train_fraction < 1:
+        prepare += ["--train-fraction", str(args.train_fraction)]
     fit = ["fit", "--preset", args.preset]
     for flag, value in (
         ("--epochs", args.epochs),

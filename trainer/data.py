@@ -121,6 +121,8 @@ class PrepareReport:
     excluded: dict[str, Any] | None = None
     # With camera framing: how many train faces were re-cut as the daemon cuts them.
     camera_framing: dict[str, Any] | None = None
+    # With a train fraction: the share of the train faces kept, for a learning curve.
+    train_fraction: dict[str, Any] | None = None
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     fingerprint: str = ""
 
@@ -137,6 +139,7 @@ class PrepareReport:
             "fold": self.fold,
             "excluded": self.excluded,
             "camera_framing": self.camera_framing,
+            "train_fraction": self.train_fraction,
             "counts": self.counts,
             "fingerprint": self.fingerprint,
         }
@@ -562,6 +565,22 @@ def stratified_split(
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
+def nested_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of a stratified share of ``labels``, deterministic for a seed.
+
+    Nested: each class is ordered by one permutation of the seed and the first share of it is
+    kept, so a smaller fraction's faces are all in a larger one's and the points of a learning
+    curve differ only by the faces added. Every class keeps at least one face.
+    """
+    rng = np.random.default_rng(seed)
+    kept = []
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        indices = indices[rng.permutation(len(indices))]
+        kept.append(indices[: max(1, int(round(len(indices) * fraction)))])
+    return np.sort(np.concatenate(kept))
+
+
 def fold_of(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Each index's fold in 0..folds-1: stratified, deterministic for a seed, so the k runs of
     a cross-fit agree on the folds without sharing anything but the seed."""
@@ -600,6 +619,7 @@ def prepare(
     detect_faces: bool = False,
     camera_framing: float = 0.0,
     threads: int = 1,
+    train_fraction: float = 1.0,
 ) -> tuple[PreparedData, PrepareReport]:
     """Reads a data set, cleans it and splits it.
 
@@ -628,11 +648,16 @@ def prepare(
             data set's framing.
         threads: detector threads for ``detect_faces`` and ``camera_framing`` (the result is
             the same for any count).
+        train_fraction: share of the train faces kept (stratified and nested, see
+            :func:`nested_subset`), after the splits and the exclusion list, so validation and
+            test are those of the full data set: the points of a learning curve.
 
     Raises:
         MissingClassError: a class asked for is not in the data set.
         ValueError: any other unusable selection or data set.
     """
+    if not 0 < train_fraction <= 1:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
     if fold is not None and not (fold[1] >= 2 and 0 <= fold[0] < fold[1]):
         raise ValueError(
             f"fold must be index/count with 0 <= index < count and count >= 2, "
@@ -706,6 +731,16 @@ def prepare(
         }
         for arrays in (x, y, keys):
             arrays["train"] = arrays["train"][~dropped]
+    if train_fraction < 1:
+        available = len(y["train"])
+        kept = nested_subset(y["train"], train_fraction, seed + 4)
+        for arrays in (x, y, keys):
+            arrays["train"] = arrays["train"][kept]
+        report.train_fraction = {
+            "fraction": train_fraction,
+            "kept": len(kept),
+            "of": available,
+        }
     if camera_framing:
         from trainer.camera_framing import recut_as_camera
 
@@ -771,6 +806,12 @@ def format_summary(report: PrepareReport) -> str:
         lines.append(
             f"camera framing: {framed['recut']:,} train faces cut as the daemon cuts them "
             f"({framed['not_found']:,} more not found in their frames, left as they were)"
+        )
+    if report.train_fraction:
+        share = report.train_fraction
+        lines.append(
+            f"train fraction: {share['kept']:,} of {share['of']:,} train faces kept "
+            f"({share['fraction']:g}; validation and test unchanged)"
         )
     lines.append(f"unreadable files skipped: {len(report.corrupt)}")
     if report.no_face is not None:

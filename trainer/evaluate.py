@@ -212,6 +212,15 @@ def write_model_card(
         ),
         *(
             [
+                f"- Trained on {training['train_fraction']['kept']:,} of "
+                f"{training['train_fraction']['of']:,} train faces (`--train-fraction "
+                f"{training['train_fraction']['fraction']:g}`, a learning-curve point)"
+            ]
+            if training.get("train_fraction")
+            else []
+        ),
+        *(
+            [
                 f"- Cross-fit model: fold {training['fold']['index']} of "
                 f"{training['fold']['count']} of train held out for a label audit"
             ]

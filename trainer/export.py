@@ -163,6 +163,8 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             }
             if prepare_report.get("excluded")
             else None,
+            # A learning-curve point: trained on this share of the train faces.
+            "train_fraction": prepare_report.get("train_fraction"),
             "seed": seed,
             "params": fit_summary.get("params"),
             "epochs_run": fit_summary.get("epochs_run"),

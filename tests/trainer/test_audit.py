@@ -213,22 +213,32 @@ def test_cross_fit_runs_score_every_training_face_out_of_sample(
 
 
 @pytest.mark.slow
-def test_a_model_trained_without_listed_faces_says_so(
+def test_a_model_trained_on_fewer_faces_says_so(
     tiny_run: Path, small_fer_dir: Path, tmp_path: Path
 ):
+    """Without listed faces (an audit's list) and on a share of the rest (a learning curve)."""
     full = PreparedData.load(tiny_run / "data.npz")
     listing = tmp_path / "exclude.txt"
     listing.write_text("\n".join(sorted(full.keys["train"].tolist())[:7]) + "\n")
     run = str(tmp_path / "clean")
-    train_like_the_shipped_model(small_fer_dir, Path(run), "--exclude-list", str(listing))
+    train_like_the_shipped_model(
+        small_fer_dir, Path(run), "--exclude-list", str(listing), "--train-fraction", "0.5"
+    )
     for step in ("export", "evaluate"):
         result = yuzug_train(step, "--run", run)
         assert result.returncode == 0, result.stderr[-2000:]
-    assert len(PreparedData.load(Path(run) / "data.npz").y["train"]) == len(full.y["train"]) - 7
+    kept = len(PreparedData.load(Path(run) / "data.npz").y["train"])
+    assert abs(kept - (len(full.y["train"]) - 7) / 2) <= len(full.classes)  # rounded per class
     training = load_bundle(Path(run) / "bundle").manifest.training
     assert training["excluded"] == {
         "dropped_from_train": 7,
         "list_sha256": hashlib.sha256(listing.read_bytes()).hexdigest(),
     }
+    assert training["train_fraction"] == {
+        "fraction": 0.5,
+        "kept": kept,
+        "of": len(full.y["train"]) - 7,
+    }
     card = (Path(run) / "bundle" / "MODEL_CARD.md").read_text()
     assert "Trained without 7 training faces" in card
+    assert f"Trained on {kept:,} of {len(full.y['train']) - 7:,} train faces" in card

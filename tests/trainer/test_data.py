@@ -19,6 +19,7 @@ from trainer.data import (
     MissingClassError,
     PreparedData,
     find_duplicate_groups,
+    nested_subset,
     prepare,
     stratified_split,
 )
@@ -241,6 +242,37 @@ def test_stratified_split_keeps_class_shares():
     keep, held = stratified_split(labels, 0.2, seed=0)
     assert np.bincount(labels[held]).tolist() == [20, 10, 2]
     assert len(set(keep) & set(held)) == 0 and len(keep) + len(held) == 160
+
+
+def test_nested_subset_keeps_class_shares_and_nests():
+    labels = np.repeat([0, 1, 2], [200, 100, 3])
+    quarter = nested_subset(labels, 0.25, seed=4)
+    half = nested_subset(labels, 0.5, seed=4)
+    assert np.bincount(labels[quarter]).tolist() == [50, 25, 1]  # the 3-face class keeps one
+    assert np.bincount(labels[half]).tolist() == [100, 50, 2]
+    assert set(quarter) < set(half)  # a learning curve's points differ only by the added faces
+    assert not np.array_equal(nested_subset(labels, 0.25, seed=5), quarter)
+
+
+def test_a_train_fraction_shrinks_train_and_keeps_validation_and_test(small_fer_dir: Path):
+    full, _ = prepare(small_fer_dir, SPEC, seed=2)
+    half, report = prepare(small_fer_dir, SPEC, seed=2, train_fraction=0.5)
+    assert report.train_fraction == {
+        "fraction": 0.5,
+        "kept": len(half.y["train"]),
+        "of": len(full.y["train"]),
+    }
+    assert np.bincount(half.y["train"]).tolist() == [
+        round(n / 2) for n in np.bincount(full.y["train"])
+    ]
+    assert set(half.keys["train"]) < set(full.keys["train"])
+    for split in ("val", "test"):
+        assert np.array_equal(half.x[split], full.x[split])
+        assert np.array_equal(half.keys[split], full.keys[split])
+    assert half.holdout_fingerprint() == full.holdout_fingerprint()  # --init-from stays silent
+    assert half.fingerprint != full.fingerprint
+    with pytest.raises(ValueError, match="train_fraction"):
+        prepare(small_fer_dir, SPEC, train_fraction=0)
 
 
 def test_prepared_pixels_match_edge_preprocessing(small_fer_dir: Path, tmp_path: Path):

@@ -19,7 +19,7 @@ RUN = [
     *("--epochs", "3", "--batch-size", "16", "--learning-rate", "0.01", "--backend", "torch"),
     *("--augment-on", "device", "--time-budget", "60", "--input-threads", "4"),
     *("--mixup", "0.3", "--cutmix", "1.0", "--optimizer", "sgd", "--weight-decay", "0.001"),
-    *("--max-shift", "0.2", "--max-zoom", "0.3", "--threads", "3"),
+    *("--max-shift", "0.2", "--max-zoom", "0.3", "--threads", "3", "--train-fraction", "0.25"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
     *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
 ]
@@ -58,6 +58,7 @@ def test_run_forwards_every_option_to_prepare_and_fit():
         ("prepare", "--val-fraction", "1.5", "must be above 0 and below 1"),  # left 1 train face
         ("prepare", "--duplicate-rms", "-1", "must be at least 0"),
         ("run", "--camera-framing", "1.5", "must be at least 0 and at most 1"),
+        ("prepare", "--train-fraction", "0", "must be above 0 and at most 1"),  # no train faces
         ("fit", "--distill-weight", "2", "must be at least 0 and at most 1"),
         ("fit", "--max-shift", "1", "must be at least 0 and below 1"),  # shifts the face out
         ("run", "--max-zoom", "-0.1", "must be at least 0 and below 1"),

@@ -10,7 +10,7 @@ CAMERA ?=
 PYTEST_ARGS ?=
 EDGE_VENV ?= .venv-edge
 
-.PHONY: setup demo train student test lint bench soak system-deps clean
+.PHONY: setup demo train student learning-curve test lint bench soak system-deps clean
 
 # The dev extra pulls in train + deploy + edge, so one venv serves every command and test.
 $(BIN)/.installed: pyproject.toml
@@ -50,6 +50,22 @@ student: setup
 	mkdir -p $(STUDENT) && cp runs/none-all-others/data.npz runs/none-all-others/prepare_report.json $(STUDENT)/
 	LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1) $(BIN)/yuzug-train fit --run $(STUDENT) --preset default --seed 1337 --epochs 10 --learning-rate 0.0003 --teacher runs/default-none --teacher runs/none-all-others --distill-weight 0.9 --init-from runs/none-all-others
 	for step in calibrate export evaluate; do $(BIN)/yuzug-train $$step --run $(STUDENT) || exit 1; done
+
+# How much more faces would buy (bench/learning_curve.py): the recipe on nested shares of the
+# train faces, each given the optimizer steps of CURVE_EPOCHS epochs on all of them, then the
+# accuracy per doubling and the faces a target would take. About 100 minutes on 2 CPU cores;
+# shares already trained are reused. CURVE_ARGS: more `yuzug-train run` options for every share.
+CURVE_FRACTIONS ?= 0.125 0.25 0.5 1
+CURVE_EPOCHS ?= 14
+CURVE_OUT ?= runs/curve
+CURVE_ARGS ?=
+learning-curve: setup
+	scripts/install-system-deps.sh train
+	for share in $(CURVE_FRACTIONS); do \
+	  epochs=$$($(BIN)/python -c "print(max(1, round($(CURVE_EPOCHS) / $$share)))") || exit 1; \
+	  test -f $(CURVE_OUT)/$$share/bundle/manifest.json || LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1) $(BIN)/yuzug-train run $(DATA) --preset $(PRESET) --out $(CURVE_OUT)/$$share --train-fraction $$share --epochs $$epochs $(CURVE_ARGS) || exit 1; \
+	done
+	$(BIN)/python bench/learning_curve.py --data $(DATA) $(foreach share,$(CURVE_FRACTIONS),--model $(CURVE_OUT)/$(share)/bundle) --json $(CURVE_OUT)/curve.json --plot $(CURVE_OUT)/curve.png
 
 # Benchmarks (not tests): figures for the README and issue notes. BENCH_OUT keeps the JSON.
 BENCH_OUT ?= runs/bench

@@ -108,6 +108,16 @@ def extrapolate(target: float, fit: dict[str, Any], most_faces: int) -> dict[str
     return result
 
 
+def recall_slopes(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each emotion's recall gained per doubling of the train faces: which class more faces
+    would help most."""
+    faces = [row["train_faces"] for row in rows]
+    return {
+        label: fit_log_linear(faces, [row["recall"][label] for row in rows])["per_doubling"]
+        for label in rows[0]["recall"]
+    }
+
+
 def format_report(rows: list[dict[str, Any]], fit: dict[str, Any], goal: dict[str, Any]) -> str:
     lines = [
         "| model | train faces | accuracy | macro-F1 | lowest recall |",
@@ -123,6 +133,11 @@ def format_report(rows: list[dict[str, Any]], fit: dict[str, Any], goal: dict[st
         low, high = fit["per_doubling_95"]
         slope += f" (95% {low * 100:+.2f} to {high * 100:+.2f}, {fit['points']} points)"
     lines.append(slope)
+    if fit.get("recall_per_doubling"):
+        lines.append(
+            "recall per doubling: "
+            + ", ".join(f"{k} {v * 100:+.2f}" for k, v in fit["recall_per_doubling"].items())
+        )
     target = f"{goal['target']:.1%}"
     if goal["faces"] is None:
         lines.append(f"{target}: not reached on this line (it does not rise)")
@@ -221,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fit = fit_log_linear([r["train_faces"] for r in rows], [r["accuracy"] for r in rows])
     except ValueError as error:
         parser.error(f"--model: {error}")
+    fit["recall_per_doubling"] = recall_slopes(rows)
     goal = extrapolate(args.target, fit, max(r["train_faces"] for r in rows))
     print(format_report(rows, fit, goal))
     if args.plot:

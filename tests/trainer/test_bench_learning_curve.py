@@ -83,6 +83,11 @@ def test_the_command_places_real_bundles_on_a_curve(
         large["train_faces"] / small["train_faces"]
     )
     assert results["fit"]["per_doubling"] == pytest.approx(slope)  # two points: through both
+    for label, gained in results["fit"]["recall_per_doubling"].items():
+        change = large["recall"][label] - small["recall"][label]
+        assert gained == pytest.approx(
+            change / math.log2(large["train_faces"] / small["train_faces"])
+        )
     assert results["target"]["target"] == 0.9
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "points per doubling of the train faces" in capsys.readouterr().out

@@ -32,32 +32,10 @@ FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE" --seed "$S
     --preset "$PRESET" --epochs 60)
 source "$(dirname "$0")/gpu-lib.sh"
 
-start_gpu_monitor
-check_backend || { log "Keras on JAX does not run here"; exit 1; }
-runs=()
-pids=()
 # The prepares share the cores: each re-cuts its faces on its share of detector threads.
 threads=$(($(nproc) / ${#FRACTIONS[@]}))
-for fraction in "${FRACTIONS[@]}"; do
-    runs+=("camera-$fraction")
-    prepare "$RUNS/camera-$fraction" "${SHIPPED[@]}" --camera-framing "$fraction" \
-        --threads $((threads > 0 ? threads : 1)) &
-    pids+=($!)
-done
-choose_augmentation 4
-wait "${pids[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS"/camera-*/prepare.log)"; exit 1; }
-for run in "${runs[@]}"; do log "$run: $(grep -h 'train faces cut as\|fingerprint' "$RUNS/$run/prepare.log")"; done
+prepare_args_for() { echo --threads $((threads > 0 ? threads : 1)); }
 
-overhead=45 # per fit, outside its budget: start, compilation of evaluation, saving, plots
-score_s=40
-fit_s=${FIT_S:-$(($(left) - overhead - score_s - 20))}
-log "${#runs[@]} fits of the shipped recipe in parallel, ${fit_s}s each"
-pids=()
-for run in "${runs[@]}"; do
-    fit "$RUNS/$run" $((fit_s + overhead)) --time-budget "$fit_s" &
-    pids+=($!)
-done
-wait "${pids[@]}"
-keep_best_weights
-score "${runs[@]/#/$RUNS/}"
-finish "${runs[@]}" --
+start_gpu_monitor
+check_backend || { log "Keras on JAX does not run here"; exit 1; }
+shipped_variants camera --camera-framing "${FRACTIONS[@]}"

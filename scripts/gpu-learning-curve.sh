@@ -13,7 +13,7 @@
 # epochs' worth of steps, `make learning-curve`) is in docs/results.md#learning-curve.
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-learning-curve.sh
-#   PRESET=tiny BUDGET_S=300 ... (a dry run on a CPU)
+#   PRESET=tiny BUDGET_S=300 FULL_EPOCHS=2 ... (a dry run on a CPU: 138 s here, every step ran)
 set -u
 PYTHON=${PYTHON:-python3}
 DATA=${DATA:-../shared/datasets/fer2013.zip}
@@ -30,30 +30,9 @@ FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE" --seed "$S
     --preset "$PRESET")
 source "$(dirname "$0")/gpu-lib.sh"
 
+# Every share gets the optimizer steps of FULL_EPOCHS epochs on all the faces.
+fit_args_for() { echo --epochs "$("$PYTHON" -c "print(max(1, round($FULL_EPOCHS / $1)))")"; }
+
 start_gpu_monitor
 check_backend || { log "Keras on JAX does not run here"; exit 1; }
-runs=()
-pids=()
-for fraction in "${FRACTIONS[@]}"; do
-    runs+=("share-$fraction")
-    prepare "$RUNS/share-$fraction" "${SHIPPED[@]}" --train-fraction "$fraction" &
-    pids+=($!)
-done
-choose_augmentation 4
-wait "${pids[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS"/share-*/prepare.log)"; exit 1; }
-for run in "${runs[@]}"; do log "$run: $(grep -h 'train fraction\|fingerprint' "$RUNS/$run/prepare.log")"; done
-
-overhead=45 # per fit, outside its budget: start, compilation of evaluation, saving, plots
-score_s=40
-fit_s=${FIT_S:-$(($(left) - overhead - score_s - 20))}
-log "${#runs[@]} fits of the shipped recipe in parallel, at most ${fit_s}s each"
-pids=()
-for fraction in "${FRACTIONS[@]}"; do
-    epochs=$("$PYTHON" -c "print(max(1, round($FULL_EPOCHS / $fraction)))")
-    fit "$RUNS/share-$fraction" $((fit_s + overhead)) --epochs "$epochs" --time-budget "$fit_s" &
-    pids+=($!)
-done
-wait "${pids[@]}"
-keep_best_weights
-score "${runs[@]/#/$RUNS/}"
-finish "${runs[@]}" --
+shipped_variants share --train-fraction "${FRACTIONS[@]}"

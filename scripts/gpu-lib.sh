@@ -163,3 +163,38 @@ for run in map(Path, sys.argv[1:]):
     print(" ".join(line))
 EOF_PY
 }
+
+# shipped_variants NAME FLAG VALUE...: the shipped recipe (SHIPPED: prepare flags) prepared with
+# `FLAG VALUE` into $RUNS/NAME-VALUE for each VALUE, all in parallel; then fitted in parallel
+# for the time left (FIT_ARGS, plus `prepare_args_for VALUE` and `fit_args_for VALUE` when the
+# script defines them), each scored on its test split and packed by finish.
+shipped_variants() {
+    local name=$1 flag=$2 value run
+    shift 2
+    local values=("$@") runs=() pids=()
+    for value in "${values[@]}"; do
+        runs+=("$name-$value")
+        prepare "$RUNS/$name-$value" "${SHIPPED[@]}" "$flag" "$value" \
+            $(declare -F prepare_args_for >/dev/null && prepare_args_for "$value") &
+        pids+=($!)
+    done
+    choose_augmentation 4
+    wait "${pids[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS/$name"-*/prepare.log)"; exit 1; }
+    for run in "${runs[@]}"; do
+        log "$run: $(grep -h 'train faces\|fingerprint' "$RUNS/$run/prepare.log" | tr '\n' ' ')"
+    done
+    local overhead=45 # per fit, outside its budget: start, compilation of evaluation, saving, plots
+    local score_s=40
+    local fit_s=${FIT_S:-$(($(left) - overhead - score_s - 20))}
+    log "${#runs[@]} fits of the shipped recipe in parallel, at most ${fit_s}s each"
+    pids=()
+    for value in "${values[@]}"; do
+        fit "$RUNS/$name-$value" $((fit_s + overhead)) --time-budget "$fit_s" \
+            $(declare -F fit_args_for >/dev/null && fit_args_for "$value") &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    keep_best_weights
+    score "${runs[@]/#/$RUNS/}"
+    finish "${runs[@]}" --
+}

@@ -52,17 +52,21 @@ student: setup
 	for step in calibrate export evaluate; do $(BIN)/yuzug-train $$step --run $(STUDENT) || exit 1; done
 
 # How much more faces would buy (bench/learning_curve.py): the recipe on nested shares of the
-# train faces, each given the optimizer steps of CURVE_EPOCHS epochs on all of them, then the
-# accuracy per doubling and the faces a target would take. About 100 minutes on 2 CPU cores;
-# shares already trained are reused. CURVE_ARGS: more `yuzug-train run` options for every share.
+# train faces, then the accuracy per doubling and the faces a target would take. CURVE_SAME=steps
+# gives each share the optimizer steps of CURVE_EPOCHS epochs on all the faces (about 100
+# minutes on 2 CPU cores); CURVE_SAME=epochs gives each CURVE_EPOCHS epochs, each face seen as
+# often (about 50). Shares already trained in CURVE_OUT are reused. CURVE_ARGS: more `yuzug-train
+# run` options for every share.
 CURVE_FRACTIONS ?= 0.125 0.25 0.5 1
 CURVE_EPOCHS ?= 14
-CURVE_OUT ?= runs/curve
+CURVE_SAME ?= steps
+CURVE_OUT ?= runs/curve-$(CURVE_SAME)
 CURVE_ARGS ?=
 learning-curve: setup
+	case "$(CURVE_SAME)" in steps|epochs) ;; *) echo "CURVE_SAME must be steps or epochs" >&2; exit 2;; esac
 	scripts/install-system-deps.sh train
 	for share in $(CURVE_FRACTIONS); do \
-	  epochs=$$($(BIN)/python -c "print(max(1, round($(CURVE_EPOCHS) / $$share)))") || exit 1; \
+	  epochs=$$($(BIN)/python -c "print(max(1, round($(CURVE_EPOCHS) / ($$share if '$(CURVE_SAME)' == 'steps' else 1))))") || exit 1; \
 	  test -f $(CURVE_OUT)/$$share/bundle/manifest.json || LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1) $(BIN)/yuzug-train run $(DATA) --preset $(PRESET) --out $(CURVE_OUT)/$$share --train-fraction $$share --epochs $$epochs $(CURVE_ARGS) || exit 1; \
 	done
 	$(BIN)/python bench/learning_curve.py --data $(DATA) $(foreach share,$(CURVE_FRACTIONS),--model $(CURVE_OUT)/$(share)/bundle) --json $(CURVE_OUT)/curve.json --plot $(CURVE_OUT)/curve.png

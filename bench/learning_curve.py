@@ -189,7 +189,7 @@ def plot_curve(
         )
         ticks.append(reach)
     axes.axhline(goal["target"] * 100, color="tab:red", linestyle="--", label="target")
-    axes.set_ylim(top=max(goal["target"] * 100, accuracy.max()) + 2)
+    axes.set_ylim(accuracy.min() - 1.5, max(goal["target"] * 100, accuracy.max()) + 2)
     axes.set_xscale("log", base=2)
     axes.xaxis.set_major_locator(FixedLocator(ticks))
     axes.xaxis.set_minor_locator(NullLocator())

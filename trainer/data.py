@@ -546,15 +546,22 @@ def deduplicate(samples: list[Sample], max_rms: float) -> tuple[list[Sample], di
     return kept, report
 
 
+def shuffled_classes(labels: np.ndarray, seed: int) -> Iterator[np.ndarray]:
+    """Each class's indices, class by class in label order, each shuffled by the seed: the one
+    draw behind every stratified cut (splits, folds, train shares), so a cut depends only on the
+    labels and the seed."""
+    rng = np.random.default_rng(seed)
+    for label in np.unique(labels):
+        indices = np.flatnonzero(labels == label)
+        yield indices[rng.permutation(len(indices))]
+
+
 def stratified_split(
     labels: np.ndarray, fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified split of indices into (keep, held_out)."""
-    rng = np.random.default_rng(seed)
     keep, held = [], []
-    for label in np.unique(labels):
-        indices = np.flatnonzero(labels == label)
-        indices = indices[rng.permutation(len(indices))]
+    for indices in shuffled_classes(labels, seed):
         count = int(round(len(indices) * fraction))
         if len(indices) > 1:
             count = min(max(count, 1), len(indices) - 1)
@@ -572,23 +579,19 @@ def nested_subset(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     kept, so a smaller fraction's faces are all in a larger one's and the points of a learning
     curve differ only by the faces added. Every class keeps at least one face.
     """
-    rng = np.random.default_rng(seed)
-    kept = []
-    for label in np.unique(labels):
-        indices = np.flatnonzero(labels == label)
-        indices = indices[rng.permutation(len(indices))]
-        kept.append(indices[: max(1, int(round(len(indices) * fraction)))])
+    kept = [
+        indices[: max(1, int(round(len(indices) * fraction)))]
+        for indices in shuffled_classes(labels, seed)
+    ]
     return np.sort(np.concatenate(kept))
 
 
 def fold_of(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """Each index's fold in 0..folds-1: stratified, deterministic for a seed, so the k runs of
     a cross-fit agree on the folds without sharing anything but the seed."""
-    rng = np.random.default_rng(seed)
     assignment = np.empty(len(labels), np.int64)
-    for label in np.unique(labels):
-        indices = np.flatnonzero(labels == label)
-        assignment[indices[rng.permutation(len(indices))]] = np.arange(len(indices)) % folds
+    for indices in shuffled_classes(labels, seed):
+        assignment[indices] = np.arange(len(indices)) % folds
     return assignment
 
 

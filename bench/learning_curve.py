@@ -216,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--peer: a peer's model has no train counts to place on a curve")
     if not args.model or len(args.model) < 2:
         parser.error("--model: give the bundles of at least two train shares")
+    # Read first: a bundle without train counts is refused before any bundle is scored.
+    faces = {bundle_dir: train_faces(bundle_dir) for bundle_dir in args.model}
     rows = []
     for bundle_dir in args.model:
         result = evaluate_model(
@@ -226,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "model": result["model"],
                 "row": result["row"],
                 "bundle": str(bundle_dir),
-                "train_faces": train_faces(bundle_dir),
+                "train_faces": faces[bundle_dir],
                 "accuracy": result["accuracy"],
                 "macro_f1": result["macro_f1"],
                 "recall": result["recall"],

@@ -64,10 +64,9 @@ CURVE_OUT ?= runs/curve-$(CURVE_SAME)
 CURVE_ARGS ?=
 learning-curve: setup
 	case "$(CURVE_SAME)" in steps|epochs) ;; *) echo "CURVE_SAME must be steps or epochs" >&2; exit 2;; esac
-	scripts/install-system-deps.sh train
 	for share in $(CURVE_FRACTIONS); do \
 	  epochs=$$($(BIN)/python -c "print(max(1, round($(CURVE_EPOCHS) / ($$share if '$(CURVE_SAME)' == 'steps' else 1))))") || exit 1; \
-	  test -f $(CURVE_OUT)/$$share/bundle/manifest.json || LD_PRELOAD=$$(ls /usr/lib/*/libtcmalloc_minimal.so.4 2>/dev/null | head -n 1) $(BIN)/yuzug-train run $(DATA) --preset $(PRESET) --out $(CURVE_OUT)/$$share --train-fraction $$share --epochs $$epochs $(CURVE_ARGS) || exit 1; \
+	  test -f $(CURVE_OUT)/$$share/bundle/manifest.json || $(MAKE) train RUN=$(CURVE_OUT)/$$share EPOCHS=$$epochs TRAIN_ARGS="--train-fraction $$share $(CURVE_ARGS)" || exit 1; \
 	done
 	$(BIN)/python bench/learning_curve.py --data $(DATA) $(foreach share,$(CURVE_FRACTIONS),--model $(CURVE_OUT)/$(share)/bundle) --json $(CURVE_OUT)/curve.json --plot $(CURVE_OUT)/curve.png
 

@@ -129,12 +129,12 @@ def test_split(
     )
 
 
-def evaluate_model(
-    candidate: Candidate, data: Path, emotions: Sequence[str], min_confidence: float
-) -> dict[str, Any]:
-    """Scores one model on the test split: argmax among ``emotions`` on their faces (so a
-    seven-class model compares with a three-way one), its own classes' accuracy when it has
-    more, and how often neutral faces and other expressions get one of ``emotions``."""
+def test_faces(
+    candidate: Candidate, data: Path, emotions: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The test crops as ``candidate`` takes them, their labels as indices into its labels, and
+    face keys. Exits with one line naming the model when it lacks one of ``emotions`` or the
+    data set cannot be read."""
     labels, abstain = candidate.labels, candidate.abstain
     missing = [emotion for emotion in emotions if emotion not in labels]
     if missing:
@@ -145,7 +145,18 @@ def evaluate_model(
     except (ValueError, OSError) as error:  # a bad data set, or none there
         where = "" if str(data) in str(error) else f"{data}: "
         raise SystemExit(f"{candidate.row}: {where}{error}") from error
-    y = np.array([labels.index(c) for c in classes])[split_y]
+    return x, np.array([labels.index(c) for c in classes])[split_y], keys
+
+
+def evaluate_model(
+    candidate: Candidate, data: Path, emotions: Sequence[str], min_confidence: float
+) -> dict[str, Any]:
+    """Scores one model on the test split: argmax among ``emotions`` on their faces (so a
+    seven-class model compares with a three-way one), its own classes' accuracy when it has
+    more, and how often neutral faces and other expressions get one of ``emotions``."""
+    labels, abstain = candidate.labels, candidate.abstain
+    own_classes = [label for label in labels if label != abstain]
+    x, y, keys = test_faces(candidate, data, emotions)
     classifier, flipped = candidate.make(False), candidate.make(True)
     arrays: dict[str, Any] = {
         "pixels": x,

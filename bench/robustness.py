@@ -34,7 +34,7 @@ from bench.accuracy import (  # noqa: E402
     add_model_arguments,
     bundle_candidate,
     peer_candidate,
-    test_split,
+    test_faces,
 )
 from trainer.metrics import target_report  # noqa: E402
 
@@ -157,10 +157,8 @@ def evaluate(
     candidate: Candidate, data: Path, emotions: tuple[str, ...], seed: int = 0
 ) -> dict[str, Any]:
     """Accuracy, macro-F1 and the most frequent answer's share under every condition."""
-    labels, abstain = candidate.labels, candidate.abstain
-    own = [label for label in labels if label != abstain]
-    x, split_y, classes, _ = test_split(data, candidate.spec, tuple(own), abstain)
-    y = np.array([labels.index(c) for c in classes])[split_y]
+    labels = candidate.labels
+    x, y, _ = test_faces(candidate, data, emotions)
     keep = np.isin(y, [labels.index(e) for e in emotions])  # the emotions' faces only
     x, y = x[keep], y[keep]
     others = [label for label in labels if label not in emotions]

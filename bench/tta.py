@@ -34,7 +34,7 @@ from bench.accuracy import (  # noqa: E402
     emotion_answers,
     paired_hits,
     peer_candidate,
-    test_split,
+    test_faces,
 )
 from trainer.evaluate import measure_latency  # noqa: E402
 from trainer.metrics import target_report  # noqa: E402
@@ -81,13 +81,8 @@ def evaluate(
 ) -> dict[str, Any]:
     """Each set's accuracy, macro-F1 and recall over ``emotions``, paired with the first set
     (the plain model), and its time per face: the plain median times its views."""
-    labels, abstain = candidate.labels, candidate.abstain
-    missing = [emotion for emotion in emotions if emotion not in labels]
-    if missing:
-        raise SystemExit(f"{candidate.row} has no output for {missing}; its labels: {labels}")
-    own_classes = [label for label in labels if label != abstain]
-    x, split_y, classes, keys = test_split(data, candidate.spec, tuple(own_classes), abstain)
-    y = np.array([labels.index(c) for c in classes])[split_y]
+    labels = candidate.labels
+    x, y, keys = test_faces(candidate, data, emotions)
     others = [label for label in labels if label not in emotions]
     classifier = candidate.make(False)  # the views are made here, so no built-in flip
     step = max(1, round(candidate.spec.size * SHIFT_FRACTION))

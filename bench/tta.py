@@ -3,9 +3,10 @@
     python bench/tta.py --model models/default [--model B ...] [--peer fer] [--json out.json]
 
 The published 72-73% single networks on FER2013 were scored with ten crops (the four corners
-and the centre, each also mirrored). A model that takes the whole 48x48 face has no room to
-crop, so the corners are the face shifted by 1/24 of its side (2 px at 48x48) towards each
-corner, the border repeated. Every view of every test face goes through the daemon's own int8
+and the centre, each also mirrored: 40x40 crops of the 48x48 face, for a network trained on such
+crops). A model that takes the whole face has no room to crop, so the corners are the face
+shifted towards each corner by ``--shift`` of its side (default 1/24: 2 px at 48x48; 1/12 is the
+published crops' 4 px), the border repeated. Every view of every test face goes through the daemon's own int8
 classifier (one thread); a set's probabilities are the views' mean, scored as
 bench/accuracy.py scores them (argmax among ``--emotions`` on their faces) and paired with the
 plain model on the same faces. The time per face grows with the views: the daemon offers only
@@ -78,6 +79,7 @@ def evaluate(
     data: Path,
     emotions: list[str],
     sets: dict[str, list[View]] = TTA_SETS,
+    shift_fraction: float = SHIFT_FRACTION,
 ) -> dict[str, Any]:
     """Each set's accuracy, macro-F1 and recall over ``emotions``, paired with the first set
     (the plain model), and its time per face: the plain median times its views."""
@@ -85,7 +87,7 @@ def evaluate(
     x, y, keys = test_faces(candidate, data, emotions)
     others = [label for label in labels if label not in emotions]
     classifier = candidate.make(False)  # the views are made here, so no built-in flip
-    step = max(1, round(candidate.spec.size * SHIFT_FRACTION))
+    step = max(1, round(candidate.spec.size * shift_fraction))
     views = sorted({view for chosen in sets.values() for view in chosen})
     probs = {view: classifier.probabilities(view_of(x, view, step)) for view in views}
     plain_ms = measure_latency(classifier, x[:1])["median_ms"]
@@ -138,12 +140,24 @@ def main() -> int:
         default=",".join(DEFAULT_EMOTIONS),
         help="the emotions scored, comma-separated (default: %(default)s)",
     )
+    parser.add_argument(
+        "--shift",
+        type=float,
+        default=SHIFT_FRACTION,
+        help="how far the corner views move, as a fraction of the side (default 1/24: 2 px at "
+        "48x48; the training shifts reach 0.1)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if not 0 < args.shift < 0.5:
+        parser.error("--shift: a fraction of the side between 0 and 0.5")
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()]
     candidates = [bundle_candidate(m) for m in (args.model or [ROOT / "models" / "default"])]
     candidates += [peer_candidate(name) for name in args.peer]
-    results = [evaluate(candidate, args.data, emotions) for candidate in candidates]
+    results = [
+        evaluate(candidate, args.data, emotions, shift_fraction=args.shift)
+        for candidate in candidates
+    ]
     print("\n".join(format_result(result) for result in results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

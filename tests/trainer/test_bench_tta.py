@@ -71,29 +71,39 @@ def test_plain_and_flip_agree_with_the_daemons_classifier(small_fer_dir):
     assert "paired" not in rows["plain"]
 
 
-def test_the_command_scores_every_set(small_fer_dir, tmp_path):
-    out = tmp_path / "tta.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "tta.py"),
-            "--data",
-            str(small_fer_dir),
-            "--model",
-            str(SHIPPED),
-            "--json",
-            str(out),
-        ],
+def tta_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "tta.py"), *args],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=ROOT,
     )
+
+
+def test_the_command_scores_every_set(small_fer_dir, tmp_path):
+    out = tmp_path / "tta.json"
+    done = tta_command(
+        "--data",
+        str(small_fer_dir),
+        "--model",
+        str(SHIPPED),
+        "--shift",
+        "0.0834",
+        "--json",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (result,) = json.loads(out.read_text())
+    assert result["shift_px"] == 4  # the published ten crops' reach at 48x48
     assert [row["set"] for row in result["rows"]] == list(TTA_SETS)
     assert [row["views"] for row in result["rows"]] == [len(v) for v in TTA_SETS.values()]
     for row in result["rows"]:
         assert 0.5 < row["accuracy"] <= 1 and set(row["recall"]) == set(EMOTIONS)
         assert f"{row['views']:>2} views" in done.stdout
     assert result["rows"][-1]["ms_per_face"] > result["rows"][0]["ms_per_face"]
+
+
+def test_a_shift_past_the_middle_is_refused():
+    done = tta_command("--shift", "0.6")
+    assert done.returncode == 2 and "--shift" in done.stderr

@@ -1,13 +1,14 @@
 """Test-time augmentation: does averaging shifted and mirrored copies of each face lift accuracy?
 
-    python bench/tta.py --model models/default [--model B ...] [--peer fer] [--json out.json]
+    python bench/tta.py --model models/default [--model B ...] [--peer fer] [--shift 0.0834] \
+        [--json out.json]
 
 The published 72-73% single networks on FER2013 were scored with ten crops (the four corners
 and the centre, each also mirrored: 40x40 crops of the 48x48 face, for a network trained on such
 crops). A model that takes the whole face has no room to crop, so the corners are the face
 shifted towards each corner by ``--shift`` of its side (default 1/24: 2 px at 48x48; 1/12 is the
-published crops' 4 px), the border repeated. Every view of every test face goes through the daemon's own int8
-classifier (one thread); a set's probabilities are the views' mean, scored as
+published crops' 4 px), the border repeated. Every view of every test face goes through the
+daemon's own int8 classifier (one thread); a set's probabilities are the views' mean, scored as
 bench/accuracy.py scores them (argmax among ``--emotions`` on their faces) and paired with the
 plain model on the same faces. The time per face grows with the views: the daemon offers only
 the flip (``classifier.flip_average``, twice the time).

@@ -33,8 +33,7 @@ from bench.accuracy import (  # noqa: E402
     add_model_arguments,
     bundle_candidate,
     difference_text,
-    emotion_answers,
-    paired_hits,
+    paired_difference,
     peer_candidate,
     test_faces,
 )
@@ -93,14 +92,11 @@ def evaluate(
     probs = {view: classifier.probabilities(view_of(x, view, step)) for view in views}
     plain_ms = measure_latency(classifier, x[:1])["median_ms"]
     rows: list[dict[str, Any]] = []
-    reference: np.ndarray | None = None
+    reference: dict[str, Any] | None = None
     for name, chosen in sets.items():
         mean = np.mean([probs[view] for view in chosen], axis=0)
         report = target_report(y, mean, labels, others)
-        answers = emotion_answers(
-            {"y": y, "probs": mean, "labels": labels, "others": others, "keys": keys}
-        )
-        hits = np.array([answers[k] for k in sorted(answers)])
+        arrays = {"y": y, "probs": mean, "labels": labels, "others": others, "keys": keys}
         row: dict[str, Any] = {
             "set": name,
             "views": len(chosen),
@@ -110,9 +106,9 @@ def evaluate(
             "ms_per_face": round(plain_ms * len(chosen), 3),
         }
         if reference is None:
-            reference = hits
+            reference = arrays
         else:
-            row["paired"] = paired_hits(reference, hits)
+            row["paired"] = paired_difference(reference, arrays)
         rows.append(row)
     return {"model": candidate.name, "row": candidate.row, "shift_px": step, "rows": rows}
 

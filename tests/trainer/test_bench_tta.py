@@ -50,11 +50,7 @@ def test_plain_and_flip_agree_with_the_daemons_classifier(small_fer_dir):
     assert result["shift_px"] == 2  # 1/24 of 48
 
     labels = candidate.labels
-    own = [label for label in labels if label != candidate.abstain]
-    x, split_y, classes, _ = accuracy.test_split(
-        small_fer_dir, candidate.spec, tuple(own), candidate.abstain
-    )
-    y = np.array([labels.index(c) for c in classes])[split_y]
+    x, y, _ = accuracy.test_faces(candidate, small_fer_dir, EMOTIONS)
     others = [label for label in labels if label not in EMOTIONS]
     for name, flip in (("plain", False), ("flip", True)):
         probs = candidate.make(flip).probabilities(x)  # the daemon's own flip_average

@@ -247,6 +247,13 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         "loss weights alike, the share drawn from Beta(ALPHA, ALPHA) (0.2-0.4 usual)",
     )
     parser.add_argument(
+        "--sam",
+        type=number_argument("--sam", above=0, at_most=1),
+        metavar="RHO",
+        help="sharpness-aware minimization: each step follows the gradient taken a step of "
+        "length RHO uphill (0.05 usual; two passes per step, jax backend only)",
+    )
+    parser.add_argument(
         "--cutmix",
         type=number_argument("--cutmix", at_least=0),
         metavar="ALPHA",
@@ -590,6 +597,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         augment_on=args.augment_on,
         ema_momentum=args.ema,
+        sam_rho=args.sam,
         mixup_alpha=args.mixup,
         cutmix_alpha=args.cutmix,
         class_weighting=None if args.class_weights is None else args.class_weights == "balanced",
@@ -769,6 +777,7 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         ("--max-zoom", args.max_zoom),
         ("--mixup", args.mixup),
         ("--cutmix", args.cutmix),
+        ("--sam", args.sam),
         ("--select-by", args.select_by if args.select_by != "accuracy" else None),
         ("--ema", args.ema),
         *(("--teacher", teacher) for teacher in args.teacher),

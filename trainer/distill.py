@@ -187,7 +187,8 @@ class DistilledStudent(keras.Model):
 
 
 class StudentCheckpoint(keras.callbacks.ModelCheckpoint):
-    """Keras's ModelCheckpoint, saving the student inside a :class:`DistilledStudent`."""
+    """Keras's ModelCheckpoint, saving the ``student`` inside a training wrapper
+    (:class:`DistilledStudent`, :mod:`trainer.sharpness`)."""
 
     def set_model(self, model: keras.Model) -> None:
-        super().set_model(model.student if isinstance(model, DistilledStudent) else model)
+        super().set_model(getattr(model, "student", model))

@@ -181,6 +181,14 @@ def write_model_card(
         ),
         *(
             [
+                f"- Steps: sharpness-aware (SAM, rho {training['sam_rho']}), each following "
+                "the gradient a step of that length uphill"
+            ]
+            if training.get("sam_rho")
+            else []
+        ),
+        *(
+            [
                 f"- Batches mixed: {' or '.join(mixed)}"
                 + (", one of the two per batch" if len(mixed) == 2 else "")
             ]

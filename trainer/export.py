@@ -179,6 +179,7 @@ def export(run_dir: Path, data: PreparedData, seed: int = 1337) -> ModelBundle:
             else None,
             "distill_weight": fit_summary.get("distill_weight"),
             "ema_momentum": fit_summary.get("ema_momentum"),
+            "sam_rho": fit_summary.get("sam_rho"),
             "mixup_alpha": fit_summary.get("mixup_alpha"),
             "cutmix_alpha": fit_summary.get("cutmix_alpha"),
             # A fine-tuned (warm-started) model: what it started from, not where that lay.

@@ -29,7 +29,6 @@ from trainer.augment import augment_batch, device_augmenter, mix_batch
 from trainer.checkpoint import AtomicBackupAndRestore, read_metadata
 from trainer.data import PreparedData
 from trainer.distill import (
-    DistilledStudent,
     StudentCheckpoint,
     load_teachers,
     teacher_summaries,
@@ -39,6 +38,7 @@ from trainer.metrics import classification_report
 from trainer.model import load_trained
 from trainer.plots import plot_confusion, plot_curves
 from trainer.presets import Preset
+from trainer.sharpness import training_model
 
 logger = logging.getLogger(__name__)
 
@@ -512,11 +512,12 @@ def fit(
     started_from = (
         warm_start(model, init_from, data.fingerprint, holdout_fingerprint) if init_from else None
     )
-    trained: keras.Model = model
-    if teachers:
-        trained = DistilledStudent(
-            model, load_teachers(teachers, num_classes, preset.input_size), distill_weight
-        )
+    trained = training_model(
+        model,
+        load_teachers(teachers, num_classes, preset.input_size) if teachers else [],
+        distill_weight,
+        preset.sam_rho,
+    )
     batches = train_batches
     backup_dir = out / "backup"
     start_epoch = 0
@@ -560,7 +561,7 @@ def fit(
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     best_path = out / "best.keras"
     if preset.checkpoint_best:
-        checkpoint = StudentCheckpoint if teachers else keras.callbacks.ModelCheckpoint
+        checkpoint = StudentCheckpoint if trained is not model else keras.callbacks.ModelCheckpoint
         best_so_far = checkpoint(str(best_path), monitor=monitor, mode="max", save_best_only=True)
         if start_epoch:
             best_so_far.best = max(_history(out, monitor) or [-np.inf])
@@ -576,7 +577,8 @@ def fit(
         preset.name,
         f"{model.count_params():,}",
         (f", distilled from {len(teachers)} teacher(s)" if teachers else "")
-        + (f", starting from {started_from['path']}" if started_from else ""),
+        + (f", starting from {started_from['path']}" if started_from else "")
+        + (f", sharpness-aware (rho {preset.sam_rho})" if preset.sam_rho else ""),
         len(batches) * preset.batch_size,
         num_classes,
         keras.backend.backend(),
@@ -644,6 +646,7 @@ def fit(
         if train_batches.class_weights is not None
         else None,
         "ema_momentum": preset.ema_momentum,
+        "sam_rho": preset.sam_rho or None,
         "mixup_alpha": preset.mixup_alpha or None,
         "cutmix_alpha": preset.cutmix_alpha or None,
         "augment_on": preset.augment_on if preset.augment is not None else None,

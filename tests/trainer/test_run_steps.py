@@ -22,6 +22,7 @@ RUN = [
     *("--max-shift", "0.2", "--max-zoom", "0.3", "--threads", "3", "--train-fraction", "0.25"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
     *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
+    *("--sam", "0.05"),
 ]
 
 
@@ -60,6 +61,7 @@ def test_run_forwards_every_option_to_prepare_and_fit():
         ("run", "--camera-framing", "1.5", "must be at least 0 and at most 1"),
         ("prepare", "--train-fraction", "0", "must be above 0 and at most 1"),  # no train faces
         ("fit", "--distill-weight", "2", "must be at least 0 and at most 1"),
+        ("run", "--sam", "0", "must be above 0 and at most 1"),  # 0 is no SAM at twice the cost
         ("fit", "--max-shift", "1", "must be at least 0 and below 1"),  # shifts the face out
         ("run", "--max-zoom", "-0.1", "must be at least 0 and below 1"),
         ("fit", "--time-budget", "-60", "must be above 0"),

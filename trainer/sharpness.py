@@ -26,6 +26,8 @@ class SharpnessAware(keras.Model):
     sam_rho: float
 
     def train_step(self, state: Any, data: Any) -> Any:
+        # Keras's JAXTrainer.train_step with a second gradient; it uses that trainer's own
+        # helpers, so tests/trainer/test_sharpness.py checks a step against SAM by hand.
         import jax
         import jax.numpy as jnp
         from keras.src.trainers.data_adapters import data_adapter_utils

@@ -493,6 +493,8 @@ def fit(
     if preset.ema_momentum and (checkpoint_every or resume):
         # A backup taken while the averaged weights are swapped in would resume from them.
         raise ValueError("--ema does not support --checkpoint-every/--resume yet")
+    if preset.sam_rho and (checkpoint_every or resume):
+        raise ValueError("--sam does not support --checkpoint-every/--resume yet")
     if resume and not checkpoint_every:
         raise ValueError("--resume needs --checkpoint-every, as the killed run had")
     unknown = sorted(set(select_classes or ()) - set(data.classes))

@@ -150,7 +150,7 @@ def test_sam_fit_saves_the_plain_model_and_records_rho(small_fer_dir: Path, tmp_
     assert "sharpness-aware (SAM, rho 0.05)" in card
 
 
-def test_sam_is_refused_off_jax(small_fer_dir: Path, tmp_path: Path):
+def test_sam_is_refused_off_jax_and_with_backups(small_fer_dir: Path, tmp_path: Path):
     # SAM's step is written against the JAX trainer's stateless train_step.
     run = tmp_path / "run"
     prepared = trainer("prepare", str(small_fer_dir), "--preset", "tiny", "--run", str(run))
@@ -161,3 +161,10 @@ def test_sam_is_refused_off_jax(small_fer_dir: Path, tmp_path: Path):
     )
     assert refused.returncode == 2
     assert "--sam needs the jax backend, not tensorflow" in refused.stderr
+    # A resumable backup of the SAM wrapper is not tested yet, so it is refused, not guessed.
+    refused = trainer(
+        *("fit", "--preset", "tiny", "--epochs", "1", "--sam", "0.05"),
+        *("--checkpoint-every", "5", "--run", str(run)),
+    )
+    assert refused.returncode == 2
+    assert "--sam does not support --checkpoint-every/--resume yet" in refused.stderr

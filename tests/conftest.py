@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
 import pytest
+
+# Keras picks its backend once, at first import, and any test module may be the first to import
+# it (through trainer or bench): pin the project's backend here, before any of them is collected.
+# Export tests run ``yuzug-train export``, which sets tensorflow in its own process.
+os.environ.setdefault("KERAS_BACKEND", "jax")
 
 ROOT = Path(__file__).resolve().parents[1]
 FER_ZIP = ROOT.parent / "shared" / "datasets" / "fer2013.zip"

@@ -4,10 +4,7 @@ equals scaling the probabilities, and ``calibrate`` on a run directory is idempo
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras
 import numpy as np

@@ -9,22 +9,20 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import keras
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-import keras  # noqa: E402
-
-from trainer.checkpoint import (  # noqa: E402
+from trainer.checkpoint import (
     METADATA_FILE,
     AtomicBackupAndRestore,
     CheckpointError,
     read_metadata,
 )
-from trainer.data import PreparedData  # noqa: E402
-from trainer.model import build_tiny  # noqa: E402
-from trainer.presets import get_preset  # noqa: E402
-from trainer.train import fit  # noqa: E402
+from trainer.data import PreparedData
+from trainer.model import build_tiny
+from trainer.presets import get_preset
+from trainer.train import fit
 
 SIZE, CLASSES = 16, 3
 

@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-import keras  # noqa: E402
-
-from edge.bundle import load_bundle  # noqa: E402
-from tests.support import copy_prepared  # noqa: E402
-from tests.support import yuzug_train as trainer  # noqa: E402
-from trainer.distill import (  # noqa: E402
+from edge.bundle import load_bundle
+from tests.support import copy_prepared
+from tests.support import yuzug_train as trainer
+from trainer.distill import (
     DistillationError,
     DistilledStudent,
     load_teachers,
     warm_start,
 )
-from trainer.model import build_tiny  # noqa: E402
+from trainer.model import build_tiny
 
 SIZE, CLASSES = 16, 3
 

@@ -4,18 +4,14 @@ optimizer would ignore is refused rather than dropped."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import keras
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import keras  # noqa: E402
-
-from tests.support import yuzug_train  # noqa: E402
-from trainer.presets import get_preset  # noqa: E402
-from trainer.train import make_optimizer  # noqa: E402
+from tests.support import yuzug_train
+from trainer.presets import get_preset
+from trainer.train import make_optimizer
 
 
 def test_sgd_is_nesterov_with_the_decoupled_decay_and_the_preset_schedule():

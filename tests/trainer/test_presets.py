@@ -3,14 +3,10 @@ classes it was built for."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
-from trainer.presets import PRESETS  # noqa: E402
+from trainer.presets import PRESETS
 
 
 @pytest.mark.parametrize("name", sorted(set(PRESETS) - {"seed"}))  # seed: 22M params at 224

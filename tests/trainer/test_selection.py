@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-import keras  # noqa: E402
-
-from edge.bundle import load_bundle  # noqa: E402
-from edge.preprocess import to_float  # noqa: E402
-from tests.support import copy_prepared  # noqa: E402
-from tests.support import yuzug_train as trainer  # noqa: E402
-from tests.trainer.conftest import SHIPPED_CLASSES  # noqa: E402
-from trainer.data import PreparedData  # noqa: E402
-from trainer.train import ClassMeanRecall  # noqa: E402
+from edge.bundle import load_bundle
+from edge.preprocess import to_float
+from tests.support import copy_prepared
+from tests.support import yuzug_train as trainer
+from tests.trainer.conftest import SHIPPED_CLASSES
+from trainer.data import PreparedData
+from trainer.train import ClassMeanRecall
 
 
 def mean_recall(true: np.ndarray, predicted: np.ndarray, classes: list[int]) -> float:

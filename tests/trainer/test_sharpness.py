@@ -5,23 +5,20 @@ with distillation, and a SAM fit saves and records the plain model."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import keras
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import keras  # noqa: E402
-
-from edge.bundle import load_bundle  # noqa: E402
-from tests.support import copy_prepared  # noqa: E402
-from tests.support import yuzug_train as trainer  # noqa: E402
-from tests.trainer.conftest import SHIPPED_CLASSES  # noqa: E402
-from trainer.distill import DistilledStudent  # noqa: E402
-from trainer.sharpness import (  # noqa: E402
+from edge.bundle import load_bundle
+from tests.support import copy_prepared
+from tests.support import yuzug_train as trainer
+from tests.trainer.conftest import SHIPPED_CLASSES
+from trainer.distill import DistilledStudent
+from trainer.sharpness import (
     SharpnessAwareModel,
     SharpnessAwareStudent,
     training_model,

@@ -41,10 +41,11 @@ class Preset:
     ema_momentum: float | None = None
     # Batch mixing (0: off): mixup and CutMix draw their share from Beta(alpha, alpha); with
     # both set each batch uses one of them, chosen at random.
-    # Sharpness-aware minimization (trainer.sharpness): the radius of the probe step, 0 off.
-    sam_rho: float = 0.0
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
+    # Sharpness-aware minimization (trainer.sharpness): the radius of the probe step, 0 off.
+    sam_rho: float = 0.0
+    # Context around a detected face box when cropping (edge.preprocess.square_crop_box).
     margin: float = 0.1
 
     def build(self) -> Callable[[int, int], Any]:

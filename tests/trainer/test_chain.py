@@ -8,7 +8,6 @@ neutral faces).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -70,7 +69,6 @@ def test_int8_export_contract(tiny_run: Path):
 
 
 def test_float_tflite_matches_keras_and_int8_agrees(tiny_run: Path):
-    os.environ.setdefault("KERAS_BACKEND", "jax")
     import keras
 
     data = PreparedData.load(tiny_run / "data.npz")

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edge.bundle import load_bundle
+from edge.bundle import ModelBundle, load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import PreprocessSpec, to_float
 from trainer.data import PreparedData, prepare
@@ -88,6 +88,7 @@ def _prepare_as_trained(
     other_classes: tuple[str, ...] | None,
     seed: int,
     fold: tuple[int, int] | None,
+    train_fraction: float,
 ) -> PreparedData:
     """The data set split as a run split it; bundles of one recipe and fold share one copy
     (decoding and de-duplicating FER2013 takes seconds per call)."""
@@ -99,8 +100,41 @@ def _prepare_as_trained(
         other_classes=list(other_classes) if other_classes else None,
         seed=seed,
         fold=fold,
+        train_fraction=train_fraction,
     )
     return prepared
+
+
+def prepared_as_trained(data: Path, bundle: ModelBundle) -> PreparedData:
+    """``data`` split as the bundle's run split it (its classes, seed, fold and share of the
+    train faces), checked against the manifest's fingerprint, so which faces the model trained
+    on is known."""
+    training = bundle.manifest.training
+    abstain = bundle.manifest.abstain_label
+    other_classes = training.get("other_classes")
+    data_split = _prepare_as_trained(
+        data,
+        bundle.preprocess,
+        tuple(label for label in bundle.labels if label != abstain),
+        abstain,
+        tuple(other_classes) if other_classes else None,
+        int(training.get("seed", 1337)),
+        _fold(training.get("fold")),
+        float((training.get("train_fraction") or {}).get("fraction", 1.0)),
+    )
+    expected = training.get("data_fingerprint")
+    if training.get("excluded"):
+        logger.warning(
+            "%s was trained without listed faces: its split is not checked",
+            bundle.manifest.full_name,
+        )
+    elif expected and expected != data_split.fingerprint:
+        raise ValueError(
+            f"{bundle.manifest.full_name} was trained on other data than {data} gives "
+            f"(fingerprint {expected[:12]}, here {data_split.fingerprint[:12]}): pass the data "
+            "set it was trained on"
+        )
+    return data_split
 
 
 def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
@@ -108,34 +142,9 @@ def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
     run prepared it and checked against the manifest's fingerprint."""
     bundle = load_bundle(path)
     training = bundle.manifest.training
-    abstain = bundle.manifest.abstain_label
-    name = bundle.manifest.full_name
-
-    def prepared() -> PreparedData:
-        other_classes = training.get("other_classes")
-        data_split = _prepare_as_trained(
-            data,
-            bundle.preprocess,
-            tuple(label for label in bundle.labels if label != abstain),
-            abstain,
-            tuple(other_classes) if other_classes else None,
-            int(training.get("seed", 1337)),
-            _fold(training.get("fold")),
-        )
-        expected = training.get("data_fingerprint")
-        if training.get("excluded"):
-            logger.warning("%s was trained without listed faces: its split is not checked", name)
-        elif expected and expected != data_split.fingerprint:
-            raise ValueError(
-                f"{name} was trained on other data than {data} gives (fingerprint "
-                f"{expected[:12]}, here {data_split.fingerprint[:12]}): pass the data set it "
-                "was trained on"
-            )
-        return data_split
-
     classifier = EmotionClassifier.from_bundle(bundle, num_threads=threads)
     return Scorer(
-        name=name,
+        name=bundle.manifest.full_name,
         fold=_fold(training.get("fold")),
         recipe=(
             tuple(bundle.labels),
@@ -143,7 +152,7 @@ def bundle_scorer(data: Path, path: Path, threads: int = 1) -> Scorer:
             tuple(training.get("other_classes") or ()),
             training.get("seed"),
         ),
-        prepared=prepared,
+        prepared=lambda: prepared_as_trained(data, bundle),
         predict=classifier.probabilities,
     )
 

@@ -1,6 +1,7 @@
 """Near-duplicates of test faces in train: what is a leaked face worth to a test score?
 
-    python bench/leakage.py [--data ZIP] [--model BUNDLE ...] [--test-share 0.5] [--json out.json]
+    python bench/leakage.py [--data ZIP] [--model BUNDLE ...] [--test-share 0.5] [--json out.json] \
+        [--plot leakage.png]
 
 FER2013's Training split held 757 near-duplicates of PublicTest and PrivateTest faces. The
 shared copy removed them; the published 72-73% single networks and the ``fer`` peer trained with
@@ -237,6 +238,53 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+BARS = (
+    ("twins_of_trained_faces", "twins of faces it trained on (leaked)", "tab:red"),
+    ("twins_of_unseen_faces", "twins of faces it never saw", "tab:orange"),
+    ("test", "test split", "tab:blue"),
+)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """A group of bars per model: accuracy on leaked twins, on unleaked twins and on test, with
+    95% intervals, so how easy recurring faces are and what the leak adds show at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.6 * len(results) + 2), 4.5))
+    width = 0.27
+    for offset, (key, label, colour) in enumerate(BARS):
+        xs, heights, errors = [], [], []
+        for i, r in enumerate(results):
+            block = r[key]
+            if not block["faces"]:
+                continue
+            p = block["accuracy"]
+            xs.append(i + (offset - 1) * width)
+            heights.append(100 * p)
+            errors.append(196 * math.sqrt(p * (1 - p) / block["faces"]))
+        axes.bar(xs, heights, width, yerr=errors, capsize=3, label=label, color=colour)
+    axes.set_xticks(range(len(results)))
+    axes.set_xticklabels(
+        [
+            f"{r['row']}\n{len(r['labels'])} labels, {r['train_faces']:,} train faces"
+            for r in results
+        ],
+        fontsize=7,
+    )
+    axes.set_ylabel("accuracy, % (95% interval)")
+    axes.set_ylim(0, 118)
+    axes.set_title("Near-duplicates: recurring faces are easy; a leak adds what a model memorises")
+    axes.title.set_fontsize(9)
+    axes.legend(fontsize=7, loc="upper center", ncol=3)
+    axes.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
@@ -254,6 +302,7 @@ def main() -> int:
         help="share of the removed copies that copy a test-split face (default: %(default)s)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--plot", type=Path, help="draw the accuracies here (PNG)")
     args = parser.parse_args()
     if not 0 <= args.test_share <= 1:
         parser.error(f"--test-share must be in [0, 1], got {args.test_share}")
@@ -264,6 +313,8 @@ def main() -> int:
         except (YuzugError, ValueError, OSError) as error:
             raise SystemExit(f"--model {model}: {error}") from error
     print(format_table(results))
+    if args.plot:
+        plot(results, args.plot)
     emit({"models": results}, args.json)
     return 0
 

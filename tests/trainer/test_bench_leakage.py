@@ -115,9 +115,16 @@ def test_twins_are_scored_by_whether_the_bundle_trained_on_their_original(
         cv2.imwrite(str(twin), cv2.add(image, 2))
         twins.append(twin)
 
-    out = tmp_path / "leak.json"
+    out, picture = tmp_path / "leak.json", tmp_path / "leak.png"
     run = leakage_command(
-        "--data", str(data), "--model", str(tiny_run / "bundle"), "--json", str(out)
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_run / "bundle"),
+        "--json",
+        str(out),
+        "--plot",
+        str(picture),
     )
     assert run.returncode == 0, run.stderr[-2000:]
     (result,) = json.loads(out.read_text())["models"]
@@ -152,6 +159,8 @@ def test_twins_are_scored_by_whether_the_bundle_trained_on_their_original(
     )
     assert "fer2013_copies" not in result  # four classes of FER2013: not its Training split
     assert "| tiny (" in run.stdout
+    drawn = cv2.imread(str(picture))
+    assert drawn is not None and drawn.shape[0] > 300 and drawn.std() > 10
 
 
 def test_a_bundle_trained_on_other_data_is_refused_by_name(small_fer_dir: Path):

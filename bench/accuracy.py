@@ -534,9 +534,9 @@ def format_table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--data``, ``--model`` (repeatable) and ``--peer``: what a benchmark scores, and on
-    what."""
+def add_model_arguments(parser: argparse.ArgumentParser, peers: bool = True) -> None:
+    """``--data``, ``--model`` (repeatable) and, with ``peers``, ``--peer``: what a benchmark
+    scores, and on what."""
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
     parser.add_argument(
         "--model",
@@ -544,6 +544,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="bundle directory (repeat to compare; default models/default)",
     )
+    if not peers:
+        return
     parser.add_argument(
         "--peer",
         action="append",

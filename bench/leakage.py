@@ -36,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.accuracy import add_model_arguments  # noqa: E402
 from bench.common import emit  # noqa: E402
 from edge.bundle import ModelBundle, load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
@@ -287,14 +288,14 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/fer2013.zip")
+    # Bundles only: a peer's training faces are not known face by face.
+    add_model_arguments(parser, peers=False)
     parser.add_argument(
-        "--model",
-        type=Path,
-        action="append",
-        help="bundle directory (repeat to compare; default models/default)",
+        "--max-rms",
+        type=float,
+        default=DEFAULT_DUPLICATE_RMS,
+        help="near-duplicate threshold, RMS difference on 0-255 (default: prepare's, %(default)s)",
     )
-    parser.add_argument("--max-rms", type=float, default=DEFAULT_DUPLICATE_RMS)
     parser.add_argument(
         "--test-share",
         type=float,

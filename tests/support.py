@@ -45,6 +45,18 @@ def yuzug_train(
     )
 
 
+def bench_script(name: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """``python bench/NAME.py ARGS`` from the repository root, output captured."""
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run(
+        [sys.executable, str(root / "bench" / f"{name}.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=root,
+    )
+
+
 def wait_for(
     condition: Callable[[], Any], timeout: float, interval: float = 0.05, what: str = "condition"
 ) -> Any:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -18,6 +16,7 @@ from bench.leakage import FER2013_TRAINING, difference, leaked_faces, twin_group
 from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import PreprocessSpec, preprocess_face
+from tests.support import bench_script
 from trainer.data import ClassSelection, PreparedData, Sample
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,16 +87,6 @@ def test_removed_copies_are_counted_per_label_and_only_for_fer2013(tmp_path):
     assert leaked_faces(tmp_path / "more", bundle, three_and_neutral, 0.5) is None
 
 
-def leakage_command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "leakage.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-
-
 @pytest.mark.slow
 def test_twins_are_scored_by_whether_the_bundle_trained_on_their_original(
     tiny_run: Path, small_fer_dir: Path, tmp_path: Path
@@ -116,7 +105,8 @@ def test_twins_are_scored_by_whether_the_bundle_trained_on_their_original(
         twins.append(twin)
 
     out, picture = tmp_path / "leak.json", tmp_path / "leak.png"
-    run = leakage_command(
+    run = bench_script(
+        "leakage",
         "--data",
         str(data),
         "--model",
@@ -164,6 +154,8 @@ def test_twins_are_scored_by_whether_the_bundle_trained_on_their_original(
 
 
 def test_a_bundle_trained_on_other_data_is_refused_by_name(small_fer_dir: Path):
-    run = leakage_command("--data", str(small_fer_dir), "--model", str(ROOT / "models" / "default"))
+    run = bench_script(
+        "leakage", "--data", str(small_fer_dir), "--model", str(ROOT / "models" / "default")
+    )
     assert run.returncode == 1
     assert "--model" in run.stderr and "trained on other data" in run.stderr

@@ -4,8 +4,6 @@ plain model."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import numpy as np
 from bench import accuracy
 from bench.accuracy import bundle_candidate
 from bench.tta import CENTRE, TTA_SETS, evaluate, shifted, view_of
+from tests.support import bench_script
 from trainer.metrics import target_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,19 +66,10 @@ def test_plain_and_flip_agree_with_the_daemons_classifier(small_fer_dir):
     assert "paired" not in rows["plain"]
 
 
-def tta_command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "tta.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-
-
 def test_the_command_scores_every_set(small_fer_dir, tmp_path):
     out = tmp_path / "tta.json"
-    done = tta_command(
+    done = bench_script(
+        "tta",
         "--data",
         str(small_fer_dir),
         "--model",
@@ -101,5 +91,5 @@ def test_the_command_scores_every_set(small_fer_dir, tmp_path):
 
 
 def test_a_shift_past_the_middle_is_refused():
-    done = tta_command("--shift", "0.6")
+    done = bench_script("tta", "--shift", "0.6")
     assert done.returncode == 2 and "--shift" in done.stderr

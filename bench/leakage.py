@@ -147,6 +147,12 @@ def evaluate(source: Path, bundle_dir: Path, max_rms: float, test_share: float) 
     """One bundle: its accuracy on twins of faces it trained on and of faces it never saw, on
     the test split, and the estimated worth of FER2013's removed copies to its test score."""
     bundle = load_bundle(bundle_dir)
+    if bundle.manifest.training.get("excluded"):
+        # Its run dropped listed faces from train after the split: which it trained on is
+        # not known here, and twins of dropped faces would count as leaked.
+        raise ValueError(
+            "trained without an exclusion list's faces: its training faces are unknown"
+        )
     prepared = prepared_as_trained(source, bundle)
     abstain = bundle.manifest.abstain_label
     other_classes = bundle.manifest.training.get("other_classes")

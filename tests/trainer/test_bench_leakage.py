@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from bench.leakage import FER2013_TRAINING, difference, leaked_faces, twin_groups
+from bench.leakage import FER2013_TRAINING, difference, evaluate, leaked_faces, twin_groups
 from edge.bundle import load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import PreprocessSpec, preprocess_face
@@ -159,3 +159,15 @@ def test_a_bundle_trained_on_other_data_is_refused_by_name(small_fer_dir: Path):
     )
     assert run.returncode == 1
     assert "--model" in run.stderr and "trained on other data" in run.stderr
+
+
+def test_a_bundle_trained_without_listed_faces_is_refused(
+    tiny_run: Path, small_fer_dir: Path, tmp_path: Path
+):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_run / "bundle", bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["training"]["excluded"] = {"dropped_from_train": 3, "list_sha256": "0" * 64}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="exclusion list"):
+        evaluate(small_fer_dir, bundle, max_rms=8.0, test_share=0.5)

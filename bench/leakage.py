@@ -25,6 +25,7 @@ are left out (``prepare`` drops them from train).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -38,16 +39,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench.accuracy import add_model_arguments  # noqa: E402
 from bench.common import emit  # noqa: E402
-from edge.bundle import ModelBundle, load_bundle  # noqa: E402
+from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.errors import YuzugError  # noqa: E402
-from trainer.audit import prepared_as_trained  # noqa: E402
+from edge.preprocess import PreprocessSpec  # noqa: E402
+from trainer.audit import prepared_as_trained, trained_selection  # noqa: E402
 from trainer.data import (  # noqa: E402
     DEFAULT_DUPLICATE_RMS,
     ClassSelection,
     MissingClassError,
     PrepareReport,
     Sample,
+    class_selection,
     find_duplicate_groups,
     read_images,
 )
@@ -110,33 +113,33 @@ def difference(seen: np.ndarray, unseen: np.ndarray) -> dict[str, Any]:
 
 
 def leaked_faces(
-    source: Path, bundle: ModelBundle, selection: ClassSelection, test_share: float
+    source: Path, selection: ClassSelection, test_share: float
 ) -> dict[str, float] | None:
-    """Per label of the bundle, the test faces estimated to have a copy in FER2013's Training
+    """Per label of ``selection``, the test faces estimated to have a copy in FER2013's Training
     split: the faces the data set's train split lacks against FER2013's, per class, times
     ``test_share``. None when the data set is not a copy of FER2013's seven classes."""
-    everything = ClassSelection(list(FER2013_TRAINING), None, None, 1)
-    try:
-        samples, _ = read_images(source, bundle.preprocess, everything, _report(source))
-    except MissingClassError:
+    here = _train_faces_per_class(source)
+    if here is None or any(here[c] > FER2013_TRAINING[c] for c in FER2013_TRAINING):
         return None
-    here = {c: sum(s.split == "train" and s.label == c for s in samples) for c in FER2013_TRAINING}
-    if any(here[c] > FER2013_TRAINING[c] for c in FER2013_TRAINING):
-        return None
+    _, label_of = class_selection(list(FER2013_TRAINING), *selection)
     leaked: dict[str, float] = {}
     for raw, original in FER2013_TRAINING.items():
-        label = _label_of(raw, selection)
-        if label is not None:
+        if raw in label_of:
+            label = label_of[raw]
             leaked[label] = leaked.get(label, 0.0) + test_share * (original - here[raw])
     return leaked
 
 
-def _label_of(raw: str, selection: ClassSelection) -> str | None:
-    if raw in (selection.classes or ()):
-        return raw
-    if selection.other_label and (not selection.other_classes or raw in selection.other_classes):
-        return selection.other_label
-    return None
+@functools.lru_cache(maxsize=4)
+def _train_faces_per_class(source: Path) -> dict[str, int] | None:
+    """Readable train faces per FER2013 class (decoded once per data set, whatever the bundles'
+    input sizes); None when one of the seven classes is missing."""
+    everything = ClassSelection(list(FER2013_TRAINING), None, None)
+    try:
+        samples, _ = read_images(source, PreprocessSpec(), everything, _report(source))
+    except MissingClassError:
+        return None
+    return {c: sum(s.split == "train" and s.label == c for s in samples) for c in FER2013_TRAINING}
 
 
 def _report(source: Path) -> PrepareReport:
@@ -154,14 +157,7 @@ def evaluate(source: Path, bundle_dir: Path, max_rms: float, test_share: float) 
             "trained without an exclusion list's faces: its training faces are unknown"
         )
     prepared = prepared_as_trained(source, bundle)
-    abstain = bundle.manifest.abstain_label
-    other_classes = bundle.manifest.training.get("other_classes")
-    selection = ClassSelection(
-        [label for label in bundle.labels if label != abstain],
-        abstain,
-        list(other_classes) if other_classes else None,
-        1,
-    )
+    selection = trained_selection(bundle)
     samples, _ = read_images(source, bundle.preprocess, selection, _report(source))
     groups, left_out = twin_groups(samples, max_rms)
     trained_on = {str(key) for key in prepared.keys.get("train", [])}
@@ -196,7 +192,7 @@ def evaluate(source: Path, bundle_dir: Path, max_rms: float, test_share: float) 
         "test": scored(test_hits),
         "leak_gain": gain,
     }
-    leaked = leaked_faces(source, bundle, selection, test_share)
+    leaked = leaked_faces(source, selection, test_share)
     if leaked is not None and gain["points"] is not None:
         faces = sum(leaked.values())
         result["fer2013_copies"] = {

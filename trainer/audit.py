@@ -36,7 +36,7 @@ from tqdm import tqdm
 from edge.bundle import ModelBundle, load_bundle
 from edge.classify.emotion import EmotionClassifier
 from edge.preprocess import PreprocessSpec, to_float
-from trainer.data import PreparedData, prepare
+from trainer.data import ClassSelection, PreparedData, prepare
 from trainer.model import load_trained
 
 logger = logging.getLogger(__name__)
@@ -105,19 +105,30 @@ def _prepare_as_trained(
     return prepared
 
 
+def trained_selection(bundle: ModelBundle) -> ClassSelection:
+    """The classes the bundle's run read: its labels but the abstain one, and the abstain
+    label with the source classes that fed it (None: all the others)."""
+    abstain = bundle.manifest.abstain_label
+    other_classes = bundle.manifest.training.get("other_classes")
+    return ClassSelection(
+        [label for label in bundle.labels if label != abstain],
+        abstain,
+        list(other_classes) if other_classes else None,
+    )
+
+
 def prepared_as_trained(data: Path, bundle: ModelBundle) -> PreparedData:
     """``data`` split as the bundle's run split it (its classes, seed, fold and share of the
     train faces), checked against the manifest's fingerprint, so which faces the model trained
     on is known."""
     training = bundle.manifest.training
-    abstain = bundle.manifest.abstain_label
-    other_classes = training.get("other_classes")
+    selection = trained_selection(bundle)
     data_split = _prepare_as_trained(
         data,
         bundle.preprocess,
-        tuple(label for label in bundle.labels if label != abstain),
-        abstain,
-        tuple(other_classes) if other_classes else None,
+        tuple(selection.classes or ()),
+        selection.other_label,
+        tuple(selection.other_classes) if selection.other_classes else None,
         int(training.get("seed", 1337)),
         _fold(training.get("fold")),
         float((training.get("train_fraction") or {}).get("fraction", 1.0)),

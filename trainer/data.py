@@ -250,7 +250,7 @@ class MissingClassError(ValueError):
     """A class asked for is not in the data set (callers may skip it; other errors they may not)."""
 
 
-def _class_selection(
+def class_selection(
     found: Iterable[str],
     classes: Sequence[str] | None,
     other_label: str | None,
@@ -345,7 +345,7 @@ def read_images(
         located.append((entry, split, class_key(class_name)))
     if not located:
         raise ValueError(f"{source}: no images in class folders (expected <class>/<image>)")
-    labels, mapping = _class_selection((c for _, _, c in located), *selection)
+    labels, mapping = class_selection((c for _, _, c in located), *selection)
     wanted = [(e, s, c) for e, s, c in located if c in mapping]
     for _, _, c in located:
         if c not in mapping:
@@ -388,7 +388,7 @@ def read_fer_csv(
     source: Path, spec: PreprocessSpec, selection: ClassSelection, report: PrepareReport
 ) -> tuple[list[Sample], list[str]]:
     """Reads the original ``fer2013.csv`` (emotion, pixels, Usage)."""
-    labels, mapping = _class_selection(FER_CSV_LABELS, *selection)
+    labels, mapping = class_selection(FER_CSV_LABELS, *selection)
     report_classes, corrupt = report.ignored_classes, report.corrupt
     samples = []
     with open(source, newline="", encoding="utf-8", errors="replace") as handle:

@@ -240,6 +240,14 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         "0.1)",
     )
     parser.add_argument(
+        "--degrade",
+        type=number_argument("--degrade", at_least=0, at_most=1),
+        metavar="P",
+        help="camera degradations: each of a far (small) face, defocus blur, sensor noise and "
+        "JPEG compression strikes a training face independently with probability P (0.2-0.3 "
+        "usual; default 0, off; host augmentation only)",
+    )
+    parser.add_argument(
         "--mixup",
         type=number_argument("--mixup", at_least=0),
         metavar="ALPHA",
@@ -559,22 +567,24 @@ def _sized_to(preset, size: int):  # noqa: ANN001, ANN202 - Preset, imported laz
     return preset.with_overrides(input_size=size)
 
 
-def _with_geometry(preset: Preset, max_shift: float | None, max_zoom: float | None) -> Preset:
-    """The preset with its augmentation's shift and zoom ranges overridden where given."""
-    if max_shift is None and max_zoom is None:
+def _with_augment(preset: Preset, **flags: float | None) -> Preset:
+    """The preset with its augmentation's ranges overridden where a flag is given: each
+    keyword is an :class:`~trainer.augment.AugmentConfig` field, and its flag is the same
+    name in dashes (``degrade_probability`` is ``--degrade``)."""
+    given = {field: value for field, value in flags.items() if value is not None}
+    if not given:
         return preset
     if preset.augment is None:
-        raise ValueError(
-            f"--max-shift and --max-zoom change augmentation, and preset {preset.name} has none"
-        )
-    augment = preset.augment
-    return preset.with_overrides(
-        augment=replace(
-            augment,
-            max_shift=augment.max_shift if max_shift is None else max_shift,
-            max_zoom=augment.max_zoom if max_zoom is None else max_zoom,
-        )
-    )
+        named = " and ".join(_AUGMENT_FLAGS.get(field, field) for field in given)
+        raise ValueError(f"{named} change augmentation, and preset {preset.name} has none")
+    return preset.with_overrides(augment=replace(preset.augment, **given))
+
+
+_AUGMENT_FLAGS = {
+    "max_shift": "--max-shift",
+    "max_zoom": "--max-zoom",
+    "degrade_probability": "--degrade",
+}
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -602,7 +612,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         cutmix_alpha=args.cutmix,
         class_weighting=None if args.class_weights is None else args.class_weights == "balanced",
     )
-    preset = _with_geometry(preset, args.max_shift, args.max_zoom)
+    preset = _with_augment(
+        preset,
+        max_shift=args.max_shift,
+        max_zoom=args.max_zoom,
+        degrade_probability=args.degrade,
+    )
     if preset.optimizer == "adam" and preset.weight_decay:
         raise ValueError(
             "--weight-decay needs a decoupled-decay optimizer: add --optimizer adamw or sgd"
@@ -775,6 +790,7 @@ def run_steps(args: argparse.Namespace) -> list[list[str]]:
         ("--time-budget", args.time_budget),
         ("--max-shift", args.max_shift),
         ("--max-zoom", args.max_zoom),
+        ("--degrade", args.degrade),
         ("--mixup", args.mixup),
         ("--cutmix", args.cutmix),
         ("--sam", args.sam),

@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.preprocess import resize
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -31,6 +33,14 @@ class AugmentConfig:
     max_contrast: float = 0.2  # multiplicative around the mean
     erase_probability: float = 0.25  # random erasing (Zhong et al., 2017)
     erase_max_area: float = 0.2
+    # What a room camera does to a face that FER2013's studio-like crops rarely show: each of
+    # the four below strikes a face independently with this probability (0: off, the shipped
+    # recipe). bench/robustness.py measures the same four conditions.
+    degrade_probability: float = 0.0
+    min_face_pixels: int = 16  # far away: shrunk to [this, side] pixels and scaled back up
+    max_blur_sigma: float = 1.5  # out of focus: Gaussian sigma in pixels of a 48-pixel face
+    max_noise: float = 6.0  # sensor noise: Gaussian, grey levels (1 sigma), drawn in [0, this]
+    min_jpeg_quality: int = 20  # stream compression: JPEG quality drawn in [this, 95]
 
 
 def augment_batch(
@@ -79,7 +89,37 @@ def augment_batch(
             x0 = int(rng.integers(0, width - ew + 1))
             noise = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
             out[erased, y0 : y0 + eh, x0 : x0 + ew, 0] = noise
+    if config.degrade_probability:
+        # After the photometric jitter (a camera degrades whatever light it gets) and the
+        # erasing (an occluder sits in front of the lens).
+        for i in range(n):
+            out[i, :, :, 0] = degrade(out[i, :, :, 0], config, rng)
     return out
+
+
+def degrade(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A 2-D uint8 face as a room camera may deliver it: each of distance, defocus, sensor noise
+    and compression, in that order (the order light meets them), with probability
+    ``config.degrade_probability``. Distance resamples with :func:`edge.preprocess.resize`, the
+    daemon's own, so a shrunk face looks as a small detected one does once the daemon scales it.
+    """
+    side = image.shape[0]
+    strikes = rng.random(4) < config.degrade_probability
+    if strikes[0] and config.min_face_pixels < side:
+        pixels = int(rng.integers(config.min_face_pixels, side))
+        image = resize(resize(image, pixels), side)
+    if strikes[1] and config.max_blur_sigma > 0:
+        sigma = float(rng.uniform(0.3, config.max_blur_sigma)) * side / 48
+        image = cv2.GaussianBlur(image, (0, 0), sigma)
+    if strikes[2] and config.max_noise > 0:
+        noisy = image + rng.normal(0.0, rng.uniform(0.0, config.max_noise), image.shape)
+        image = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+    if strikes[3] and config.min_jpeg_quality < 95:
+        quality = int(rng.integers(config.min_jpeg_quality, 96))
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else None
+        image = image if decoded is None else decoded
+    return image
 
 
 def device_augmenter(
@@ -94,6 +134,11 @@ def device_augmenter(
     draws are JAX's, so a run augmented here is reproducible on its own, not batch-for-batch
     equal to a host-augmented run. Pixels are rounded back to the uint8 grid the camera gives.
     """
+    if config.degrade_probability:
+        # JPEG has no JAX form; the other three alone would be a different recipe.
+        raise ValueError(
+            "camera degradations (--degrade) run on the host only: use --augment-on host"
+        )
     import jax
     import jax.numpy as jnp
     from jax.scipy.ndimage import map_coordinates

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainer.augment import AugmentConfig, augment_batch, device_augmenter
+from trainer.augment import AugmentConfig, augment_batch, degrade, device_augmenter
 from trainer.metrics import (
     classification_report,
     emotion_rate,
@@ -28,6 +28,10 @@ NO_AUGMENTATION = AugmentConfig(
     max_brightness=0,
     max_contrast=0,
     erase_probability=0,
+)
+# Every camera degradation on every face, at its widest (JPEG quality down to 5 for the tests).
+DEGRADE_ALWAYS = replace(
+    NO_AUGMENTATION, degrade_probability=1.0, min_face_pixels=12, min_jpeg_quality=5
 )
 
 
@@ -154,6 +158,66 @@ def test_device_and_host_augmentation_change_faces_alike(small_fer_dir: Path):
         device_change = np.abs(device - faces).mean()
         assert host_change > 1 and device_change > 1, name
         assert 0.7 < device_change / host_change < 1.4, (name, host_change, device_change)
+
+
+def _sharpness(images: np.ndarray) -> float:
+    """Mean absolute Laplacian: fine detail, which distance, defocus and JPEG take away."""
+    return float(np.mean([np.abs(cv2.Laplacian(i[..., 0], cv2.CV_32F)).mean() for i in images]))
+
+
+def test_camera_degradations_are_off_in_the_shipped_recipe_and_seeded_when_on(
+    small_fer_dir: Path,
+):
+    faces = np.stack(
+        [
+            cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+            for path in sorted(small_fer_dir.rglob("*.jpg"))[:64]
+        ]
+    )[..., None]
+    assert AugmentConfig().degrade_probability == 0.0
+    # Off, the random stream is untouched: a shipped-recipe run trains on the same batches.
+    shipped = augment_batch(faces, AugmentConfig(), np.random.default_rng(3))
+    again = augment_batch(faces, replace(AugmentConfig(), max_noise=0), np.random.default_rng(3))
+    assert np.array_equal(shipped, again)
+    first = augment_batch(faces, DEGRADE_ALWAYS, np.random.default_rng(4))
+    assert np.array_equal(first, augment_batch(faces, DEGRADE_ALWAYS, np.random.default_rng(4)))
+    assert first.shape == faces.shape and first.dtype == np.uint8
+    assert _sharpness(first) < 0.8 * _sharpness(faces)
+    assert np.array_equal(augment_batch(faces, NO_AUGMENTATION, np.random.default_rng(4)), faces)
+
+
+@pytest.mark.parametrize(
+    ("kind", "config"),
+    [
+        ("far", replace(DEGRADE_ALWAYS, max_blur_sigma=0, max_noise=0, min_jpeg_quality=95)),
+        ("blur", replace(DEGRADE_ALWAYS, min_face_pixels=48, max_noise=0, min_jpeg_quality=95)),
+        ("jpeg", replace(DEGRADE_ALWAYS, min_face_pixels=48, max_blur_sigma=0, max_noise=0)),
+    ],
+)
+def test_each_degradation_alone_removes_detail_and_keeps_the_face(kind, config, small_fer_dir):
+    face = cv2.imread(str(sorted(small_fer_dir.rglob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+    changed = np.stack([degrade(face, config, np.random.default_rng(s)) for s in range(8)])
+    assert changed.shape == (8, *face.shape) and changed.dtype == np.uint8
+    assert _sharpness(changed[..., None]) < _sharpness(face[None, ..., None]), kind
+    # Still the same face: its coarse layout (8x8 means) barely moves.
+    coarse = cv2.resize(face, (8, 8), interpolation=cv2.INTER_AREA).astype(float)
+    for image in changed:
+        small = cv2.resize(image, (8, 8), interpolation=cv2.INTER_AREA).astype(float)
+        assert np.abs(small - coarse).mean() < 12, kind
+
+
+def test_sensor_noise_alone_adds_grain_around_the_same_face():
+    flat = np.full((48, 48), 128, np.uint8)
+    only = replace(DEGRADE_ALWAYS, min_face_pixels=48, max_blur_sigma=0, min_jpeg_quality=95)
+    grains = [degrade(flat, only, np.random.default_rng(s)).astype(float) for s in range(16)]
+    spreads = [g.std() for g in grains]
+    assert 0 < max(spreads) <= 6.5
+    assert abs(np.mean(grains) - 128) < 0.5
+
+
+def test_device_augmentation_refuses_camera_degradations():
+    with pytest.raises(ValueError, match="--augment-on host"):
+        device_augmenter(replace(AugmentConfig(), degrade_probability=0.2), 1 / 255, 0.0)
 
 
 def test_target_report_and_emotion_rate_take_a_seven_class_models_other_outputs():

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from trainer.__main__ import _with_geometry, build_parser, run_steps
+from trainer.__main__ import _with_augment, build_parser, run_steps
 from trainer.presets import get_preset
 
 # Every option of `run`, each away from its default so that forwarding it is what makes the
@@ -22,7 +22,7 @@ RUN = [
     *("--max-shift", "0.2", "--max-zoom", "0.3", "--threads", "3", "--train-fraction", "0.25"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
     *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
-    *("--sam", "0.05"),
+    *("--sam", "0.05", "--degrade", "0.25"),
 ]
 
 
@@ -64,6 +64,7 @@ def test_run_forwards_every_option_to_prepare_and_fit():
         ("run", "--sam", "0", "must be above 0 and at most 1"),  # 0 is no SAM at twice the cost
         ("fit", "--max-shift", "1", "must be at least 0 and below 1"),  # shifts the face out
         ("run", "--max-zoom", "-0.1", "must be at least 0 and below 1"),
+        ("fit", "--degrade", "1.5", "must be at least 0 and at most 1"),
         ("fit", "--time-budget", "-60", "must be above 0"),
         ("fit", "--input-threads", "0", "must be at least 1"),
         ("fit", "--checkpoint-every", "0", "must be at least 1"),
@@ -88,13 +89,17 @@ def test_an_out_of_range_value_is_refused_naming_the_flag(command, flag, value, 
     assert f"{flag} {says}, got {value}" in capsys.readouterr().err
 
 
-def test_geometry_flags_change_only_the_ranges_given():
+def test_augment_flags_change_only_the_ranges_given():
     default = get_preset("default")
     assert default.augment is not None
-    wider = _with_geometry(default, 0.2, None)
+    wider = _with_augment(default, max_shift=0.2, max_zoom=None, degrade_probability=None)
     assert wider.augment is not None
     assert (wider.augment.max_shift, wider.augment.max_zoom) == (0.2, default.augment.max_zoom)
     assert wider.augment.max_rotation_deg == default.augment.max_rotation_deg
-    assert _with_geometry(default, None, None) is default
-    with pytest.raises(ValueError, match="preset seed has none"):
-        _with_geometry(get_preset("seed"), None, 0.3)  # trains without augmentation
+    assert wider.augment.degrade_probability == 0.0  # the shipped recipe degrades nothing
+    degraded = _with_augment(default, degrade_probability=0.25)
+    assert degraded.augment is not None and degraded.augment.degrade_probability == 0.25
+    assert degraded.augment.max_shift == default.augment.max_shift
+    assert _with_augment(default, max_shift=None, max_zoom=None) is default
+    with pytest.raises(ValueError, match="--max-zoom and --degrade change augmentation, and pre"):
+        _with_augment(get_preset("seed"), max_zoom=0.3, degrade_probability=0.2)

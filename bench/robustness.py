@@ -33,6 +33,8 @@ from bench.accuracy import (  # noqa: E402
     Candidate,
     add_model_arguments,
     bundle_candidate,
+    difference_text,
+    paired_hits,
     peer_candidate,
     test_faces,
 )
@@ -169,14 +171,47 @@ def evaluate(
         probabilities = classifier.probabilities(shown)
         report = target_report(y, probabilities, labels, others)
         among = [labels.index(e) for e in emotions]
-        answers = np.bincount(np.argmax(probabilities[:, among], axis=1), minlength=len(among))
+        answered = np.argmax(probabilities[:, among], axis=1)
+        answers = np.bincount(answered, minlength=len(among))
         rows[name] = {
+            "_right": np.asarray(among)[answered] == y,  # per face, to pair models (not saved)
             "accuracy": report["accuracy"],
             "macro_f1": report["macro_f1"],
             "top_answer": emotions[int(np.argmax(answers))],
             "top_answer_share": round(float(answers.max() / answers.sum()), 4),
         }
     return {"model": candidate.name, "row": candidate.row, "faces": int(len(y)), "conditions": rows}
+
+
+def pair_with_first(results: list[dict[str, Any]]) -> None:
+    """Adds ``paired`` (:func:`bench.accuracy.paired_hits`) against the first model to every
+    condition of the others: the same faces, changed alike, in the same order."""
+    for result in results[1:]:
+        for name, row in result["conditions"].items():
+            reference = results[0]["conditions"][name]["_right"]
+            if len(reference) != len(row["_right"]):
+                raise SystemExit(
+                    f"{result['row']} and {results[0]['row']} were not scored on the same faces"
+                )
+            row["paired"] = paired_hits(reference, row["_right"])
+
+
+def format_paired(results: list[dict[str, Any]]) -> str:
+    lines = []
+    for result in results[1:]:
+        lines += [
+            "",
+            f"{result['row']} against {results[0]['row']}, the same faces paired:",
+            "| condition | difference | right only here / only there | McNemar p |",
+            "|---|---|---|---|",
+        ]
+        for name, row in result["conditions"].items():
+            paired = row["paired"]
+            lines.append(
+                f"| {name} | {difference_text(paired)} | {paired['candidate_only_right']} / "
+                f"{paired['reference_only_right']} | {paired['mcnemar_p']:.3g} |"
+            )
+    return "\n".join(lines)
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
@@ -227,10 +262,16 @@ def main(argv: list[str] | None = None) -> int:
     candidates = [bundle_candidate(m) for m in (args.model or [ROOT / "models" / "default"])]
     candidates += [peer_candidate(name) for name in args.peer]
     results = [evaluate(c, args.data, DEFAULT_EMOTIONS) for c in candidates]
+    pair_with_first(results)
     print(format_table(results))
+    if len(results) > 1:
+        print(format_paired(results))
     if args.plot:
         plot(results, args.plot)
     if args.json:
+        for result in results:
+            for row in result["conditions"].values():
+                del row["_right"]
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0
 

@@ -56,3 +56,26 @@ def test_the_benchmark_scores_a_bundle_under_every_condition(
     assert table.count("\n| ") == len(CONDITIONS) and "| camera upside down (180) |" in table
     assert picture.stat().st_size > 10_000
     assert robustness.ROOT == ROOT
+
+
+def test_a_second_model_is_paired_with_the_first_under_every_condition(
+    small_fer_dir: Path, tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    out = tmp_path / "robustness.json"
+    shipped, tiny = ROOT / "models" / "default", tiny_run / "bundle"
+    args = ["--data", str(small_fer_dir), "--model", str(shipped), "--model", str(tiny)]
+    assert main([*args, "--json", str(out)]) == 0
+    first, second = json.loads(out.read_text())
+    assert "paired" not in first["conditions"]["as recorded"]
+    for name, row in second["conditions"].items():
+        paired = row["paired"]
+        assert paired["faces"] == first["faces"] == second["faces"], name
+        # The faces one model alone gets right make up the whole difference between them.
+        gained = paired["candidate_only_right"] - paired["reference_only_right"]
+        accuracy_gap = row["accuracy"] - first["conditions"][name]["accuracy"]
+        assert gained == round(accuracy_gap * paired["faces"]), name
+        low, high = paired["ci95"]
+        assert low <= paired["accuracy_difference"] <= high and 0 <= paired["mcnemar_p"] <= 1
+        assert "_right" not in row
+    table = capsys.readouterr().out
+    assert "the same faces paired:" in table and table.count("| mouth covered (lower 35%) |") == 2

@@ -19,7 +19,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -569,9 +569,9 @@ def _sized_to(preset, size: int):  # noqa: ANN001, ANN202 - Preset, imported laz
 
 def _with_augment(preset: Preset, **flags: float | None) -> Preset:
     """The preset with its augmentation's ranges overridden where a flag is given: each
-    keyword is an :class:`~trainer.augment.AugmentConfig` field, and its flag is the same
-    name in dashes (``degrade_probability`` is ``--degrade``)."""
-    given = {field: value for field, value in flags.items() if value is not None}
+    keyword is an :class:`~trainer.augment.AugmentConfig` field, named in errors by its
+    command-line flag (:data:`_AUGMENT_FLAGS`)."""
+    given: dict[str, Any] = {field: value for field, value in flags.items() if value is not None}
     if not given:
         return preset
     if preset.augment is None:

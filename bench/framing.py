@@ -166,6 +166,11 @@ def evaluate(
             face_crops = both.face_crops(frame, found)
             averaged[name].append(both.probabilities(face_crops, both.framings)[0])
         truth.append(LABELS.index(label))
+    if not truth:
+        raise SystemExit(
+            f"BlazeFace found none of the {faces} faces pasted {side} px wide: too small for "
+            "the detector; give a larger --face-side"
+        )
     expected = np.array(truth)
     right = {name: emotion_hits(classifier, kept, expected) for name, kept in crops.items()}
     for name, scores in averaged.items():

@@ -50,3 +50,11 @@ def test_other_bundles_are_paired_with_the_model_on_the_same_faces(
     table = capsys.readouterr().out
     assert f"paired with {shipped}" in table
     assert table.count(f"{unmargined} ") == 2  # the daemon's crop and as framed
+
+
+def test_faces_too_small_for_the_detector_are_refused_by_name(fer_zip: Path):
+    # 16 px is below BlazeFace's reach: nothing is found, and nothing can be scored.
+    with pytest.raises(SystemExit) as refused:
+        main(["--data", str(fer_zip), "--limit", "3", "--face-side", "16"])
+    assert "found none of the 9 faces pasted 16 px wide" in str(refused.value)
+    assert "--face-side" in str(refused.value)

@@ -198,3 +198,31 @@ shipped_variants() {
     score "${runs[@]/#/$RUNS/}"
     finish "${runs[@]}" --
 }
+
+# paired_fits NAME FLAG...: the shipped recipe (SHIPPED: prepare flags) prepared once into
+# $RUNS/data; for each seed of SEEDS a plain fit ($RUNS/plain-SEED) and one with FLAG...
+# ($RUNS/NAME-SEED), all in parallel on that data (FIT_ARGS), so each pair differs in those
+# flags alone; scored and packed by finish. A fit still running when the budget ends keeps its
+# best epoch so far (the log says which).
+paired_fits() {
+    local name=$1 seed
+    shift
+    prepare "$RUNS/data" "${SHIPPED[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS/data/prepare.log")"; exit 1; }
+    log "data: $(grep -h 'train faces\|fingerprint' "$RUNS/data/prepare.log" | tr '\n' ' ')"
+    local runs=() pids=()
+    for seed in "${SEEDS[@]}"; do runs+=("plain-$seed" "$name-$seed"); done
+    share "$RUNS/data" "${runs[@]/#/$RUNS/}"
+    local score_s=40
+    local fit_s=$(($(left) - score_s - 20))
+    log "${#runs[@]} fits in parallel, at most ${fit_s}s each: ${FIT_ARGS[*]}; $name adds $*"
+    for seed in "${SEEDS[@]}"; do
+        fit "$RUNS/plain-$seed" "$fit_s" --seed "$seed" &
+        pids+=($!)
+        fit "$RUNS/$name-$seed" "$fit_s" --seed "$seed" "$@" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    keep_best_weights
+    score "${runs[@]/#/$RUNS/}"
+    finish "${runs[@]}" --
+}

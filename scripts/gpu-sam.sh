@@ -32,23 +32,5 @@ source "$(dirname "$0")/gpu-lib.sh"
 
 start_gpu_monitor
 check_backend || { log "Keras on JAX does not run here"; exit 1; }
-prepare "$RUNS/data" "${SHIPPED[@]}" || { log "prepare failed: $(tail -n 2 "$RUNS/data/prepare.log")"; exit 1; }
-log "data: $(grep -h 'train faces\|fingerprint' "$RUNS/data/prepare.log" | tr '\n' ' ')"
 choose_augmentation 4
-runs=()
-for seed in "${SEEDS[@]}"; do runs+=("plain-$seed" "sam-$seed"); done
-share "$RUNS/data" "${runs[@]/#/$RUNS/}"
-score_s=40
-fit_s=$(($(left) - score_s - 20))
-log "${#runs[@]} fits of $EPOCHS epochs in parallel, at most ${fit_s}s each"
-pids=()
-for seed in "${SEEDS[@]}"; do
-    fit "$RUNS/plain-$seed" "$fit_s" --seed "$seed" &
-    pids+=($!)
-    fit "$RUNS/sam-$seed" "$fit_s" --seed "$seed" --sam "$RHO" &
-    pids+=($!)
-done
-wait "${pids[@]}"
-keep_best_weights
-score "${runs[@]/#/$RUNS/}"
-finish "${runs[@]}" --
+paired_fits sam --sam "$RHO"

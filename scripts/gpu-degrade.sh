@@ -17,25 +17,4 @@
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-degrade.sh
 #   PRESET=tiny BUDGET_S=300 EPOCHS=2 ... (a dry run on a CPU)
-set -u
-PYTHON=${PYTHON:-python3}
-DATA=${DATA:-../shared/datasets/fer2013.zip}
-RUNS=${RUNS:-runs/gpu-degrade}
-BUDGET_S=${BUDGET_S:-540}
-PRESET=${PRESET:-default}
-SEEDS=(${SEEDS:-1337 2})
-DEGRADE=${DEGRADE:-0.2}
-EPOCHS=${EPOCHS:-60}
-BATCH_SIZE=${BATCH_SIZE:-256}
-LEARNING_RATE=${LEARNING_RATE:-0.004}
-SHIPPED=(--preset "$PRESET" --seed 1337 --other-label none --other-classes neutral)
-FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE" --preset "$PRESET"
-    --epochs "$EPOCHS")
-source "$(dirname "$0")/gpu-lib.sh"
-
-start_gpu_monitor
-check_backend || { log "Keras on JAX does not run here"; exit 1; }
-# Host augmentation, each fit on its share of the cores.
-threads=$(($(nproc) / (2 * ${#SEEDS[@]})))
-FIT_ARGS+=(--input-threads $((threads > 0 ? threads : 1)))
-paired_fits degrade --degrade "$DEGRADE"
+AUGMENT_ON=host exec "$(dirname "$0")/gpu-paired.sh" degrade --degrade "${DEGRADE:-0.2}"

@@ -164,6 +164,14 @@ for run in map(Path, sys.argv[1:]):
 EOF_PY
 }
 
+# score_and_finish RUN...: once the fits of $RUNS/RUN... have ended: keeps the best weights of
+# any cut short, scores each on its test split and ends the experiment with them as students.
+score_and_finish() {
+    keep_best_weights
+    score "${@/#/$RUNS/}"
+    finish "$@" --
+}
+
 # shipped_variants NAME FLAG VALUE...: the shipped recipe (SHIPPED: prepare flags) prepared with
 # `FLAG VALUE` into $RUNS/NAME-VALUE for each VALUE, all in parallel; then fitted in parallel
 # for the time left (FIT_ARGS, plus `prepare_args_for VALUE` and `fit_args_for VALUE` when the
@@ -194,9 +202,7 @@ shipped_variants() {
         pids+=($!)
     done
     wait "${pids[@]}"
-    keep_best_weights
-    score "${runs[@]/#/$RUNS/}"
-    finish "${runs[@]}" --
+    score_and_finish "${runs[@]}"
 }
 
 # paired_fits NAME FLAG...: the shipped recipe (SHIPPED: prepare flags) prepared once into
@@ -222,7 +228,5 @@ paired_fits() {
         pids+=($!)
     done
     wait "${pids[@]}"
-    keep_best_weights
-    score "${runs[@]/#/$RUNS/}"
-    finish "${runs[@]}" --
+    score_and_finish "${runs[@]}"
 }

@@ -14,23 +14,4 @@
 #
 #   PYTHON=.venv/bin/python DATA=../shared/datasets/fer2013.zip scripts/gpu-sam.sh
 #   PRESET=tiny BUDGET_S=300 EPOCHS=2 ... (a dry run on a CPU)
-set -u
-PYTHON=${PYTHON:-python3}
-DATA=${DATA:-../shared/datasets/fer2013.zip}
-RUNS=${RUNS:-runs/gpu-sam}
-BUDGET_S=${BUDGET_S:-540}
-PRESET=${PRESET:-default}
-SEEDS=(${SEEDS:-1337 2})
-RHO=${RHO:-0.05}
-EPOCHS=${EPOCHS:-60}
-BATCH_SIZE=${BATCH_SIZE:-256}
-LEARNING_RATE=${LEARNING_RATE:-0.004}
-SHIPPED=(--preset "$PRESET" --seed 1337 --other-label none --other-classes neutral)
-FIT_ARGS=(--batch-size "$BATCH_SIZE" --learning-rate "$LEARNING_RATE" --preset "$PRESET"
-    --epochs "$EPOCHS")
-source "$(dirname "$0")/gpu-lib.sh"
-
-start_gpu_monitor
-check_backend || { log "Keras on JAX does not run here"; exit 1; }
-choose_augmentation 4
-paired_fits sam --sam "$RHO"
+exec "$(dirname "$0")/gpu-paired.sh" sam --sam "${RHO:-0.05}"

@@ -68,6 +68,7 @@ def make_detector(config: object, measure_lean: bool = True) -> FaceDetector:
             min_size=config.min_size,
             num_threads=config.num_threads,
             tiles=config.tiles,
+            tile_fraction=config.tile_fraction,
             measure_lean=measure_lean,
         )
     if isinstance(config, HaarDetectorConfig):

@@ -7,6 +7,7 @@ outputs are raw: 896 anchor regressions and logits, decoded here with MediaPipe'
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,7 @@ from edge.bundle import sha256_file
 from edge.classify.interpreter import TFLiteModel
 from edge.detect.base import Face, FaceDetector, eye_line_roll, iou, non_max_suppression
 from edge.errors import BundleError
+from edge.preprocess import Box
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "data" / "face_detection_short_range.tflite"
 MODEL_SHA256 = "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633"
@@ -31,6 +33,19 @@ LEAN_MEMORY_OVERLAP = 0.5
 # the daemon's detection of one face took 1.65 ms a frame against 2.89 with a second look at
 # every frame (1.34 without any), bench/pipeline.py --lean-every.
 LEAN_EVERY_FRAMES = 5
+# The tile pass's squares, as a share of the frame's shorter side. BlazeFace finds a face once
+# it is about a sixth of its input: square tiles of 0.6 find 91% of faces 64 px wide in a
+# 640x480 frame, where 4 tiles of 60% of each side (letterboxed, so seen at 384 px) found 41%
+# (bench/reach.py).
+TILE_FRACTION = 0.6
+# Neighbouring tiles share at least this share of their side, so that a face up to a third of a
+# tile wide lies whole in one of them.
+TILE_OVERLAP = 1 / 3
+# In a video, a face the tile pass found is followed on the next frames by one look at a
+# tile-sized square around where it was (2 passes a frame instead of 7 in 640x480); every
+# fifteenth frame (twice a second at 30 fps) all tiles are searched again, for faces that came
+# since.
+TILE_RESCAN_FRAMES = 15
 
 
 @dataclass(frozen=True)
@@ -51,6 +66,28 @@ def anchors() -> np.ndarray:
     return np.array(centres, np.float32)
 
 
+def tile_squares(height: int, width: int, fraction: float) -> list[tuple[int, int, int]]:
+    """``(left, top, side)`` of the square tiles that cover a frame: ``fraction`` of its shorter
+    side each, evenly spaced, neighbours overlapping by at least ``TILE_OVERLAP`` of a side."""
+    side = max(1, round(fraction * min(height, width)))
+    step = side * (1 - TILE_OVERLAP)
+
+    def starts(length: int) -> list[int]:
+        count = math.ceil((length - side) / step) + 1 if length > side else 1
+        return np.linspace(0, length - side, count).round().astype(int).tolist()
+
+    return [(left, top, side) for top in starts(height) for left in starts(width)]
+
+
+def square_around(box: Box, side: int, height: int, width: int) -> tuple[int, int, int]:
+    """``(left, top, side)`` of the square of ``side`` centred on ``box``, moved inside the
+    frame (``side`` is at most the frame's shorter side)."""
+    x, y, w, h = box
+    left = min(max(0, round(x + w / 2 - side / 2)), width - side)
+    top = min(max(0, round(y + h / 2 - side / 2)), height - side)
+    return left, top, side
+
+
 class BlazeFaceDetector(FaceDetector):
     """Face detection with MediaPipe BlazeFace short-range.
 
@@ -63,8 +100,11 @@ class BlazeFaceDetector(FaceDetector):
         min_size: smallest face side, in frame pixels, that is reported.
         num_threads: interpreter threads.
         model_path: another ``.tflite`` with the same tensors.
-        tiles: when the whole frame shows no face, look again in four overlapping tiles
-            (about 4x the cost, on empty frames only) to find faces too far for one pass.
+        tiles: when the whole frame shows no face, look again in overlapping square tiles
+            (:func:`tile_squares`; six in a 640x480 frame, about 6x the cost, on frames with
+            no face near enough for one pass only) to find faces too far for one pass.
+        tile_fraction: the tiles' side as a share of the frame's shorter side: smaller tiles
+            find smaller faces, and more tiles cost more (0.45: twelve in 640x480).
         measure_lean: read each face's :attr:`~edge.detect.base.Face.roll` from a second look
             at a square twice its size (one more pass a face). In one pass over a 640x480
             frame a face is a few dozen input pixels wide and its eye keypoints wander by tens
@@ -87,11 +127,14 @@ class BlazeFaceDetector(FaceDetector):
         num_threads: int = 1,
         model_path: str | Path | None = None,
         tiles: bool = True,
+        tile_fraction: float = TILE_FRACTION,
         measure_lean: bool = True,
         lean_every: int = LEAN_EVERY_FRAMES,
     ) -> None:
         if lean_every < 1:
             raise ValueError(f"lean_every must be 1 or more, not {lean_every}")
+        if not 0 < tile_fraction <= 1:
+            raise ValueError(f"tile_fraction must be above 0 and at most 1, not {tile_fraction}")
         path = Path(model_path) if model_path else MODEL_PATH
         if not path.is_file():
             raise BundleError(f"BlazeFace model {path} is missing; reinstall yuzug[edge]")
@@ -111,9 +154,12 @@ class BlazeFaceDetector(FaceDetector):
         self.iou_threshold = iou_threshold
         self.min_size = min_size
         self.tiles = tiles
+        self.tile_fraction = tile_fraction
         self.measure_lean = measure_lean
         self.lean_every = lean_every
         self._remembered: list[_Remembered] = []  # the last video frame's faces
+        self._followed: list[Face] = []  # the last video frame's faces from the tile pass
+        self._frames_since_tile_scan = 0
         self._logit_threshold = float(np.log(min_score / (1 - min_score)))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
@@ -123,9 +169,10 @@ class BlazeFaceDetector(FaceDetector):
         return [replace(face, roll=self._lean(frame, face)) for face in faces]
 
     def detect_in_video(self, frame: np.ndarray) -> list[Face]:
+        faces = self._detect_frame(frame, follow=True)
         if not self.measure_lean:
-            return self.detect(frame)
-        remembered = [self._remember(frame, face) for face in self._detect_frame(frame)]
+            return [replace(face, roll=0.0) for face in faces]
+        remembered = [self._remember(frame, face) for face in faces]
         self._remembered = remembered
         return [entry.face for entry in remembered]
 
@@ -155,22 +202,65 @@ class BlazeFaceDetector(FaceDetector):
                 best_overlap, roll = overlap, found.roll
         return roll
 
-    def _detect_frame(self, frame: np.ndarray) -> list[Face]:
+    def _detect_frame(self, frame: np.ndarray, follow: bool = False) -> list[Face]:
+        """The faces one pass over the whole frame finds, else the tile pass's. ``follow``
+        (frames of one video): look first where the tile pass found faces on the frame before."""
         if min(frame.shape[:2]) < self.min_size:
             return []  # no face of min_size fits (and a 1-pixel tile would be empty)
         faces = self._detect_region(frame)
         if faces or not self.tiles:
+            if follow:
+                self._followed = []
             return faces
         # Nothing at full-frame scale: faces far from the camera are too small for a 128 px
-        # input. Look again in overlapping tiles, each seen at a larger scale.
+        # input. Look again in overlapping square tiles, each seen at a larger scale (square, so
+        # that letterboxing shrinks no tile further than its side).
         height, width = frame.shape[:2]
-        tile_w, tile_h = int(width * 0.6), int(height * 0.6)
-        for top in (0, height - tile_h):
-            for left in (0, width - tile_w):
-                for face in self._detect_region(frame[top : top + tile_h, left : left + tile_w]):
-                    x, y, w, h = face.box
-                    faces.append(replace(face, box=(x + left, y + top, w, h)))
+        tiles = tile_squares(height, width, self.tile_fraction)
+        if follow and self._followed and self._frames_since_tile_scan + 1 < TILE_RESCAN_FRAMES:
+            self._frames_since_tile_scan += 1
+            side = tiles[0][2]
+            around = [square_around(face.box, side, height, width) for face in self._followed]
+            faces = self._detect_squares(frame, around)
+        if not faces:  # nothing followed, lost, or time to search all tiles again
+            faces = self._detect_squares(frame, tiles)
+            if follow:
+                self._frames_since_tile_scan = 0
+        if follow:
+            self._followed = faces
+        return faces
+
+    def _detect_squares(self, frame: np.ndarray, squares: list[tuple[int, int, int]]) -> list[Face]:
+        """The faces found in each ``(left, top, side)`` square, in frame pixels, merged. A face
+        cut by a square's edge inside the frame is looked at again in a square of the same side
+        centred on it, which holds it whole (its box, and the eyes its lean is read from)."""
+        height, width = frame.shape[:2]
+        faces = []
+        for left, top, side in squares:
+            for face in self._detect_region(frame[top : top + side, left : left + side]):
+                x, y, w, h = face.box
+                found = replace(face, box=(x + left, y + top, w, h))
+                inner_cut = (
+                    (x <= 1 and left > 0)
+                    or (y <= 1 and top > 0)
+                    or (x + w >= side - 1 and left + side < width)
+                    or (y + h >= side - 1 and top + side < height)
+                )
+                faces.append(self._recentred(frame, found, side) if inner_cut else found)
         return non_max_suppression(faces, self.iou_threshold)
+
+    def _recentred(self, frame: np.ndarray, cut: Face, side: int) -> Face:
+        """``cut`` as a square of ``side`` centred on it shows it: the face found there that
+        overlaps ``cut``'s box most (by more than the NMS threshold), else ``cut`` itself."""
+        height, width = frame.shape[:2]
+        left, top, _ = square_around(cut.box, side, height, width)
+        best, best_overlap = cut, self.iou_threshold
+        for face in self._detect_region(frame[top : top + side, left : left + side]):
+            x, y, w, h = face.box
+            moved = replace(face, box=(x + left, y + top, w, h))
+            if iou(moved.box, cut.box) > best_overlap:
+                best, best_overlap = moved, iou(moved.box, cut.box)
+        return best
 
     def _detect_region(self, frame: np.ndarray) -> list[Face]:
         height, width = frame.shape[:2]

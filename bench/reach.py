@@ -1,0 +1,224 @@
+"""How far the daemon sees: the share of faces BlazeFace finds at each size, and at what cost.
+
+    python bench/reach.py [--model models/default] [--data fer2013.zip] [--limit 30]
+                          [--sides 40 48 56 64 80 96 128] [--tile-fraction 0.6 ...]
+                          [--empty 100] [--video-side 64] [--json out.json] [--plot reach.png]
+
+For every face side, up to ``--limit`` angry/happy/sad test faces of each label are pasted into
+640x480 room scenes (the same scenes as ``bench/framing.py``) and looked for by BlazeFace in one
+pass over the whole frame, and with the tile pass at each ``--tile-fraction`` (the shipped
+0.6 when none is given). A face is found when a reported box's centre lies inside it. Per
+setting and side: the share found, the median detection time per frame (one thread, no second
+look for the lean) and the accuracy of the found faces as the daemon crops and classifies them
+(argmax among the emotions). Then the false faces: how many each setting reports in
+``--empty`` scenes with nobody in them, where the tile pass always runs.
+
+Last, a video (25 fps; an angry, a happy and a sad face, each held 2 s ``--video-side`` px wide
+with a slight jitter, then nobody for 2 s): the detection time per frame when every frame is
+searched as a still image (``detect``) and when the daemon's ``detect_in_video`` follows a face
+the tiles found in one square around it, with the share of face frames where the face is found.
+
+A face pasted S px wide is as wide as a 15 cm face about 554 * 0.15 / S metres from a camera
+with a 60-degree horizontal view at 640x480: 1.3 m at 64 px, 1.7 m at 48.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
+from bench.framing import LABELS, right_emotions  # noqa: E402
+from edge.bundle import load_bundle  # noqa: E402
+from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from edge.detect.blazeface import TILE_FRACTION, BlazeFaceDetector  # noqa: E402
+from edge.samples import (  # noqa: E402
+    Segment,
+    background,
+    centre_inside,
+    fer_faces,
+    scripted_frames,
+)
+
+SIDES = (40, 48, 56, 64, 80, 96, 128)
+ONE_PASS = "one pass"
+
+
+def detectors(fractions: list[float]) -> dict[str, BlazeFaceDetector]:
+    """The settings compared: one pass, and the tile pass at each fraction."""
+    found = {ONE_PASS: BlazeFaceDetector(tiles=False, measure_lean=False)}
+    for fraction in fractions:
+        found[f"tiles {fraction:g}"] = BlazeFaceDetector(tile_fraction=fraction, measure_lean=False)
+    return found
+
+
+def reach(
+    model: Path, data: Path, sides: list[int], limit: int, fractions: list[float], empty: int
+) -> dict[str, Any]:
+    classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
+    settings = detectors(fractions)
+    rows = []
+    for side in sides:
+        times: dict[str, list[float]] = {name: [] for name in settings}
+        crops: dict[str, list[np.ndarray]] = {name: [] for name in settings}
+        truth: dict[str, list[int]] = {name: [] for name in settings}
+        faces = 0
+        for label, _, frame, square in pasted_faces(data, LABELS, limit, side):
+            faces += 1
+            for name, detector in settings.items():
+                start = time.perf_counter()
+                found = detector.detect(frame)
+                times[name].append(time.perf_counter() - start)
+                inside = [face for face in found if centre_inside(face.box, square)][:1]
+                if inside:
+                    crops[name].append(classifier.face_crops(frame, inside)[0])
+                    truth[name].append(LABELS.index(label))
+        for name in settings:
+            hits = (
+                right_emotions(
+                    classifier.probabilities(np.stack(crops[name])),
+                    classifier.labels,
+                    np.array(truth[name]),
+                )
+                if truth[name]
+                else np.zeros(0, bool)
+            )
+            rows.append(
+                {
+                    "setting": name,
+                    "face_side_px": side,
+                    "faces": faces,
+                    "found": len(truth[name]),
+                    "found_share": round(len(truth[name]) / faces, 6),
+                    "accuracy_of_found": round(float(hits.mean()), 6) if hits.size else None,
+                    "detect_ms_median": round(statistics.median(times[name]) * 1000, 3),
+                }
+            )
+    rng = np.random.default_rng(1)
+    scenes = [background(rng) for _ in range(empty)]
+    false_faces = {
+        name: sum(len(detector.detect(scene)) for scene in scenes)
+        for name, detector in settings.items()
+    }
+    return {"empty_scenes": empty, "false_faces": false_faces, "rows": rows}
+
+
+def video(data: Path, side: int, fraction: float) -> dict[str, Any]:
+    """Detection time and found share on a video of far faces, searched frame by frame as
+    stills and followed as the daemon does."""
+    script = [Segment(label, 2.0) for label in LABELS] + [Segment("nobody", 2.0)]
+    faces = fer_faces(data, LABELS, 1)
+    frames = list(scripted_frames(faces, script, 25, face_side=side, seed=3))
+    results = {}
+    for name, follow in (("each frame searched", False), ("followed", True)):
+        detector = BlazeFaceDetector(tile_fraction=fraction, measure_lean=False)
+        look = detector.detect_in_video if follow else detector.detect
+        times, found, with_face = [], 0, 0
+        for frame, label in frames:
+            start = time.perf_counter()
+            faces_found = look(frame)
+            times.append(time.perf_counter() - start)
+            if label != "nobody":
+                with_face += 1
+                found += bool(faces_found)
+        results[name] = {
+            "detect_ms_median": round(statistics.median(times) * 1000, 3),
+            "detect_ms_mean": round(statistics.fmean(times) * 1000, 3),
+            "found_share": round(found / with_face, 6),
+        }
+    return {"face_side_px": side, "tile_fraction": fraction, "frames": len(frames), **results}
+
+
+def format_table(results: dict[str, Any]) -> str:
+    lines = [f"{'setting':<12} {'face px':>7} {'found':>15} {'accuracy':>9} {'detect ms':>9}"]
+    for row in results["rows"]:
+        accuracy = row["accuracy_of_found"]
+        found = f"{row['found']}/{row['faces']} {row['found_share']:>4.0%}"
+        lines.append(
+            f"{row['setting']:<12} {row['face_side_px']:>7} {found:>15} "
+            f"{'-' if accuracy is None else f'{accuracy:.1%}':>9} {row['detect_ms_median']:>9.2f}"
+        )
+    lines.append(f"faces reported in {results['empty_scenes']} empty scenes:")
+    lines += [f"  {name:<12} {count}" for name, count in results["false_faces"].items()]
+    clip = results["video"]
+    lines.append(
+        f"video, {clip['frames']} frames, faces {clip['face_side_px']} px, tiles "
+        f"{clip['tile_fraction']:g}:"
+    )
+    for name in ("each frame searched", "followed"):
+        row = clip[name]
+        lines.append(
+            f"  {name:<20} detect {row['detect_ms_median']:.2f} ms median, "
+            f"{row['detect_ms_mean']:.2f} mean; the face found on {row['found_share']:.0%} "
+            "of its frames"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.2))
+    for name in dict.fromkeys(row["setting"] for row in results["rows"]):
+        rows = [row for row in results["rows"] if row["setting"] == name]
+        axes.plot(
+            [row["face_side_px"] for row in rows],
+            [100 * row["found_share"] for row in rows],
+            marker="o",
+            label=f"{name} ({statistics.median(r['detect_ms_median'] for r in rows):.1f} ms)",
+        )
+    axes.set_xlabel("face side in a 640x480 frame (px)")
+    axes.set_ylabel("faces found (%)")
+    axes.set_ylim(0, 102)
+    axes.grid(alpha=0.3)
+    axes.legend(title="BlazeFace (median ms a frame)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_faces_arguments(parser)
+    parser.set_defaults(limit=30)
+    parser.add_argument("--sides", type=int, nargs="+", default=list(SIDES), metavar="PX")
+    parser.add_argument(
+        "--tile-fraction",
+        type=float,
+        action="append",
+        metavar="F",
+        help=f"a tile side to compare, as a share of the frame's shorter side (repeatable; "
+        f"default {TILE_FRACTION:g}, the shipped one)",
+    )
+    parser.add_argument("--empty", type=int, default=100, help="empty scenes for false faces")
+    parser.add_argument(
+        "--video-side", type=int, default=64, metavar="PX", help="the video's face side"
+    )
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--plot", type=Path, help="draw the share found against face side (PNG)")
+    args = parser.parse_args(argv)
+    fractions = args.tile_fraction or [TILE_FRACTION]
+    results = reach(args.model, args.data, args.sides, args.limit, fractions, args.empty)
+    results["video"] = video(args.data, args.video_side, fractions[0])
+    print(format_table(results))
+    if args.json:
+        emit(results, args.json)
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

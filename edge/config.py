@@ -161,16 +161,18 @@ class BlazeFaceDetectorConfig(Strict):
     tiles: bool = Field(
         True,
         description="when a frame shows no face near enough for one pass, look again in "
-        "overlapping square tiles (6 in a 640x480 frame) for faces farther away; a face found "
-        "there is followed in one tile-sized square on the next frames",
+        "overlapping square tiles (6 in a 640x480 frame) for faces farther away, each confirmed "
+        "by a closer look; a face found there is followed in one square around it on the next "
+        "frames",
     )
     tile_fraction: float = Field(
         0.6,
         ge=0.2,
         le=1,
-        description="the tiles' side as a share of the frame's shorter side: 0.6 finds 91% of "
+        description="the tiles' side as a share of the frame's shorter side: 0.6 finds 90% of "
         "faces 64 px wide in 640x480 (about 1.3 m away) and 46% at 48 px; 0.45 (12 tiles, "
-        "about twice the cost on empty frames) 99% and 87% (bench/reach.py)",
+        "about twice the cost on empty frames, more false faces in textures) 98% and 87% "
+        "(bench/reach.py)",
     )
 
 

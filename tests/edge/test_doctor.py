@@ -285,5 +285,8 @@ def test_a_leaning_face_is_named_with_its_lean(tmp_path: Path, straighten: bool)
         assert status == "ok", detail
         lean = re.search(r"it leans (\d+) degrees \(straightened\)", detail)
         assert lean and 30 <= int(lean[1]) <= 47, detail
-    else:  # the eyes go unread (BlazeFace takes no second look), so the turn check is misled
-        assert status == "warn" and "camera.rotation = 270" in detail, detail
+    else:
+        # The eyes go unread, so the turn check has only the scores to go by. One pass misses
+        # the leaning face; the tiles find it, and the closer look that confirms it is surer of
+        # it upright (0.92) than of the face on its side (0.86): no turn is advised.
+        assert status == "ok" and "leans" not in detail and "rotation" not in detail, detail

@@ -199,19 +199,11 @@ class BlazeFaceDetector(FaceDetector):
     def _lean(self, frame: np.ndarray, face: Face) -> float:
         """The face's roll read again at a larger scale, in a square twice its size around it;
         0 (no turn) when that look finds it no more."""
-        x, y, w, h = face.box
-        side = 2 * max(w, h)
+        side = 2 * max(face.box[2], face.box[3])
         if side >= max(frame.shape[:2]):
             return face.roll  # the first look saw it as large as a second would
-        left = max(0, int(x + w / 2 - side / 2))
-        top = max(0, int(y + h / 2 - side / 2))
-        best_overlap, roll = self.iou_threshold, 0.0
-        for found in self._detect_region(frame[top : top + side, left : left + side]):
-            fx, fy, fw, fh = found.box
-            overlap = iou((fx + left, fy + top, fw, fh), face.box)
-            if overlap > best_overlap:
-                best_overlap, roll = overlap, found.roll
-        return roll
+        closer = self._look_again(frame, face, side, self.min_score)
+        return closer.roll if closer is not None else 0.0
 
     def _detect_frame(self, frame: np.ndarray, follow: bool = False) -> list[Face]:
         """The faces one pass over the whole frame finds, else the tile pass's. ``follow``
@@ -266,13 +258,14 @@ class BlazeFaceDetector(FaceDetector):
         looked at in a tile-sized square centred on it (a tile may have cut it), and kept as
         found if that look misses it. A face overlapping one kept on the frame before
         (``known``) is kept as found, without another look."""
+        confirm_score = max(self.min_score, TILE_CONFIRM_SCORE)
         kept = []
         for face in found:
             size = max(face.box[2], face.box[3])
             if any(iou(face.box, other.box) > LEAN_MEMORY_OVERLAP for other in known):
                 kept.append(face)
             elif 2 * size < tile_side:
-                closer = self._look_again(frame, face, 2 * size, TILE_CONFIRM_SCORE)
+                closer = self._look_again(frame, face, 2 * size, confirm_score)
                 if closer is not None:
                     kept.append(closer)
             else:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
-from bench.framing import LABELS, right_emotions  # noqa: E402
+from bench.framing import LABELS, emotion_hits  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect.blazeface import TILE_FRACTION, BlazeFaceDetector  # noqa: E402
@@ -93,11 +93,7 @@ def reach(
                     truth[name].append(LABELS.index(label))
         for name in settings:
             hits = (
-                right_emotions(
-                    classifier.probabilities(np.stack(crops[name])),
-                    classifier.labels,
-                    np.array(truth[name]),
-                )
+                emotion_hits(classifier, crops[name], np.array(truth[name]))
                 if truth[name]
                 else np.zeros(0, bool)
             )

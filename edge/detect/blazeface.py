@@ -241,12 +241,15 @@ class BlazeFaceDetector(FaceDetector):
 
     def _detect_squares(self, frame: np.ndarray, squares: list[tuple[int, int, int]]) -> list[Face]:
         """The faces found in each ``(left, top, side)`` square, in frame pixels, merged."""
-        faces = []
-        for left, top, side in squares:
-            for face in self._detect_region(frame[top : top + side, left : left + side]):
-                x, y, w, h = face.box
-                faces.append(replace(face, box=(x + left, y + top, w, h)))
+        faces = [face for square in squares for face in self._detect_in_square(frame, *square)]
         return non_max_suppression(faces, self.iou_threshold)
+
+    def _detect_in_square(self, frame: np.ndarray, left: int, top: int, side: int) -> list[Face]:
+        """The faces one pass finds in the square at ``(left, top)``, in frame pixels."""
+        return [
+            replace(face, box=(face.box[0] + left, face.box[1] + top, *face.box[2:]))
+            for face in self._detect_region(frame[top : top + side, left : left + side])
+        ]
 
     def _confirmed(
         self, frame: np.ndarray, found: list[Face], known: list[Face], tile_side: int
@@ -279,14 +282,11 @@ class BlazeFaceDetector(FaceDetector):
         frame), at least ``min_score`` sure; else None."""
         height, width = frame.shape[:2]
         side = min(side, height, width)
-        left, top, _ = square_around(face.box, side, height, width)
         best, best_overlap = None, self.iou_threshold
-        for found in self._detect_region(frame[top : top + side, left : left + side]):
-            fx, fy, fw, fh = found.box
-            moved = replace(found, box=(fx + left, fy + top, fw, fh))
-            overlap = iou(moved.box, face.box)
-            if overlap > best_overlap and moved.score >= min_score:
-                best, best_overlap = moved, overlap
+        for found in self._detect_in_square(frame, *square_around(face.box, side, height, width)):
+            overlap = iou(found.box, face.box)
+            if overlap > best_overlap and found.score >= min_score:
+                best, best_overlap = found, overlap
         return best
 
     def _detect_region(self, frame: np.ndarray) -> list[Face]:

@@ -117,7 +117,8 @@ class BlazeFaceDetector(FaceDetector):
         tile_fraction: the tiles' side as a share of the frame's shorter side: smaller tiles
             find smaller faces, and more tiles cost more (0.45: twelve in 640x480).
         measure_lean: read each face's :attr:`~edge.detect.base.Face.roll` from a second look
-            at a square twice its size (one more pass a face). In one pass over a 640x480
+            at a square twice its size (one more pass a face; none for a face the tile pass
+            already saw in a square at most that size). In one pass over a 640x480
             frame a face is a few dozen input pixels wide and its eye keypoints wander by tens
             of degrees; seen larger they fall within a few degrees of the true lean
             (``bench/lean.py``). Off, every roll is 0.
@@ -174,47 +175,51 @@ class BlazeFaceDetector(FaceDetector):
         self._logit_threshold = float(np.log(min_score / (1 - min_score)))
 
     def detect(self, frame: np.ndarray) -> list[Face]:
-        faces = self._detect_frame(frame)
+        faces, read_close = self._detect_frame(frame)
         if not self.measure_lean:
             return [replace(face, roll=0.0) for face in faces]
-        return [replace(face, roll=self._lean(frame, face)) for face in faces]
+        return [replace(face, roll=self._lean(frame, face, read_close)) for face in faces]
 
     def detect_in_video(self, frame: np.ndarray) -> list[Face]:
-        faces = self._detect_frame(frame, follow=True)
+        faces, read_close = self._detect_frame(frame, follow=True)
         if not self.measure_lean:
             return [replace(face, roll=0.0) for face in faces]
-        remembered = [self._remember(frame, face) for face in faces]
+        remembered = [self._remember(frame, face, read_close) for face in faces]
         self._remembered = remembered
         return [entry.face for entry in remembered]
 
-    def _remember(self, frame: np.ndarray, face: Face) -> _Remembered:
+    def _remember(self, frame: np.ndarray, face: Face, read_close: set[Box]) -> _Remembered:
         """The face with the lean read for it on an earlier frame, if it was found there and
-        that read is younger than ``lean_every`` frames; else with a fresh read."""
+        that read is younger than ``lean_every`` frames; else with a fresh read (free when this
+        frame's search already saw the face close, ``read_close``)."""
         known = max(self._remembered, key=lambda entry: iou(entry.face.box, face.box), default=None)
-        if known is not None and known.age + 1 < self.lean_every:
+        if face.box not in read_close and known is not None and known.age + 1 < self.lean_every:
             if iou(known.face.box, face.box) > LEAN_MEMORY_OVERLAP:
                 return _Remembered(replace(face, roll=known.face.roll), known.age + 1)
-        return _Remembered(replace(face, roll=self._lean(frame, face)), 0)
+        return _Remembered(replace(face, roll=self._lean(frame, face, read_close)), 0)
 
-    def _lean(self, frame: np.ndarray, face: Face) -> float:
+    def _lean(self, frame: np.ndarray, face: Face, read_close: set[Box]) -> float:
         """The face's roll read again at a larger scale, in a square twice its size around it;
-        0 (no turn) when that look finds it no more."""
+        0 (no turn) when that look finds it no more. A face in ``read_close`` (the tile pass
+        found or confirmed it in a square at most twice its size) keeps its roll."""
         side = 2 * max(face.box[2], face.box[3])
-        if side >= max(frame.shape[:2]):
+        if face.box in read_close or side >= max(frame.shape[:2]):
             return face.roll  # the first look saw it as large as a second would
         closer = self._look_again(frame, face, side, self.min_score)
         return closer.roll if closer is not None else 0.0
 
-    def _detect_frame(self, frame: np.ndarray, follow: bool = False) -> list[Face]:
-        """The faces one pass over the whole frame finds, else the tile pass's. ``follow``
-        (frames of one video): look first where the tile pass found faces on the frame before."""
+    def _detect_frame(self, frame: np.ndarray, follow: bool = False) -> tuple[list[Face], set[Box]]:
+        """The faces one pass over the whole frame finds, else the tile pass's, with the boxes
+        of those the tile pass saw close enough to read their lean (:meth:`_confirmed`).
+        ``follow`` (frames of one video): look first where the tile pass found faces on the
+        frame before."""
         if min(frame.shape[:2]) < self.min_size:
-            return []  # no face of min_size fits (and a 1-pixel tile would be empty)
+            return [], set()  # no face of min_size fits (and a 1-pixel tile would be empty)
         faces = self._detect_region(frame)
         if faces or not self.tiles:
             if follow:
                 self._followed = []
-            return faces
+            return faces, set()
         # Nothing at full-frame scale: faces far from the camera are too small for a 128 px
         # input. Look again in overlapping square tiles, each seen at a larger scale (square, so
         # that letterboxing shrinks no tile further than its side).
@@ -222,6 +227,7 @@ class BlazeFaceDetector(FaceDetector):
         tiles = tile_squares(height, width, self.tile_fraction)
         tile_side = tiles[0][2]
         known = self._followed if follow else []  # confirmed on the frame before
+        read_close: set[Box] = set()
         if follow and self._followed and self._frames_since_tile_scan + 1 < TILE_RESCAN_FRAMES:
             self._frames_since_tile_scan += 1
             around = [
@@ -230,14 +236,16 @@ class BlazeFaceDetector(FaceDetector):
                 )
                 for face in self._followed
             ]
-            faces = self._confirmed(frame, self._detect_squares(frame, around), known, tile_side)
+            found = self._detect_squares(frame, around)
+            faces, read_close = self._confirmed(frame, found, known, tile_side)
         if not faces:  # nothing followed, lost, or time to search all tiles again
-            faces = self._confirmed(frame, self._detect_squares(frame, tiles), known, tile_side)
+            found = self._detect_squares(frame, tiles)
+            faces, read_close = self._confirmed(frame, found, known, tile_side)
             if follow:
                 self._frames_since_tile_scan = 0
         if follow:
             self._followed = faces
-        return faces
+        return faces, read_close
 
     def _detect_squares(self, frame: np.ndarray, squares: list[tuple[int, int, int]]) -> list[Face]:
         """The faces found in each ``(left, top, side)`` square, in frame pixels, merged."""
@@ -253,16 +261,19 @@ class BlazeFaceDetector(FaceDetector):
 
     def _confirmed(
         self, frame: np.ndarray, found: list[Face], known: list[Face], tile_side: int
-    ) -> list[Face]:
-        """The tile pass's faces, each as a second look sees it.
+    ) -> tuple[list[Face], set[Box]]:
+        """The tile pass's faces, each as a second look sees it, and the boxes of those seen
+        in a square at most twice their size, so that their roll is read as :meth:`_lean`
+        would read it.
 
         A face under half a tile wide is looked at closer, in a square twice its size around
         it, and kept only if found there at least ``TILE_CONFIRM_SCORE`` sure. A larger one is
         looked at in a tile-sized square centred on it (a tile may have cut it), and kept as
-        found if that look misses it. A face overlapping one kept on the frame before
-        (``known``) is kept as found, without another look."""
+        found if that look misses it (a tile is at most twice its size too). A face
+        overlapping one kept on the frame before (``known``) is kept as found, without another
+        look; it was found in a square up to ``FOLLOW_SCALE`` times its size."""
         confirm_score = max(self.min_score, TILE_CONFIRM_SCORE)
-        kept = []
+        kept, looked_at = [], []
         for face in found:
             size = max(face.box[2], face.box[3])
             if any(iou(face.box, other.box) > LEAN_MEMORY_OVERLAP for other in known):
@@ -270,10 +281,11 @@ class BlazeFaceDetector(FaceDetector):
             elif 2 * size < tile_side:
                 closer = self._look_again(frame, face, 2 * size, confirm_score)
                 if closer is not None:
-                    kept.append(closer)
+                    looked_at.append(closer)
             else:
-                kept.append(self._look_again(frame, face, tile_side, self.min_score) or face)
-        return non_max_suppression(kept, self.iou_threshold)
+                looked_at.append(self._look_again(frame, face, tile_side, self.min_score) or face)
+        faces = non_max_suppression(kept + looked_at, self.iou_threshold)
+        return faces, {face.box for face in faces if face in looked_at}
 
     def _look_again(
         self, frame: np.ndarray, face: Face, side: int, min_score: float

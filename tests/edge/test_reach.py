@@ -189,10 +189,34 @@ def test_a_face_cut_by_a_tile_edge_is_confirmed_whole(far_faces: list[np.ndarray
     x, y, w, h = paste_face(frame, far_faces[1], (150, 260), 100)  # rows 210-309
     (cut,) = detector._detect_squares(frame, [(0, 0, 288)])
     assert cut.box[1] + cut.box[3] <= 288
-    (face,) = detector._confirmed(frame, [cut], known=[], tile_side=288)
+    (face,), read_close = detector._confirmed(frame, [cut], known=[], tile_side=288)
     fx, fy, fw, fh = face.box
     assert fy + fh > 295 and abs(fw - fh) <= 0.15 * fw  # whole, not clipped at row 288
     assert centre_inside(face.box, (x, y, w, h))
+    assert read_close == {face.box}  # seen in a square under twice its size: its lean is read
+
+
+def test_a_far_face_lean_is_read_in_the_look_that_confirms_it(far_faces: list[np.ndarray]):
+    """The tile pass's second look at a far face sees it as close as the lean read would, so
+    reading the lean takes no third pass; the roll it gives is the confirming look's."""
+    from edge.samples import leaning_frame
+
+    measuring, plain = CountingDetector(), CountingDetector(measure_lean=False)
+    scene_ = background(np.random.default_rng(0))
+    rolls = {}
+    for lean in (-30, 0, 30):
+        frame, truth = leaning_frame(scene_, far_faces[2], lean, 80)
+        found = {}
+        for detector in (measuring, plain):
+            before = detector.passes
+            faces = [face for face in detector.detect(frame) if centre_inside(face.box, truth)]
+            found[detector.measure_lean] = (detector.passes - before, faces)
+        (passes, (face,)), (plain_passes, (plain_face,)) = found[True], found[False]
+        assert passes == plain_passes > 1 + len(tile_squares(*FRAME_SIZE[::-1], 0.6))
+        assert face.box == plain_face.box and plain_face.roll == 0
+        rolls[lean] = face.roll
+    # A FER face leans a few degrees of itself: the turns between the reads are what's given.
+    assert abs(rolls[30] - rolls[0] - 30) < 10 and abs(rolls[-30] - rolls[0] + 30) < 10, rolls
 
 
 def test_textures_the_tiles_take_for_faces_are_not_confirmed():

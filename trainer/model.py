@@ -118,6 +118,30 @@ def build_resnet(
     return keras.Model(inputs, outputs, name="resnet")
 
 
+def build_vgg(
+    input_size: int,
+    num_classes: int,
+    widths: tuple[int, ...] = (64, 128, 256, 512),
+    dense: int = 4096,
+    dropout: float = 0.2,
+) -> keras.Model:
+    """Khaireddin & Chen's VGG for FER2013 (2021; 73.28% on seven classes, the best published
+    single network): four stages of two conv-BN-ReLU pairs, each pooled, then two dense layers
+    of 4096 with dropout (~40M parameters at 48x48). A reference on a GPU, not for the Pi."""
+    inputs = keras.Input((input_size, input_size, 1), name="pixels")
+    x = inputs
+    for stage, filters in enumerate(widths):
+        x = _conv_bn(x, filters, f"s{stage}a")
+        x = _conv_bn(x, filters, f"s{stage}b")
+        x = layers.MaxPooling2D(name=f"s{stage}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    for index in (1, 2):
+        x = layers.Dense(dense, activation="relu", name=f"fc{index}")(x)
+        x = layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="vgg")
+
+
 def build_tiny(input_size: int, num_classes: int) -> keras.Model:
     """A few-thousand-parameter CNN for smoke tests of the whole chain on a CPU."""
     return build_compact(input_size, num_classes, widths=(8, 16), dropout=0.0)

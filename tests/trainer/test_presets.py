@@ -28,3 +28,14 @@ def test_resnet_is_resnet18_without_early_downsampling():
     assert len(adds) == 8  # two basic blocks in each of four stages
     # The last stage still sees 6x6 pixels of a 48x48 face.
     assert model.get_layer("r3b_out").output.shape[1:3] == (6, 6)
+
+
+def test_vgg_is_khaireddin_and_chens_network():
+    preset = PRESETS["vgg"]
+    model = preset.build()(48, 7)
+    convs = [layer for layer in model.layers if layer.name.endswith("_conv")]
+    assert [conv.filters for conv in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert model.get_layer("flatten").output.shape[1:] == (3 * 3 * 512,)  # four poolings of 48
+    assert [model.get_layer(f"fc{i}").units for i in (1, 2)] == [4096, 4096]
+    assert 40_000_000 < model.count_params() < 41_000_000
+    assert (preset.optimizer, preset.class_weighting, preset.label_smoothing) == ("sgd", False, 0)

@@ -40,7 +40,13 @@ from edge.config import (
     parse_broker,
     parse_config,
 )
-from edge.detect import FaceDetector, detect_faces, make_detector
+from edge.detect import (
+    FaceDetector,
+    detect_faces,
+    make_detector,
+    outside_regions,
+    region_boxes,
+)
 from edge.diary import MoodDiary
 from edge.errors import CommandRefused, ConfigError, YuzugError
 from edge.history import MoodEvent, MoodHistory
@@ -121,6 +127,7 @@ class FrameResult:
     confidence: float
     suggestion: dict[str, str] | None = None
     labels: list[str] = field(default_factory=list)
+    ignored_regions: list[Box] = field(default_factory=list)  # camera.ignore_regions, in pixels
 
 
 class EdgeApp:
@@ -168,6 +175,7 @@ class EdgeApp:
         self._last_recording: dict[str, Any] | None = None
         self._last_reload_check = 0.0
         self.frames_analysed = 0
+        self.faces_ignored = 0  # found in camera.ignore_regions (a TV, a poster) and left out
         self.events = 0
         self._since = utc_now()
         self._last_state_key: tuple[Any, ...] | None = None
@@ -602,7 +610,11 @@ class EdgeApp:
     def analyse(self, frame: Frame) -> FrameResult:
         assert self.detector and self.classifier and self.tracker and self.state
         t0 = time.perf_counter()
-        faces = detect_faces(self.detector, frame, video=True)[: self.config.classifier.max_faces]
+        regions = self.config.camera.ignore_regions
+        found = detect_faces(self.detector, frame, video=True)
+        faces = outside_regions(found, regions, frame.image)
+        self.faces_ignored += len(found) - len(faces)
+        faces = faces[: self.config.classifier.max_faces]
         boxes = [face.box for face in faces]
         t1 = time.perf_counter()
         straighten = self.config.classifier.straighten_faces
@@ -642,6 +654,7 @@ class EdgeApp:
             self.state.confidence,
             self.current_suggestion(),
             self.classifier.labels,
+            region_boxes(regions, frame.image.shape[1], frame.image.shape[0]),
         )
         self.last_result = result
         return result
@@ -905,6 +918,7 @@ class EdgeApp:
             "frames_analysed": self.frames_analysed,
             "frames_captured": captured,
             "frames_dropped": self.slot.dropped,
+            "faces_ignored": self.faces_ignored,
             "idle": self.idle,
             "camera": self.camera_status,
             "camera_errors": self.capture.errors if self.capture else 0,

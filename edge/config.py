@@ -85,12 +85,39 @@ class Strict(BaseModel):
 Rotation = Literal[0, 90, 180, 270]
 
 
+# A part of the picture: left, top, width and height as shares of the frame's width and height.
+Region = tuple[float, float, float, float]
+
+
 class TurnableCamera(Strict):
     rotation: Rotation = Field(
         0,
         description="clockwise degrees to turn each frame: 180 for a camera mounted upside "
         "down, 90 or 270 for one on its side (yuzug-edge doctor suggests it)",
     )
+    ignore_regions: list[Region] = Field(
+        default_factory=list,
+        description="parts of the picture whose faces are not read: a TV, a poster, a photo "
+        "on the wall; each [left, top, width, height] as shares of the frame (0-1), in the "
+        "picture as turned by rotation, as the live view shows it (drawn there, hatched)",
+    )
+
+    @field_validator("ignore_regions")
+    @classmethod
+    def _check_regions(cls, regions: list[Region]) -> list[Region]:
+        for index, (left, top, width, height) in enumerate(regions):
+            if min(left, top) < 0 or min(width, height) <= 0:
+                raise ValueError(
+                    f"region {index} {[left, top, width, height]}: left and top are 0 or "
+                    "more, width and height above 0 (shares of the frame)"
+                )
+            if left + width > 1 + 1e-9 or top + height > 1 + 1e-9:
+                raise ValueError(
+                    f"region {index} {[left, top, width, height]} reaches past the frame: "
+                    "left + width and top + height are at most 1 (shares of the frame)"
+                )
+        return regions
+
     turn_check_seconds: float = Field(
         15.0,
         ge=0,

@@ -15,7 +15,7 @@ import argparse
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO
 
@@ -85,6 +85,7 @@ def run_doctor(args: argparse.Namespace, out: TextIO, timeout: float = 10.0) -> 
             classifier,
             config.camera.rotation,
             config.classifier.straighten_faces,
+            config.camera.ignore_regions,
         )
     _check_mqtt(doctor, config)
     _check_spool(doctor, config)
@@ -233,8 +234,9 @@ def _check_faces(
     classifier: Any,
     rotation: int = 0,
     straighten: bool = True,
+    ignore_regions: Sequence[tuple[float, float, float, float]] = (),
 ) -> None:
-    from edge.detect import detect_faces
+    from edge.detect import detect_faces, outside_regions
     from edge.orientation import upright_turn
     from edge.preprocess import straightening_turn
 
@@ -251,7 +253,7 @@ def _check_faces(
             f"camera mounted turned? set camera.rotation = {(rotation + turn) % 360}",
         )
         return
-    faces = detect_faces(detector, frame)
+    faces = outside_regions(detect_faces(detector, frame), ignore_regions, frame.image)
     if not faces:
         doctor.report(
             "faces", "warn", "none in this frame (fine if nobody is in front of the camera)"

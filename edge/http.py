@@ -28,7 +28,7 @@ import numpy as np
 
 from edge.config import CLOCK_NOT_SET, HTTPConfig
 from edge.errors import CommandRefused, YuzugError
-from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, to_canvas
+from edge.overlay import COLOURS, OTHER_COLOUR, draw_face, draw_ignored, to_canvas
 from edge.page_text import page_text
 from edge.pipeline import BUCKETS_MS
 
@@ -391,6 +391,8 @@ PAGE_COLOURS = json.dumps(
 def draw_overlay(result: FrameResult) -> np.ndarray:
     """An analysed frame with face boxes, labels and confidences drawn on a copy."""
     canvas = to_canvas(result.frame.image)
+    for region in result.ignored_regions:
+        draw_ignored(canvas, region)
     for track in result.tracks:
         best = int(np.argmax(track.scores))
         label = result.labels[best] if best < len(result.labels) else "?"
@@ -422,6 +424,12 @@ def prometheus_metrics(app: EdgeApp, service: HTTPService | None = None) -> str:
         "counter",
         "Frames overwritten before analysis",
         stats["frames_dropped"],
+    )
+    metric(
+        "yuzug_faces_ignored_total",
+        "counter",
+        "Faces found in camera.ignore_regions and left out",
+        stats["faces_ignored"],
     )
     metric(
         "yuzug_idle",

@@ -55,3 +55,20 @@ def draw_face(
         thickness,
         cv2.LINE_AA,
     )
+
+
+IGNORED_COLOUR = (160, 160, 160)
+
+
+def draw_ignored(canvas: np.ndarray, box: Box) -> None:
+    """A part of the picture whose faces are not read (``camera.ignore_regions``): dimmed,
+    hatched and outlined in grey, the picture still visible through it (in place)."""
+    x, y, w, h = box
+    area = canvas[max(0, y) : y + h, max(0, x) : x + w]  # a view: drawing on it draws on canvas
+    if area.size == 0:
+        return
+    height, width = area.shape[:2]
+    area //= 2
+    for offset in range(-height, width, 16):  # lines at 45 degrees, cut by the area's edges
+        cv2.line(area, (offset, 0), (offset + height, height), IGNORED_COLOUR, 1)
+    cv2.rectangle(area, (0, 0), (width - 1, height - 1), IGNORED_COLOUR, 2)

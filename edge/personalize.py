@@ -29,7 +29,7 @@ import numpy as np
 from edge.bundle import ModelBundle
 from edge.camera.base import EndOfStream, FrameSource
 from edge.cli import TerminalProgress
-from edge.detect import detect_faces
+from edge.detect import detect_faces, outside_regions
 from edge.detect.base import FaceDetector
 from edge.errors import CommandRefused, YuzugError
 from edge.page_text import page_text
@@ -37,6 +37,7 @@ from edge.publish.spool import replace_synced
 
 if TYPE_CHECKING:
     from edge.classify.emotion import EmotionClassifier
+    from edge.config import EdgeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -305,10 +306,11 @@ def record_faces(
     seconds: float,
     progress: Callable[[int], None] | None = None,
     straighten: bool = True,
+    ignore_regions: Sequence[tuple[float, float, float, float]] = (),
 ) -> np.ndarray:
     """The model's own scores (offsets left out) for the largest face of each frame read
-    during ``seconds``, cropped as the daemon crops it (``classifier.straighten_faces``). A
-    finite source that ends stops the recording early.
+    during ``seconds``, cropped as the daemon crops it (``classifier.straighten_faces``), faces
+    in ``camera.ignore_regions`` left out. A finite source that ends stops the recording early.
 
     Raises:
         CameraError: the camera failed while recording.
@@ -320,7 +322,7 @@ def record_faces(
             frame = source.read()
         except EndOfStream:
             break
-        faces = detect_faces(detector, frame)[:1]
+        faces = outside_regions(detect_faces(detector, frame), ignore_regions, frame.image)[:1]
         if faces:
             crops = classifier.face_crops(frame.image, faces, straighten)
             rows.append(classifier.own_probabilities(crops, classifier.framings)[0])
@@ -572,8 +574,7 @@ def run_personalize(args: Any, out: TextIO) -> int:
     detector = make_detector(config.detector, measure_lean=config.classifier.straighten_faces)
     try:
         camera = make_source(config.camera)
-        straighten = config.classifier.straighten_faces
-        recorded = _record_each(camera, detector, classifier, labels, args, out, straighten)
+        recorded = _record_each(camera, detector, classifier, labels, args, out, config)
     except KeyboardInterrupt:
         print("stopped: nothing saved", file=out)
         return 130
@@ -595,7 +596,7 @@ def _record_each(
     labels: list[str],
     args: Any,
     out: TextIO,
-    straighten: bool,
+    config: EdgeConfig,
 ) -> dict[str, np.ndarray]:
     recorded: dict[str, np.ndarray] = {}
     with camera as source:
@@ -609,7 +610,15 @@ def _record_each(
             _count_down(source, args.countdown, out)
             shown = TerminalProgress(f"  recording {label}", out)  # on a terminal only
             counted = functools.partial(shown.update, what="faces")
-            rows = record_faces(source, detector, classifier, args.seconds, counted, straighten)
+            rows = record_faces(
+                source,
+                detector,
+                classifier,
+                args.seconds,
+                counted,
+                config.classifier.straighten_faces,
+                config.camera.ignore_regions,
+            )
             shown.close()
             print(f"  {len(rows)} faces recorded", file=out, flush=True)
             if not len(rows):

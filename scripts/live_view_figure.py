@@ -3,8 +3,11 @@ public-domain photos from scikit-image (Eileen Collins smiling, NASA; the CC0 "c
 squinting into the light), photographed by headless Chromium.
 
     .venv/bin/python scripts/live_view_figure.py --out docs/figures/live-view.png
+    .venv/bin/python scripts/live_view_figure.py --ignored docs/figures/ignore-regions.png
 
-No FER2013 image is used, so the picture may be committed. About a minute on 2 CPU cores.
+``--ignored`` draws one live-view frame instead (the same drawing code, no browser): the
+astronaut in the room and again, mirrored, on a "TV" inside ``camera.ignore_regions``.
+No FER2013 image is used, so the pictures may be committed. About a minute on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -44,6 +47,43 @@ def photos() -> dict[str, list[np.ndarray]]:
     return {"happy": [astronaut], "angry": [portrait]}
 
 
+TV_REGION = (0.56, 0.12, 0.4, 0.62)  # left, top, width, height: shares of the frame
+
+
+def ignored_figure(out: Path) -> None:
+    """One analysed frame as the live view draws it: a person, and a face on a TV that the
+    daemon leaves out because it lies in ``camera.ignore_regions``."""
+    from edge.camera.base import Frame
+    from edge.http import draw_overlay
+    from edge.samples import background, paste_face
+
+    faces = photos()
+    frame = background(np.random.default_rng(3))
+    x, y, w, h = (round(v * s) for v, s in zip(TV_REGION, (640, 480, 640, 480), strict=True))
+    frame[y + 20 : y + h - 20, x + 14 : x + w - 14] = (40, 36, 32)  # the TV's screen
+    paste_face(frame, faces["happy"][0], (180, 250), 170)
+    on_tv = cv2.flip(faces["happy"][0], 1)  # the only sharp face at hand, mirrored
+    paste_face(frame, on_tv, (x + w // 2, y + h // 2), 150)
+    with tempfile.TemporaryDirectory(prefix="yuzug-figure-") as work:
+        config = parse_config(
+            {
+                "camera": {"type": "folder", "path": work, "ignore_regions": [list(TV_REGION)]},
+                "emotion": {"stable_seconds": 0.0},
+                "mqtt": {"enabled": False},
+            },
+            "figure",
+        )
+        app = EdgeApp(config)
+        app.init_model()
+        app.init_detector()
+        app.init_suggestions()
+        for _ in range(10):  # long enough for the emotion to settle
+            result = app.analyse(Frame(frame))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(out), draw_overlay(result))
+    print(f"wrote {out}: {len(result.boxes)} face read, {app.faces_ignored} left out")
+
+
 def state(port: int) -> dict:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/state", timeout=5) as response:
         return json.loads(response.read())
@@ -52,7 +92,11 @@ def state(port: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/figures/live-view.png"))
+    parser.add_argument("--ignored", type=Path, help="draw the ignored-region frame here instead")
     args = parser.parse_args()
+    if args.ignored:
+        ignored_figure(args.ignored)
+        return 0
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         parser.error("chromium is not installed (make system-deps installs it)")

@@ -290,16 +290,18 @@ def write_personal_file(path: Path, **changes: object) -> Path:
     return path
 
 
-def analysing_app(folder: Path, classifier: dict[str, Any] | None = None) -> Any:
+def analysing_app(
+    folder: Path, classifier: dict[str, Any] | None = None, camera: dict[str, Any] | None = None
+) -> Any:
     """An :class:`edge.app.EdgeApp` built as the daemon starts, short of its camera (a folder
     source on ``folder``) and publisher (MQTT off): ready for ``analyse(frame)``, with these
-    ``[classifier]`` settings."""
+    ``[classifier]`` settings and more ``[camera]`` ones."""
     from edge.app import EdgeApp
     from edge.config import parse_config
 
     config = parse_config(
         {
-            "camera": {"type": "folder", "path": str(folder)},
+            "camera": {"type": "folder", "path": str(folder), **(camera or {})},
             "classifier": classifier or {},
             "mqtt": {"enabled": False},
         }

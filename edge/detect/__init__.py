@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge.detect.base import Face, FaceDetector
-from edge.preprocess import PreprocessSpec, preprocess_faces, to_gray
+from edge.preprocess import Box, PreprocessSpec, preprocess_faces, to_gray
 
 if TYPE_CHECKING:
     from edge.camera.base import Frame
@@ -30,6 +30,34 @@ def detect_faces(detector: FaceDetector, frame: Frame, video: bool = False) -> l
         x, y, w, h = (int(round(value * scale)) for value in face.box)
         faces.append(replace(face, box=(x, y, w, h)))
     return sorted(faces, key=lambda face: face.box[2] * face.box[3], reverse=True)
+
+
+def region_boxes(
+    regions: Sequence[tuple[float, float, float, float]], width: int, height: int
+) -> list[Box]:
+    """``camera.ignore_regions`` (shares of the frame) in the pixels of a ``width`` x
+    ``height`` image."""
+    return [
+        (round(left * width), round(top * height), round(w * width), round(h * height))
+        for left, top, w, h in regions
+    ]
+
+
+def outside_regions(
+    faces: Sequence[Face], regions: Sequence[tuple[float, float, float, float]], image: np.ndarray
+) -> list[Face]:
+    """The ``faces`` whose box centre lies in none of ``regions`` (``camera.ignore_regions``,
+    shares of ``image``'s sides): a face on a TV or a poster is not the person's."""
+    if not regions:
+        return list(faces)
+    height, width = image.shape[:2]
+    boxes = region_boxes(regions, width, height)
+
+    def ignored(face: Face) -> bool:
+        cx, cy = face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2
+        return any(x <= cx < x + w and y <= cy < y + h for x, y, w, h in boxes)
+
+    return [face for face in faces if not ignored(face)]
 
 
 def face_crops(
@@ -86,4 +114,12 @@ def make_detector(config: object, measure_lean: bool = True) -> FaceDetector:
     raise TypeError(f"unknown detector config {type(config).__name__}")
 
 
-__all__ = ["Face", "FaceDetector", "detect_faces", "face_crops", "make_detector"]
+__all__ = [
+    "Face",
+    "FaceDetector",
+    "detect_faces",
+    "face_crops",
+    "make_detector",
+    "outside_regions",
+    "region_boxes",
+]

@@ -4,6 +4,7 @@ shipped model."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import cv2
@@ -12,7 +13,7 @@ import pytest
 
 from edge.camera import make_source
 from edge.camera.base import Frame
-from edge.config import parse_config
+from edge.config import parse_config, validate_schema
 from edge.detect import detect_faces, make_detector, outside_regions, region_boxes
 from edge.detect.base import Face
 from edge.errors import ConfigError
@@ -115,3 +116,14 @@ def test_the_doctor_and_a_recording_leave_the_tv_out(person_and_tv, tmp_path: Pa
                 source, detector, classifier, 30.0, ignore_regions=regions
             )
     assert len(rows[0]) == 3 and len(rows[1]) == 0
+
+
+def test_regions_are_set_from_the_workstation_and_checked_there():
+    from deploy.configure import edit_config, parse_set
+
+    text = (Path(__file__).parents[2] / "edge.example.toml").read_text()
+    tv = parse_set("camera.ignore_regions=[[0.7, 0.1, 0.3, 0.35]]")
+    camera = validate_schema(tomllib.loads(edit_config(text, [tv], "kitchen"))).camera
+    assert camera.ignore_regions == [(0.7, 0.1, 0.3, 0.35)]
+    with pytest.raises(ConfigError, match="reaches past the frame"):
+        edit_config(text, [parse_set("camera.ignore_regions=[[0.8, 0.1, 0.3, 0.35]]")], "kitchen")

@@ -1,7 +1,7 @@
 """Leaning faces: what straightening them by their eyes (``classifier.straighten_faces``) gives.
 
     python bench/lean.py [--model models/default] [--data fer2013.zip] [--leans 0,15,30,45]
-                         [--json out.json] [--plot lean.png]
+                         [--confirm-score 0.5] [--json out.json] [--plot lean.png]
 
 Every angry/happy/sad FER2013 test face is pasted into a 640x480 room scene, leaning by the
 given degrees (every other face the other way: a head on one side, or a camera not quite
@@ -32,21 +32,26 @@ from bench.common import emit  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
 from edge.detect import Face, face_crops  # noqa: E402
-from edge.detect.blazeface import BlazeFaceDetector  # noqa: E402
+from edge.detect.blazeface import TILE_CONFIRM_SCORE, BlazeFaceDetector  # noqa: E402
 from edge.samples import background, centre_inside, fer_faces, leaning_frame  # noqa: E402
 
 LABELS = ["angry", "happy", "sad"]
 
 
 def evaluate(
-    model: Path, data: Path, leans: list[float], side: int, limit: int
+    model: Path,
+    data: Path,
+    leans: list[float],
+    side: int,
+    limit: int,
+    confirm_score: float = TILE_CONFIRM_SCORE,
 ) -> list[dict[str, Any]]:
     classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
     # One detector as the daemon runs with straighten_faces off, one with it on (which reads
     # each face's lean in a second, closer look).
     detectors = {
-        "plain": BlazeFaceDetector(measure_lean=False),
-        "straight": BlazeFaceDetector(measure_lean=True),
+        "plain": BlazeFaceDetector(confirm_score=confirm_score, measure_lean=False),
+        "straight": BlazeFaceDetector(confirm_score=confirm_score, measure_lean=True),
     }
     emotions = [classifier.labels.index(label) for label in LABELS]
     faces = [
@@ -148,11 +153,18 @@ def main() -> int:
     parser.add_argument("--leans", default="0,15,30,45", help="degrees, comma-separated")
     parser.add_argument("--face-side", type=int, default=160, help="face size in the frame, px")
     parser.add_argument("--limit", type=int, default=10000, help="test faces per label")
+    parser.add_argument(
+        "--confirm-score",
+        type=float,
+        default=TILE_CONFIRM_SCORE,
+        help="how sure the tile pass's closer look must be to keep a small face "
+        f"(shipped {TILE_CONFIRM_SCORE:g}; faces the one pass misses come from the tiles)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path)
     args = parser.parse_args()
     leans = [float(value) for value in args.leans.split(",")]
-    rows = evaluate(args.model, args.data, leans, args.face_side, args.limit)
+    rows = evaluate(args.model, args.data, leans, args.face_side, args.limit, args.confirm_score)
     if args.plot:
         plot(rows, load_bundle(args.model).manifest.full_name, args.plot)
     emit({"model": str(args.model), "leans": rows}, args.json)

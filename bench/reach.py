@@ -2,17 +2,20 @@
 
     python bench/reach.py [--model models/default] [--data fer2013.zip] [--limit 30]
                           [--sides 40 48 56 64 80 96 128] [--tile-fraction 0.6 ...]
+                          [--confirm-score 0.6 ...]
                           [--empty 100] [--video-side 64] [--json out.json] [--plot reach.png]
 
 For every face side, up to ``--limit`` angry/happy/sad test faces of each label are pasted into
 640x480 room scenes (the same scenes as ``bench/framing.py``) and looked for by BlazeFace in one
 pass over the whole frame, and with the tile pass at each ``--tile-fraction`` (the shipped
-0.6 when none is given). A face is found when a reported box's centre lies inside it. Per
-setting and side: the share found, the median detection time per frame (one thread, no second
-look for the lean) and the accuracy of the found faces as the daemon crops and classifies them
-(argmax among the emotions). Then the false faces: how many each setting reports in
-``--empty`` scenes with nobody in them, where the tile pass always runs, and in 22 photos of
-scikit-image's with nobody in them (coins, a galaxy field, a cat, a motorbike, textures).
+0.6 when none is given), and at the first fraction with each ``--confirm-score`` (how sure
+the closer look at a small face the tiles found must be; 0.5 shipped). A face is found when
+a reported box's centre lies inside it. Per setting and side: the share found, the median
+detection time per frame (one thread, no second look for the lean) and the accuracy of the
+found faces as the daemon crops and classifies them (argmax among the emotions). Then the
+false faces: how many each setting reports in ``--empty`` scenes with nobody in them, where the
+tile pass always runs, and in 22 photos of scikit-image's with nobody in them (coins, a galaxy
+field, a cat, a motorbike, textures).
 
 Last, a video (25 fps; an angry, a happy and a sad face, each held 2 s ``--video-side`` px wide
 with a slight jitter, then nobody for 2 s): the detection time per frame when every frame is
@@ -29,6 +32,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,11 @@ from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from bench.framing import LABELS, emotion_hits  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
-from edge.detect.blazeface import TILE_FRACTION, BlazeFaceDetector  # noqa: E402
+from edge.detect.blazeface import (  # noqa: E402
+    TILE_CONFIRM_SCORE,
+    TILE_FRACTION,
+    BlazeFaceDetector,
+)
 from edge.samples import (  # noqa: E402
     FRAME_SIZE,
     Segment,
@@ -62,19 +70,30 @@ PHOTOS = (
 ONE_PASS = "one pass"
 
 
-def detectors(fractions: list[float]) -> dict[str, BlazeFaceDetector]:
-    """The settings compared: one pass, and the tile pass at each fraction."""
+def detectors(fractions: list[float], confirm_scores: list[float]) -> dict[str, BlazeFaceDetector]:
+    """The settings compared: one pass, the tile pass at each fraction, and at the first
+    fraction with each other confirmation score."""
     found = {ONE_PASS: BlazeFaceDetector(tiles=False, measure_lean=False)}
     for fraction in fractions:
         found[f"tiles {fraction:g}"] = BlazeFaceDetector(tile_fraction=fraction, measure_lean=False)
+    for score in confirm_scores:
+        found[f"tiles {fractions[0]:g}, confirm {score:g}"] = BlazeFaceDetector(
+            tile_fraction=fractions[0], confirm_score=score, measure_lean=False
+        )
     return found
 
 
 def reach(
-    model: Path, data: Path, sides: list[int], limit: int, fractions: list[float], empty: int
+    model: Path,
+    data: Path,
+    sides: list[int],
+    limit: int,
+    fractions: list[float],
+    empty: int,
+    confirm_scores: Sequence[float] = (),
 ) -> dict[str, Any]:
     classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
-    settings = detectors(fractions)
+    settings = detectors(fractions, list(confirm_scores))
     rows = []
     for side in sides:
         times: dict[str, list[float]] = {name: [] for name in settings}
@@ -171,12 +190,13 @@ def video(data: Path, side: int, fraction: float) -> dict[str, Any]:
 
 
 def format_table(results: dict[str, Any]) -> str:
-    lines = [f"{'setting':<12} {'face px':>7} {'found':>15} {'accuracy':>9} {'detect ms':>9}"]
+    width = max(12, *(len(row["setting"]) for row in results["rows"]))
+    lines = [f"{'setting':<{width}} {'face px':>7} {'found':>15} {'accuracy':>9} {'detect ms':>9}"]
     for row in results["rows"]:
         accuracy = row["accuracy_of_found"]
         found = f"{row['found']}/{row['faces']} {row['found_share']:>4.0%}"
         lines.append(
-            f"{row['setting']:<12} {row['face_side_px']:>7} {found:>15} "
+            f"{row['setting']:<{width}} {row['face_side_px']:>7} {found:>15} "
             f"{'-' if accuracy is None else f'{accuracy:.1%}':>9} {row['detect_ms_median']:>9.2f}"
         )
     lines.append(
@@ -184,7 +204,7 @@ def format_table(results: dict[str, Any]) -> str:
         "photos with nobody in them:"
     )
     lines += [
-        f"  {name:<12} {count} / {results['photo_false_faces'][name]}"
+        f"  {name:<{width}} {count} / {results['photo_false_faces'][name]}"
         for name, count in results["false_faces"].items()
     ]
     clip = results["video"]
@@ -242,6 +262,15 @@ def main(argv: list[str] | None = None) -> int:
         help=f"a tile side to compare, as a share of the frame's shorter side (repeatable; "
         f"default {TILE_FRACTION:g}, the shipped one)",
     )
+    parser.add_argument(
+        "--confirm-score",
+        type=float,
+        action="append",
+        default=[],
+        metavar="S",
+        help="also the tile pass at the first fraction with this confirmation score "
+        f"(repeatable; shipped {TILE_CONFIRM_SCORE:g})",
+    )
     parser.add_argument("--empty", type=int, default=100, help="empty scenes for false faces")
     parser.add_argument(
         "--video-side", type=int, default=64, metavar="PX", help="the video's face side"
@@ -250,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot", type=Path, help="draw the share found against face side (PNG)")
     args = parser.parse_args(argv)
     fractions = args.tile_fraction or [TILE_FRACTION]
-    results = reach(args.model, args.data, args.sides, args.limit, fractions, args.empty)
+    results = reach(
+        args.model, args.data, args.sides, args.limit, fractions, args.empty, args.confirm_score
+    )
     results["video"] = video(args.data, args.video_side, fractions[0])
     print(format_table(results))
     if args.json:

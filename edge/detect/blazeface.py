@@ -116,6 +116,9 @@ class BlazeFaceDetector(FaceDetector):
             face they find is confirmed by a closer look (``TILE_CONFIRM_SCORE``).
         tile_fraction: the tiles' side as a share of the frame's shorter side: smaller tiles
             find smaller faces, and more tiles cost more (0.45: twelve in 640x480).
+        confirm_score: how sure the closer look at a small face the tiles found must be to
+            keep it (higher drops textures and true far or leaning faces alike;
+            ``bench/reach.py --confirm-score``).
         measure_lean: read each face's :attr:`~edge.detect.base.Face.roll` from a second look
             at a square twice its size (one more pass a face; none for a face the tile pass
             already saw in a square at most that size). In one pass over a 640x480
@@ -140,6 +143,7 @@ class BlazeFaceDetector(FaceDetector):
         model_path: str | Path | None = None,
         tiles: bool = True,
         tile_fraction: float = TILE_FRACTION,
+        confirm_score: float = TILE_CONFIRM_SCORE,
         measure_lean: bool = True,
         lean_every: int = LEAN_EVERY_FRAMES,
     ) -> None:
@@ -147,6 +151,8 @@ class BlazeFaceDetector(FaceDetector):
             raise ValueError(f"lean_every must be 1 or more, not {lean_every}")
         if not 0 < tile_fraction <= 1:
             raise ValueError(f"tile_fraction must be above 0 and at most 1, not {tile_fraction}")
+        if not 0 < confirm_score < 1:
+            raise ValueError(f"confirm_score must be between 0 and 1, not {confirm_score}")
         path = Path(model_path) if model_path else MODEL_PATH
         if not path.is_file():
             raise BundleError(f"BlazeFace model {path} is missing; reinstall yuzug[edge]")
@@ -167,6 +173,7 @@ class BlazeFaceDetector(FaceDetector):
         self.min_size = min_size
         self.tiles = tiles
         self.tile_fraction = tile_fraction
+        self.confirm_score = confirm_score
         self.measure_lean = measure_lean
         self.lean_every = lean_every
         self._remembered: list[_Remembered] = []  # the last video frame's faces
@@ -272,7 +279,7 @@ class BlazeFaceDetector(FaceDetector):
         found if that look misses it (a tile is at most twice its size too). A face
         overlapping one kept on the frame before (``known``) is kept as found, without another
         look; it was found in a square up to ``FOLLOW_SCALE`` times its size."""
-        confirm_score = max(self.min_score, TILE_CONFIRM_SCORE)
+        confirm_score = max(self.min_score, self.confirm_score)
         kept, looked_at = [], []
         for face in found:
             size = max(face.box[2], face.box[3])

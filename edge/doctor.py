@@ -253,13 +253,20 @@ def _check_faces(
             f"camera mounted turned? set camera.rotation = {(rotation + turn) % 360}",
         )
         return
-    faces = outside_regions(detect_faces(detector, frame), ignore_regions, frame.image)
+    found = detect_faces(detector, frame)
+    faces = outside_regions(found, ignore_regions, frame.image)
+    # Said either way, so that a region drawn in the wrong place shows at once.
+    left_out = (
+        f", {len(found) - len(faces)} left out in camera.ignore_regions" if ignore_regions else ""
+    )
     if not faces:
         doctor.report(
-            "faces", "warn", "none in this frame (fine if nobody is in front of the camera)"
+            "faces",
+            "warn",
+            f"none in this frame{left_out} (fine if nobody is in front of the camera)",
         )
         return
-    detail = f"{len(faces)} in this frame"
+    detail = f"{len(faces)} in this frame{left_out}"
     if classifier is not None:
         crops = classifier.face_crops(frame.image, faces[:1], straighten)
         (prediction,) = classifier.predict(crops, classifier.framings)

@@ -290,3 +290,35 @@ def test_a_leaning_face_is_named_with_its_lean(tmp_path: Path, straighten: bool)
         # the leaning face; the tiles find it, and the closer look that confirms it is surer of
         # it upright (0.92) than of the face on its side (0.86): no turn is advised.
         assert status == "ok" and "leans" not in detail and "rotation" not in detail, detail
+
+
+@pytest.mark.parametrize(
+    ("region", "finding"),
+    [
+        ("[0.0, 0.0, 0.2, 0.2]", ("ok", "1 in this frame, 0 left out in camera.ignore_regions")),
+        (
+            "[0.3, 0.2, 0.4, 0.6]",
+            ("warn", "none in this frame, 1 left out in camera.ignore_regions"),
+        ),
+    ],
+)
+def test_faces_in_ignored_regions_are_counted_not_read(
+    tmp_path: Path, region: str, finding: tuple[str, str]
+):
+    import cv2
+    import numpy as np
+    from skimage import data
+
+    from edge.samples import background, paste_face
+
+    frame = background(np.random.default_rng(0))
+    paste_face(
+        frame, cv2.cvtColor(data.astronaut()[40:260, 140:320], cv2.COLOR_RGB2GRAY), (320, 240), 160
+    )
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "frame.jpg"), frame)
+    config = offline_config(tmp_path, folder, f"ignore_regions = [{region}]\n")
+    _, findings = doctor(config)
+    status, detail = findings["faces"]
+    assert status == finding[0] and finding[1] in detail, detail

@@ -998,6 +998,7 @@ class EdgeApp:
             "privacy_hours": self.privacy_hours_closing,
             "model_version": self.model_version,
             "personal": self.personal_view(),
+            "ignore_regions": [list(region) for region in self.config.camera.ignore_regions],
         }
 
     def personal_view(self) -> dict[str, Any]:

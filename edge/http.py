@@ -56,7 +56,12 @@ STYLE = """
 body { font-family: system-ui, sans-serif; background: #14161a; color: #e8e8e8; margin: 0; }
 main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; max-width: 1040px; }
 img { max-width: 100%; width: 640px; border-radius: 8px; background: #000; }
-main > img { flex: 0 1 640px; }
+#view { flex: 0 1 640px; position: relative; line-height: 0; align-self: flex-start; }
+#view img { width: 100%; }
+#live.marking { cursor: crosshair; touch-action: none; }
+.mark { position: absolute; box-sizing: border-box; border: 2px dashed #e8e8e8;
+  background: rgba(154, 160, 166, 0.3); pointer-events: none; }
+#region-setting { font-family: ui-monospace, monospace; user-select: all; }
 aside { flex: 1 1 240px; max-width: 340px; overflow-wrap: anywhere; }
 @media (max-width: 700px) { aside { max-width: none; } }  /* a phone: under the video, full width */
 .emotion { font-size: 2.4em; font-weight: 700; text-transform: capitalize; }
@@ -227,6 +232,7 @@ async function refresh() {
       say(s.camera), model: s.model_version}) + (s.suggested_rotation == null ? "" :
       " · " + fill(T.turned, {rotation: s.suggested_rotation}));
     showPersonal(s.personal, s.emotion === "paused");
+    if (configured === null) { configured = s.ignore_regions || []; showRegions(); }
   } catch (e) { byId("health").textContent = T.unreachable; }
 }
 
@@ -329,6 +335,52 @@ async function refreshHistory() {
   try { drawTimeline(await (await fetch("api/history" + QUERY)).json()); } catch (e) {}
 }
 
+// Parts of the picture whose faces are not read (a TV, a poster): the daemon draws the ones
+// in its config hatched. Marking more here changes nothing on the device: the page drags out
+// a rectangle on the video and writes the setting to copy, those in the config first.
+let configured = null, marked = [], start = null;
+const live = byId("live");
+const share = (v) => Math.round(Math.min(Math.max(v, 0), 1) * 100) / 100;
+function where(event) {
+  const r = live.getBoundingClientRect();
+  return [share((event.clientX - r.left) / r.width), share((event.clientY - r.top) / r.height)];
+}
+
+function showRegions() {
+  byId("marks").replaceChildren(...marked.map(([left, top, w, h]) => {
+    const mark = element("div", undefined, "mark");
+    Object.assign(mark.style, {left: width(left), top: width(top), width: width(w),
+      height: width(h)});
+    return mark;
+  }));
+  byId("clear-marks").hidden = !marked.length;
+  const regions = [...(configured || []), ...marked];
+  byId("region-how").textContent = marked.length ? T.regions_set : "";
+  byId("region-setting").textContent = marked.length ?
+    "ignore_regions = " + JSON.stringify(regions).replaceAll(",", ", ") : "";
+}
+
+byId("mark").onclick = () => {
+  live.classList.toggle("marking");
+  byId("mark").textContent = live.classList.contains("marking") ? T.mark_done : T.mark;
+};
+byId("clear-marks").onclick = () => { marked = []; showRegions(); };
+live.onpointerdown = (event) => {
+  if (!live.classList.contains("marking")) return;
+  event.preventDefault();
+  start = where(event);
+};
+live.onpointerup = (event) => {
+  if (!start) return;
+  const end = where(event);
+  const [left, top] = [Math.min(start[0], end[0]), Math.min(start[1], end[1])];
+  const [w, h] = [share(Math.abs(end[0] - start[0])), share(Math.abs(end[1] - start[1]))];
+  start = null;
+  if (w >= 0.02 && h >= 0.02) marked.push([left, top, w, h]);  // not a stray click
+  showRegions();
+};
+live.ondragstart = () => false;  // the picture is no file to drag away while marking
+
 refresh(); setInterval(refresh, 1000);
 refreshHistory(); setInterval(refreshHistory, 5000);
 refreshDiary(); setInterval(refreshDiary, 60000);
@@ -339,7 +391,8 @@ PAGE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>{style}</style></head>
 <body><main>
-<img id="live" src="stream.mjpg{query}" alt="{t[video_alt]}">
+<div id="view"><img id="live" src="stream.mjpg{query}" alt="{t[video_alt]}"><div
+ id="marks"></div></div>
 <aside>
  <div class="box"><div class="muted">{t[emotion]}</div><div id="emotion" class="emotion">…</div>
   <div id="confidence" class="muted"></div></div>
@@ -349,6 +402,9 @@ PAGE = """<!doctype html>
   id="restore" hidden></button><div id="suggested" class="muted"></div></div>
  <div class="box"><div class="muted" id="fit-title">{t[fit_title]}</div>
   <div id="teach"></div><div id="taught"></div><div id="applied" class="muted"></div></div>
+ <div class="box"><div class="muted">{t[regions_title]}</div>
+  <button id="mark">{t[mark]}</button><button id="clear-marks" hidden>{t[clear_marks]}</button>
+  <div id="region-how" class="muted"></div><div id="region-setting"></div></div>
  <div class="box muted" id="health"></div>
 </aside>
 <section class="box" id="mood">

@@ -57,6 +57,12 @@ PAGE_TEXT: dict[str, dict[str, Any]] = {
             "from being read so; record it too for a balanced fit",
         },
         "faces": {"one": "{n} face", "other": "{n} faces"},
+        "regions_title": "parts of the picture left out (a TV, a poster)",
+        "mark": "mark one on the video",
+        "mark_done": "done marking",
+        "clear_marks": "clear marked",
+        "regions_set": "to leave them out, set this under [camera] in edge.toml (or with "
+        "yuzug-deploy config --set camera.ignore_regions=…) and restart:",
         "paused_switch": "the privacy switch is on",
         "paused_hours": "privacy hours {hours}",
         "health": "{fps} fps · camera {camera} · model {model}",
@@ -123,6 +129,13 @@ PAGE_TEXT: dict[str, dict[str, Any]] = {
             "öyle okunmasını önler; dengeli bir uyarlama için onu da kaydet",
         },
         "faces": {"one": "{n} yüz", "other": "{n} yüz"},
+        "regions_title": "resmin dışarıda bırakılan yerleri (televizyon, poster)",
+        "mark": "videoda bir yer işaretle",
+        "mark_done": "işaretleme bitti",
+        "clear_marks": "işaretleri sil",
+        "regions_set": "oradaki yüzleri dışarıda bırakmak için bunu edge.toml'da [camera] "
+        "altına yaz (ya da yuzug-deploy config --set camera.ignore_regions=… ile) ve yeniden "
+        "başlat:",
         "paused_switch": "gizlilik anahtarı açık",
         "paused_hours": "gizlilik saatleri: {hours}",
         "health": "{fps} fps · kamera {camera} · model {model}",

@@ -1131,3 +1131,60 @@ def test_waiting_out_the_reconnect_backoff_is_not_a_hung_camera(tmp_path, monkey
     finally:
         stop.set()
         capture.join(5)
+
+
+@pytest.mark.browser
+def test_a_region_marked_on_the_live_page_is_a_setting_the_daemon_takes(video, tmp_path):
+    """Marking a TV on the live page: a drag on the video draws it and writes the
+    camera.ignore_regions line to set, the configured regions first; a stray click marks
+    nothing; the line is one the config takes. The device itself is not changed."""
+    import tomllib
+
+    from edge.config import parse_config
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make system-deps installs it)")
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
+        "ignore_regions = [[0.0, 0.0, 0.1, 0.1]]\n"
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n",
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        assert http_json(port, "/api/state")[1]["ignore_regions"] == [[0.0, 0.0, 0.1, 0.1]]
+        with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
+            text = 'document.getElementById("{}").textContent'.format
+            page.wait('document.getElementById("live").naturalWidth', 10, "the video")
+            page.wait(f'{text("health")}.includes("camera")', 15, "the state shown")
+            assert page.evaluate(text("region-setting")) == ""
+            page.evaluate('document.getElementById("mark").click()')
+            assert page.evaluate(text("mark")) == "done marking"
+
+            def drag(start: tuple[float, float], end: tuple[float, float]) -> None:
+                page.evaluate(
+                    "(() => { const live = document.getElementById('live');"
+                    " const r = live.getBoundingClientRect();"
+                    " const at = (type, [x, y]) => live.dispatchEvent(new PointerEvent(type,"
+                    " {clientX: r.left + x * r.width, clientY: r.top + y * r.height,"
+                    " bubbles: true, cancelable: true}));"
+                    f" at('pointerdown', {list(start)}); at('pointerup', {list(end)}); }})()"
+                )
+
+            drag((0.9, 0.6), (0.5, 0.2))  # from the bottom right corner to the top left
+            drag((0.3, 0.3), (0.3, 0.3))  # a stray click
+            setting = page.evaluate(text("region-setting"))
+            assert setting == "ignore_regions = [[0, 0, 0.1, 0.1], [0.5, 0.2, 0.4, 0.4]]"
+            assert page.evaluate('document.querySelectorAll("#marks .mark").length') == 1
+            assert page.evaluate(text("region-how")).startswith("to leave them out, set this")
+            regions = tomllib.loads(setting)["ignore_regions"]
+            camera = parse_config({"camera": {"ignore_regions": regions}}).camera
+            assert camera.ignore_regions == [(0, 0, 0.1, 0.1), (0.5, 0.2, 0.4, 0.4)]
+
+            page.evaluate('document.getElementById("clear-marks").click()')
+            assert page.evaluate(text("region-setting")) == ""
+            assert page.evaluate('document.querySelectorAll("#marks .mark").length') == 0
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()

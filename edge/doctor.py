@@ -17,11 +17,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import numpy as np
 
 from edge.errors import ConfigError, YuzugError
+
+if TYPE_CHECKING:
+    from edge.config import Region
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 
@@ -234,7 +237,7 @@ def _check_faces(
     classifier: Any,
     rotation: int = 0,
     straighten: bool = True,
-    ignore_regions: Sequence[tuple[float, float, float, float]] = (),
+    ignore_regions: Sequence[Region] = (),
 ) -> None:
     from edge.detect import detect_faces, outside_regions
     from edge.orientation import upright_turn

@@ -37,7 +37,7 @@ from edge.publish.spool import replace_synced
 
 if TYPE_CHECKING:
     from edge.classify.emotion import EmotionClassifier
-    from edge.config import EdgeConfig
+    from edge.config import EdgeConfig, Region
 
 logger = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def record_faces(
     seconds: float,
     progress: Callable[[int], None] | None = None,
     straighten: bool = True,
-    ignore_regions: Sequence[tuple[float, float, float, float]] = (),
+    ignore_regions: Sequence[Region] = (),
 ) -> np.ndarray:
     """The model's own scores (offsets left out) for the largest face of each frame read
     during ``seconds``, cropped as the daemon crops it (``classifier.straighten_faces``), faces

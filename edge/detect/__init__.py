@@ -13,6 +13,7 @@ from edge.preprocess import Box, PreprocessSpec, preprocess_faces, to_gray
 
 if TYPE_CHECKING:
     from edge.camera.base import Frame
+    from edge.config import Region
 
 
 def detect_faces(detector: FaceDetector, frame: Frame, video: bool = False) -> list[Face]:
@@ -32,9 +33,7 @@ def detect_faces(detector: FaceDetector, frame: Frame, video: bool = False) -> l
     return sorted(faces, key=lambda face: face.box[2] * face.box[3], reverse=True)
 
 
-def region_boxes(
-    regions: Sequence[tuple[float, float, float, float]], width: int, height: int
-) -> list[Box]:
+def region_boxes(regions: Sequence[Region], width: int, height: int) -> list[Box]:
     """``camera.ignore_regions`` (shares of the frame) in the pixels of a ``width`` x
     ``height`` image."""
     return [
@@ -44,7 +43,7 @@ def region_boxes(
 
 
 def outside_regions(
-    faces: Sequence[Face], regions: Sequence[tuple[float, float, float, float]], image: np.ndarray
+    faces: Sequence[Face], regions: Sequence[Region], image: np.ndarray
 ) -> list[Face]:
     """The ``faces`` whose box centre lies in none of ``regions`` (``camera.ignore_regions``,
     shares of ``image``'s sides): a face on a TV or a poster is not the person's."""

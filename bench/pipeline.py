@@ -105,11 +105,9 @@ def speed(
                 }
             )
         )
-        app.init_model()
-        app.init_detector()
+        app.init_analysis()
         if lean_every is not None and isinstance(app.detector, BlazeFaceDetector):
             app.detector.lean_every = lean_every
-        app.init_suggestions()
         app.init_publisher()
         if app.publisher:
             app.publisher.wait_connected(5)

@@ -70,7 +70,9 @@ PHOTOS = (
 ONE_PASS = "one pass"
 
 
-def detectors(fractions: list[float], confirm_scores: list[float]) -> dict[str, BlazeFaceDetector]:
+def detectors(
+    fractions: list[float], confirm_scores: Sequence[float]
+) -> dict[str, BlazeFaceDetector]:
     """The settings compared: one pass, the tile pass at each fraction, and at the first
     fraction with each other confirmation score."""
     found = {ONE_PASS: BlazeFaceDetector(tiles=False, measure_lean=False)}
@@ -93,7 +95,7 @@ def reach(
     confirm_scores: Sequence[float] = (),
 ) -> dict[str, Any]:
     classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
-    settings = detectors(fractions, list(confirm_scores))
+    settings = detectors(fractions, confirm_scores)
     rows = []
     for side in sides:
         times: dict[str, list[float]] = {name: [] for name in settings}

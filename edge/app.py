@@ -44,7 +44,7 @@ from edge.detect import (
     FaceDetector,
     detect_faces,
     make_detector,
-    outside_regions,
+    outside_boxes,
     region_boxes,
 )
 from edge.diary import MoodDiary
@@ -187,14 +187,19 @@ class EdgeApp:
     # -- start-up ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.init_model()
-        self.init_detector()
-        self.init_suggestions()
+        self.init_analysis()
         self.init_publisher()
         self.check_privacy_hours()  # before the camera opens: no picture inside those hours
         self.publish_state(force=True)
         self.init_http()
         self.init_capture()
+
+    def init_analysis(self) -> None:
+        """What :meth:`analyse` needs: the model, the detector and the suggestions (a bench, a
+        test or a figure calls it alone, without camera, broker or live view)."""
+        self.init_model()
+        self.init_detector()
+        self.init_suggestions()
 
     def _model_path(self) -> Path:
         return self.config.classifier.model or default_bundle_path()
@@ -610,9 +615,10 @@ class EdgeApp:
     def analyse(self, frame: Frame) -> FrameResult:
         assert self.detector and self.classifier and self.tracker and self.state
         t0 = time.perf_counter()
-        regions = self.config.camera.ignore_regions
+        height, width = frame.image.shape[:2]
+        ignored = region_boxes(self.config.camera.ignore_regions, width, height)
         found = detect_faces(self.detector, frame, video=True)
-        faces = outside_regions(found, regions, frame.image)
+        faces = outside_boxes(found, ignored)
         self.faces_ignored += len(found) - len(faces)
         faces = faces[: self.config.classifier.max_faces]
         boxes = [face.box for face in faces]
@@ -654,7 +660,7 @@ class EdgeApp:
             self.state.confidence,
             self.current_suggestion(),
             self.classifier.labels,
-            region_boxes(regions, frame.image.shape[1], frame.image.shape[0]),
+            ignored,
         )
         self.last_result = result
         return result

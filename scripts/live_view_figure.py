@@ -74,9 +74,7 @@ def ignored_figure(out: Path) -> None:
             "figure",
         )
         app = EdgeApp(config)
-        app.init_model()
-        app.init_detector()
-        app.init_suggestions()
+        app.init_analysis()
         for _ in range(10):  # long enough for the emotion to settle
             result = app.analyse(Frame(frame))
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -307,7 +307,5 @@ def analysing_app(
         }
     )
     app = EdgeApp(config)
-    app.init_model()
-    app.init_detector()
-    app.init_suggestions()
+    app.init_analysis()
     return app

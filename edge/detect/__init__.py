@@ -42,21 +42,23 @@ def region_boxes(regions: Sequence[Region], width: int, height: int) -> list[Box
     ]
 
 
-def outside_regions(
-    faces: Sequence[Face], regions: Sequence[Region], image: np.ndarray
-) -> list[Face]:
-    """The ``faces`` whose box centre lies in none of ``regions`` (``camera.ignore_regions``,
-    shares of ``image``'s sides): a face on a TV or a poster is not the person's."""
-    if not regions:
-        return list(faces)
-    height, width = image.shape[:2]
-    boxes = region_boxes(regions, width, height)
+def outside_boxes(faces: Sequence[Face], boxes: Sequence[Box]) -> list[Face]:
+    """The ``faces`` whose box centre lies in none of ``boxes`` (pixels)."""
 
     def ignored(face: Face) -> bool:
         cx, cy = face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2
         return any(x <= cx < x + w and y <= cy < y + h for x, y, w, h in boxes)
 
     return [face for face in faces if not ignored(face)]
+
+
+def outside_regions(
+    faces: Sequence[Face], regions: Sequence[Region], image: np.ndarray
+) -> list[Face]:
+    """The ``faces`` whose box centre lies in none of ``regions`` (``camera.ignore_regions``,
+    shares of ``image``'s sides): a face on a TV or a poster is not the person's."""
+    height, width = image.shape[:2]
+    return outside_boxes(faces, region_boxes(regions, width, height))
 
 
 def face_crops(
@@ -119,6 +121,7 @@ __all__ = [
     "detect_faces",
     "face_crops",
     "make_detector",
+    "outside_boxes",
     "outside_regions",
     "region_boxes",
 ]

@@ -113,7 +113,7 @@ class BlazeFaceDetector(FaceDetector):
         tiles: when the whole frame shows no face, look again in overlapping square tiles
             (:func:`tile_squares`; six in a 640x480 frame, about 6x the cost, on frames with
             no face near enough for one pass only) to find faces too far for one pass; each
-            face they find is confirmed by a closer look (``TILE_CONFIRM_SCORE``).
+            face they find is confirmed by a closer look (``confirm_score``).
         tile_fraction: the tiles' side as a share of the frame's shorter side: smaller tiles
             find smaller faces, and more tiles cost more (0.45: twelve in 640x480).
         confirm_score: how sure the closer look at a small face the tiles found must be to
@@ -274,7 +274,7 @@ class BlazeFaceDetector(FaceDetector):
         would read it.
 
         A face under half a tile wide is looked at closer, in a square twice its size around
-        it, and kept only if found there at least ``TILE_CONFIRM_SCORE`` sure. A larger one is
+        it, and kept only if found there at least ``confirm_score`` sure. A larger one is
         looked at in a tile-sized square centred on it (a tile may have cut it), and kept as
         found if that look misses it (a tile is at most twice its size too). A face
         overlapping one kept on the frame before (``known``) is kept as found, without another

@@ -5,13 +5,14 @@
 
 Every angry/happy/sad FER2013 test face is pasted into a 640x480 room scene, leaning by the
 given degrees (every other face the other way: a head on one side, or a camera not quite
-level), found by BlazeFace as the daemon finds it with ``straighten_faces`` off (one look) and
-on (a second, closer look at each face reads its eyes), and classified twice: cropped as its box
-lies, and straightened (:func:`edge.preprocess.straightening_turn`). Per lean: the share of
-faces found, the accuracy of each crop on the faces both found (argmax among the emotions, as
-``bench/accuracy.py`` scores), the paired difference with McNemar's p, how far the eyes' lean
-was from the lean given (a FER face's own lean adds to that spread), and detection plus crop
-time per frame with each setting.
+level; 90 a person lying on their side, 180 upside down), found by BlazeFace as the daemon
+finds it with ``straighten_faces`` off (one look) and on (a closer look at each face reads its
+eyes, under each quarter turn unless the face is clearly upright), and classified twice:
+cropped as its box lies, and straightened (:func:`edge.preprocess.straightening_turn`). Per
+lean: the share of faces found, the accuracy of each crop on the faces both found (argmax among
+the emotions, as ``bench/accuracy.py`` scores), the paired difference with McNemar's p, how far
+the eyes' lean was from the lean given, either way round (a FER face's own lean adds to that
+spread), and detection plus crop time per frame with each setting.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def evaluate(
             for kind, kept in crops.items():
                 kept.append(cut[kind][0])
             truth.append(LABELS.index(label))
-            errors.append(found["straight"][0].roll - tilt)
+            errors.append((found["straight"][0].roll - tilt + 180) % 360 - 180)  # either way round
         right = {}
         for kind, kept in crops.items():
             probabilities = classifier.probabilities(np.stack(kept))
@@ -137,7 +138,8 @@ def plot(rows: list[dict[str, Any]], model: str, path: Path) -> None:
     axis.set_xlabel("how far the face leans (degrees, either way)")
     axis.set_ylabel("share of angry/happy/sad test faces")
     axis.set_xticks(leans)
-    axis.set_ylim(0.5, 1.0)
+    lowest = min(min(row["accuracy_as_cut"], row["found"]) for row in rows)
+    axis.set_ylim(min(0.5, lowest - 0.05), 1.0)
     axis.grid(alpha=0.3)
     axis.legend(loc="lower left")
     axis.set_title(f"Leaning faces, BlazeFace + {model}", fontsize=10)

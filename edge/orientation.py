@@ -26,9 +26,9 @@ TURNS = (0, 90, 180, 270)
 TURN_MARGIN = 0.05
 # A face counts for a turn only if its eyes agree that it is upright there: the detector is at
 # times surer of a face lying on its side than of the same face leaning 30 degrees as it comes.
-# With the eyes (BlazeFace's Face.roll), on 102 test faces leaning 30 degrees: upright ones
-# left as they are 83 times (74 without), turned ones righted 70 times (53); upright faces 93
-# (91) and 86 (78). bench/orientation.py.
+# With the eyes (BlazeFace's Face.roll, read under each quarter turn), on 102 test faces leaning
+# 30 degrees: upright pictures left as they are 92 times (71 without the eyes), turned ones
+# righted 84.7 times per turn (48.7); upright faces 99 (89) and 96.3 (74.7). bench/orientation.py.
 UPRIGHT_LEAN_LIMIT = 45.0
 
 

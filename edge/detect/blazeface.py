@@ -56,6 +56,24 @@ FOLLOW_SCALE = 4
 # kept. 0.6 would keep 4 of the 18, but find fewer leaning faces (91% of those 120-160 px wide
 # leaning 30-45 degrees, against 96% at 0.5).
 TILE_CONFIRM_SCORE = 0.5
+# Past about 60 degrees BlazeFace's eye keypoints stop following the lean: a face lying on its
+# side (someone on a sofa) read within 20 degrees of its lean 35 times in 100, one upside down
+# never. Under the quarter turn that stands it up the closer look reads it as well as an
+# upright one (83-88 in 100 at every lean; the rest is mostly FER's faces' own lean), and
+# BlazeFace is surest of the face under that turn (bench/lean.py). So a lean is read first under
+# one turn (none, or the one nearest the lean read before for this face in a video), and under
+# the others too unless the face was found there at least KEEP_TURN_SCORE sure and within
+# KEEP_TURN_DEGREES of upright: 30-42 in 100 faces leaning up to 30 degrees take the other
+# looks, 96 or more of those leaning 60 or more.
+QUARTER_TURNS = (0, 90, 180, 270)  # clockwise leans each look undoes
+KEEP_TURN_SCORE = 0.8
+KEEP_TURN_DEGREES = 45.0
+# Then the surest look's lean is taken, among the looks that see the face within
+# TURN_SEEN_DEGREES of upright, the first turn's kept unless another look is surer by
+# TURN_MARGIN: with neither, 0.4-1.8 points fewer of 450 faces leaning 15-45 degrees read right
+# for 0.2 more lying ones.
+TURN_SEEN_DEGREES = 60.0
+TURN_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,51 @@ def square_around(box: Box, side: int, height: int, width: int) -> tuple[int, in
     return left, top, side
 
 
+# cv2.rotate codes that turn a square back by each clockwise quarter turn of QUARTER_TURNS.
+UNDO_TURN = {
+    90: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    180: cv2.ROTATE_180,
+    270: cv2.ROTATE_90_CLOCKWISE,
+}
+
+
+def turned_box(box: Box, side: int, turn: int) -> Box:
+    """Where ``box`` in a square of ``side`` lies once the square is turned back
+    (anticlockwise) by the clockwise quarter ``turn`` (90, 180 or 270)."""
+    x, y, w, h = box
+    if turn == 90:
+        return y, side - x - w, h, w
+    if turn == 180:
+        return side - x - w, side - y - h, w, h
+    return side - y - h, x, h, w
+
+
+def nearest_quarter_turn(roll: float) -> int:
+    """The clockwise quarter turn (0, 90, 180 or 270) nearest a lean of ``roll`` degrees."""
+    return round(roll / 90) % 4 * 90
+
+
+def surest_lean(looks: dict[int, Face | None], preferred: int = 0) -> float:
+    """The lean read by the surest of the looks under each quarter turn, among those that see
+    the face within :data:`TURN_SEEN_DEGREES` of upright if any do, the ``preferred`` turn's
+    taken unless another is surer by :data:`TURN_MARGIN`; 0 without any look."""
+    seen = [(turn, look) for turn, look in looks.items() if look is not None]
+    near_upright = [(turn, look) for turn, look in seen if abs(look.roll) <= TURN_SEEN_DEGREES]
+    candidates = near_upright or seen
+    if not candidates:
+        return 0.0
+    turn, look = max(
+        candidates, key=lambda pair: pair[1].score + (TURN_MARGIN if pair[0] == preferred else 0)
+    )
+    return leaning_by(turn, look.roll)
+
+
+def leaning_by(turn: int, roll: float) -> float:
+    """The lean, in (-180, 180], of a face seen leaning ``roll`` once turned back by ``turn``."""
+    lean = (turn + roll) % 360
+    return lean - 360 if lean > 180 else lean
+
+
 class BlazeFaceDetector(FaceDetector):
     """Face detection with MediaPipe BlazeFace short-range.
 
@@ -119,11 +182,13 @@ class BlazeFaceDetector(FaceDetector):
         confirm_score: how sure the closer look at a small face the tiles found must be to
             keep it (higher drops textures and true far or leaning faces alike;
             ``bench/reach.py --confirm-score``).
-        measure_lean: read each face's :attr:`~edge.detect.base.Face.roll` from a second look
-            at a square twice its size (one more pass a face; none for a face the tile pass
-            already saw in a square at most that size). In one pass over a 640x480
-            frame a face is a few dozen input pixels wide and its eye keypoints wander by tens
-            of degrees; seen larger they fall within a few degrees of the true lean
+        measure_lean: read each face's :attr:`~edge.detect.base.Face.roll` from a closer look
+            at a square twice its size (one more pass a face, none for one the tile pass
+            already saw in a square at most that size; three more, under the other quarter
+            turns, :data:`QUARTER_TURNS`, for a face not clearly upright to it). In one pass
+            over a 640x480 frame a face is a few dozen input pixels wide and its eye keypoints
+            wander by tens of degrees; seen larger they fall within a few degrees of the true
+            lean, and under the turn that stands it up, so do a lying face's
             (``bench/lean.py``). Off, every roll is 0.
         lean_every: in a video (:meth:`detect_in_video`), take that second look at a face on
             every ``lean_every``-th frame only and keep the lean it read on the frames between,
@@ -198,22 +263,42 @@ class BlazeFaceDetector(FaceDetector):
     def _remember(self, frame: np.ndarray, face: Face, read_close: set[Box]) -> _Remembered:
         """The face with the lean read for it on an earlier frame, if it was found there and
         that read is younger than ``lean_every`` frames; else with a fresh read (free when this
-        frame's search already saw the face close, ``read_close``)."""
+        frame's search already saw the face close, ``read_close``), which looks first under the
+        quarter turn of the lean read before for the face found where it was."""
         known = max(self._remembered, key=lambda entry: iou(entry.face.box, face.box), default=None)
-        if face.box not in read_close and known is not None and known.age + 1 < self.lean_every:
-            if iou(known.face.box, face.box) > LEAN_MEMORY_OVERLAP:
-                return _Remembered(replace(face, roll=known.face.roll), known.age + 1)
-        return _Remembered(replace(face, roll=self._lean(frame, face, read_close)), 0)
+        if known is None or iou(known.face.box, face.box) <= LEAN_MEMORY_OVERLAP:
+            return _Remembered(replace(face, roll=self._lean(frame, face, read_close)), 0)
+        if face.box not in read_close and known.age + 1 < self.lean_every:
+            return _Remembered(replace(face, roll=known.face.roll), known.age + 1)
+        lean = self._lean(frame, face, read_close, known.face.roll)
+        return _Remembered(replace(face, roll=lean), 0)
 
-    def _lean(self, frame: np.ndarray, face: Face, read_close: set[Box]) -> float:
-        """The face's roll read again at a larger scale, in a square twice its size around it;
-        0 (no turn) when that look finds it no more. A face in ``read_close`` (the tile pass
-        found or confirmed it in a square at most twice its size) keeps its roll."""
+    def _lean(
+        self, frame: np.ndarray, face: Face, read_close: set[Box], before: float | None = None
+    ) -> float:
+        """The face's roll read again at a larger scale, in a square twice its size around it:
+        under no quarter turn, or the one nearest the lean read ``before`` for this face, and
+        that read stands if the look is sure of a face near upright there
+        (:data:`KEEP_TURN_SCORE`, :data:`KEEP_TURN_DEGREES`); else under every one of
+        :data:`QUARTER_TURNS` too, the surest look's (:func:`surest_lean`). 0 (no turn) when
+        no look finds the face. A face in ``read_close`` (the tile pass found or confirmed it in
+        a square at most twice its size), or one too large for a closer square, counts as its
+        own look under no turn."""
         side = 2 * max(face.box[2], face.box[3])
+        looks: dict[int, Face | None] = {}
         if face.box in read_close or side >= max(frame.shape[:2]):
-            return face.roll  # the first look saw it as large as a second would
-        closer = self._look_again(frame, face, side, self.min_score)
-        return closer.roll if closer is not None else 0.0
+            looks[0] = face  # the first look saw it as large as a second would
+        first = 0 if before is None else nearest_quarter_turn(before)
+        if first not in looks:
+            looks[first] = self._look_again(frame, face, side, self.min_score, first)
+        upright = looks[first]
+        if upright is not None and upright.score >= KEEP_TURN_SCORE:
+            if abs(upright.roll) <= KEEP_TURN_DEGREES:
+                return leaning_by(first, upright.roll)
+        for turn in QUARTER_TURNS:
+            if turn not in looks:
+                looks[turn] = self._look_again(frame, face, side, self.min_score, turn)
+        return surest_lean(looks, first)
 
     def _detect_frame(self, frame: np.ndarray, follow: bool = False) -> tuple[list[Face], set[Box]]:
         """The faces one pass over the whole frame finds, else the tile pass's, with the boxes
@@ -295,17 +380,32 @@ class BlazeFaceDetector(FaceDetector):
         return faces, {face.box for face in faces if face in looked_at}
 
     def _look_again(
-        self, frame: np.ndarray, face: Face, side: int, min_score: float
+        self, frame: np.ndarray, face: Face, side: int, min_score: float, turn: int = 0
     ) -> Face | None:
         """``face`` as BlazeFace finds it in a square of ``side`` centred on it (clamped to the
-        frame), at least ``min_score`` sure; else None."""
+        frame), at least ``min_score`` sure; else None. With ``turn``, one of
+        :data:`QUARTER_TURNS`, the square is first turned back (anticlockwise) by that much:
+        the face found has its box in the frame, and its roll as it leans in the turned
+        square."""
         height, width = frame.shape[:2]
-        side = min(side, height, width)
+        left, top, side = square_around(face.box, min(side, height, width), height, width)
+        if turn:
+            square = cv2.rotate(frame[top : top + side, left : left + side], UNDO_TURN[turn])
+            x, y, w, h = face.box
+            target = turned_box((x - left, y - top, w, h), side, turn)
+            found = [
+                (replace(look, box=face.box), iou(look.box, target))
+                for look in self._detect_region(square)
+            ]
+        else:
+            found = [
+                (look, iou(look.box, face.box))
+                for look in self._detect_in_square(frame, left, top, side)
+            ]
         best, best_overlap = None, self.iou_threshold
-        for found in self._detect_in_square(frame, *square_around(face.box, side, height, width)):
-            overlap = iou(found.box, face.box)
-            if overlap > best_overlap and found.score >= min_score:
-                best, best_overlap = found, overlap
+        for look, overlap in found:
+            if overlap > best_overlap and look.score >= min_score:
+                best, best_overlap = look, overlap
         return best
 
     def _detect_region(self, frame: np.ndarray) -> list[Face]:

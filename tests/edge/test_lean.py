@@ -15,7 +15,16 @@ from edge.camera.base import Frame
 from edge.classify.emotion import EmotionClassifier
 from edge.detect import detect_faces, face_crops
 from edge.detect.base import Face
-from edge.detect.blazeface import BlazeFaceDetector
+from edge.detect.blazeface import (
+    KEEP_TURN_SCORE,
+    TURN_MARGIN,
+    UNDO_TURN,
+    BlazeFaceDetector,
+    leaning_by,
+    nearest_quarter_turn,
+    surest_lean,
+    turned_box,
+)
 from edge.models import default_bundle_path
 from edge.preprocess import (
     STRAIGHTEN_BEYOND_DEGREES,
@@ -80,6 +89,67 @@ def test_blazeface_reads_a_sharp_face_lean_within_a_few_degrees(
             reads[lean] = found[0].roll - 4  # the photo's own lean
     assert len(reads) >= 6, reads  # BlazeFace may miss one face leaning 45 degrees
     assert all(abs(read - lean) < 9 for lean, read in reads.items()), reads
+
+
+@pytest.mark.parametrize("lean", [-150, -90, 60, 90, 120, 180])
+def test_blazeface_reads_a_face_lying_on_its_side_or_upside_down(
+    sharp_face: np.ndarray, detector: BlazeFaceDetector, lean: int
+):
+    """Past about 60 degrees BlazeFace's eye keypoints stop following the lean (an upside-down
+    face looks to them like an upright one); under the quarter turn that stands the face up
+    they read it again, and BlazeFace is surest of it there."""
+    (found,) = detector.detect(leaning(sharp_face, lean))
+    assert abs(leaning_by(0, found.roll - 4 - lean)) < 9, found  # the photo leans 4 itself
+    if abs(lean) >= 120:  # under no turn alone the eyes take the face for near upright
+        side = 2 * max(found.box[2], found.box[3])
+        frame = leaning(sharp_face, lean)
+        unturned = detector._look_again(frame, found, side, detector.min_score)
+        assert unturned is not None and abs(leaning_by(0, unturned.roll - found.roll)) > 45
+
+
+def test_a_quarter_turned_box_is_where_the_turned_square_shows_it():
+    square = np.zeros((90, 90), np.uint8)
+    box = (10, 20, 30, 15)
+    square[20:35, 10:40] = 255
+    for turn, code in UNDO_TURN.items():
+        ys, xs = np.nonzero(cv2.rotate(square, code))
+        seen = (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+        assert turned_box(box, 90, turn) == seen, turn
+
+
+def test_leans_and_quarter_turns_go_either_way_round():
+    assert [nearest_quarter_turn(roll) for roll in (0, 44, 46, -46, -100, 170, -179)] == [
+        0,
+        0,
+        90,
+        270,
+        270,
+        180,
+        180,
+    ]
+    assert [leaning_by(turn, roll) for turn, roll in ((0, 5), (90, -5), (270, 10), (180, 5))] == [
+        5,
+        85,
+        -80,
+        -175,
+    ]
+    assert leaning_by(180, 0) == 180
+
+
+def test_the_surest_look_near_upright_gives_the_lean_and_the_first_turn_keeps_a_margin():
+    def look(score: float, roll: float) -> Face:
+        return Face((0, 0, 10, 10), score, roll)
+
+    lying = {0: look(0.74, 60), 90: look(0.88, 3), 180: look(0.7, -74), 270: None}
+    assert surest_lean(lying) == 93
+    # A look that sees the face far from upright under its turn counts only if none sees it
+    # near: here the surest (under 180) reads -80 there.
+    assert surest_lean({0: look(0.6, 20), 180: look(0.9, -80)}) == 20
+    assert surest_lean({0: look(0.6, 80), 180: look(0.9, -80)}) == 100
+    close = {0: look(0.7, 30), 90: look(0.7 + TURN_MARGIN / 2, -55)}
+    assert surest_lean(close) == 30  # the first turn's, unless another is clearly surer
+    assert surest_lean(close, preferred=90) == 35
+    assert surest_lean({0: None, 90: None}) == 0.0
 
 
 def test_without_measuring_the_lean_every_roll_is_zero(sharp_face: np.ndarray):
@@ -205,6 +275,37 @@ def test_lean_every_one_reads_every_video_frame(sharp_face: np.ndarray):
     assert rolls[0] > 20 and rolls[1] < -20, rolls
     with pytest.raises(ValueError, match="lean_every"):
         BlazeFaceDetector(lean_every=0)
+
+
+def test_in_a_video_a_lying_face_is_looked_at_under_its_own_turn(sharp_face: np.ndarray):
+    """A fresh face's lean is read under each quarter turn unless it is clearly upright; once
+    read, the next read looks under the turn it was found at first, and only there while the
+    face still lies so. A person who sits up in place is read again under every turn."""
+    upright = leaning(sharp_face, 0, 240)
+    (face,) = BlazeFaceDetector().detect(upright)
+    centre = (face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2)
+    turn = cv2.getRotationMatrix2D(centre, -90, 1.0)  # clockwise: a lean of +90
+    lying = cv2.warpAffine(upright, turn, upright.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+    detector = BlazeFaceDetector(lean_every=2)
+    runs = count_runs(detector)
+    rolls = rolls_in_video(detector, [lying, lying, lying])
+    assert all(abs(roll - 94) < 9 for roll in rolls), rolls
+    # Three first looks; closer ones under each turn on frame 1, under its own on frame 3.
+    assert len(runs) == 3 + 4 + 1
+    rolls = rolls_in_video(detector, [upright] * 4)
+    assert abs(rolls[0] - 94) < 9, rolls  # kept from frame 3 until the next read
+    assert all(abs(roll - 4) < 9 for roll in rolls[1:]), rolls
+    # On frame 5, under the lying face's turn the upright one is not seen sure and upright: the
+    # three other turns are looked under too; on frame 7 under no turn alone.
+    assert len(runs) == 8 + 1 + (1 + 1 + 3) + 1 + (1 + 1)
+
+
+def test_a_clearly_upright_face_is_read_in_one_closer_look(sharp_face: np.ndarray):
+    detector = BlazeFaceDetector()
+    runs = count_runs(detector)
+    (found,) = detector.detect(leaning(sharp_face, 0, 240))
+    assert len(runs) == 2 and abs(found.roll - 4) < 9
+    assert KEEP_TURN_SCORE == 0.8  # the look scored 0.9 here
 
 
 def count_runs(detector: BlazeFaceDetector) -> list[None]:

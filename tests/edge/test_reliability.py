@@ -14,7 +14,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -110,6 +111,32 @@ def served(port: int) -> bool:
         return False
 
 
+@contextmanager
+def serving(
+    tmp_path: Path,
+    source: Path,
+    camera: str = "",
+    sections: str = "",
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[Daemon, int]]:
+    """A daemon playing ``source`` in a loop with MQTT off and the live view on a free port
+    (``camera``: lines added to ``[camera]``; ``sections``: what follows ``[http]``), once it
+    serves; at the end it must stop cleanly, with no traceback in its log."""
+    port = free_port()
+    daemon = Daemon(
+        tmp_path,
+        f'[camera]\ntype = "opencv"\nsource = "{source}"\nloop = true\n{camera}'
+        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n{sections}",
+        env,
+    )
+    try:
+        wait_for(lambda: served(port), 30, what="the HTTP server")
+        yield daemon, port
+    finally:
+        assert daemon.stop() == 0
+    assert "Traceback" not in daemon.text()
+
+
 @pytest.mark.browser
 def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer_zip, tmp_path):
     if CHROMIUM is None:
@@ -119,17 +146,13 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
     # A face in every frame, so that whenever the browser looks it has a box and scores to show.
     script = [Segment("happy", 3.0), Segment("sad", 3.0)]
     write_video(scripted_frames(faces, script, 10, seed=4), scene, 10)
-    port = free_port()
-    daemon = Daemon(
-        tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
-        "history_minutes = 2\n[emotion]\nmin_confidence = 0.3\n",
-        env={"YUZUG_HTTP_TOKEN": "s3cret"},
-    )
     auth = {"Authorization": "Bearer s3cret"}
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+    with serving(
+        tmp_path,
+        scene,
+        sections="history_minutes = 2\n[emotion]\nmin_confidence = 0.3\n",
+        env={"YUZUG_HTTP_TOKEN": "s3cret"},
+    ) as (daemon, port):
         assert get_text(port, "/")[0] == 401  # the token is required
         assert get_text(port, "/api/history")[0] == 401
         assert get_text(port, "/metrics", auth)[0] == 200
@@ -209,8 +232,6 @@ def test_live_page_shows_face_boxes_scores_and_the_mood_timeline_in_chromium(fer
             assert phone.evaluate(f"{weekdays}.length") == 14
             days = 'document.getElementById("diary-days")'
             assert phone.evaluate(f"{days}.scrollWidth <= {days}.clientWidth")
-    finally:
-        assert daemon.stop() == 0
 
 
 def english_fragments() -> list[str]:
@@ -243,16 +264,15 @@ def test_the_live_page_speaks_turkish_when_the_suggestions_do(fer_zip, tmp_path)
     write_video(
         scripted_frames(faces, [Segment("happy", 3.0), Segment("sad", 3.0)], 10, seed=4), scene, 10
     )
-    port = free_port()
-    daemon = Daemon(
+    with serving(
         tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
-        "history_minutes = 2\n[emotion]\nmin_confidence = 0.3\n"
-        f'[suggestions]\nlanguage = "tr"\n[classifier]\npersonal_file = "{tmp_path / "p.json"}"\n',
-    )
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+        scene,
+        sections=(
+            "history_minutes = 2\n[emotion]\nmin_confidence = 0.3\n"
+            '[suggestions]\nlanguage = "tr"\n'
+            f'[classifier]\npersonal_file = "{tmp_path / "p.json"}"\n'
+        ),
+    ) as (daemon, port):
         code, answer = post_json(port, "/api/personal", {"record": "happy", "seconds": 2})
         assert code == 202, answer
         with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
@@ -295,9 +315,6 @@ def test_the_live_page_speaks_turkish_when_the_suggestions_do(fer_zip, tmp_path)
             shown = page.evaluate("document.body.innerText")
             left = [part for part in english_fragments() if part in shown]
             assert not left, left
-    finally:
-        assert daemon.stop() == 0
-    assert "Traceback" not in daemon.text()
 
 
 @pytest.mark.browser
@@ -307,16 +324,14 @@ def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_
     greyed out, and a refusal is said in Turkish too."""
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make system-deps installs it)")
-    port = free_port()
-    daemon = Daemon(
+    with serving(
         tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
-        f'[classifier]\npersonal_file = "{tmp_path / "personal.json"}"\n'
-        '[suggestions]\nlanguage = "tr"\n[privacy]\noff_hours = ["0-12", "12-24"]\n',
-    )
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+        video,
+        sections=(
+            f'[classifier]\npersonal_file = "{tmp_path / "personal.json"}"\n'
+            '[suggestions]\nlanguage = "tr"\n[privacy]\noff_hours = ["0-12", "12-24"]\n'
+        ),
+    ) as (daemon, port):
         wait_for(lambda: http_json(port, "/api/state")[1]["emotion"] == "paused", 20, "paused")
         # The page finishes loading and shows the paused picture: a browser shows an MJPEG
         # part once the next one begins, and this one has no successor for hours, so it is
@@ -344,9 +359,6 @@ def test_the_live_page_says_why_the_camera_is_closed_in_its_language(video, tmp_
             page.evaluate("suggest({next: true})")
             said = page.wait(f"{text('suggested')} || false", 10, "the refusal shown")
             assert said == "duygu yokken önerilecek bir şey yok"
-    finally:
-        assert daemon.stop() == 0
-    assert "Traceback" not in daemon.text()
 
 
 @pytest.mark.browser
@@ -364,22 +376,12 @@ def test_the_live_page_says_when_the_camera_looks_mounted_upside_down(fer_zip, t
         (rotate_image(frame, 180), label) for frame, label in scripted_frames(faces, script, 10)
     )
     write_video(turned, scene, 10)
-    port = free_port()
-    daemon = Daemon(
-        tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
-        "turn_check_seconds = 0.2\n"
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n",
-    )
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+    with serving(tmp_path, scene, camera="turn_check_seconds = 0.2\n") as (daemon, port):
         with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
             health = 'document.getElementById("health").textContent'
             shown = page.wait(f'{health}.includes("rotation") && {health}', 30, "the hint")
             assert shown.endswith(" · faces look turned: set camera.rotation = 180"), shown
         assert http_json(port, "/healthz")[1]["camera"]["suggested_rotation"] == 180
-    finally:
-        assert daemon.stop() == 0
     assert "set camera.rotation = 180 (yuzug-edge doctor checks it)" in daemon.text()
 
 
@@ -487,18 +489,14 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
     catalogue.write_text(
         "".join(f'[[happy]]\nid = "{i}"\ntext = "Idea {i}."\n' for i in ("a", "b", "c", "d"))
     )
-    port = free_port()
-    daemon = Daemon(
-        tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
-        f'[emotion]\nmin_confidence = 0.3\n[suggestions]\ncatalogue = "{catalogue}"\n',
-        env={"YUZUG_HTTP_TOKEN": "s3cret", "STATE_DIRECTORY": str(tmp_path / "state")},
-    )
     auth = {"Authorization": "Bearer s3cret"}
     dismissed = tmp_path / "state" / "dismissed-suggestions.json"
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+    with serving(
+        tmp_path,
+        scene,
+        sections=f'[emotion]\nmin_confidence = 0.3\n[suggestions]\ncatalogue = "{catalogue}"\n',
+        env={"YUZUG_HTTP_TOKEN": "s3cret", "STATE_DIRECTORY": str(tmp_path / "state")},
+    ) as (daemon, port):
         assert post_json(port, "/api/suggestion", {"next": True})[0] == 401
         elsewhere = {**auth, "Origin": "http://evil.example"}
         assert post_json(port, "/api/suggestion", {"next": True}, elsewhere)[0] == 403
@@ -546,9 +544,6 @@ def test_the_live_page_gives_another_suggestion_and_drops_one_for_good(fer_zip, 
             page.evaluate(f"{restore}.click()")
             page.wait(f"{restore}.hidden", 5, "the restore button hidden")
             assert not dismissed.exists()
-    finally:
-        assert daemon.stop() == 0
-    assert "Traceback" not in daemon.text()
     assert f"suggestions: '{dropped}' dismissed" in daemon.text()
 
 
@@ -587,16 +582,12 @@ def test_a_resting_face_read_as_sad_is_reported_as_none_once_fitted(fer_zip, tmp
     scene = tmp_path / "me.avi"
     face = a_relaxed_face_read_as_sad(fer_zip)
     write_video(scripted_frames({"neutral": [face]}, [Segment("neutral", 4.0)], 10), scene, 10)
-    port = free_port()
-    daemon = Daemon(
+    with serving(
         tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{scene}"\nloop = true\n'
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n"
-        "[emotion]\nstable_seconds = 0.5\n",
+        scene,
+        sections="[emotion]\nstable_seconds = 0.5\n",
         env={"STATE_DIRECTORY": str(tmp_path / "state")},
-    )
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+    ) as (daemon, port):
         wait_for(lambda: http_json(port, "/api/state")[1]["emotion"] == "sad", 30, what="sad")
         code, _ = post_json(port, "/api/personal", {"record": "none", "seconds": 2})
         assert code == 202
@@ -604,8 +595,6 @@ def test_a_resting_face_read_as_sad_is_reported_as_none_once_fitted(fer_zip, tmp
         wait_for(lambda: http_json(port, "/api/state")[1]["emotion"] == "none", 15, what="none")
         time.sleep(1.0)
         assert http_json(port, "/api/state")[1]["emotion"] == "none"  # and it stays so
-    finally:
-        assert daemon.stop() == 0
 
 
 def test_run_flags_serve_the_page_and_keep_the_fit_without_a_config_section(video, tmp_path):
@@ -1144,15 +1133,8 @@ def test_a_region_marked_on_the_live_page_is_a_setting_the_daemon_takes(video, t
 
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (make system-deps installs it)")
-    port = free_port()
-    daemon = Daemon(
-        tmp_path,
-        f'[camera]\ntype = "opencv"\nsource = "{video}"\nloop = true\n'
-        "ignore_regions = [[0.0, 0.0, 0.1, 0.1]]\n"
-        f"[mqtt]\nenabled = false\n[http]\nenabled = true\nport = {port}\n",
-    )
-    try:
-        wait_for(lambda: served(port), 30, what="the HTTP server")
+    regions = "ignore_regions = [[0.0, 0.0, 0.1, 0.1]]\n"
+    with serving(tmp_path, video, camera=regions) as (daemon, port):
         assert http_json(port, "/api/state")[1]["ignore_regions"] == [[0.0, 0.0, 0.1, 0.1]]
         with Page(tmp_path, f"http://127.0.0.1:{port}/") as page:
             text = 'document.getElementById("{}").textContent'.format
@@ -1185,6 +1167,3 @@ def test_a_region_marked_on_the_live_page_is_a_setting_the_daemon_takes(video, t
             page.evaluate('document.getElementById("clear-marks").click()')
             assert page.evaluate(text("region-setting")) == ""
             assert page.evaluate('document.querySelectorAll("#marks .mark").length') == 0
-    finally:
-        assert daemon.stop() == 0
-    assert "Traceback" not in daemon.text()

@@ -582,7 +582,8 @@ class EdgeApp:
         else:
             logger.warning(
                 "faces look upright when the picture is turned %d degrees clockwise: is the "
-                "camera mounted turned? set camera.rotation = %d (yuzug-edge doctor checks it)",
+                "camera mounted turned? set camera.rotation = %d (yuzug-edge doctor checks it); "
+                "someone lying down looks so too, and their face is read turned as it is",
                 self.turn_watch.suggested,
                 rotation,
             )

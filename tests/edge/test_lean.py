@@ -224,10 +224,11 @@ def test_a_face_without_a_lean_is_cropped_as_before():
 
 
 @pytest.mark.parametrize("straighten", [True, False])
+@pytest.mark.parametrize("lean", [35, 90])  # a head on one side; someone lying on the sofa
 def test_the_daemon_classifies_the_crop_its_setting_asks_for(
-    sharp_face: np.ndarray, detector: BlazeFaceDetector, tmp_path: Path, straighten: bool
+    sharp_face: np.ndarray, detector: BlazeFaceDetector, tmp_path: Path, straighten: bool, lean: int
 ):
-    frame = leaning(sharp_face, 35)
+    frame = leaning(sharp_face, lean)
     app = analysing_app(tmp_path, {"straighten_faces": straighten})
     (track,) = app.analyse(Frame(frame)).tracks
     classifier: EmotionClassifier = app.classifier
@@ -239,6 +240,8 @@ def test_the_daemon_classifies_the_crop_its_setting_asks_for(
     assert not np.allclose(expected[True], expected[False])  # the two crops read differently
     assert np.allclose(track.scores, expected[straighten], atol=1e-6)
     assert (track.roll > 20) == straighten, track  # the live view leans the box with the crop
+    if straighten:
+        assert abs(track.roll - 4 - lean) < 9, track  # the photo leans 4 of itself
 
 
 def rolls_in_video(detector: BlazeFaceDetector, frames: list[np.ndarray]) -> list[float]:

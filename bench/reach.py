@@ -3,7 +3,8 @@
     python bench/reach.py [--model models/default] [--data fer2013.zip] [--limit 30]
                           [--sides 40 48 56 64 80 96 128] [--tile-fraction 0.6 ...]
                           [--confirm-score 0.6 ...]
-                          [--empty 100] [--video-side 64] [--json out.json] [--plot reach.png]
+                          [--empty 100] [--light 0.25] [--video-side 64] [--json out.json]
+                          [--plot reach.png]
 
 For every face side, up to ``--limit`` angry/happy/sad test faces of each label are pasted into
 640x480 room scenes (the same scenes as ``bench/framing.py``) and looked for by BlazeFace in one
@@ -15,7 +16,8 @@ detection time per frame (one thread, no second look for the lean) and the accur
 found faces as the daemon crops and classifies them (argmax among the emotions). Then the
 false faces: how many each setting reports in ``--empty`` scenes with nobody in them, where the
 tile pass always runs, and in 22 photos of scikit-image's with nobody in them (coins, a galaxy
-field, a cat, a motorbike, textures).
+field, a cat, a motorbike, textures). With ``--light`` every one of those pictures is dimmed,
+with sensor noise: a dim room at the camera's exposure limit.
 
 Last, a video (25 fps; an angry, a happy and a sad face, each held 2 s ``--video-side`` px wide
 with a slight jitter, then nobody for 2 s): the detection time per frame when every frame is
@@ -68,6 +70,7 @@ PHOTOS = (
     "motorcycle_left.png", "page.png", "phantom.png", "retina.jpg", "rocket.jpg", "text.png",
 )  # fmt: skip
 ONE_PASS = "one pass"
+SENSOR_NOISE = 2.0  # grey levels (sd) added to a dimmed frame
 
 
 def detectors(
@@ -85,6 +88,15 @@ def detectors(
     return found
 
 
+def dimmed(frame: np.ndarray, light: float, rng: np.random.Generator) -> np.ndarray:
+    """``frame`` at ``light`` of its brightness with :data:`SENSOR_NOISE` grey levels of noise,
+    as a camera at its exposure limit delivers a dim room; as it is at full light."""
+    if light >= 1:
+        return frame
+    noisy = frame.astype(np.float32) * light + rng.normal(0, SENSOR_NOISE, frame.shape)
+    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+
+
 def reach(
     model: Path,
     data: Path,
@@ -93,17 +105,20 @@ def reach(
     fractions: list[float],
     empty: int,
     confirm_scores: Sequence[float] = (),
+    light: float = 1.0,
 ) -> dict[str, Any]:
     classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
     settings = detectors(fractions, confirm_scores)
+    noise = np.random.default_rng(7)
     rows = []
     for side in sides:
         times: dict[str, list[float]] = {name: [] for name in settings}
         crops: dict[str, list[np.ndarray]] = {name: [] for name in settings}
         truth: dict[str, list[int]] = {name: [] for name in settings}
         faces = 0
-        for label, _, frame, square in pasted_faces(data, LABELS, limit, side):
+        for label, _, bright, square in pasted_faces(data, LABELS, limit, side):
             faces += 1
+            frame = dimmed(bright, light, noise)
             for name, detector in settings.items():
                 start = time.perf_counter()
                 found = detector.detect(frame)
@@ -130,9 +145,10 @@ def reach(
                 }
             )
     rng = np.random.default_rng(1)
-    scenes = [background(rng) for _ in range(empty)]
-    photos = photos_without_people()
+    scenes = [dimmed(background(rng), light, noise) for _ in range(empty)]
+    photos = [dimmed(photo, light, noise) for photo in photos_without_people()]
     return {
+        "light": light,
         "empty_scenes": empty,
         "false_faces": false_faces(settings, scenes),
         "photos": len(photos),
@@ -275,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--empty", type=int, default=100, help="empty scenes for false faces")
     parser.add_argument(
+        "--light",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="frames, empty scenes and photos at this share of their brightness, with "
+        f"{SENSOR_NOISE:g} grey levels of sensor noise (a dim room)",
+    )
+    parser.add_argument(
         "--video-side", type=int, default=64, metavar="PX", help="the video's face side"
     )
     parser.add_argument("--json", type=Path)
@@ -282,7 +306,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fractions = args.tile_fraction or [TILE_FRACTION]
     results = reach(
-        args.model, args.data, args.sides, args.limit, fractions, args.empty, args.confirm_score
+        args.model,
+        args.data,
+        args.sides,
+        args.limit,
+        fractions,
+        args.empty,
+        args.confirm_score,
+        args.light,
     )
     results["video"] = video(args.data, args.video_side, fractions[0])
     print(format_table(results))

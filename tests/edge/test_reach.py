@@ -254,3 +254,24 @@ def test_textures_the_tiles_take_for_faces_are_not_confirmed():
         candidates += len(detector._detect_squares(photo, tiles))
         reported += len(detector.detect(photo))
     assert candidates >= 15 and reported <= 2 * candidates // 3, (candidates, reported)
+
+
+def test_reach_benchmark_dims_every_picture(fer_zip: Path, tmp_path: Path):
+    from bench.reach import SENSOR_NOISE, dimmed
+
+    frame = background(np.random.default_rng(0))
+    assert dimmed(frame, 1.0, np.random.default_rng(0)) is frame
+    dark = dimmed(frame, 0.25, np.random.default_rng(0)).astype(float)
+    assert abs(dark.mean() - 0.25 * frame.mean()) < 1 and SENSOR_NOISE > 0
+    assert 0 < np.std(dark - 0.25 * frame) < 2 * SENSOR_NOISE  # noise, and only noise, added
+    out = tmp_path / "reach.json"
+    run = bench_script(
+        "reach",
+        *("--data", str(fer_zip), "--limit", "2", "--sides", "240", "--empty", "2"),
+        *("--light", "0.3", "--json", str(out)),
+    )
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    assert result["light"] == 0.3 and result["photos"] == 22
+    assert {row["setting"] for row in result["rows"]} == {"one pass", "tiles 0.6"}
+    assert all(row["found"] > 0 for row in result["rows"])  # near faces, even at 30% light

@@ -3,8 +3,8 @@
     python bench/reach.py [--model models/default] [--data fer2013.zip] [--limit 30]
                           [--sides 40 48 56 64 80 96 128] [--tile-fraction 0.6 ...]
                           [--confirm-score 0.6 ...]
-                          [--empty 100] [--light 0.25] [--video-side 64] [--json out.json]
-                          [--plot reach.png]
+                          [--empty 100] [--light 0.25] [--detect-on colour|gray|lores]
+                          [--video-side 64] [--json out.json] [--plot reach.png]
 
 For every face side, up to ``--limit`` angry/happy/sad test faces of each label are pasted into
 640x480 room scenes (the same scenes as ``bench/framing.py``) and looked for by BlazeFace in one
@@ -17,7 +17,9 @@ found faces as the daemon crops and classifies them (argmax among the emotions).
 false faces: how many each setting reports in ``--empty`` scenes with nobody in them, where the
 tile pass always runs, and in 22 photos of scikit-image's with nobody in them (coins, a galaxy
 field, a cat, a motorbike, textures). With ``--light`` every one of those pictures is dimmed,
-with sensor noise: a dim room at the camera's exposure limit.
+with sensor noise: a dim room at the camera's exposure limit. ``--detect-on`` gives detection
+the gray frame, or a gray frame of half the size as picamera2's lores Y plane (boxes scaled
+back, as the daemon does), instead of the colour one.
 
 Last, a video (25 fps; an angry, a happy and a sad face, each held 2 s ``--video-side`` px wide
 with a slight jitter, then nobody for 2 s): the detection time per frame when every frame is
@@ -47,12 +49,15 @@ sys.path.insert(0, str(ROOT))
 from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from bench.framing import LABELS, emotion_hits  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
+from edge.camera.base import Frame  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
+from edge.detect import Face, detect_faces  # noqa: E402
 from edge.detect.blazeface import (  # noqa: E402
     TILE_CONFIRM_SCORE,
     TILE_FRACTION,
     BlazeFaceDetector,
 )
+from edge.preprocess import to_gray  # noqa: E402
 from edge.samples import (  # noqa: E402
     FRAME_SIZE,
     Segment,
@@ -88,6 +93,23 @@ def detectors(
     return found
 
 
+DETECT_ON = ("colour", "gray", "lores")
+
+
+def searched(detector: BlazeFaceDetector, frame: np.ndarray, detect_on: str) -> list[Face]:
+    """The faces ``detector`` finds in ``frame`` (boxes in its pixels) when detection runs on
+    ``detect_on``: the colour frame (an OpenCV camera), its gray copy, or a gray copy of half
+    its width and height (picamera2's default lores Y plane, 320x240 beside 640x480)."""
+    if detect_on == "colour":
+        return detector.detect(frame)
+    gray = to_gray(frame)
+    if detect_on == "gray":
+        return detector.detect(gray)
+    height, width = gray.shape
+    lores = cv2.resize(gray, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    return detect_faces(detector, Frame(frame, gray=lores, gray_scale=2.0))
+
+
 def dimmed(frame: np.ndarray, light: float, rng: np.random.Generator) -> np.ndarray:
     """``frame`` at ``light`` of its brightness with :data:`SENSOR_NOISE` grey levels of noise,
     as a camera at its exposure limit delivers a dim room; as it is at full light."""
@@ -106,6 +128,7 @@ def reach(
     empty: int,
     confirm_scores: Sequence[float] = (),
     light: float = 1.0,
+    detect_on: str = "colour",
 ) -> dict[str, Any]:
     classifier = EmotionClassifier.from_bundle(load_bundle(model), num_threads=1)
     settings = detectors(fractions, confirm_scores)
@@ -121,7 +144,7 @@ def reach(
             frame = dimmed(bright, light, noise)
             for name, detector in settings.items():
                 start = time.perf_counter()
-                found = detector.detect(frame)
+                found = searched(detector, frame, detect_on)
                 times[name].append(time.perf_counter() - start)
                 inside = [face for face in found if centre_inside(face.box, square)][:1]
                 if inside:
@@ -149,10 +172,11 @@ def reach(
     photos = [dimmed(photo, light, noise) for photo in photos_without_people()]
     return {
         "light": light,
+        "detect_on": detect_on,
         "empty_scenes": empty,
-        "false_faces": false_faces(settings, scenes),
+        "false_faces": false_faces(settings, scenes, detect_on),
         "photos": len(photos),
-        "photo_false_faces": false_faces(settings, photos),
+        "photo_false_faces": false_faces(settings, photos, detect_on),
         "rows": rows,
     }
 
@@ -173,10 +197,12 @@ def photos_without_people() -> list[np.ndarray]:
     return photos
 
 
-def false_faces(settings: dict[str, BlazeFaceDetector], frames: list[np.ndarray]) -> dict[str, int]:
+def false_faces(
+    settings: dict[str, BlazeFaceDetector], frames: list[np.ndarray], detect_on: str = "colour"
+) -> dict[str, int]:
     """How many faces each setting reports in frames with nobody in them."""
     return {
-        name: sum(len(detector.detect(frame)) for frame in frames)
+        name: sum(len(searched(detector, frame, detect_on)) for frame in frames)
         for name, detector in settings.items()
     }
 
@@ -301,6 +327,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--video-side", type=int, default=64, metavar="PX", help="the video's face side"
     )
+    parser.add_argument(
+        "--detect-on",
+        choices=DETECT_ON,
+        default="colour",
+        help="what detection sees: the colour frame (an OpenCV camera, default), its gray "
+        "copy, or a gray copy at half the size (picamera2's default lores Y plane)",
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--plot", type=Path, help="draw the share found against face side (PNG)")
     args = parser.parse_args(argv)
@@ -314,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         args.empty,
         args.confirm_score,
         args.light,
+        args.detect_on,
     )
     results["video"] = video(args.data, args.video_side, fractions[0])
     print(format_table(results))

@@ -256,8 +256,18 @@ def test_textures_the_tiles_take_for_faces_are_not_confirmed():
     assert candidates >= 15 and reported <= 2 * candidates // 3, (candidates, reported)
 
 
-def test_reach_benchmark_dims_every_picture(fer_zip: Path, tmp_path: Path):
-    from bench.reach import SENSOR_NOISE, dimmed
+def test_reach_benchmark_dims_every_picture_and_detects_on_the_pi_camera_plane(
+    fer_zip: Path, far_faces: list[np.ndarray], tmp_path: Path
+):
+    from bench.reach import SENSOR_NOISE, dimmed, searched
+
+    # picamera2's lores Y plane: half the size, gray; the boxes come back in frame pixels.
+    near = background(np.random.default_rng(0))
+    truth = paste_face(near, far_faces[0], (320, 240), 200)
+    detector = BlazeFaceDetector(measure_lean=False)
+    boxes = {kind: searched(detector, near, kind)[0].box for kind in ("colour", "gray", "lores")}
+    for box in boxes.values():
+        assert centre_inside(box, truth) and abs(box[2] - boxes["colour"][2]) <= 12, boxes
 
     frame = background(np.random.default_rng(0))
     assert dimmed(frame, 1.0, np.random.default_rng(0)) is frame
@@ -268,10 +278,10 @@ def test_reach_benchmark_dims_every_picture(fer_zip: Path, tmp_path: Path):
     run = bench_script(
         "reach",
         *("--data", str(fer_zip), "--limit", "2", "--sides", "240", "--empty", "2"),
-        *("--light", "0.3", "--json", str(out)),
+        *("--light", "0.3", "--detect-on", "lores", "--json", str(out)),
     )
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
-    assert result["light"] == 0.3 and result["photos"] == 22
+    assert result["light"] == 0.3 and result["detect_on"] == "lores" and result["photos"] == 22
     assert {row["setting"] for row in result["rows"]} == {"one pass", "tiles 0.6"}
     assert all(row["found"] > 0 for row in result["rows"])  # near faces, even at 30% light

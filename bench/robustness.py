@@ -146,6 +146,7 @@ CONDITIONS: dict[str, Condition] = {
     "camera upside down (180)": quarter_turns(2),
     "dim room (35% light)": dim(0.35),
     "dim room + sensor noise": dim(0.35, noise=3.0),
+    "dark room (12% light) + sensor noise": dim(0.12, noise=2.0),
     "out of focus (blur 1 px)": blurred(1.0),
     "far away (24 px face)": far_away(24),
     "JPEG 30, face 144 px": jpeg(30, 144),

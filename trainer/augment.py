@@ -41,6 +41,16 @@ class AugmentConfig:
     max_blur_sigma: float = 1.5  # out of focus: Gaussian sigma in pixels of a 48-pixel face
     max_noise: float = 6.0  # sensor noise: Gaussian, grey levels (1 sigma), drawn in [0, this]
     min_jpeg_quality: int = 20  # stream compression: JPEG quality drawn in [this, 95]
+    # A dark room at the camera's exposure limit, with this probability (0: off, the shipped
+    # recipe): the face at a share of its light drawn log-uniformly in [min_light, max_light],
+    # with sensor noise raised by the gain, drawn in [0.5, max_gain_noise] grey levels. In a
+    # dark room the detector still finds faces and the model no longer reads them (49-57%
+    # right at 12% light, bench/reach.py --light 0.12), and brightening a dark crop before
+    # the model reads fewer still (docs/results.md): darkness has to be learnt.
+    darken_probability: float = 0.0
+    min_light: float = 0.07
+    max_light: float = 0.5
+    max_gain_noise: float = 4.0
 
 
 def augment_batch(
@@ -89,12 +99,25 @@ def augment_batch(
             x0 = int(rng.integers(0, width - ew + 1))
             noise = rng.integers(0, 256, (eh, ew), dtype=np.uint8)
             out[erased, y0 : y0 + eh, x0 : x0 + ew, 0] = noise
+    if config.darken_probability:
+        # Light first: the room is dark before the camera degrades what it gets.
+        for dark in np.flatnonzero(rng.random(n) < config.darken_probability):
+            out[dark, :, :, 0] = darken(out[dark, :, :, 0], config, rng)
     if config.degrade_probability:
         # After the photometric jitter (a camera degrades whatever light it gets) and the
         # erasing (an occluder sits in front of the lens).
         for i in range(n):
             out[i, :, :, 0] = degrade(out[i, :, :, 0], config, rng)
     return out
+
+
+def darken(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A 2-D uint8 face as a camera at its exposure limit delivers it in a dark room: at a share
+    of its light drawn log-uniformly in ``[min_light, max_light]``, with the sensor's noise
+    raised by the gain (``[0.5, max_gain_noise]`` grey levels, 1 sigma)."""
+    light = math.exp(rng.uniform(math.log(config.min_light), math.log(config.max_light)))
+    noise = rng.normal(0.0, rng.uniform(0.5, config.max_gain_noise), image.shape)
+    return np.clip(np.round(image * light + noise), 0, 255).astype(np.uint8)
 
 
 def degrade(image: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
@@ -134,10 +157,11 @@ def device_augmenter(
     draws are JAX's, so a run augmented here is reproducible on its own, not batch-for-batch
     equal to a host-augmented run. Pixels are rounded back to the uint8 grid the camera gives.
     """
-    if config.degrade_probability:
-        # JPEG has no JAX form; the other three alone would be a different recipe.
+    if config.degrade_probability or config.darken_probability:
+        # JPEG has no JAX form; the other three alone would be a different recipe. Darkness
+        # stays with them, host-side, so that the two can be paired.
         raise ValueError(
-            "camera degradations (--degrade) run on the host only: use --augment-on host"
+            "camera degradations (--degrade, --darken) run on the host only: use --augment-on host"
         )
     import jax
     import jax.numpy as jnp

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainer.augment import AugmentConfig, augment_batch, degrade, device_augmenter
+from trainer.augment import AugmentConfig, augment_batch, darken, degrade, device_augmenter
 from trainer.metrics import (
     classification_report,
     emotion_rate,
@@ -218,6 +218,34 @@ def test_sensor_noise_alone_adds_grain_around_the_same_face():
 def test_device_augmentation_refuses_camera_degradations():
     with pytest.raises(ValueError, match="--augment-on host"):
         device_augmenter(replace(AugmentConfig(), degrade_probability=0.2), 1 / 255, 0.0)
+    with pytest.raises(ValueError, match="--augment-on host"):
+        device_augmenter(replace(AugmentConfig(), darken_probability=0.2), 1 / 255, 0.0)
+
+
+def test_a_darkened_face_is_the_same_face_in_less_light_with_more_noise(small_fer_dir):
+    face = cv2.imread(str(sorted(small_fer_dir.rglob("*.jpg"))[0]), cv2.IMREAD_GRAYSCALE)
+    config = AugmentConfig()
+    assert config.darken_probability == 0.0  # the shipped recipe keeps its light
+    darker = [darken(face, config, np.random.default_rng(s)) for s in range(32)]
+    lights = [image.mean() / face.mean() for image in darker]
+    assert config.min_light - 0.03 < min(lights) and max(lights) < config.max_light + 0.03
+    assert np.median(lights) < 0.25  # log-uniform: as many below 0.19 as above
+    for image in darker:  # the same face: its layout, scaled, is still there
+        coarse = cv2.resize(image, (8, 8), interpolation=cv2.INTER_AREA).astype(float).ravel()
+        layout = cv2.resize(face, (8, 8), interpolation=cv2.INTER_AREA).astype(float).ravel()
+        assert np.corrcoef(coarse, layout)[0, 1] > 0.8
+    flat = np.full((48, 48), 100, np.uint8)
+    grain = darken(flat, replace(config, min_light=0.5, max_light=0.5), np.random.default_rng(1))
+    assert abs(grain.mean() - 50) < 1 and 0 < grain.std() <= config.max_gain_noise + 0.5
+
+
+def test_darkening_strikes_about_the_share_of_a_batch_asked_and_touches_no_other_face():
+    faces = np.full((400, 48, 48, 1), 120, np.uint8)
+    plain = replace(NO_AUGMENTATION, darken_probability=0.25)
+    darkened = augment_batch(faces, plain, np.random.default_rng(0))
+    struck = darkened.reshape(400, -1).mean(axis=1) < 100
+    assert 0.18 < struck.mean() < 0.32
+    assert np.array_equal(darkened[~struck], faces[~struck])
 
 
 def test_target_report_and_emotion_rate_take_a_seven_class_models_other_outputs():

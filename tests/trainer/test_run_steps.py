@@ -22,7 +22,7 @@ RUN = [
     *("--max-shift", "0.2", "--max-zoom", "0.3", "--threads", "3", "--train-fraction", "0.25"),
     *("--select-by", "emotion-recall", "--ema", "0.998", "--teacher", "t1", "--teacher", "t2"),
     *("--distill-weight", "0.9", "--init-from", "runs/start", "--class-weights", "none"),
-    *("--sam", "0.05", "--degrade", "0.25"),
+    *("--sam", "0.05", "--degrade", "0.25", "--darken", "0.3"),
 ]
 
 
@@ -99,6 +99,9 @@ def test_augment_flags_change_only_the_ranges_given():
     assert wider.augment.degrade_probability == 0.0  # the shipped recipe degrades nothing
     degraded = _with_augment(default, degrade_probability=0.25)
     assert degraded.augment is not None and degraded.augment.degrade_probability == 0.25
+    assert wider.augment.darken_probability == 0.0  # nor darkens
+    darkened = _with_augment(default, darken_probability=0.3)
+    assert darkened.augment is not None and darkened.augment.darken_probability == 0.3
     assert degraded.augment.max_shift == default.augment.max_shift
     assert _with_augment(default, max_shift=None, max_zoom=None) is default
     with pytest.raises(ValueError, match="--max-zoom and --degrade change augmentation, and pre"):

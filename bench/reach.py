@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import add_faces_arguments, emit, pasted_faces  # noqa: E402
 from bench.framing import LABELS, emotion_hits  # noqa: E402
+from bench.robustness import dim  # noqa: E402
 from edge.bundle import load_bundle  # noqa: E402
 from edge.camera.base import Frame  # noqa: E402
 from edge.classify.emotion import EmotionClassifier  # noqa: E402
@@ -113,10 +114,7 @@ def searched(detector: BlazeFaceDetector, frame: np.ndarray, detect_on: str) -> 
 def dimmed(frame: np.ndarray, light: float, rng: np.random.Generator) -> np.ndarray:
     """``frame`` at ``light`` of its brightness with :data:`SENSOR_NOISE` grey levels of noise,
     as a camera at its exposure limit delivers a dim room; as it is at full light."""
-    if light >= 1:
-        return frame
-    noisy = frame.astype(np.float32) * light + rng.normal(0, SENSOR_NOISE, frame.shape)
-    return np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+    return frame if light >= 1 else dim(light, SENSOR_NOISE)(frame, rng)
 
 
 def reach(
